@@ -1,0 +1,86 @@
+import { UsageError } from '../errors.js';
+import { doctor } from '../engine/doctor.js';
+import { type Lab, openLab } from '../engine/lab.js';
+import { destroy, down } from '../engine/lifecycle.js';
+import { assertMachine, isRunning } from '../engine/machines.js';
+import { status } from '../engine/status.js';
+import { up } from '../engine/up.js';
+import { parseStageRef } from '../plan/plan.js';
+import { readState } from '../state/state.js';
+import { printDoctor, printStatus, printUp } from './format.js';
+
+export interface GlobalOptions {
+  config?: string;
+  name?: string;
+  json: boolean;
+  noCache: boolean;
+  from?: string;
+  until?: string;
+  wait: boolean;
+}
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const json = (value: unknown) => out(JSON.stringify(value, null, 2));
+
+export async function runCommand(command: string, args: string[], passthrough: string[], options: GlobalOptions): Promise<number> {
+  const lab = await openLab({ file: options.config, name: options.name });
+  switch (command) {
+    case 'up': {
+      for (const name of args) assertMachine(lab, name);
+      const report = await up(lab, {
+        plan: {
+          only: args,
+          noCache: options.noCache,
+          from: options.from ? parseStageRef(options.from, lab.loaded.machines) : undefined,
+          until: options.until ? parseStageRef(options.until, lab.loaded.machines) : undefined,
+        },
+        waitForLock: options.wait,
+        renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
+      });
+      if (options.json) json(report);
+      else out(printUp(report));
+      return 0;
+    }
+    case 'status': {
+      const result = await status(lab);
+      if (options.json) json(result);
+      else out(printStatus(result));
+      return 0;
+    }
+    case 'exec': {
+      const [machine, ...rest] = args;
+      const argv = [...rest, ...passthrough];
+      if (!machine || argv.length === 0) throw new UsageError('usage: lab exec <machine> -- <command> [args...]');
+      return runInMachine(lab, machine, (process) => lab.runtime.exec(process, argv, { inherit: true, allowFailure: true, timeout: 24 * 3600_000 }).then((r) => r.exitCode));
+    }
+    case 'shell': {
+      const [machine] = args;
+      if (!machine) throw new UsageError('usage: lab shell <machine>');
+      return runInMachine(lab, machine, (process) => lab.runtime.shell(process));
+    }
+    case 'down': {
+      const stopped = await down(lab);
+      out(stopped.length ? `stopped ${stopped.join(', ')}` : 'no machine was running');
+      return 0;
+    }
+    case 'destroy': {
+      await destroy(lab);
+      out(`lab ${lab.config.name} destroyed`);
+      return 0;
+    }
+    case 'doctor': {
+      const report = await doctor(lab);
+      if (options.json) json(report);
+      else out(printDoctor(report));
+      return report.ready ? 0 : 3;
+    }
+  }
+  throw new UsageError(`unknown command '${command}'`);
+}
+
+async function runInMachine(lab: Lab, machine: string, body: (process: { pid: number; startTime: string }) => Promise<number>): Promise<number> {
+  assertMachine(lab, machine);
+  const state = readState(lab.dirs.stateFile);
+  if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');
+  return body(state.machines[machine]!.process!);
+}

@@ -1,0 +1,45 @@
+import type { DoctorReport } from '../engine/doctor.js';
+import type { LabStatus } from '../engine/status.js';
+import type { UpReport } from '../engine/up.js';
+
+/** Left-aligned columns. */
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+}
+
+const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
+export function printUp(report: UpReport): string {
+  const rows = [['MACHINE', 'BUILT', 'CACHED', 'BOOT', 'FAILED UNITS']];
+  for (const m of report.machines) {
+    rows.push([
+      m.name,
+      m.stages.filter((s) => s.action === 'build').map((s) => s.name).join(',') || '-',
+      m.stages.filter((s) => s.action === 'cached').map((s) => s.name).join(',') || '-',
+      m.booted ? seconds(m.bootMs) : 'already up',
+      m.failedUnits.join(',') || '-',
+    ]);
+  }
+  return `${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage})`;
+}
+
+export function printStatus(status: LabStatus): string {
+  const rows = [['MACHINE', 'STATE', 'ADDRESS', 'ROOT FROM', 'STAGES DONE', 'PENDING', 'SNAPSHOTS']];
+  for (const m of status.machines) {
+    rows.push([m.name, m.state, m.address, m.rootStage ?? '-', m.stagesDone.join(',') || '-', m.stagesPending.join(',') || '-', String(m.snapshots.length)]);
+  }
+  return [`lab ${status.name} (${status.config})`, `network: ${status.network}`, `storage: ${status.storage}`, '', table(rows)].join('\n');
+}
+
+export function printDoctor(report: DoctorReport): string {
+  const lines = [`root: ${report.root ? 'yes' : 'NO (lab needs root)'}`, 'tools:'];
+  for (const t of report.tools) lines.push(`  ${t.found ? 'ok     ' : 'MISSING'} ${t.command.padEnd(15)} ${t.why}${t.found ? '' : ` (apt-get install ${t.package})`}`);
+  lines.push(`runtime: ${report.profile.runtime}`, `network: ${report.profile.network}`, `storage: ${report.profile.storage}`, `image:   ${report.profile.image}`, 'why:');
+  for (const reason of report.profile.why) lines.push(`  - ${reason}`);
+  lines.push(`leftovers of this lab: ${report.leftovers.length ? '' : 'none'}`);
+  for (const item of report.leftovers) lines.push(`  - ${item}`);
+  if (report.otherLabs.length) lines.push(`other labs on this host: ${report.otherLabs.join(', ')}`);
+  lines.push(report.ready ? 'ready' : 'NOT READY');
+  return lines.join('\n');
+}

@@ -1,0 +1,84 @@
+import { parseArgs } from 'node:util';
+import { LabError, UsageError, unknownName } from '../errors.js';
+
+const HELP = `lab: build, snapshot, restore and test labs of systemd-nspawn machines
+
+Usage: lab <command> [options]
+
+Commands:
+  up [machine...]           build what changed (one snapshot per stage) and boot the lab
+      --no-cache              rebuild every stage
+      --from <stage>          rebuild from this stage on (<stage> or <machine>@<stage>)
+      --until <stage>         stop after this stage
+      --wait                  wait for another lab command to finish instead of failing
+  status                    machines, state, addresses, stages done, snapshots
+  exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
+  shell <machine>           an interactive shell in a machine
+  down                      stop the machines, keep everything
+  destroy                   remove everything the lab made on the host
+  doctor                    prerequisites, the modes in use and why, leftovers of labs
+
+Global options:
+  --config <file>           a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)
+  --name <lab>              the lab's name (also LAB_NAME); labs with different names run side by side
+  --json                    machine-readable output (status, doctor, up)
+  -h, --help                this help
+
+Exit codes: 0 ok, 1 a stage or check failed, 2 bad usage or config, 3 the host cannot do it.`;
+
+const COMMANDS = ['up', 'status', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+
+function parse(argv: string[]) {
+  const dashDash = argv.indexOf('--');
+  const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv;
+  const passthrough = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
+  try {
+    const { values, positionals } = parseArgs({
+      args: own,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        config: { type: 'string' },
+        name: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+        'no-cache': { type: 'boolean', default: false },
+        from: { type: 'string' },
+        until: { type: 'string' },
+        wait: { type: 'boolean', default: false },
+      },
+    });
+    return { values, positionals, passthrough };
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0], 'see lab --help');
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values, positionals, passthrough } = parse(argv);
+  const [command, ...args] = positionals;
+  if (values.help || command === undefined || command === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
+  if (!COMMANDS.includes(command)) throw unknownName('command', command, COMMANDS);
+  const { runCommand } = await import('./commands.js');
+  return runCommand(command, args, passthrough, {
+    config: values.config,
+    name: values.name ?? process.env.LAB_NAME,
+    json: values.json,
+    noCache: values['no-cache'],
+    from: values.from,
+    until: values.until,
+    wait: values.wait,
+  });
+}
+
+export function reportError(error: unknown): number {
+  if (error instanceof LabError) {
+    process.stderr.write(`lab: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
+    return error.exitCode;
+  }
+  process.stderr.write(`lab: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+  return 70;
+}

@@ -1,0 +1,76 @@
+import { z } from 'zod';
+
+/** Names that end up in interface, netns, nft and directory names: keep them short and plain. */
+const labName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,11}$/, 'lowercase letters, digits and dashes, starting with a letter, at most 12 characters');
+const machineName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,11}$/, 'lowercase letters, digits and dashes, starting with a letter, at most 12 characters');
+const stageName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lowercase letters, digits and dashes, starting with a letter');
+const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.0.1')
+  .refine((s) => s.split('.').every((o) => Number(o) <= 255), 'each octet must be at most 255');
+const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, 'an IPv4 subnet like 10.0.0.0/24');
+
+export const machineSchema = z.strictObject({
+  name: machineName,
+  /** A static address in the zone, or 'dhcp' (served by the lab's DHCP machine). */
+  address: z.union([z.literal('dhcp'), ipv4]).default('dhcp'),
+  dependsOn: z.array(machineName).default([]),
+  /** Stage names, in order; each is a module `<stagesDir>/<machine>/<stage>.(js|ts)`. */
+  stages: z.array(stageName).default([]),
+});
+
+export const labConfigSchema = z.strictObject({
+  name: labName.default('lab'),
+  /** Everything the lab keeps on the host: pool, snapshots, logs, state. */
+  stateDir: z.string().default('/var/lib/lab'),
+  /** Caches shared by every lab on the host: base image tarballs, downloaded packages. */
+  cacheDir: z.string().default('/var/cache/lab'),
+  zone: z
+    .strictObject({
+      name: z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'lowercase letters and digits, at most 12 characters').default('prolo'),
+      /** The DNS domain of the zone's machines. */
+      domain: z.string().regex(/^[a-z0-9.-]+$/).default('prolo'),
+      subnet: cidr.default('10.224.0.0/24'),
+      /** The address of the bridge `vz-<zone>`: the machines' router to the outside (NAT). */
+      hostAddress: ipv4.default('10.224.0.1'),
+      /** The machine that serves DNS and DHCP to the zone (it needs a static address); null when there is none. */
+      dnsMachine: machineName.nullable().default('gw'),
+    })
+    .prefault({}),
+  network: z
+    .strictObject({
+      /** sandbox: bridge, NAT and a simulated internet in namespaces of the lab's own; host: on the host, as SADM does. */
+      mode: z.enum(['sandbox', 'host']).default('sandbox'),
+      /** The simulated internet of sandbox mode; a documentation range, so it can never mean a real host. */
+      wanSubnet: cidr.default('198.51.100.0/24'),
+    })
+    .prefault({}),
+  storage: z
+    .strictObject({
+      /** btrfs: the state directory when it is btrfs, otherwise a loopback btrfs pool; copy: plain copies. */
+      kind: z.enum(['btrfs', 'copy']).default('btrfs'),
+      /** Size of the sparse loopback image, when one is needed. */
+      poolSize: z.string().regex(/^\d+[MG]$/, 'a size like 20G or 512M').default('20G'),
+    })
+    .prefault({}),
+  image: z
+    .strictObject({
+      distribution: z.enum(['debian']).default('debian'),
+      suite: z.string().regex(/^[a-z]+$/).default('bookworm'),
+      /** Defaults to the mirror that the host's own apt sources name. */
+      mirror: z.url().optional(),
+      /** Extra packages for the base image every machine starts from. */
+      packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/)).default([]),
+    })
+    .prefault({}),
+  /** Where stage modules and fixture files live; default: the ones shipped with lab. */
+  stagesDir: z.string().optional(),
+  fixturesDir: z.string().optional(),
+  machines: z.array(machineSchema).min(1, 'a lab needs at least one machine'),
+});
+
+export type LabConfigInput = z.input<typeof labConfigSchema>;
+export type LabConfig = z.output<typeof labConfigSchema>;
+export type MachineConfig = z.output<typeof machineSchema>;

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { LabError, unknownName } from '../errors.js';
+import { Machine } from '../machine.js';
+import type { Readiness } from '../runtime/runtime.js';
+import { isAlive } from '../state/process.js';
+import { type LabState, type MachineState, writeState } from '../state/state.js';
+import type { Lab } from './lab.js';
+
+const BOOT_TIMEOUT_MS = 90_000;
+const NETWORK_TIMEOUT_S = 30;
+
+export function machineState(state: LabState, name: string): MachineState {
+  return (state.machines[name] ??= {});
+}
+
+export function isRunning(state: LabState, name: string): boolean {
+  return isAlive(state.machines[name]?.process);
+}
+
+export function assertMachine(lab: Lab, name: string): void {
+  const names = lab.config.machines.map((m) => m.name);
+  if (!names.includes(name)) throw unknownName('machine', name, names);
+}
+
+/** The assertion API over a running machine. */
+export function machineApi(lab: Lab, state: LabState, name: string): Machine {
+  return new Machine(name, (argv, options) => {
+    const process = state.machines[name]?.process;
+    if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
+    return lab.runtime.exec(process, argv, { ...options, allowFailure: true });
+  });
+}
+
+/**
+ * Boots the machine from its root and waits until systemd reports it up and its zone
+ * interface is configured (address assigned, DHCP lease taken).
+ */
+export async function startMachine(lab: Lab, state: LabState, name: string): Promise<Readiness> {
+  const root = lab.dirs.machineRoot(name);
+  if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
+  const ms = machineState(state, name);
+  const started = Date.now();
+  ms.process = await lab.runtime.start(name, root);
+  writeState(lab.dirs.stateFile, state);
+  const readiness = await lab.runtime.waitReady(name, ms.process, BOOT_TIMEOUT_MS);
+  const online = await lab.runtime.exec(
+    ms.process,
+    ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${NETWORK_TIMEOUT_S}`],
+    { allowFailure: true, timeout: (NETWORK_TIMEOUT_S + 5) * 1000 },
+  );
+  if (online.exitCode !== 0) throw new LabError(`${name} booted but its zone interface host0 got no address within ${NETWORK_TIMEOUT_S} s`, 1);
+  ms.bootMs = Date.now() - started;
+  writeState(lab.dirs.stateFile, state);
+  return { ...readiness, bootMs: ms.bootMs };
+}
+
+export async function stopMachine(lab: Lab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
+  const ms = state.machines[name];
+  if (!isAlive(ms?.process)) return false;
+  await lab.runtime.stop(ms.process, options);
+  delete ms.process;
+  writeState(lab.dirs.stateFile, state);
+  return true;
+}
+
+/** Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). */
+export async function resetRoot(lab: Lab, state: LabState, name: string, source: string, origin?: { stage: string; key: string }): Promise<void> {
+  const root = lab.dirs.machineRoot(name);
+  await lab.storage.remove(root);
+  await lab.storage.snapshot(source, root, { readonly: false });
+  const ms = machineState(state, name);
+  ms.rootStage = origin?.stage;
+  ms.rootKey = origin?.key;
+  writeState(lab.dirs.stateFile, state);
+}

@@ -1,0 +1,84 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { isAlive } from '../state/process.js';
+import { readState } from '../state/state.js';
+import type { Lab } from './lab.js';
+import { planFor } from './up.js';
+
+export interface SnapshotInfo {
+  stage: string;
+  key: string;
+  createdAt: string;
+  /** True when the stage's current definition would reuse this snapshot. */
+  current: boolean;
+}
+
+export interface MachineStatus {
+  name: string;
+  state: 'running' | 'stopped' | 'not built';
+  pid?: number;
+  /** The configured address, or the DHCP lease the running machine holds. */
+  address: string;
+  stagesDone: string[];
+  stagesPending: string[];
+  /** The stage the machine's root was made from. */
+  rootStage?: string;
+  snapshots: SnapshotInfo[];
+}
+
+export interface LabStatus {
+  name: string;
+  config: string;
+  network: string;
+  storage: string;
+  machines: MachineStatus[];
+}
+
+export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySet<string>): SnapshotInfo[] {
+  const dir = lab.dirs.snapshotsOf(machine);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((entry) => /^([a-z][a-z0-9-]*)@([0-9a-f]+)$/.exec(entry))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({
+      stage: m[1],
+      key: m[2],
+      createdAt: statSync(lab.dirs.snapshot(machine, m[1], m[2])).birthtime.toISOString(),
+      current: currentKeys.has(m[2]),
+    }))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/** Read-only: what is built, what runs, at which address. Takes no lock. */
+export async function status(lab: Lab): Promise<LabStatus> {
+  const state = readState(lab.dirs.stateFile);
+  const plan = planFor(lab);
+  const machines = await Promise.all(
+    plan.machines.map(async (machinePlan): Promise<MachineStatus> => {
+      const ms = state.machines[machinePlan.name];
+      const running = isAlive(ms?.process);
+      const config = lab.config.machines.find((m) => m.name === machinePlan.name)!;
+      let address = config.address;
+      if (running && address === 'dhcp') {
+        const result = await lab.runtime.exec(ms!.process!, ['ip', '-4', '-o', 'address', 'show', 'dev', 'host0'], { allowFailure: true, timeout: 5000 });
+        address = /inet (\d+\.\d+\.\d+\.\d+)/.exec(result.stdout)?.[1] ?? 'dhcp (no lease)';
+      }
+      return {
+        name: machinePlan.name,
+        state: running ? 'running' : existsSync(lab.dirs.machineRoot(machinePlan.name)) ? 'stopped' : 'not built',
+        pid: running ? ms!.process!.pid : undefined,
+        address,
+        stagesDone: machinePlan.stages.filter((s) => s.action === 'cached').map((s) => s.name),
+        stagesPending: machinePlan.stages.filter((s) => s.action === 'build').map((s) => s.name),
+        rootStage: ms?.rootStage,
+        snapshots: listSnapshots(lab, machinePlan.name, new Set(machinePlan.stages.map((s) => s.key))),
+      };
+    }),
+  );
+  return {
+    name: lab.config.name,
+    config: lab.configFile ?? 'default lab (embedded)',
+    network: lab.network.describe(),
+    storage: lab.storage.describe(),
+    machines,
+  };
+}

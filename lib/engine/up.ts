@@ -1,0 +1,282 @@
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
+import { LabError, StageError } from '../errors.js';
+import { CommandError } from '../exec.js';
+import { ensureBaseImage, imagePaths } from '../image/debootstrap.js';
+import { type MachinePlan, type Plan, type PlanOptions, planLab, type PlannedStage } from '../plan/plan.js';
+import { acquireLock } from '../state/lock.js';
+import { type LabState, readState, writeState } from '../state/state.js';
+import { installPackages, offlineContext, type OfflineTarget } from '../stages/context.js';
+import type { LoadedMachine, LoadedStage } from '../stages/load.js';
+import { assertHostReady } from '../host/prereq.js';
+import { ensureDirs, type Lab } from './lab.js';
+import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
+
+export type Renderer = 'default' | 'simple' | 'silent';
+
+export interface UpOptions {
+  plan?: PlanOptions;
+  renderer?: Renderer;
+  waitForLock?: boolean;
+}
+
+export interface MachineReport {
+  name: string;
+  stages: { name: string; key: string; action: 'cached' | 'build'; durationMs?: number }[];
+  booted: boolean;
+  bootMs?: number;
+  failedUnits: string[];
+}
+
+export interface UpReport {
+  baseImage: 'pool' | 'cache' | 'debootstrap';
+  durationMs: number;
+  machines: MachineReport[];
+}
+
+interface Deferred {
+  promise: Promise<boolean>;
+  resolve(booted: boolean): void;
+  reject(error: Error): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (booted: boolean) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<boolean>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined); // observed by dependents; an unawaited rejection is not a crash
+  return { promise, resolve, reject };
+}
+
+/** Plans against the snapshots that exist; pure apart from looking at the pool. */
+export function planFor(lab: Lab, options: PlanOptions = {}): Plan {
+  return planLab({
+    machines: lab.loaded.machines,
+    baseKey: lab.image.key,
+    hasSnapshot: (machine, stage, key) => existsSync(lab.dirs.snapshot(machine, stage, key)),
+    options,
+  });
+}
+
+/**
+ * Brings the lab up: host preparation, base image, then every machine's stages (cached
+ * ones come from their snapshots), a read-only snapshot after each built stage, boot in
+ * dependency order, and the checks of the stages built this time.
+ */
+export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
+  const started = Date.now();
+  assertHostReady(lab.config, 'up');
+  const lock = await acquireLock(lab.dirs.lockFile, 'up', { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
+  try {
+    ensureDirs(lab);
+    const state = readState(lab.dirs.stateFile);
+    await lab.storage.open();
+    await lab.network.setup(state);
+    writeState(lab.dirs.stateFile, state);
+    const paths = imagePaths(lab.config, lab.storage, lab.image);
+    const base = await ensureBaseImage(lab.image, paths, lab.storage, () => undefined);
+    const plan = planFor(lab, options.plan);
+    const reports = await runPlan(lab, state, plan, base.path, options.renderer ?? 'default');
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports };
+  } finally {
+    lock.release();
+  }
+}
+
+async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
+  const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
+  const reports: MachineReport[] = [];
+  const failures: LabError[] = [];
+  const tasks: ListrTask[] = plan.machines.map((machinePlan) => ({
+    title: machinePlan.name,
+    task: (_, task) => {
+      const loaded = lab.loaded.machines.find((m) => m.name === machinePlan.name)!;
+      const report: MachineReport = {
+        name: machinePlan.name,
+        stages: machinePlan.stages.map((s) => ({ name: s.name, key: s.key, action: s.action })),
+        booted: false,
+        failedUnits: [],
+      };
+      reports.push(report);
+      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
+      return task.newListr(job.tasks(ready), { concurrent: false, exitOnError: true });
+    },
+  }));
+  const listr = new Listr(tasks, {
+    concurrent: true,
+    exitOnError: false,
+    renderer,
+    fallbackRenderer: 'simple',
+    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER },
+    fallbackRendererOptions: { timer: PRESET_TIMER },
+  });
+  await listr.run();
+  for (const error of listr.errors) failures.push(error.error instanceof LabError ? error.error : new LabError(error.error.message, 1));
+  if (failures.length > 0) throw firstCause(failures);
+  return reports;
+}
+
+/** A dependent that did not start because its dependency failed is not the story: the dependency is. */
+function firstCause(failures: LabError[]): LabError {
+  return failures.find((f) => !(f instanceof DependencyFailed)) ?? failures[0];
+}
+
+class DependencyFailed extends LabError {}
+
+class MachineJob {
+  constructor(
+    private readonly lab: Lab,
+    private readonly state: LabState,
+    private readonly plan: MachinePlan,
+    private readonly loaded: LoadedMachine,
+    private readonly basePath: string,
+    private readonly report: MachineReport,
+  ) {}
+
+  private get name(): string {
+    return this.plan.name;
+  }
+
+  private snapshotPath(stage: PlannedStage): string {
+    return this.lab.dirs.snapshot(this.name, stage.name, stage.key);
+  }
+
+  tasks(ready: Map<string, Deferred>): ListrTask[] {
+    const { stages } = this.plan;
+    const entry = ready.get(this.name)!;
+    const firstBuild = stages.findIndex((s) => s.action === 'build');
+    const built = firstBuild >= 0 ? stages.slice(firstBuild) : [];
+    const checks = built.filter((stage) => this.loadedStage(stage).definition.check);
+    let rootChanged = false;
+    // Any failure of this machine also fails the machines waiting for it.
+    const guard =
+      (body: (task: { title: string; skip(message: string): void }) => Promise<void>) =>
+      async (_: unknown, task: { title: string; skip(message: string): void }) => {
+        try {
+          await body(task);
+        } catch (error) {
+          entry.reject(error as Error);
+          throw error;
+        }
+      };
+
+    const stageTasks: ListrTask[] = stages.map((stage, index) => ({
+      title: stage.name,
+      task: guard(async (task) => {
+        if (stage.action === 'cached') return task.skip(`${stage.name}: cached`);
+        if (index === firstBuild) {
+          await stopMachine(this.lab, this.state, this.name, { hard: true }); // its root is about to be replaced
+          const parent = index === 0 ? undefined : stages[index - 1];
+          await resetRoot(this.lab, this.state, this.name, parent ? this.snapshotPath(parent) : this.basePath, parent && origin(parent));
+          rootChanged = true;
+        }
+        const startedAt = Date.now();
+        await this.buildStage(stage);
+        this.report.stages[index].durationMs = Date.now() - startedAt;
+        task.title = `${stage.name}: built`;
+      }),
+    }));
+
+    const last = stages.at(-1)!;
+    const boot: ListrTask = {
+      title: 'boot',
+      task: guard(async (task) => {
+        const ms = machineState(this.state, this.name);
+        if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
+          await stopMachine(this.lab, this.state, this.name, { hard: true });
+          await resetRoot(this.lab, this.state, this.name, this.snapshotPath(last), origin(last));
+          rootChanged = true;
+        }
+        let dependencyRebooted = false;
+        for (const dependency of this.plan.dependsOn) {
+          const dependencyReady = ready.get(dependency);
+          if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
+          try {
+            dependencyRebooted ||= await dependencyReady.promise;
+          } catch {
+            throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
+          }
+        }
+        if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip('boot: already running');
+        // Booted after what it depends on, so it sees their current addresses and names.
+        await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
+        const readiness = await startMachine(this.lab, this.state, this.name);
+        Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
+        const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
+        task.title = `boot: ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`;
+      }),
+    };
+    const check: ListrTask = {
+      title: 'check',
+      enabled: checks.length > 0,
+      task: guard(async () => {
+        for (const stage of checks) await this.checkStage(stage, built);
+        entry.resolve(this.report.booted);
+      }),
+    };
+    const done: ListrTask = { title: 'ready', enabled: checks.length === 0, task: guard(async () => entry.resolve(this.report.booted)) };
+    return [...stageTasks, boot, check, done];
+  }
+
+  private loadedStage(stage: PlannedStage): LoadedStage {
+    return this.loaded.stages.find((s) => s.name === stage.name)!;
+  }
+
+  private async buildStage(stage: PlannedStage): Promise<void> {
+    const loaded = this.loadedStage(stage);
+    const logFile = this.lab.dirs.stageLog(this.name, stage.name);
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    rmSync(logFile, { force: true });
+    const target: OfflineTarget = {
+      root: this.lab.dirs.machineRoot(this.name),
+      nspawnName: this.lab.names.nspawnName(this.name),
+      fixturesDir: this.lab.loaded.fixturesDir,
+      logFile,
+      aptArchives: this.lab.aptArchives,
+    };
+    try {
+      await installPackages(target, stage.packages);
+      await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
+    } catch (error) {
+      machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage
+      writeState(this.lab.dirs.stateFile, this.state);
+      throw stageFailure(this.name, stage.name, error, logFile);
+    }
+    // Visible to the cache only once complete (storage snapshots appear under their final name atomically).
+    await this.lab.storage.remove(this.snapshotPath(stage));
+    await this.lab.storage.snapshot(this.lab.dirs.machineRoot(this.name), this.snapshotPath(stage), { readonly: true });
+    const ms = machineState(this.state, this.name);
+    ms.rootKey = stage.key;
+    ms.rootStage = stage.name;
+    writeState(this.lab.dirs.stateFile, this.state);
+  }
+
+  /** A failed check invalidates its stage and those after it: the last good snapshot is the one before. */
+  private async checkStage(stage: PlannedStage, built: PlannedStage[]): Promise<void> {
+    const machine = machineApi(this.lab, this.state, this.name);
+    try {
+      await this.loadedStage(stage).definition.check!(machine, this.loaded.view);
+    } catch (error) {
+      for (const invalid of built.slice(built.indexOf(stage))) await this.lab.storage.remove(this.snapshotPath(invalid));
+      machineState(this.state, this.name).rootKey = undefined;
+      writeState(this.lab.dirs.stateFile, this.state);
+      throw stageFailure(this.name, stage.name, error, undefined, 'check');
+    }
+  }
+}
+
+function origin(stage: PlannedStage): { stage: string; key: string } {
+  return { stage: stage.name, key: stage.key };
+}
+
+function stageFailure(machine: string, stage: string, error: unknown, logFile: string | undefined, step = 'run'): StageError {
+  const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
+  return new StageError(
+    `stage ${machine}@${stage} failed (${step}): ${detail}`,
+    machine,
+    stage,
+    logFile,
+    logFile ? `full log: ${logFile}` : `the machine is still running: look inside with 'lab shell ${machine}'`,
+  );
+}

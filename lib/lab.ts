@@ -1,0 +1,63 @@
+import path from 'node:path';
+import type { LabConfig } from './config/schema.js';
+
+/**
+ * Every name the lab gives to something on the host, in one place. All carry the lab's
+ * name, so that two labs never collide and `lab destroy` can find what belongs to a lab.
+ */
+export interface LabNames {
+  /** Sandbox mode: the namespace that holds the zone bridge and the NAT. */
+  netns: string;
+  /** Sandbox mode: the namespace that plays the internet. */
+  wanNetns: string;
+  /** The nftables table holding the lab's NAT (in the lab's netns, or on the host). */
+  nftTable: string;
+  bridge: string;
+  /** The machine name given to systemd-nspawn for a lab machine. */
+  nspawnName(machine: string): string;
+}
+
+export function labNames(config: LabConfig): LabNames {
+  return {
+    netns: `lab-${config.name}`,
+    wanNetns: `lab-${config.name}-wan`,
+    nftTable: `lab_${config.name.replaceAll('-', '_')}`,
+    bridge: `vz-${config.zone.name}`,
+    nspawnName: (machine) => `${config.name}-${machine}`,
+  };
+}
+
+export interface LabDirs {
+  /** Everything of this lab on the host. */
+  state: string;
+  /** The btrfs pool (mounted loopback image) or the copy-mode directory. */
+  pool: string;
+  poolImage: string;
+  logs: string;
+  stateFile: string;
+  lockFile: string;
+  /** Roots of machines, snapshots and images, inside the pool. */
+  machineRoot(machine: string): string;
+  snapshotsOf(machine: string): string;
+  snapshot(machine: string, stage: string, key: string): string;
+  stageLog(machine: string, stage: string): string;
+  consoleLog(machine: string): string;
+}
+
+export function labDirs(config: LabConfig): LabDirs {
+  const state = path.join(config.stateDir, config.name);
+  const pool = path.join(state, 'pool');
+  return {
+    state,
+    pool,
+    poolImage: path.join(state, 'pool.img'),
+    logs: path.join(state, 'logs'),
+    stateFile: path.join(state, 'state.json'),
+    lockFile: path.join(state, 'lock'),
+    machineRoot: (machine) => path.join(pool, 'machines', machine),
+    snapshotsOf: (machine) => path.join(pool, 'snapshots', machine),
+    snapshot: (machine, stage, key) => path.join(pool, 'snapshots', machine, `${stage}@${key}`),
+    stageLog: (machine, stage) => path.join(state, 'logs', machine, `${stage}.log`),
+    consoleLog: (machine) => path.join(state, 'logs', machine, 'console.log'),
+  };
+}

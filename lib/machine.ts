@@ -1,0 +1,90 @@
+import { formatArgv, type RunResult, tail } from './exec.js';
+import { LabError } from './errors.js';
+
+/** A shell command line run by the machine's /bin/sh, or an argv. */
+export type Command = string | readonly string[];
+
+/** Runs a command inside a running machine; never throws for a non-zero exit. */
+export type MachineExecutor = (argv: readonly string[], options: { timeout: number; input?: string }) => Promise<RunResult>;
+
+/** An assertion about a machine that did not hold: a test result, not a broken lab. */
+export class AssertionFailure extends LabError {
+  constructor(message: string, readonly result?: RunResult) {
+    super(message, 1);
+  }
+}
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
+const DEFAULT_WAIT_MS = 30_000;
+const RETRY_MS = 100;
+
+function argvOf(command: Command): readonly string[] {
+  return typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
+}
+
+function describe(result: RunResult): string {
+  const output = tail(`${result.stdout}${result.stderr}`, 25);
+  return `$ ${formatArgv(result.argv.slice(result.argv.indexOf('--') + 1))}\nexit code ${result.exitCode}${output ? `\n${output}` : ''}`;
+}
+
+/**
+ * The verbs of a machine under test (after the NixOS test driver): all built on `execute`,
+ * every wait a retry of a real condition with a deadline.
+ */
+export class Machine {
+  constructor(
+    readonly name: string,
+    private readonly executor: MachineExecutor,
+  ) {}
+
+  execute(command: Command, options: { timeout?: number; input?: string } = {}): Promise<RunResult> {
+    return this.executor(argvOf(command), { timeout: options.timeout ?? DEFAULT_COMMAND_TIMEOUT_MS, input: options.input });
+  }
+
+  /** Runs the command, fails unless it exits 0; returns its standard output. */
+  async succeed(command: Command, options: { timeout?: number; input?: string } = {}): Promise<string> {
+    const result = await this.execute(command, options);
+    if (result.exitCode !== 0) throw new AssertionFailure(`${this.name}: command should have succeeded\n${describe(result)}`, result);
+    return result.stdout;
+  }
+
+  /** Runs the command, fails if it exits 0; returns its output. */
+  async fail(command: Command, options: { timeout?: number } = {}): Promise<string> {
+    const result = await this.execute(command, options);
+    if (result.exitCode === 0) throw new AssertionFailure(`${this.name}: command should have failed\n${describe(result)}`, result);
+    return `${result.stdout}${result.stderr}`;
+  }
+
+  async waitUntilSucceeds(command: Command, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const result = await this.execute(command, { timeout: Math.max(1000, deadline - Date.now()) });
+      if (result.exitCode === 0) return result.stdout;
+      if (Date.now() >= deadline) {
+        throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(result)}`, result);
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
+
+  /** Waits until the unit is active; fails at once, with its journal, when the unit has failed. */
+  async waitForUnit(unit: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = (await this.execute(['systemctl', 'is-active', unit])).stdout.trim();
+      if (state === 'active') return;
+      if (state === 'failed' || Date.now() >= deadline) {
+        const journal = await this.execute(['journalctl', '--no-pager', '-n', '30', '-u', unit]);
+        throw new AssertionFailure(
+          `${this.name}: unit ${unit} is ${state}${state === 'failed' ? '' : ` after ${timeoutMs} ms`}\n${tail(journal.stdout, 30)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+    }
+  }
+
+  /** Waits until something listens on the TCP port (connecting from inside the machine). */
+  async waitForOpenPort(port: number, address = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    await this.waitUntilSucceeds(['bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], timeoutMs);
+  }
+}

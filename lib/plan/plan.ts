@@ -1,0 +1,113 @@
+import { unknownName, UsageError } from '../errors.js';
+import { type Node, topologicalOrder, withDependencies } from './graph.js';
+import { hashOf } from './key.js';
+
+/** What defines one stage of one machine, as far as caching is concerned. */
+export interface StageSpec {
+  machine: string;
+  name: string;
+  packages: readonly string[];
+  /** Hash of the stage's module source, the fixture files it uses and the lab values it declares. */
+  definitionHash: string;
+}
+
+export interface MachineSpec extends Node {
+  stages: readonly StageSpec[];
+}
+
+/** `stage` (every machine that has it) or `machine@stage`. */
+export interface StageRef {
+  machine?: string;
+  stage: string;
+}
+
+export interface PlanOptions {
+  /** Build only these machines and what they depend on. */
+  only?: readonly string[];
+  /** Rebuild from this stage on, even when cached. */
+  from?: StageRef;
+  /** Stop after this stage. */
+  until?: StageRef;
+  /** Rebuild every stage. */
+  noCache?: boolean;
+}
+
+export interface PlannedStage extends StageSpec {
+  /** Identifies the snapshot taken after this stage: chained through every stage before it. */
+  key: string;
+  action: 'cached' | 'build';
+}
+
+export interface MachinePlan {
+  name: string;
+  dependsOn: readonly string[];
+  stages: PlannedStage[];
+}
+
+export interface Plan {
+  baseKey: string;
+  /** Dependency order: a machine comes after every machine it depends on. */
+  machines: MachinePlan[];
+}
+
+export interface PlanInput {
+  machines: readonly MachineSpec[];
+  baseKey: string;
+  hasSnapshot(machine: string, stage: string, key: string): boolean;
+  options?: PlanOptions;
+}
+
+/** The cache key of a stage: what it is, built on what. */
+export function stageKey(spec: StageSpec, parentKey: string): string {
+  return hashOf({ parent: parentKey, name: spec.name, packages: [...spec.packages], definition: spec.definitionHash });
+}
+
+export function parseStageRef(text: string, machines: readonly MachineSpec[]): StageRef {
+  const [first, second, ...rest] = text.split('@');
+  if (rest.length > 0 || first === '' || second === '') throw new UsageError(`bad stage '${text}': use <stage> or <machine>@<stage>`);
+  if (second !== undefined) {
+    const machine = machines.find((m) => m.name === first);
+    if (!machine) throw unknownName('machine', first, machines.map((m) => m.name));
+    if (!machine.stages.some((s) => s.name === second)) {
+      throw unknownName(`stage of ${first}`, second, machine.stages.map((s) => s.name));
+    }
+    return { machine: first, stage: second };
+  }
+  const all = [...new Set(machines.flatMap((m) => m.stages.map((s) => s.name)))];
+  if (!all.includes(first)) throw unknownName('stage', first, all);
+  return { stage: first };
+}
+
+function refIndex(ref: StageRef | undefined, machine: MachineSpec): number {
+  if (!ref || (ref.machine && ref.machine !== machine.name)) return -1;
+  return machine.stages.findIndex((s) => s.name === ref.stage);
+}
+
+/** Pure: which machines, in which order, and for each stage whether its snapshot can be reused. */
+export function planLab(input: PlanInput): Plan {
+  const options = input.options ?? {};
+  const names = input.machines.map((m) => m.name);
+  for (const name of options.only ?? []) if (!names.includes(name)) throw unknownName('machine', name, names);
+  const order = topologicalOrder(input.machines);
+  const selected = options.only?.length ? withDependencies(input.machines, options.only) : new Set(names);
+  const byName = new Map(input.machines.map((m) => [m.name, m]));
+
+  const machines = order
+    .filter((name) => selected.has(name))
+    .map((name): MachinePlan => {
+      const machine = byName.get(name)!;
+      const fromIndex = refIndex(options.from, machine);
+      const untilIndex = refIndex(options.until, machine);
+      const specs = untilIndex >= 0 ? machine.stages.slice(0, untilIndex + 1) : machine.stages;
+      let parentKey = input.baseKey;
+      let rebuilding = false;
+      const stages = specs.map((spec, index): PlannedStage => {
+        const key = stageKey(spec, parentKey);
+        parentKey = key;
+        rebuilding ||= Boolean(options.noCache) || index === fromIndex || !input.hasSnapshot(name, spec.name, key);
+        return { ...spec, key, action: rebuilding ? 'build' : 'cached' };
+      });
+      return { name, dependsOn: machine.dependsOn, stages };
+    });
+  return { baseKey: input.baseKey, machines };
+}

@@ -1,0 +1,156 @@
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { HostError, LabError } from '../errors.js';
+import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
+import { childrenOf, isAlive, refOf } from '../state/process.js';
+import type { ProcessRef } from '../state/state.js';
+import type { Readiness, Runtime } from './runtime.js';
+
+const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const ORDERLY_STOP_MS = 30_000;
+const POLL_MS = 25;
+
+export interface NspawnOptions {
+  /** nsenter argv prefix that puts nspawn into the lab's netns (sandbox mode), or empty (host mode). */
+  netnsPrefix: readonly string[];
+  bridge: string;
+  nspawnName(machine: string): string;
+  consoleLog(machine: string): string;
+}
+
+const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Machines as `systemd-nspawn --boot` processes started directly by the lab (no machined):
+ * detached, so they outlive `lab`, and attached to the zone bridge with a veth.
+ */
+export class NspawnRuntime implements Runtime {
+  constructor(private readonly options: NspawnOptions) {}
+
+  async start(machine: string, root: string): Promise<ProcessRef> {
+    const log = this.options.consoleLog(machine);
+    mkdirSync(path.dirname(log), { recursive: true });
+    const pid = spawnDetached(
+      [
+        ...this.options.netnsPrefix,
+        'systemd-nspawn',
+        '--quiet',
+        `--directory=${root}`,
+        `--machine=${this.options.nspawnName(machine)}`,
+        // Without machined/systemd as PID 1 on the host, nspawn must neither register nor make its own scope.
+        '--register=no',
+        '--keep-unit',
+        '--boot',
+        `--network-bridge=${this.options.bridge}`,
+        '--resolv-conf=off',
+        '--timezone=off',
+        '--link-journal=no',
+        '--console=read-only',
+      ],
+      log,
+    );
+    const ref = refOf(pid);
+    if (!ref) throw new HostError(`systemd-nspawn for ${machine} exited at once:\n${tail(readFileSync(log, 'utf8'), 15)}`);
+    return ref;
+  }
+
+  /** The container's PID 1: the child of the nspawn process. */
+  leaderPid(process: ProcessRef): number | undefined {
+    return isAlive(process) ? childrenOf(process.pid)[0] : undefined;
+  }
+
+  async waitReady(machine: string, process: ProcessRef, timeoutMs: number): Promise<Readiness> {
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    const gone = () => new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1);
+    let leader: number | undefined;
+    while (!(leader = this.leaderPid(process))) {
+      if (!isAlive(process)) throw gone();
+      if (Date.now() > deadline) throw new LabError(`${machine}: no init process after ${timeoutMs} ms`, 1);
+      await delay(POLL_MS);
+    }
+    // `--wait` blocks until boot-up is complete; before systemd's bus exists it fails at once, so retry.
+    let state = '';
+    while (!['running', 'degraded'].includes(state)) {
+      if (!isAlive(process)) throw gone();
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'unknown'})`, 1);
+      const result = await this.execIn(leader, ['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeout: remaining });
+      state = result.stdout.trim();
+      if (['maintenance', 'stopping', 'offline'].includes(state)) throw new LabError(`${machine} booted into state '${state}'`, 1);
+      if (!['running', 'degraded'].includes(state)) await delay(POLL_MS);
+    }
+    const failed = await this.execIn(leader, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
+    return {
+      state: state as Readiness['state'],
+      failedUnits: failed.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),
+      bootMs: Date.now() - started,
+    };
+  }
+
+  exec(process: ProcessRef, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const leader = this.leaderPid(process);
+    if (!leader) throw new LabError('the machine is not running', 1);
+    return this.execIn(leader, argv, options);
+  }
+
+  private execIn(leader: number, argv: readonly string[], options: RunOptions): Promise<RunResult> {
+    // A clean environment: the host's variables mean nothing inside the machine.
+    const env = ['env', '-i', `PATH=${MACHINE_PATH}`, 'LANG=C.UTF-8', 'HOME=/root', `TERM=${process.env.TERM ?? 'dumb'}`];
+    return run(['nsenter', `--target=${leader}`, '--all', '--', ...env, ...argv], options);
+  }
+
+  async shell(process: ProcessRef): Promise<number> {
+    const result = await this.exec(process, ['/bin/bash', '--login'], { inherit: true, allowFailure: true, timeout: 7 * 24 * 3600_000 });
+    return result.exitCode;
+  }
+
+  async stop(process: ProcessRef, options: { hard: boolean }): Promise<void> {
+    if (!isAlive(process)) return;
+    if (options.hard) {
+      // Killing nspawn itself would orphan the machine; killing its PID 1 ends the whole PID namespace.
+      const leader = this.leaderPid(process);
+      globalThis.process.kill(leader ?? process.pid, 'SIGKILL');
+    } else {
+      globalThis.process.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
+    }
+    const deadline = Date.now() + ORDERLY_STOP_MS;
+    while (isAlive(process)) {
+      if (Date.now() > deadline) return this.stop(process, { hard: true });
+      await delay(POLL_MS);
+    }
+  }
+}
+
+/**
+ * Runs a command in a stopped machine's root, like a chroot with a real /proc and /sys.
+ * It uses the host's network and resolver (package downloads never cross the lab network);
+ * the machine's own /etc/resolv.conf is left as it is.
+ */
+export async function runOffline(
+  root: string,
+  name: string,
+  argv: readonly string[],
+  options: RunOptions & { binds?: readonly string[] } = {},
+): Promise<RunResult> {
+  return run(
+    [
+      'systemd-nspawn',
+      '--quiet',
+      `--directory=${root}`,
+      `--machine=${name}`,
+      '--register=no',
+      '--keep-unit',
+      '--pipe',
+      '--resolv-conf=bind-host',
+      '--timezone=off',
+      '--link-journal=no',
+      ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
+      '--setenv=DEBIAN_FRONTEND=noninteractive',
+      `--setenv=PATH=${MACHINE_PATH}`,
+      '--',
+      ...argv,
+    ],
+    options,
+  );
+}

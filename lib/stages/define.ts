@@ -1,0 +1,46 @@
+import type { LabConfig, MachineConfig } from '../config/schema.js';
+import type { Machine } from '../machine.js';
+import type { RunResult } from '../exec.js';
+
+/** What a stage sees of the lab: its config plus the addresses everything ends up at. */
+export interface LabView {
+  config: LabConfig;
+  machine: MachineConfig;
+  /** The zone's DNS/DHCP server address, if the lab has one. */
+  dnsAddress?: string;
+  /** Prefix length of the zone subnet. */
+  prefixLength: number;
+}
+
+/** Offline helpers for a stage's `run`: the machine is stopped, its root is being built. */
+export interface StageContext {
+  lab: LabView;
+  /** Writes a file into the machine's root (path as seen inside the machine). */
+  writeFile(file: string, content: string, options?: { mode?: number }): Promise<void>;
+  /** The text of a fixture file (relative to the fixtures directory); list it in `fixtures`. */
+  fixture(name: string): Promise<string>;
+  /** Fills `{{name}}` placeholders of a fixture and writes it into the machine. */
+  template(name: string, file: string, values: Record<string, string | number>, options?: { mode?: number }): Promise<void>;
+  /** Runs a command inside the machine's root (no boot, host network); fails the stage on a non-zero exit. */
+  exec(argv: readonly string[], options?: { input?: string; timeout?: number }): Promise<RunResult>;
+  /** `systemctl enable` the units, so they start on boot. */
+  enable(...units: string[]): Promise<void>;
+  log(line: string): void;
+}
+
+export interface StageDefinition {
+  /** Installed from the image's mirror, through the host's network, before `run`. */
+  packages?: readonly string[];
+  /** Fixture files the stage reads: their content is part of the cache key. */
+  fixtures?: readonly string[];
+  /** Lab values the stage's result depends on (other machines, addresses): part of the cache key. */
+  inputs?(lab: LabView): unknown;
+  run?(ctx: StageContext): Promise<void>;
+  /** Runs once the machine is booted with its stages applied; throws (AssertionFailure) when the stage did not work. */
+  check?(machine: Machine, lab: LabView): Promise<void>;
+}
+
+/** Identity function that gives a stage module its types. */
+export function defineStage(definition: StageDefinition): StageDefinition {
+  return definition;
+}

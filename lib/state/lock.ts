@@ -1,0 +1,70 @@
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { HostError } from '../errors.js';
+import { isAlive, refOf } from './process.js';
+import type { ProcessRef } from './state.js';
+
+const TORN_LOCK_GRACE_MS = 2000;
+
+interface LockOwner extends ProcessRef {
+  command: string;
+  since: string;
+}
+
+export interface Lock {
+  release(): void;
+}
+
+/**
+ * One `lab` command at a time per lab. The lock file names its owner; a lock whose owner
+ * is gone (crashed, killed) is taken over, a live one is reported with who holds it.
+ */
+export async function acquireLock(file: string, command: string, options: { waitMs?: number } = {}): Promise<Lock> {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const deadline = Date.now() + (options.waitMs ?? 0);
+  for (;;) {
+    const me = refOf(process.pid)!;
+    const owner: LockOwner = { ...me, command, since: new Date().toISOString() };
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, JSON.stringify(owner));
+      closeSync(fd);
+      return {
+        release: () => {
+          if (readOwner(file)?.pid === me.pid) rmSync(file, { force: true });
+        },
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = readOwner(file);
+    if (!holder && Date.now() - mtimeMs(file) < TORN_LOCK_GRACE_MS) continue; // its owner is still writing it
+    if (!holder || !isAlive(holder)) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      throw new HostError(
+        `this lab is busy: 'lab ${holder.command}' (pid ${holder.pid}) has held its lock since ${holder.since}`,
+        'wait for it to finish, or pass --wait to queue behind it',
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function mtimeMs(file: string): number {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+function readOwner(file: string): LockOwner | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LockOwner;
+  } catch {
+    return undefined;
+  }
+}

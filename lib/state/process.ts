@@ -1,0 +1,31 @@
+import { readFileSync } from 'node:fs';
+import type { ProcessRef } from './state.js';
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+export function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after it follow the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+export function refOf(pid: number): ProcessRef | undefined {
+  const startTime = processStartTime(pid);
+  return startTime === undefined ? undefined : { pid, startTime };
+}
+
+/** Alive and still the same process (not a reused pid). */
+export function isAlive(ref: ProcessRef | undefined): ref is ProcessRef {
+  return ref !== undefined && processStartTime(ref.pid) === ref.startTime;
+}
+
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,48 @@
+import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { run } from '../exec.js';
+import type { Storage } from './storage.js';
+
+const COPY_TIMEOUT_MS = 30 * 60_000;
+
+/** The no-btrfs fallback: snapshots are copies, reflinked when the filesystem can. */
+export class CopyStorage implements Storage {
+  readonly kind = 'copy' as const;
+  constructor(readonly root: string, private readonly reason: string) {}
+
+  async open(): Promise<void> {
+    mkdirSync(this.root, { recursive: true });
+  }
+
+  async create(target: string): Promise<void> {
+    mkdirSync(target, { recursive: true });
+  }
+
+  async snapshot(source: string, target: string): Promise<void> {
+    mkdirSync(path.dirname(target), { recursive: true });
+    const partial = `${target}.partial`;
+    await this.remove(partial);
+    await run(['cp', '-a', '--reflink=auto', '--', source, partial], { timeout: COPY_TIMEOUT_MS });
+    renameSync(partial, target);
+  }
+
+  async seal(source: string, target: string): Promise<void> {
+    renameSync(source, target);
+  }
+
+  async remove(target: string): Promise<void> {
+    if (!existsSync(target)) return;
+    await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: COPY_TIMEOUT_MS });
+  }
+
+  async exclusiveBytes(target: string): Promise<number | undefined> {
+    const { stdout } = await run(['du', '-sb', '--', target], { timeout: COPY_TIMEOUT_MS });
+    return Number(stdout.split('\t')[0]);
+  }
+
+  async close(): Promise<void> {}
+
+  describe(): string {
+    return `copy (${this.reason}): snapshots are full copies, restores take seconds`;
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * Where machine roots and stage snapshots live. A snapshot is a read-only copy of a root;
+ * on btrfs it is a subvolume snapshot (milliseconds), in copy mode a reflinked or plain copy.
+ */
+export interface Storage {
+  readonly kind: 'btrfs' | 'copy';
+  /** Where the pool is mounted or kept: every path below is inside it. */
+  readonly root: string;
+  /** Makes the pool usable (creates and mounts a loopback image if needed). Idempotent. */
+  open(): Promise<void>;
+  /** An empty writable root (a subvolume on btrfs). */
+  create(path: string): Promise<void>;
+  /** A copy of `source` at `target`, read-only or writable; `target` appears only once complete. */
+  snapshot(source: string, target: string, options: { readonly: boolean }): Promise<void>;
+  /** Makes a finished root read-only and moves it to its final name in one step. */
+  seal(source: string, target: string): Promise<void>;
+  /** Removes a root or snapshot, including what systemd nested inside it. Missing is fine. */
+  remove(path: string): Promise<void>;
+  /** Space held only by this snapshot, in bytes, when the storage can tell. */
+  exclusiveBytes(path: string): Promise<number | undefined>;
+  /** Unmounts and detaches whatever `open` set up. */
+  close(): Promise<void>;
+  /** Describes the mode and why, for `lab doctor` and `lab status`. */
+  describe(): string;
+}
