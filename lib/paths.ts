@@ -1,7 +1,18 @@
-import { fileURLToPath } from 'node:url';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** The installed package's root (this file is dist/lib/paths.js once built). */
-export const packageRoot = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+/** The package's root: the nearest directory above this module with a package.json (works from dist/ and from sources). */
+function findPackageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('lab: cannot find its package.json');
+    dir = parent;
+  }
+  return dir;
+}
+
+export const packageRoot = findPackageRoot();
 export const builtinStagesDir = path.join(packageRoot, 'dist', 'stages');
 export const builtinFixturesDir = path.join(packageRoot, 'fixtures');

@@ -62,7 +62,10 @@ async function readConfigFile(file: string): Promise<Partial<LabConfigInput>> {
 export async function importModule(file: string): Promise<Record<string, unknown>> {
   if (file.endsWith('.ts')) {
     const { tsImport } = await import('tsx/esm/api');
-    return tsImport(pathToFileURL(file).href, import.meta.url);
+    const module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+    // Outside an ESM package tsx loads the file as CommonJS: its exports arrive as `default`.
+    const exports = module.default as Record<string, unknown> | undefined;
+    return exports?.__esModule ? exports : module;
   }
   return import(pathToFileURL(file).href);
 }

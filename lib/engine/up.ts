@@ -87,7 +87,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
 async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
   const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
   const reports: MachineReport[] = [];
-  const failures: LabError[] = [];
+  const failures: Error[] = [];
   const tasks: ListrTask[] = plan.machines.map((machinePlan) => ({
     title: machinePlan.name,
     task: (_, task) => {
@@ -99,7 +99,7 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
         failedUnits: [],
       };
       reports.push(report);
-      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
+      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report, (error) => failures.push(error));
       return task.newListr(job.tasks(ready), { concurrent: false, exitOnError: true });
     },
   }));
@@ -112,14 +112,14 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
     fallbackRendererOptions: { timer: PRESET_TIMER },
   });
   await listr.run();
-  for (const error of listr.errors) failures.push(error.error instanceof LabError ? error.error : new LabError(error.error.message, 1));
   if (failures.length > 0) throw firstCause(failures);
   return reports;
 }
 
 /** A dependent that did not start because its dependency failed is not the story: the dependency is. */
-function firstCause(failures: LabError[]): LabError {
-  return failures.find((f) => !(f instanceof DependencyFailed)) ?? failures[0];
+function firstCause(failures: Error[]): LabError {
+  const cause = failures.find((f) => !(f instanceof DependencyFailed)) ?? failures[0];
+  return cause instanceof LabError ? cause : new LabError(String(cause.stack ?? cause), 1);
 }
 
 class DependencyFailed extends LabError {}
@@ -132,6 +132,7 @@ class MachineJob {
     private readonly loaded: LoadedMachine,
     private readonly basePath: string,
     private readonly report: MachineReport,
+    private readonly onFailure: (error: Error) => void,
   ) {}
 
   private get name(): string {
@@ -157,14 +158,15 @@ class MachineJob {
           await body(task);
         } catch (error) {
           entry.reject(error as Error);
+          this.onFailure(error as Error);
           throw error;
         }
       };
 
     const stageTasks: ListrTask[] = stages.map((stage, index) => ({
-      title: stage.name,
+      title: `${this.name}@${stage.name}`,
       task: guard(async (task) => {
-        if (stage.action === 'cached') return task.skip(`${stage.name}: cached`);
+        if (stage.action === 'cached') return task.skip(`${this.name}@${stage.name}: cached`);
         if (index === firstBuild) {
           await stopMachine(this.lab, this.state, this.name, { hard: true }); // its root is about to be replaced
           const parent = index === 0 ? undefined : stages[index - 1];
@@ -174,13 +176,13 @@ class MachineJob {
         const startedAt = Date.now();
         await this.buildStage(stage);
         this.report.stages[index].durationMs = Date.now() - startedAt;
-        task.title = `${stage.name}: built`;
+        task.title = `${this.name}@${stage.name}: built`;
       }),
     }));
 
     const last = stages.at(-1)!;
     const boot: ListrTask = {
-      title: 'boot',
+      title: `${this.name}: boot`,
       task: guard(async (task) => {
         const ms = machineState(this.state, this.name);
         if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
@@ -193,29 +195,30 @@ class MachineJob {
           const dependencyReady = ready.get(dependency);
           if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
           try {
-            dependencyRebooted ||= await dependencyReady.promise;
+            const rebooted = await dependencyReady.promise; // awaited for every dependency, not short-circuited
+            dependencyRebooted = dependencyRebooted || rebooted;
           } catch {
             throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
           }
         }
-        if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip('boot: already running');
+        if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip(`${this.name}: already running`);
         // Booted after what it depends on, so it sees their current addresses and names.
         await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
         const readiness = await startMachine(this.lab, this.state, this.name);
         Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
         const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
-        task.title = `boot: ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`;
+        task.title = `${this.name}: ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`;
       }),
     };
     const check: ListrTask = {
-      title: 'check',
+      title: `${this.name}: check`,
       enabled: checks.length > 0,
       task: guard(async () => {
         for (const stage of checks) await this.checkStage(stage, built);
         entry.resolve(this.report.booted);
       }),
     };
-    const done: ListrTask = { title: 'ready', enabled: checks.length === 0, task: guard(async () => entry.resolve(this.report.booted)) };
+    const done: ListrTask = { title: `${this.name}: ready`, enabled: checks.length === 0, task: guard(async () => entry.resolve(this.report.booted)) };
     return [...stageTasks, boot, check, done];
   }
 

@@ -77,7 +77,8 @@ export class NspawnRuntime implements Runtime {
       if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'unknown'})`, 1);
       const result = await this.execIn(leader, ['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeout: remaining });
       state = result.stdout.trim();
-      if (['maintenance', 'stopping', 'offline'].includes(state)) throw new LabError(`${machine} booted into state '${state}'`, 1);
+      // 'offline' only means systemd's bus is not up yet.
+      if (['maintenance', 'stopping'].includes(state)) throw new LabError(`${machine} booted into state '${state}'`, 1);
       if (!['running', 'degraded'].includes(state)) await delay(POLL_MS);
     }
     const failed = await this.execIn(leader, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
@@ -131,10 +132,12 @@ export async function runOffline(
   root: string,
   name: string,
   argv: readonly string[],
-  options: RunOptions & { binds?: readonly string[] } = {},
+  options: RunOptions & { binds?: readonly string[]; exclusive?: string } = {},
 ): Promise<RunResult> {
   return run(
     [
+      // Serialises users of a shared resource (the package cache) across machines and labs.
+      ...(options.exclusive ? ['flock', '--timeout=1800', options.exclusive] : []),
       'systemd-nspawn',
       '--quiet',
       `--directory=${root}`,

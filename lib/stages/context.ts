@@ -97,7 +97,13 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
 /** Installs packages into a stopped machine, from its mirror through the host's network. */
 export async function installPackages(target: OfflineTarget, packages: readonly string[]): Promise<void> {
   if (packages.length === 0) return;
-  const ctx = { logFile: target.logFile, timeout: STAGE_COMMAND_TIMEOUT_MS, binds: [`${target.aptArchives}:/var/cache/apt/archives`] };
+  const ctx = {
+    logFile: target.logFile,
+    timeout: STAGE_COMMAND_TIMEOUT_MS,
+    binds: [`${target.aptArchives}:/var/cache/apt/archives`],
+    // apt locks the shared archive cache: one install at a time, the others queue.
+    exclusive: path.join(target.aptArchives, '.lab-install.lock'),
+  };
   const install = ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', ...packages];
   const first = await runOffline(target.root, target.nspawnName, install, { ...ctx, allowFailure: true });
   if (first.exitCode === 0) return;

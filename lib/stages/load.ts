@@ -13,6 +13,8 @@ import type { LabView, StageDefinition } from './define.js';
 import systemStage from './system.js';
 
 export const SYSTEM_STAGE = 'system';
+/** The built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
+const SYSTEM_STAGE_FILE = fileURLToPath(new URL(`./system${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts'];
 const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'inputs', 'run', 'check']);
 
@@ -56,8 +58,7 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
   for (const [index, machine] of config.machines.entries()) {
     const view = labView(config, machine);
     const stages: LoadedStage[] = [];
-    const systemFile = fileURLToPath(new URL('./system.js', import.meta.url));
-    stages.push(describeStage(machine.name, SYSTEM_STAGE, systemFile, systemStage, view, fixturesDir));
+    stages.push(describeStage(machine.name, SYSTEM_STAGE, SYSTEM_STAGE_FILE, systemStage, view, fixturesDir));
     for (const name of machine.stages) {
       const file = findStageFile(stagesDir, machine.name, name, `machines.${index}.stages`);
       const definition = await loadDefinition(file);

@@ -21,10 +21,12 @@ export default defineStage({
     const machineId = createHash('sha256').update(`${config.name}/${machine.name}`).digest('hex').slice(0, 32);
     await ctx.writeFile('/etc/hostname', `${machine.name}\n`);
     await ctx.writeFile('/etc/machine-id', `${machineId}\n`);
-    await ctx.writeFile('/etc/hosts', `127.0.0.1 localhost\n127.0.1.1 ${machine.name}.${domain} ${machine.name}\n`);
+    // A static machine names its real address; a DHCP one is named by the zone's DNS from its lease.
+    const own = machine.address === 'dhcp' ? '' : `${machine.address} ${machine.name}.${domain} ${machine.name}\n`;
+    await ctx.writeFile('/etc/hosts', `127.0.0.1 localhost\n${own}`);
     const network =
       machine.address === 'dhcp'
-        ? ['DHCP=ipv4', '', '[DHCPv4]', 'ClientIdentifier=mac', 'SendHostname=yes', 'UseDNS=no']
+        ? ['DHCP=ipv4', '', '[DHCPv4]', 'ClientIdentifier=mac', 'SendHostname=yes', 'UseDNS=no', 'UseHostname=no']
         : [`Address=${machine.address}/${ctx.lab.prefixLength}`, `Gateway=${config.zone.hostAddress}`];
     // Sorts before systemd's own 80-container-host0.network, which would otherwise win.
     await ctx.writeFile(

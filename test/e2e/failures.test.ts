@@ -1,0 +1,104 @@
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
+
+/** A one-machine lab with stages of the test's own, in a directory of its own. */
+function soloLab(stages: Record<string, string>): { dir: string; config: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-e2e-'));
+  mkdirSync(path.join(dir, 'stages', 'solo'), { recursive: true });
+  for (const [stage, source] of Object.entries(stages)) writeFileSync(path.join(dir, 'stages', 'solo', `${stage}.mjs`), source);
+  const config = path.join(dir, 'lab.config.yaml');
+  writeFileSync(
+    config,
+    ['stagesDir: stages', 'zone: { dnsMachine: null }', 'machines:', '  - name: solo', '    address: 10.224.0.9', `    stages: [${Object.keys(stages).join(', ')}]`, ''].join('\n'),
+  );
+  return { dir, config };
+}
+
+const okStage = "export default { async run(ctx) { await ctx.writeFile('/etc/ok-marker', 'ok\\n'); } };\n";
+const brokenStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo doomed-output; exit 7']); } };\n";
+const fixedStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo fixed > /etc/fixed-marker']); } };\n";
+
+const made: string[] = [];
+afterAll(async () => {
+  for (const name of made) await lab(['destroy', '--name', name]);
+});
+
+describe('bad input is refused before the host is touched', () => {
+  it('exits 2 on an invalid config, naming the field, creating nothing', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-e2e-'));
+    writeFileSync(path.join(dir, 'bad.yaml'), 'machines:\n  - name: gw\n    address: 10.224.0.254\n  - name: db\n    address: 10.224.0.254\n');
+    const name = uniqueName('bad');
+    const result = await lab(['up', '--name', name, '--config', path.join(dir, 'bad.yaml')]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("machines.1.address: 10.224.0.254 is already used by machine 'gw'");
+    expect(hostTraces(name)).toEqual([]);
+  });
+
+  it('exits 2 on an unknown stage module, naming the stage', async () => {
+    const { config } = soloLab({ ok: okStage });
+    writeFileSync(config, 'stagesDir: stages\nzone: { dnsMachine: null }\nmachines:\n  - name: solo\n    address: 10.224.0.9\n    stages: [ok, missing]\n');
+    const name = uniqueName('bad');
+    const result = await lab(['up', '--name', name, '--config', config]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("machines.0.stages: unknown stage 'missing' for machine 'solo'");
+    expect(result.stderr).toContain('stages there: ok');
+    expect(hostTraces(name)).toEqual([]);
+  });
+
+  it('says why root is needed, and exits 3', async () => {
+    const name = uniqueName('bad');
+    const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, path.join(repoRoot, 'bin', 'lab.js'), 'up', '--name', name], {
+      reject: false,
+      cwd: '/',
+    });
+    expect(result.exitCode).toBe(3);
+    expect(result.stderr).toContain('lab up must run as root: it creates network namespaces');
+    expect(hostTraces(name)).toEqual([]);
+  });
+});
+
+describe('a failing stage', () => {
+  it('stops there with the command and its output, keeps the good snapshots, and resumes from them', async () => {
+    const { dir, config } = soloLab({ ok: okStage, broken: brokenStage });
+    const name = uniqueName('fail');
+    made.push(name);
+    const failed = await lab(['up', '--name', name, '--config', config]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toContain('stage solo@broken failed');
+    expect(failed.stderr).toContain('exit code 7');
+    expect(failed.stderr).toContain('doomed-output');
+    expect(failed.stderr).toContain(`full log: ${path.join(STATE_ROOT, name, 'logs', 'solo', 'broken.log')}`);
+    const snapshots = readdirSync(path.join(STATE_ROOT, name, 'pool', 'snapshots', 'solo')).map((s) => s.split('@')[0]);
+    expect(snapshots.sort()).toEqual(['ok', 'system']);
+
+    writeFileSync(path.join(dir, 'stages', 'solo', 'broken.mjs'), fixedStage);
+    const report = JSON.parse(await labOk(['up', '--name', name, '--config', config, '--json'])) as {
+      machines: { stages: { name: string; action: string }[] }[];
+    };
+    expect(report.machines[0].stages.map((s) => `${s.name}:${s.action}`)).toEqual(['system:cached', 'ok:cached', 'broken:build']);
+    const exec = (...argv: string[]) => labOk(['exec', '--name', name, '--config', config, 'solo', '--', ...argv]);
+    expect(await exec('cat', '/etc/ok-marker', '/etc/fixed-marker')).toBe('ok\nfixed\n');
+  });
+});
+
+describe('two labs side by side', () => {
+  it('run at once with the same zone without colliding, and each is destroyed alone', async () => {
+    const { config } = soloLab({ ok: okStage });
+    const [a, b] = [uniqueName('sidea'), uniqueName('sideb')];
+    made.push(a, b);
+    await Promise.all([labOk(['up', '--name', a, '--config', config]), labOk(['up', '--name', b, '--config', config])]);
+    for (const name of [a, b]) {
+      const reply = await labOk(['exec', '--name', name, '--config', config, 'solo', '--', 'ping', '-c', '1', '-W', '2', '10.224.0.1']);
+      expect(reply).toContain('1 received');
+    }
+    await labOk(['destroy', '--name', a, '--config', config]);
+    expect(hostTraces(a)).toEqual([]);
+    expect(hostTraces(b)).not.toEqual([]);
+    const still = await labOk(['exec', '--name', b, '--config', config, 'solo', '--', 'cat', '/etc/ok-marker']);
+    expect(still).toBe('ok\n');
+  });
+});

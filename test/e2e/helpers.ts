@@ -1,0 +1,63 @@
+import { execa } from 'execa';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export const repoRoot = path.resolve(import.meta.dirname, '../..');
+export const STATE_ROOT = '/var/lib/lab';
+
+export interface LabRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real CLI; never throws, the test asserts on the exit code and output. */
+export async function lab(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<LabRun> {
+  const result = await execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), ...args], {
+    cwd: options.cwd ?? repoRoot,
+    env: options.env,
+    reject: false,
+    stripFinalNewline: false,
+    timeout: 15 * 60_000,
+  });
+  return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+}
+
+/** Like `lab`, but a non-zero exit fails the test with the whole output. */
+export async function labOk(args: string[], options: { cwd?: string } = {}): Promise<string> {
+  const result = await lab(args, options);
+  if (result.exitCode !== 0) throw new Error(`lab ${args.join(' ')} exited ${result.exitCode}\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
+}
+
+/** A lab name no other run uses (names are at most 12 characters). */
+export function uniqueName(prefix: string): string {
+  return `${prefix}${process.pid.toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`.slice(0, 12);
+}
+
+/** What of lab `name` is on the host, found independently of the lab's own code. */
+export function hostTraces(name: string, stateRoot = STATE_ROOT): string[] {
+  const traces: string[] = [];
+  const netns = existsSync('/run/netns') ? readdirSync('/run/netns') : [];
+  for (const ns of netns) if (ns === `lab-${name}` || ns === `lab-${name}-wan`) traces.push(`netns ${ns}`);
+  const stateDir = path.join(stateRoot, name);
+  for (const line of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+    const mountPoint = line.split(' ')[1] ?? '';
+    if (mountPoint.startsWith(stateDir)) traces.push(`mount ${mountPoint}`);
+  }
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(`${stateDir}/`)) traces.push(`process ${entry}: ${cmdline.replaceAll('\0', ' ')}`);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const loops = readdirSync('/sys/block').filter((d) => d.startsWith('loop'));
+  for (const loop of loops) {
+    const backing = `/sys/block/${loop}/loop/backing_file`;
+    if (existsSync(backing) && readFileSync(backing, 'utf8').startsWith(stateDir)) traces.push(`loop device ${loop}`);
+  }
+  if (existsSync(stateDir)) traces.push(`state directory ${stateDir}`);
+  return traces;
+}
