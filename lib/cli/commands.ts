@@ -3,11 +3,13 @@ import { doctor } from '../engine/doctor.js';
 import { type Lab, openLab } from '../engine/lab.js';
 import { destroy, down } from '../engine/lifecycle.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
+import { restore } from '../engine/restore.js';
+import { snapshotsReport } from '../engine/snapshots.js';
 import { status } from '../engine/status.js';
 import { up } from '../engine/up.js';
 import { parseStageRef } from '../plan/plan.js';
 import { readState } from '../state/state.js';
-import { printDoctor, printStatus, printUp } from './format.js';
+import { printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -39,6 +41,20 @@ export async function runCommand(command: string, args: string[], passthrough: s
       });
       if (options.json) json(report);
       else out(printUp(report));
+      return 0;
+    }
+    case 'restore': {
+      const [ref, ...extra] = args;
+      if (!ref || extra.length > 0) throw new UsageError('usage: lab restore <stage> | <machine>@<stage>');
+      const report = await restore(lab, ref, { waitForLock: options.wait });
+      if (options.json) json(report);
+      else out(printRestore(report));
+      return 0;
+    }
+    case 'snapshots': {
+      const report = await snapshotsReport(lab);
+      if (options.json) json(report);
+      else out(printSnapshots(report));
       return 0;
     }
     case 'status': {

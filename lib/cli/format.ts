@@ -1,4 +1,6 @@
 import type { DoctorReport } from '../engine/doctor.js';
+import type { RestoreReport } from '../engine/restore.js';
+import type { SnapshotReport } from '../engine/snapshots.js';
 import type { LabStatus } from '../engine/status.js';
 import type { UpReport } from '../engine/up.js';
 
@@ -21,7 +23,38 @@ export function printUp(report: UpReport): string {
       m.failedUnits.join(',') || '-',
     ]);
   }
-  return `${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage})`;
+  const pruned = report.prunedSnapshots ? `, ${report.prunedSnapshots} old snapshot(s) pruned` : '';
+  return `${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
+}
+
+export function printRestore(report: RestoreReport): string {
+  const lines = report.restored.map(
+    (r) => `${r.machine}: restored to ${r.stage}${r.current ? '' : ' (an earlier definition of the stage: it changed since)'}, running in ${seconds(r.bootMs)}`,
+  );
+  if (report.rebooted.length) lines.push(`rebooted (they depend on a restored machine): ${report.rebooted.join(', ')}`);
+  if (report.leftAlone.length) lines.push(`left alone (the stage is not theirs): ${report.leftAlone.join(', ')}`);
+  lines.push(`done in ${seconds(report.durationMs)}`);
+  return lines.join('\n');
+}
+
+export function bytes(n: number | undefined): string {
+  if (n === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function printSnapshots(report: SnapshotReport[]): string {
+  const rows = [['MACHINE', 'STAGE', 'KEY', 'CREATED', 'CURRENT', 'EXCLUSIVE']];
+  for (const machine of report) {
+    for (const s of machine.snapshots) rows.push([machine.machine, s.stage, s.key, s.createdAt, s.current ? 'yes' : 'old', bytes(s.exclusiveBytes)]);
+  }
+  return rows.length > 1 ? table(rows) : 'no snapshots yet (lab up builds them)';
 }
 
 export function printStatus(status: LabStatus): string {

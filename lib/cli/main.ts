@@ -11,7 +11,10 @@ Commands:
       --from <stage>          rebuild from this stage on (<stage> or <machine>@<stage>)
       --until <stage>         stop after this stage
       --wait                  wait for another lab command to finish instead of failing
+  restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>)
+      --wait                  wait for another lab command to finish instead of failing
   status                    machines, state, addresses, stages done, snapshots
+  snapshots                 every stage snapshot: created, cache key, space it holds
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
   shell <machine>           an interactive shell in a machine
   down                      stop the machines, keep everything
@@ -21,12 +24,12 @@ Commands:
 Global options:
   --config <file>           a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)
   --name <lab>              the lab's name (also LAB_NAME); labs with different names run side by side
-  --json                    machine-readable output (status, doctor, up)
+  --json                    machine-readable output (up, restore, status, snapshots, doctor)
   -h, --help                this help
 
 Exit codes: 0 ok, 1 a stage or check failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'status', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');

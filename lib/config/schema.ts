@@ -53,6 +53,8 @@ export const labConfigSchema = z.strictObject({
       kind: z.enum(['btrfs', 'copy']).default('btrfs'),
       /** Size of the sparse loopback image, when one is needed. */
       poolSize: z.string().regex(/^\d+[MG]$/, 'a size like 20G or 512M').default('20G'),
+      /** Snapshots of a stage's earlier definitions kept after `lab up` (newest first); older ones are deleted. */
+      keepSnapshots: z.number().int().min(0).default(2),
     })
     .prefault({}),
   image: z

@@ -26,10 +26,11 @@ export async function down(lab: Lab): Promise<string[]> {
 
 /**
  * Processes of this lab that its state file may not know about (a crash between start and
- * write): nspawn processes whose root is inside this lab's pool, and its WAN server.
- * Matched on the lab's own paths, never on a program name alone.
+ * write): nspawn processes whose root is inside this lab's pool, and its WAN server; with
+ * `builds`, the offline build steps of a `lab up` that was killed. Matched on the lab's own
+ * paths, never on a program name alone.
  */
-export function strayProcesses(lab: Lab): ProcessRef[] {
+export function strayProcesses(lab: Lab, options: { builds?: boolean } = {}): ProcessRef[] {
   const machinesDir = `--directory=${path.join(lab.dirs.pool, 'machines')}/`;
   const wanReady = path.join(lab.dirs.state, 'wan-server.ready');
   const found: ProcessRef[] = [];
@@ -41,9 +42,11 @@ export function strayProcesses(lab: Lab): ProcessRef[] {
     } catch {
       continue;
     }
-    const isMachine = argv.some((a) => a.endsWith('systemd-nspawn')) && argv.some((a) => a.startsWith(machinesDir)) && argv.includes('--boot');
+    const isNspawn = argv[0]?.endsWith('systemd-nspawn') && argv.some((a) => a.startsWith(machinesDir));
+    const isMachine = isNspawn && argv.includes('--boot');
+    const isBuildStep = isNspawn && argv.includes('--pipe');
     const isWanServer = argv.includes(wanReady);
-    if (isMachine || isWanServer) {
+    if (options.builds ? isBuildStep : isMachine || isWanServer) {
       const ref = refOf(Number(entry));
       if (ref) found.push(ref);
     }
@@ -57,7 +60,7 @@ export async function destroy(lab: Lab): Promise<void> {
   try {
     const state = readState(lab.dirs.stateFile);
     await Promise.all(Object.keys(state.machines).map((name) => stopMachine(lab, state, name, { hard: true })));
-    for (const stray of strayProcesses(lab)) {
+    for (const stray of [...strayProcesses(lab), ...strayProcesses(lab, { builds: true })]) {
       if (!isAlive(stray)) continue;
       await lab.runtime.stop(stray, { hard: true });
     }

@@ -32,10 +32,11 @@ export function machineApi(lab: Lab, state: LabState, name: string): Machine {
 }
 
 /**
- * Boots the machine from its root and waits until systemd reports it up and its zone
- * interface is configured (address assigned, DHCP lease taken).
+ * Boots the machine from its root and waits until systemd reports it up; with `waitForNetwork`,
+ * also until its zone interface is configured (address assigned, DHCP lease taken). `lab up`
+ * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
  */
-export async function startMachine(lab: Lab, state: LabState, name: string): Promise<Readiness> {
+export async function startMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   const root = lab.dirs.machineRoot(name);
   if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
   const ms = machineState(state, name);
@@ -43,12 +44,18 @@ export async function startMachine(lab: Lab, state: LabState, name: string): Pro
   ms.process = await lab.runtime.start(name, root);
   writeState(lab.dirs.stateFile, state);
   const readiness = await lab.runtime.waitReady(name, ms.process, BOOT_TIMEOUT_MS);
+  if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
   const online = await lab.runtime.exec(
     ms.process,
     ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${NETWORK_TIMEOUT_S}`],
     { allowFailure: true, timeout: (NETWORK_TIMEOUT_S + 5) * 1000 },
   );
   if (online.exitCode !== 0) throw new LabError(`${name} booted but its zone interface host0 got no address within ${NETWORK_TIMEOUT_S} s`, 1);
+  return recordBoot(lab, state, name, started, readiness);
+}
+
+function recordBoot(lab: Lab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {
+  const ms = machineState(state, name);
   ms.bootMs = Date.now() - started;
   writeState(lab.dirs.stateFile, state);
   return { ...readiness, bootMs: ms.bootMs };

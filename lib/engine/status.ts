@@ -1,16 +1,9 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
+import { listSnapshots, type SnapshotInfo } from './snapshots.js';
 import { planFor } from './up.js';
-
-export interface SnapshotInfo {
-  stage: string;
-  key: string;
-  createdAt: string;
-  /** True when the stage's current definition would reuse this snapshot. */
-  current: boolean;
-}
 
 export interface MachineStatus {
   name: string;
@@ -31,21 +24,6 @@ export interface LabStatus {
   network: string;
   storage: string;
   machines: MachineStatus[];
-}
-
-export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySet<string>): SnapshotInfo[] {
-  const dir = lab.dirs.snapshotsOf(machine);
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .map((entry) => /^([a-z][a-z0-9-]*)@([0-9a-f]+)$/.exec(entry))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({
-      stage: m[1],
-      key: m[2],
-      createdAt: statSync(lab.dirs.snapshot(machine, m[1], m[2])).birthtime.toISOString(),
-      current: currentKeys.has(m[2]),
-    }))
-    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
 }
 
 /** Read-only: what is built, what runs, at which address. Takes no lock. */

@@ -11,7 +11,9 @@ import { installPackages, offlineContext, type OfflineTarget } from '../stages/c
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import { assertHostReady } from '../host/prereq.js';
 import { ensureDirs, type Lab } from './lab.js';
+import { strayProcesses } from './lifecycle.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
+import { prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -33,6 +35,7 @@ export interface UpReport {
   baseImage: 'pool' | 'cache' | 'debootstrap';
   durationMs: number;
   machines: MachineReport[];
+  prunedSnapshots: number;
 }
 
 interface Deferred {
@@ -71,6 +74,8 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
   try {
     ensureDirs(lab);
     const state = readState(lab.dirs.stateFile);
+    // Build steps of an earlier `lab up` that was killed would still be writing into roots.
+    for (const orphan of strayProcesses(lab, { builds: true })) await lab.runtime.stop(orphan, { hard: true });
     await lab.storage.open();
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
@@ -78,7 +83,9 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const base = await ensureBaseImage(lab.image, paths, lab.storage, () => undefined);
     const plan = planFor(lab, options.plan);
     const reports = await runPlan(lab, state, plan, base.path, options.renderer ?? 'default');
-    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports };
+    const pruned = prunable(lab, lab.config.storage.keepSnapshots);
+    for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length };
   } finally {
     lock.release();
   }
@@ -204,7 +211,7 @@ class MachineJob {
         if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip(`${this.name}: already running`);
         // Booted after what it depends on, so it sees their current addresses and names.
         await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
-        const readiness = await startMachine(this.lab, this.state, this.name);
+        const readiness = await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
         Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
         const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
         task.title = `${this.name}: ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`;
@@ -246,9 +253,7 @@ class MachineJob {
       writeState(this.lab.dirs.stateFile, this.state);
       throw stageFailure(this.name, stage.name, error, logFile);
     }
-    // Visible to the cache only once complete (storage snapshots appear under their final name atomically).
-    await this.lab.storage.remove(this.snapshotPath(stage));
-    await this.lab.storage.snapshot(this.lab.dirs.machineRoot(this.name), this.snapshotPath(stage), { readonly: true });
+    await takeSnapshot(this.lab, this.name, stage.name, stage.key);
     const ms = machineState(this.state, this.name);
     ms.rootKey = stage.key;
     ms.rootStage = stage.name;
@@ -261,7 +266,7 @@ class MachineJob {
     try {
       await this.loadedStage(stage).definition.check!(machine, this.loaded.view);
     } catch (error) {
-      for (const invalid of built.slice(built.indexOf(stage))) await this.lab.storage.remove(this.snapshotPath(invalid));
+      for (const invalid of built.slice(built.indexOf(stage))) await removeSnapshot(this.lab, this.snapshotPath(invalid));
       machineState(this.state, this.name).rootKey = undefined;
       writeState(this.lab.dirs.stateFile, this.state);
       throw stageFailure(this.name, stage.name, error, undefined, 'check');

@@ -90,6 +90,8 @@ class SandboxNetwork implements Network {
 
   async setup(state: LabState): Promise<void> {
     const { netns, wanNetns, bridge, nftTable } = this.names;
+    // The WAN server starts last: when it runs in existing namespaces, an earlier setup completed.
+    if (existsSync(netnsPath(netns)) && existsSync(netnsPath(wanNetns)) && isAlive(state.wanServer)) return;
     for (const ns of [netns, wanNetns]) if (!existsSync(netnsPath(ns))) await run(['ip', 'netns', 'add', ns]);
     const lab = this.netnsPrefix;
     const wan = inNetns(wanNetns);

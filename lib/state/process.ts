@@ -1,12 +1,17 @@
 import { readFileSync } from 'node:fs';
 import type { ProcessRef } from './state.js';
 
-/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+/**
+ * Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot; undefined
+ * when there is no such process or it has exited and only waits to be reaped (a zombie: the
+ * host's PID 1 may take a second to reap a process whose parent has gone).
+ */
 export function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces; fields after it follow the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
   } catch {
     return undefined;
   }

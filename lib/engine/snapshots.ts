@@ -1,0 +1,82 @@
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { Lab } from './lab.js';
+import { planFor } from './up.js';
+
+export interface SnapshotInfo {
+  stage: string;
+  key: string;
+  createdAt: string;
+  /** True when the stage's current definition would reuse this snapshot. */
+  current: boolean;
+}
+
+export interface SnapshotReport {
+  machine: string;
+  snapshots: (SnapshotInfo & { exclusiveBytes?: number })[];
+}
+
+/** Beside each snapshot: when it was taken (a btrfs snapshot inherits its source's creation time). */
+const metaFile = (snapshot: string) => `${snapshot}.json`;
+
+/** Takes the read-only snapshot of a machine's root after a stage; visible only once complete. */
+export async function takeSnapshot(lab: Lab, machine: string, stage: string, key: string): Promise<void> {
+  const target = lab.dirs.snapshot(machine, stage, key);
+  await removeSnapshot(lab, target);
+  await lab.storage.snapshot(lab.dirs.machineRoot(machine), target, { readonly: true });
+  writeFileSync(metaFile(target), `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);
+}
+
+export async function removeSnapshot(lab: Lab, snapshot: string): Promise<void> {
+  await lab.storage.remove(snapshot);
+  rmSync(metaFile(snapshot), { force: true });
+}
+
+function createdAt(snapshot: string): string {
+  try {
+    return (JSON.parse(readFileSync(metaFile(snapshot), 'utf8')) as { createdAt: string }).createdAt;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A machine's complete snapshots (a partial one never matches), oldest first. */
+export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySet<string>): SnapshotInfo[] {
+  const dir = lab.dirs.snapshotsOf(machine);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .map((entry) => /^([a-z][a-z0-9-]*)@([0-9a-f]+)$/.exec(entry))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ stage: m[1], key: m[2], createdAt: createdAt(lab.dirs.snapshot(machine, m[1], m[2])), current: currentKeys.has(m[2]) }))
+    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/** Every stage snapshot of every machine, with the space only it holds. */
+export async function snapshotsReport(lab: Lab): Promise<SnapshotReport[]> {
+  const plan = planFor(lab);
+  return Promise.all(
+    plan.machines.map(async (machine) => ({
+      machine: machine.name,
+      snapshots: await Promise.all(
+        listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))).map(async (snapshot) => ({
+          ...snapshot,
+          exclusiveBytes: await lab.storage.exclusiveBytes(lab.dirs.snapshot(machine.name, snapshot.stage, snapshot.key)),
+        })),
+      ),
+    })),
+  );
+}
+
+/** Snapshots of earlier definitions of each stage beyond the newest `keep`: what pruning deletes. */
+export function prunable(lab: Lab, keep: number): string[] {
+  const plan = planFor(lab);
+  return plan.machines.flatMap((machine) => {
+    const old = listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))).filter((s) => !s.current);
+    return [...new Set(old.map((s) => s.stage))].flatMap((stage) =>
+      old
+        .filter((s) => s.stage === stage)
+        .reverse() // newest first
+        .slice(keep)
+        .map((s) => lab.dirs.snapshot(machine.name, s.stage, s.key)),
+    );
+  });
+}
