@@ -69,9 +69,10 @@ export class BtrfsStorage implements Storage {
       await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: 10 * 60_000 });
       return;
     }
-    // A read-only snapshot must be made writable before anything nested in it can go.
-    await run(['btrfs', 'property', 'set', '-ts', target, 'ro', 'false']);
-    for (const nested of await this.nestedSubvolumes(target)) await this.remove(nested);
+    const nested = await this.nestedSubvolumes(target);
+    // A read-only subvolume can be deleted as it is, but what is nested in it only once it is writable.
+    if (nested.length > 0) await run(['btrfs', 'property', 'set', '-ts', target, 'ro', 'false']);
+    for (const inner of nested) await this.remove(inner);
     await run(['btrfs', 'subvolume', 'delete', target]);
   }
 

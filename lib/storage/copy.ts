@@ -18,7 +18,8 @@ export class CopyStorage implements Storage {
     mkdirSync(target, { recursive: true });
   }
 
-  async snapshot(source: string, target: string): Promise<void> {
+  /** Copies cannot be made read-only; `readonly` is honoured by convention (nothing writes to a snapshot). */
+  async snapshot(source: string, target: string, _options?: { readonly: boolean }): Promise<void> {
     mkdirSync(path.dirname(target), { recursive: true });
     const partial = `${target}.partial`;
     await this.remove(partial);

@@ -1,22 +1,9 @@
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
-
-/** A one-machine lab with stages of the test's own, in a directory of its own. */
-function soloLab(stages: Record<string, string>): { dir: string; config: string } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'lab-e2e-'));
-  mkdirSync(path.join(dir, 'stages', 'solo'), { recursive: true });
-  for (const [stage, source] of Object.entries(stages)) writeFileSync(path.join(dir, 'stages', 'solo', `${stage}.mjs`), source);
-  const config = path.join(dir, 'lab.config.yaml');
-  writeFileSync(
-    config,
-    ['stagesDir: stages', 'zone: { dnsMachine: null }', 'machines:', '  - name: solo', '    address: 10.224.0.9', `    stages: [${Object.keys(stages).join(', ')}]`, ''].join('\n'),
-  );
-  return { dir, config };
-}
+import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const okStage = "export default { async run(ctx) { await ctx.writeFile('/etc/ok-marker', 'ok\\n'); } };\n";
 const brokenStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo doomed-output; exit 7']); } };\n";

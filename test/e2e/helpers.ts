@@ -1,5 +1,6 @@
 import { execa } from 'execa';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -61,3 +62,17 @@ export function hostTraces(name: string, stateRoot = STATE_ROOT): string[] {
   if (existsSync(stateDir)) traces.push(`state directory ${stateDir}`);
   return traces;
 }
+
+/** A one-machine lab with stages of the test's own, in a directory of its own. */
+export function soloLab(stages: Record<string, string>, extraConfig: string[] = []): { dir: string; config: string } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-e2e-'));
+  mkdirSync(path.join(dir, 'stages', 'solo'), { recursive: true });
+  for (const [stage, source] of Object.entries(stages)) writeFileSync(path.join(dir, 'stages', 'solo', `${stage}.mjs`), source);
+  const config = path.join(dir, 'lab.config.yaml');
+  writeFileSync(
+    config,
+    ['stagesDir: stages', 'zone: { dnsMachine: null }', ...extraConfig, 'machines:', '  - name: solo', '    address: 10.224.0.9', `    stages: [${Object.keys(stages).join(', ')}]`, ''].join('\n'),
+  );
+  return { dir, config };
+}
+

@@ -1,0 +1,147 @@
+/**
+ * Benchmark of restore and the stage cache (npm run bench), on the default lab in one run:
+ * - `lab restore web@haproxy`, CLI start to machine running (target <= 1.5 s);
+ * - the root swap alone (new root from the snapshot, renames, old root deleted), btrfs against
+ *   copy storage on the same root (target >= 100x), and the btrfs swap with ~300 MB against
+ *   ~3 GB in the root, alternated, median of 10 each (target: within 1.2x);
+ * - `lab up` with every stage cached (machines stopped, and running) against `lab up --no-cache`
+ *   with the base image present (target for fully cached: <= 6 s);
+ * - `lab --help` start-up (target <= 200 ms).
+ * Results: reports/bench-restore.{json,md}.
+ */
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { $ } from 'zx';
+import { openLab } from '../lib/engine/lab.js';
+import { packageRoot } from '../lib/paths.js';
+import { BtrfsStorage } from '../lib/storage/btrfs.js';
+import { CopyStorage } from '../lib/storage/copy.js';
+import type { Storage } from '../lib/storage/storage.js';
+
+$.verbose = false;
+const lab = path.join(packageRoot, 'bin', 'lab.js');
+const name = `bench${process.pid.toString(36)}`.slice(0, 12);
+const work = mkdtempSync('/var/tmp/lab-bench-');
+const config = path.join(work, 'lab.config.json');
+writeFileSync(config, JSON.stringify({ name }));
+const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
+
+async function wallMs(action: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await action();
+  return performance.now() - started;
+}
+
+async function samples(count: number, action: () => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < count; i++) times.push(await wallMs(action));
+  return times;
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const round = (ms: number) => Math.round(ms * 10) / 10;
+
+/** Replaces `root` by a writable copy of `snapshot` the way restore does: new root first, then the old one goes. */
+async function swap(storage: Storage, snapshot: string, root: string): Promise<void> {
+  await storage.snapshot(snapshot, `${root}.incoming`, { readonly: false });
+  renameSync(root, `${root}.outgoing`);
+  renameSync(`${root}.incoming`, root);
+  await storage.remove(`${root}.outgoing`);
+}
+
+const results: Record<string, unknown> = {};
+try {
+  await cli('up');
+  const opened = await openLab({ file: config });
+  const pool = new BtrfsStorage(opened.dirs.pool, undefined); // the lab's pool is mounted: work in it directly
+  const webRoot = opened.dirs.machineRoot('web');
+
+  const restoreMs = await samples(5, () => cli('restore', 'web@haproxy'));
+  results.restore = { samplesMs: restoreMs.map(round), medianMs: round(median(restoreMs)), targetMs: 1500 };
+
+  // The same ~300 MB root (web's) on btrfs and, copied out, on the host's own filesystem for copy mode.
+  const benchDir = path.join(opened.dirs.pool, 'bench');
+  const small = path.join(benchDir, 'small');
+  await pool.snapshot(webRoot, `${small}.snap`, { readonly: true });
+  await pool.snapshot(`${small}.snap`, small, { readonly: false });
+  const copyDir = path.join(work, 'copy');
+  const copy = new CopyStorage(copyDir, 'benchmark');
+  mkdirSync(copyDir, { recursive: true });
+  await copy.snapshot(webRoot, path.join(copyDir, 'root.snap'), { readonly: true });
+  await copy.snapshot(path.join(copyDir, 'root.snap'), path.join(copyDir, 'root'), { readonly: false });
+  const copySwap = await samples(2, () => swap(copy, path.join(copyDir, 'root.snap'), path.join(copyDir, 'root')));
+  const rootBytes = Number((await $`du -sb ${small}.snap`).stdout.split('\t')[0]);
+
+  // The same root with ~2.7 GB more data in it.
+  const large = path.join(benchDir, 'large');
+  await pool.snapshot(webRoot, large, { readonly: false });
+  await $`dd if=/dev/urandom of=${path.join(large, 'var', 'bench.data')} bs=1M count=2700 status=none`;
+  await $`sync`;
+  await pool.snapshot(large, `${large}.snap`, { readonly: true });
+  // Alternated, so that both sizes meet the same background work (btrfs deletes subvolumes lazily).
+  const btrfsSmall: number[] = [];
+  const btrfsLarge: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    btrfsSmall.push(await wallMs(() => swap(pool, `${small}.snap`, small)));
+    btrfsLarge.push(await wallMs(() => swap(pool, `${large}.snap`, large)));
+  }
+  const largeBytes = Number((await $`du -sb ${large}.snap`).stdout.split('\t')[0]);
+  for (const target of [small, `${small}.snap`, large, `${large}.snap`]) await pool.remove(target);
+  rmSync(benchDir, { recursive: true, force: true });
+
+  results.rootSwap = {
+    smallRootMB: Math.round(rootBytes / 1e6),
+    largeRootMB: Math.round(largeBytes / 1e6),
+    btrfsSmallMs: round(median(btrfsSmall)),
+    btrfsLargeMs: round(median(btrfsLarge)),
+    copySmallMs: round(median(copySwap)),
+    copyOverBtrfs: round(median(copySwap) / median(btrfsSmall)),
+    largeOverSmall: Math.round((median(btrfsLarge) / median(btrfsSmall)) * 100) / 100,
+    targets: { copyOverBtrfs: '>= 100', largeOverSmall: '<= 1.2' },
+  };
+
+  const noCache = await wallMs(() => cli('up', '--no-cache'));
+  await cli('down');
+  const cachedStopped = await wallMs(() => cli('up'));
+  const cachedRunning = await samples(3, () => cli('up'));
+  results.up = {
+    noCacheBaseImagePresentMs: round(noCache),
+    allCachedMachinesStoppedMs: round(cachedStopped),
+    allCachedMachinesRunningMs: round(median(cachedRunning)),
+    coldOverCached: round(noCache / cachedStopped),
+    targetAllCachedMs: 6000,
+  };
+
+  const help = await samples(20, () => $`${process.execPath} ${lab} --help`);
+  results.helpStartup = { medianMs: round(median(help)), targetMs: 200 };
+} finally {
+  await cli('destroy').nothrow();
+  rmSync(work, { recursive: true, force: true });
+}
+
+const r = results as {
+  restore: { medianMs: number };
+  rootSwap: { smallRootMB: number; largeRootMB: number; btrfsSmallMs: number; btrfsLargeMs: number; copySmallMs: number; copyOverBtrfs: number; largeOverSmall: number };
+  up: { noCacheBaseImagePresentMs: number; allCachedMachinesStoppedMs: number; allCachedMachinesRunningMs: number; coldOverCached: number };
+  helpStartup: { medianMs: number };
+};
+const markdown = [
+  '| measure | figure | target |',
+  '|---|---|---|',
+  `| lab restore web@haproxy (CLI start to running, median of 5) | ${r.restore.medianMs} ms | <= 1500 ms |`,
+  `| root swap, btrfs, ${r.rootSwap.smallRootMB} MB root | ${r.rootSwap.btrfsSmallMs} ms | |`,
+  `| root swap, copy, same root | ${r.rootSwap.copySmallMs} ms | |`,
+  `| copy / btrfs | ${r.rootSwap.copyOverBtrfs}x | >= 100x |`,
+  `| root swap, btrfs, ${r.rootSwap.largeRootMB} MB root | ${r.rootSwap.btrfsLargeMs} ms | |`,
+  `| btrfs ${r.rootSwap.largeRootMB} MB / ${r.rootSwap.smallRootMB} MB | ${r.rootSwap.largeOverSmall}x | <= 1.2x |`,
+  `| lab up --no-cache (base image present) | ${r.up.noCacheBaseImagePresentMs} ms | |`,
+  `| lab up, all cached, machines stopped | ${r.up.allCachedMachinesStoppedMs} ms | <= 6000 ms |`,
+  `| lab up, all cached, machines running | ${r.up.allCachedMachinesRunningMs} ms | |`,
+  `| no-cache / cached | ${r.up.coldOverCached}x | |`,
+  `| lab --help start-up (median of 20) | ${r.helpStartup.medianMs} ms | <= 200 ms |`,
+].join('\n');
+const reports = path.join(packageRoot, 'reports');
+if (!existsSync(reports)) mkdirSync(reports, { recursive: true });
+writeFileSync(path.join(reports, 'bench-restore.json'), `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
+writeFileSync(path.join(reports, 'bench-restore.md'), `${markdown}\n`);
+console.log(markdown);
