@@ -1,9 +1,11 @@
+import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { doctor } from '../engine/doctor.js';
 import { type Lab, openLab } from '../engine/lab.js';
 import { destroy, down } from '../engine/lifecycle.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
+import { runTests } from '../engine/test.js';
 import { snapshotsReport } from '../engine/snapshots.js';
 import { status } from '../engine/status.js';
 import { up } from '../engine/up.js';
@@ -19,6 +21,10 @@ export interface GlobalOptions {
   from?: string;
   until?: string;
   wait: boolean;
+  scenarios?: string;
+  reports?: string;
+  serial: boolean;
+  verbose: boolean;
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -50,6 +56,19 @@ export async function runCommand(command: string, args: string[], passthrough: s
       if (options.json) json(report);
       else out(printRestore(report));
       return 0;
+    }
+    case 'test': {
+      const { report, dir } = await runTests(lab, {
+        scenarios: args,
+        scenariosDir: options.scenarios,
+        reportsDir: path.resolve(options.reports ?? 'reports'),
+        serial: options.serial,
+        renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
+        verbose: options.verbose,
+      });
+      if (options.json) json({ ...report, reportDir: dir });
+      else out(`lab test: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)}s\nreport: ${path.join(dir, 'report.html')}`);
+      return report.outcome === 'passed' ? 0 : 1;
     }
     case 'snapshots': {
       const report = await snapshotsReport(lab);

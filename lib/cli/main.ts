@@ -13,6 +13,11 @@ Commands:
       --wait                  wait for another lab command to finish instead of failing
   restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>)
       --wait                  wait for another lab command to finish instead of failing
+  test [scenario...]        bring the lab up, run the scenarios, write reports (reports/<run>/, reports/latest)
+      --scenarios <dir>       where scenarios are (default: the ones shipped with lab)
+      --reports <dir>         where reports go (default: ./reports)
+      --serial                one scenario at a time (default: read-only ones in parallel)
+      --verbose               print every test as it ends
   status                    machines, state, addresses, stages done, snapshots
   snapshots                 every stage snapshot: created, cache key, space it holds
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
@@ -24,12 +29,12 @@ Commands:
 Global options:
   --config <file>           a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)
   --name <lab>              the lab's name (also LAB_NAME); labs with different names run side by side
-  --json                    machine-readable output (up, restore, status, snapshots, doctor)
+  --json                    machine-readable output (up, restore, test, status, snapshots, doctor)
   -h, --help                this help
 
-Exit codes: 0 ok, 1 a stage or check failed, 2 bad usage or config, 3 the host cannot do it.`;
+Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'test', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -49,6 +54,10 @@ function parse(argv: string[]) {
         from: { type: 'string' },
         until: { type: 'string' },
         wait: { type: 'boolean', default: false },
+        scenarios: { type: 'string' },
+        reports: { type: 'string' },
+        serial: { type: 'boolean', default: false },
+        verbose: { type: 'boolean', default: false },
       },
     });
     return { values, positionals, passthrough };
@@ -74,6 +83,10 @@ export async function main(argv: string[]): Promise<number> {
     from: values.from,
     until: values.until,
     wait: values.wait,
+    scenarios: values.scenarios,
+    reports: values.reports,
+    serial: values.serial,
+    verbose: values.verbose,
   });
 }
 

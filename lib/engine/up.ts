@@ -25,8 +25,9 @@ export interface UpOptions {
 
 export interface MachineReport {
   name: string;
-  stages: { name: string; key: string; action: 'cached' | 'build'; durationMs?: number }[];
+  stages: { name: string; key: string; action: 'cached' | 'build'; startedAt?: number; durationMs?: number }[];
   booted: boolean;
+  bootStartedAt?: number;
   bootMs?: number;
   failedUnits: string[];
 }
@@ -182,7 +183,7 @@ class MachineJob {
         }
         const startedAt = Date.now();
         await this.buildStage(stage);
-        this.report.stages[index].durationMs = Date.now() - startedAt;
+        Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
         task.title = `${this.name}@${stage.name}: built`;
       }),
     }));
@@ -211,6 +212,7 @@ class MachineJob {
         if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip(`${this.name}: already running`);
         // Booted after what it depends on, so it sees their current addresses and names.
         await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
+        this.report.bootStartedAt = Date.now();
         const readiness = await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
         Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
         const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
@@ -16,6 +16,14 @@ export interface NspawnOptions {
   bridge: string;
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
+}
+
+function pidNamespaceOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -54,34 +62,42 @@ export class NspawnRuntime implements Runtime {
     return ref;
   }
 
-  /** The container's PID 1: the child of the nspawn process. */
+  /**
+   * The container's PID 1: the child of nspawn that lives in a PID namespace of its own. (nspawn's
+   * first child is a short-lived helper in nspawn's own namespace that forks the real one.)
+   */
   leaderPid(process: ProcessRef): number | undefined {
-    return isAlive(process) ? childrenOf(process.pid)[0] : undefined;
+    if (!isAlive(process)) return undefined;
+    const own = pidNamespaceOf(process.pid);
+    return childrenOf(process.pid).find((child) => {
+      const namespace = pidNamespaceOf(child);
+      return namespace !== undefined && namespace !== own;
+    });
   }
 
   async waitReady(machine: string, process: ProcessRef, timeoutMs: number): Promise<Readiness> {
     const started = Date.now();
     const deadline = started + timeoutMs;
     const gone = () => new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1);
-    let leader: number | undefined;
-    while (!(leader = this.leaderPid(process))) {
-      if (!isAlive(process)) throw gone();
-      if (Date.now() > deadline) throw new LabError(`${machine}: no init process after ${timeoutMs} ms`, 1);
-      await delay(POLL_MS);
-    }
     // `--wait` blocks until boot-up is complete; before systemd's bus exists it fails at once, so retry.
     let state = '';
+    let leader: number | undefined;
     while (!['running', 'degraded'].includes(state)) {
       if (!isAlive(process)) throw gone();
       const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'unknown'})`, 1);
+      if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'no init process yet'})`, 1);
+      leader = this.leaderPid(process);
+      if (!leader) {
+        await delay(POLL_MS);
+        continue;
+      }
       const result = await this.execIn(leader, ['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeout: remaining });
       state = result.stdout.trim();
       // 'offline' only means systemd's bus is not up yet.
       if (['maintenance', 'stopping'].includes(state)) throw new LabError(`${machine} booted into state '${state}'`, 1);
       if (!['running', 'degraded'].includes(state)) await delay(POLL_MS);
     }
-    const failed = await this.execIn(leader, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
+    const failed = await this.execIn(leader!, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
     return {
       state: state as Readiness['state'],
       failedUnits: failed.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),
@@ -110,7 +126,9 @@ export class NspawnRuntime implements Runtime {
     if (!isAlive(process)) return;
     if (options.hard) {
       // Killing nspawn itself would orphan the machine; killing its PID 1 ends the whole PID namespace.
-      const leader = this.leaderPid(process);
+      // Just after a start, PID 1 may not exist yet: give it a moment to appear.
+      let leader = this.leaderPid(process);
+      for (const deadline = Date.now() + 2000; !leader && isAlive(process) && Date.now() < deadline; leader = this.leaderPid(process)) await delay(POLL_MS);
       globalThis.process.kill(leader ?? process.pid, 'SIGKILL');
     } else {
       globalThis.process.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown

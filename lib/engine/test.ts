@@ -1,0 +1,155 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { unknownName, UsageError } from '../errors.js';
+import { packageRoot } from '../paths.js';
+import { ResultCollector, scenarioName } from '../report/collector.js';
+import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
+import { ENV_CONFIG, ENV_GROUP, ENV_NAME, EXCLUSIVE_DIR } from '../scenario/environment.js';
+import { isAlive } from '../state/process.js';
+import { readState } from '../state/state.js';
+import type { Lab } from './lab.js';
+import { type Renderer, up, type UpReport } from './up.js';
+
+const SCENARIO_FILE = /\.test\.[cm]?[jt]s$/;
+const SCENARIO_TIMEOUT_MS = 120_000;
+const JOURNAL_LINES = '200';
+
+export interface TestOptions {
+  scenarios: string[];
+  scenariosDir?: string;
+  reportsDir: string;
+  /** Run every scenario one after the other (to compare with the parallel default). */
+  serial?: boolean;
+  renderer: Renderer;
+  /** Print each test as it finishes. */
+  verbose: boolean;
+}
+
+export interface TestRun {
+  report: RunReport;
+  dir: string;
+}
+
+/** The scenario files: `<name>.test.ts` in the directory, and exclusive ones under exclusive/. */
+export function listScenarios(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  if (!existsSync(dir)) return found;
+  for (const sub of ['', EXCLUSIVE_DIR]) {
+    const folder = path.join(dir, sub);
+    if (!existsSync(folder)) continue;
+    for (const entry of readdirSync(folder).filter((e) => SCENARIO_FILE.test(e)).sort()) {
+      const file = path.join(folder, entry);
+      found.set(scenarioName(file, dir), file);
+    }
+  }
+  return found;
+}
+
+/** Picks scenarios by name (`proxy` or `exclusive/restore`, or the bare `restore`); exit 2 on an unknown one. */
+export function selectScenarios(all: Map<string, string>, names: string[]): string[] {
+  if (names.length === 0) return [...all.values()];
+  return names.map((name) => {
+    const file = all.get(name) ?? all.get(`${EXCLUSIVE_DIR}/${name}`);
+    if (!file) throw unknownName('scenario', name, [...all.keys()]);
+    return file;
+  });
+}
+
+function stageTimeline(report: UpReport): TimelineEntry[] {
+  return report.machines.flatMap((m) => [
+    ...m.stages
+      .filter((s) => s.startedAt !== undefined)
+      .map((s): TimelineEntry => ({ kind: 'stage', name: `${m.name}@${s.name}`, startedAt: s.startedAt!, durationMs: s.durationMs ?? 0, outcome: 'built' })),
+    ...(m.bootStartedAt !== undefined ? [{ kind: 'boot' as const, name: m.name, startedAt: m.bootStartedAt, durationMs: m.bootMs ?? 0, outcome: 'passed' as const }] : []),
+  ]);
+}
+
+async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
+  const state = readState(lab.dirs.stateFile);
+  const out: MachineDiagnostics[] = [];
+  for (const machine of lab.config.machines) {
+    const process = state.machines[machine.name]?.process;
+    if (!isAlive(process)) {
+      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
+      continue;
+    }
+    const exec = (argv: string[]) => lab.runtime.exec(process, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
+    out.push({
+      machine: machine.name,
+      failedUnits: await exec(['systemctl', 'list-units', '--failed', '--no-pager', '--plain']),
+      journal: await exec(['journalctl', '--no-pager', '-n', JOURNAL_LINES]),
+    });
+  }
+  return out;
+}
+
+/**
+ * `lab test`: brings the lab up (building what is missing), runs the scenarios with vitest
+ * (read-only ones in parallel, then the exclusive ones one at a time), and writes the reports.
+ */
+export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun> {
+  const scenariosDir = path.resolve(options.scenariosDir ?? path.join(packageRoot, 'scenarios'));
+  const all = listScenarios(scenariosDir);
+  if (all.size === 0) throw new UsageError(`no scenario (*.test.ts) in ${scenariosDir}`);
+  const files = selectScenarios(all, options.scenarios);
+
+  const started = new Date();
+  const id = started.toISOString().replace(/[:.]/g, '-');
+  const runDir = path.join(options.reportsDir, id);
+  const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
+
+  process.env[ENV_CONFIG] = lab.configFile ?? '';
+  process.env[ENV_NAME] = lab.config.name;
+  const collector = new ResultCollector(scenariosDir);
+  const { startVitest } = await import('vitest/node');
+  const exclusive = (file: string) => path.relative(scenariosDir, file).startsWith(`${EXCLUSIVE_DIR}/`);
+  const group = (name: 'parallel' | 'exclusive', order: number, parallel: boolean) => ({
+    test: {
+      name,
+      root: scenariosDir,
+      include: name === 'exclusive' ? [`${EXCLUSIVE_DIR}/*.test.{ts,mts,js,mjs}`] : ['*.test.{ts,mts,js,mjs}'],
+      fileParallelism: parallel,
+      sequence: { groupOrder: order },
+      env: { [ENV_GROUP]: name },
+      testTimeout: SCENARIO_TIMEOUT_MS,
+      hookTimeout: SCENARIO_TIMEOUT_MS * 2,
+    },
+  });
+  const vitest = await startVitest(
+    'test',
+    files,
+    {
+      config: false,
+      root: scenariosDir,
+      watch: false,
+      passWithNoTests: false,
+      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), 'junit'],
+      outputFile: { junit: path.join(runDir, 'junit.xml') },
+      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
+        files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
+      ),
+    },
+    { server: { fs: { strict: false } } },
+  );
+  await vitest?.close();
+
+  const counts = countTests(collector.scenarios, collector.unhandled);
+  const failed = collector.failed || counts.failed > 0;
+  const report: RunReport = {
+    id,
+    lab: lab.config.name,
+    startedAt: started.toISOString(),
+    durationMs: Date.now() - started.getTime(),
+    ...counts,
+    outcome: failed ? 'failed' : 'passed',
+    scenarios: collector.scenarios,
+    unhandled: collector.unhandled,
+    timeline: [
+      ...stageTimeline(upReport),
+      ...collector.scenarios.map((s): TimelineEntry => ({ kind: 'scenario', name: s.name, startedAt: s.startedAt, durationMs: s.durationMs, outcome: s.outcome })),
+    ],
+    // Failing runs keep each machine's failed units and journal tail.
+    machines: failed ? await diagnostics(lab) : [],
+  };
+  return { report, dir: writeReports(options.reportsDir, report) };
+}

@@ -1,0 +1,7 @@
+/** How `lab test` tells the scenario workers which lab to use and which group they run in. */
+export const ENV_CONFIG = 'LAB_TEST_CONFIG';
+export const ENV_NAME = 'LAB_TEST_NAME';
+export const ENV_GROUP = 'LAB_TEST_GROUP';
+export type ScenarioGroup = 'parallel' | 'exclusive';
+/** Scenarios under this folder may change machines; they run one at a time, after the others. */
+export const EXCLUSIVE_DIR = 'exclusive';

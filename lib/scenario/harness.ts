@@ -1,0 +1,253 @@
+/**
+ * The scenario API: what a file under scenarios/ imports. `lab test` runs scenarios with
+ * vitest; this module opens the lab it names, gives machines with assertion verbs, brings
+ * machines to a declared stage and puts them back afterwards.
+ */
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { Parser } from 'tap-parser';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { type Lab, openLab } from '../engine/lab.js';
+import { restore } from '../engine/restore.js';
+import { up } from '../engine/up.js';
+import { LabError } from '../errors.js';
+import { tail } from '../exec.js';
+import { AssertionFailure, Machine } from '../machine.js';
+import { isAlive } from '../state/process.js';
+import { readState } from '../state/state.js';
+import { ENV_CONFIG, ENV_GROUP, ENV_NAME } from './environment.js';
+
+declare module 'vitest' {
+  interface TaskMeta {
+    /** Journal tails of the machines a failed test used, for the report. */
+    labJournals?: Record<string, string>;
+  }
+}
+
+export interface CurlOptions {
+  /** `host:port:address`, as curl's --resolve. */
+  resolve?: string;
+  insecure?: boolean;
+  /** Fail unless the HTTP status is this one. */
+  expectStatus?: number;
+  timeoutS?: number;
+}
+
+export interface CurlReply {
+  status: number;
+  body: string;
+  redirectUrl: string;
+  remoteIp: string;
+}
+
+/** Machines used by the running test: their journals go into the report when it fails. */
+const usedByTest = new Set<string>();
+const JOURNAL_LINES = 40;
+
+/** A machine of the lab under test: the Machine verbs plus network checks. */
+export class LabMachine extends Machine {
+  constructor(
+    name: string,
+    private readonly lab: Lab,
+  ) {
+    super(name, async (argv, options) => {
+      usedByTest.add(name);
+      // Read at every call: a restore in this or another scenario restarts machines.
+      const process = readState(lab.dirs.stateFile).machines[name]?.process;
+      if (!isAlive(process)) throw new LabError(`machine ${name} is not running`, 1);
+      return lab.runtime.exec(process, argv, { ...options, allowFailure: true });
+    });
+  }
+
+  /** Pings another machine by name (resolved through the zone's DNS). */
+  async ping(other: string, count = 1): Promise<void> {
+    const target = other.includes('.') ? other : `${other}.${this.lab.config.zone.domain}`;
+    await this.succeed(['ping', '-c', String(count), '-W', '2', target]);
+  }
+
+  /** The first address the machine's resolver gives for a name. */
+  async resolve(name: string): Promise<string> {
+    const result = await this.execute(['getent', 'ahostsv4', name]);
+    const address = result.stdout.split(/\s+/)[0];
+    if (result.exitCode !== 0 || !address) throw new AssertionFailure(`${this.name}: cannot resolve ${name} (getent exit code ${result.exitCode})`, result);
+    return address;
+  }
+
+  /** An HTTP(S) request from inside the machine. */
+  async curl(url: string, options: CurlOptions = {}): Promise<CurlReply> {
+    const marker = '\n--lab-curl--\n';
+    const argv = ['curl', '-sS', '--max-time', String(options.timeoutS ?? 10), '-w', `${marker}%{http_code} %{remote_ip} %{redirect_url}`];
+    if (options.insecure) argv.push('-k');
+    if (options.resolve) argv.push('--resolve', options.resolve);
+    argv.push(url);
+    const result = await this.execute(argv);
+    if (result.exitCode !== 0) {
+      throw new AssertionFailure(`${this.name}: curl ${url} failed (exit code ${result.exitCode})\n${tail(result.stderr, 10)}`, result);
+    }
+    const at = result.stdout.lastIndexOf(marker);
+    const [status, remoteIp, redirectUrl = ''] = result.stdout.slice(at + marker.length).split(' ');
+    const reply = { status: Number(status), body: result.stdout.slice(0, at), remoteIp, redirectUrl };
+    if (options.expectStatus !== undefined && reply.status !== options.expectStatus) {
+      throw new AssertionFailure(`${this.name}: ${url} answered ${reply.status}, expected ${options.expectStatus}\n${tail(reply.body, 10)}`, result);
+    }
+    return reply;
+  }
+
+  async journal(lines = JOURNAL_LINES): Promise<string> {
+    return (await this.execute(['journalctl', '--no-pager', '-n', String(lines)])).stdout;
+  }
+}
+
+export interface TapPoint {
+  id: number;
+  ok: boolean;
+  name: string;
+  skip: boolean;
+  todo: boolean;
+  diag: unknown;
+}
+
+export interface ScenarioOptions {
+  /** The stage the scenario needs (`<stage>` or `<machine>@<stage>`): restored before, undone after. */
+  restore?: string;
+}
+
+export class ScenarioLab {
+  constructor(readonly lab: Lab) {}
+
+  get machineNames(): string[] {
+    return this.lab.config.machines.map((m) => m.name);
+  }
+
+  get domain(): string {
+    return this.lab.config.zone.domain;
+  }
+
+  /** Sandbox mode: the simulated internet (its address) and the address NAT shows it. */
+  get internet(): { address: string; uplinkAddress: string } {
+    const internet = this.lab.network.internet;
+    if (!internet) throw new LabError('this lab runs in host mode: it has no simulated internet', 1);
+    return internet;
+  }
+
+  machine(name: string): LabMachine {
+    if (!this.machineNames.includes(name)) throw new LabError(`unknown machine '${name}' (machines: ${this.machineNames.join(', ')})`, 2);
+    return new LabMachine(name, this.lab);
+  }
+
+  /** Puts machines back to a stage; only scenarios of the exclusive group may. */
+  async restore(ref: string): Promise<void> {
+    assertExclusive(`restore ${ref}`);
+    await restore(this.lab, ref, { waitForLock: true });
+  }
+
+  /** Brings the whole lab back to its last stages. */
+  async up(): Promise<void> {
+    assertExclusive('lab up');
+    await up(this.lab, { renderer: 'silent', waitForLock: true });
+  }
+
+  /**
+   * Runs a TAP check script (a fixture) inside a machine and returns its test points; see
+   * `tapChecks` to turn each point into a test of its own.
+   */
+  async tap(machine: string, fixture: string): Promise<{ points: TapPoint[]; output: string; exitCode: number }> {
+    const script = readFileSync(path.join(this.lab.loaded.fixturesDir, fixture), 'utf8');
+    const result = await this.machine(machine).execute(['sh', '-s'], { input: script });
+    const points: TapPoint[] = [];
+    for (const [type, data] of Parser.parse(result.stdout) as [string, TapPoint][]) {
+      if (type === 'assert') points.push({ id: data.id, ok: data.ok, name: data.name, skip: Boolean(data.skip), todo: Boolean(data.todo), diag: data.diag });
+    }
+    return { points, output: result.stdout, exitCode: result.exitCode };
+  }
+}
+
+function assertExclusive(what: string): void {
+  if (process.env[ENV_GROUP] !== 'exclusive') {
+    throw new LabError(`${what}: only scenarios under scenarios/exclusive/ may change machines (they run alone, after the others)`, 2);
+  }
+}
+
+/**
+ * Opens the lab `lab test` runs against. With `restore`, the machines are brought to that
+ * stage before the scenario's tests and back to their last stage after them.
+ */
+export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab> {
+  const lab = await openLab({ file: process.env[ENV_CONFIG] || undefined, name: process.env[ENV_NAME] || undefined });
+  const scenario = new ScenarioLab(lab);
+  if (options.restore) {
+    const ref = options.restore;
+    assertExclusive(`restore: '${ref}'`);
+    beforeAll(() => scenario.restore(ref));
+    afterAll(() => scenario.up());
+  }
+  beforeEach(({ task, onTestFailed }) => {
+    usedByTest.clear();
+    onTestFailed(async () => {
+      const journals: Record<string, string> = {};
+      for (const name of usedByTest) journals[name] = await scenario.machine(name).journal().catch((error: Error) => `(no journal: ${error.message})`);
+      task.meta.labJournals = journals;
+    });
+  });
+  return scenario;
+}
+
+/** Runs a TAP check script in a machine now, and makes each of its points a test. */
+export async function tapChecks(scenario: ScenarioLab, machine: string, fixture: string): Promise<void> {
+  const { points, output, exitCode } = await scenario.tap(machine, fixture);
+  if (points.length === 0) {
+    it(`${machine}: ${fixture} runs and reports TAP`, () => {
+      throw new AssertionFailure(`${machine}: ${fixture} printed no TAP test point (exit code ${exitCode})\n${tail(output, 20)}`);
+    });
+  }
+  for (const point of points) {
+    const title = `${machine}: ${point.id} ${point.name}`;
+    if (point.skip || point.todo) it.skip(title, () => undefined);
+    else
+      it(title, () => {
+        if (!point.ok) {
+          const diag = point.diag ? `\n${JSON.stringify(point.diag, null, 2)}` : '';
+          throw new AssertionFailure(`${machine}: not ok ${point.id} - ${point.name} (${fixture})${diag}`);
+        }
+      });
+  }
+}
+
+interface MatcherResult {
+  pass: boolean;
+  message: () => string;
+}
+
+async function unitState(machine: LabMachine, unit: string): Promise<{ enabled: string; active: string }> {
+  const enabled = (await machine.execute(['systemctl', 'is-enabled', unit])).stdout.trim();
+  const active = (await machine.execute(['systemctl', 'is-active', unit])).stdout.trim();
+  return { enabled, active };
+}
+
+expect.extend({
+  /** SADM's test_service_is_enabled_active. */
+  async toHaveServiceEnabledAndActive(machine: LabMachine, unit: string): Promise<MatcherResult> {
+    const { enabled, active } = await unitState(machine, unit);
+    const pass = enabled === 'enabled' && active === 'active';
+    return { pass, message: () => `${machine.name}: ${unit} is ${enabled || 'unknown'} and ${active || 'unknown'}; expected ${pass ? 'not ' : ''}enabled and active` };
+  },
+  /** The file exists and is not empty. */
+  async toHaveFile(machine: LabMachine, file: string): Promise<MatcherResult> {
+    const pass = (await machine.execute(['test', '-s', file])).exitCode === 0;
+    return { pass, message: () => `${machine.name}: ${file} ${pass ? 'exists and is not empty' : 'is missing or empty'}` };
+  },
+  /** Something listens on the TCP port. */
+  async toListenOn(machine: LabMachine, port: number): Promise<MatcherResult> {
+    const listening = (await machine.execute(['ss', '-Hltn', `sport = :${port}`])).stdout.trim();
+    const pass = listening.length > 0;
+    return { pass, message: () => `${machine.name}: ${pass ? 'something listens' : 'nothing listens'} on TCP port ${port}` };
+  },
+});
+
+declare module 'vitest' {
+  interface Matchers<T = any> {
+    toHaveServiceEnabledAndActive(unit: string): Promise<T>;
+    toHaveFile(file: string): Promise<T>;
+    toListenOn(port: number): Promise<T>;
+  }
+}
