@@ -22,9 +22,11 @@ function argvOf(command: Command): readonly string[] {
   return typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
 }
 
-function describe(result: RunResult): string {
+/** The command as the test wrote it (not the runtime's wrapping), its exit code and its output. */
+function describe(command: Command, result: RunResult): string {
   const output = tail(`${result.stdout}${result.stderr}`, 25);
-  return `$ ${formatArgv(result.argv.slice(result.argv.indexOf('--') + 1))}\nexit code ${result.exitCode}${output ? `\n${output}` : ''}`;
+  const shown = typeof command === 'string' ? command : formatArgv(command);
+  return `$ ${shown}\nexit code ${result.exitCode}${output ? `\n${output}` : ''}`;
 }
 
 /**
@@ -44,14 +46,14 @@ export class Machine {
   /** Runs the command, fails unless it exits 0; returns its standard output. */
   async succeed(command: Command, options: { timeout?: number; input?: string } = {}): Promise<string> {
     const result = await this.execute(command, options);
-    if (result.exitCode !== 0) throw new AssertionFailure(`${this.name}: command should have succeeded\n${describe(result)}`, result);
+    if (result.exitCode !== 0) throw new AssertionFailure(`${this.name}: command should have succeeded\n${describe(command, result)}`, result);
     return result.stdout;
   }
 
   /** Runs the command, fails if it exits 0; returns its output. */
   async fail(command: Command, options: { timeout?: number } = {}): Promise<string> {
     const result = await this.execute(command, options);
-    if (result.exitCode === 0) throw new AssertionFailure(`${this.name}: command should have failed\n${describe(result)}`, result);
+    if (result.exitCode === 0) throw new AssertionFailure(`${this.name}: command should have failed\n${describe(command, result)}`, result);
     return `${result.stdout}${result.stderr}`;
   }
 
@@ -61,7 +63,7 @@ export class Machine {
       const result = await this.execute(command, { timeout: Math.max(1000, deadline - Date.now()) });
       if (result.exitCode === 0) return result.stdout;
       if (Date.now() >= deadline) {
-        throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(result)}`, result);
+        throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, result)}`, result);
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
     }

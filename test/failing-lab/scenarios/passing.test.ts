@@ -1,0 +1,7 @@
+import { expect, it } from 'vitest';
+import { useLab } from '../../../lib/scenario/harness.js';
+
+const lab = await useLab();
+it('finds the marker', async () => {
+  await expect(lab.machine('solo')).toHaveFile('/etc/solo-marker');
+});
