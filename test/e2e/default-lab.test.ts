@@ -77,7 +77,7 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
     const snapshots = path.join(STATE_ROOT, name, 'pool', 'snapshots');
     const found: string[] = [];
     for (const machine of readdirSync(snapshots)) {
-      for (const snapshot of readdirSync(path.join(snapshots, machine))) {
+      for (const snapshot of readdirSync(path.join(snapshots, machine)).filter((s) => !s.endsWith('.json'))) {
         const ro = await execa('btrfs', ['property', 'get', '-ts', path.join(snapshots, machine, snapshot), 'ro']);
         expect(ro.stdout.trim(), snapshot).toBe('ro=true');
         found.push(`${machine}/${snapshot.split('@')[0]}`);
