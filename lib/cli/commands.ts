@@ -4,12 +4,14 @@ import { doctor } from '../engine/doctor.js';
 import { type Lab, openLab } from '../engine/lab.js';
 import { destroy, down } from '../engine/lifecycle.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
+import { exportImage } from '../engine/image.js';
 import { restore } from '../engine/restore.js';
 import { runTests } from '../engine/test.js';
 import { snapshotsReport } from '../engine/snapshots.js';
 import { status } from '../engine/status.js';
 import { up } from '../engine/up.js';
 import { parseStageRef } from '../plan/plan.js';
+import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
 import { printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
@@ -25,13 +27,14 @@ export interface GlobalOptions {
   reports?: string;
   serial: boolean;
   verbose: boolean;
+  runtime?: string;
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const json = (value: unknown) => out(JSON.stringify(value, null, 2));
 
 export async function runCommand(command: string, args: string[], passthrough: string[], options: GlobalOptions): Promise<number> {
-  const lab = await openLab({ file: options.config, name: options.name });
+  const lab = await openLab({ file: options.config, name: options.name, runtime: options.runtime });
   switch (command) {
     case 'up': {
       for (const name of args) assertMachine(lab, name);
@@ -70,6 +73,14 @@ export async function runCommand(command: string, args: string[], passthrough: s
       else out(`lab test: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)}s\nreport: ${path.join(dir, 'report.html')}`);
       return report.outcome === 'passed' ? 0 : 1;
     }
+    case 'image': {
+      const [verb, file, ...extra] = args;
+      if (verb !== 'export' || !file || extra.length > 0) throw new UsageError('usage: lab image export <file.tar> [--from <machine>@<stage>]');
+      const result = await exportImage(lab, file, options.from);
+      if (options.json) json(result);
+      else out(`wrote ${result.file} (from ${result.source})`);
+      return 0;
+    }
     case 'snapshots': {
       const report = await snapshotsReport(lab);
       if (options.json) json(report);
@@ -86,12 +97,12 @@ export async function runCommand(command: string, args: string[], passthrough: s
       const [machine, ...rest] = args;
       const argv = [...rest, ...passthrough];
       if (!machine || argv.length === 0) throw new UsageError('usage: lab exec <machine> -- <command> [args...]');
-      return runInMachine(lab, machine, (process) => lab.runtime.exec(process, argv, { inherit: true, allowFailure: true, timeout: 24 * 3600_000 }).then((r) => r.exitCode));
+      return runInMachine(lab, machine, (handle) => lab.runtime.exec(handle, argv, { inherit: true, allowFailure: true, timeout: 24 * 3600_000 }).then((r) => r.exitCode));
     }
     case 'shell': {
       const [machine] = args;
       if (!machine) throw new UsageError('usage: lab shell <machine>');
-      return runInMachine(lab, machine, (process) => lab.runtime.shell(process));
+      return runInMachine(lab, machine, (handle) => lab.runtime.shell(handle));
     }
     case 'down': {
       const stopped = await down(lab);
@@ -113,9 +124,9 @@ export async function runCommand(command: string, args: string[], passthrough: s
   throw new UsageError(`unknown command '${command}'`);
 }
 
-async function runInMachine(lab: Lab, machine: string, body: (process: { pid: number; startTime: string }) => Promise<number>): Promise<number> {
+async function runInMachine(lab: Lab, machine: string, body: (handle: MachineHandle) => Promise<number>): Promise<number> {
   assertMachine(lab, machine);
   const state = readState(lab.dirs.stateFile);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');
-  return body(state.machines[machine]!.process!);
+  return body({ name: machine, process: state.machines[machine]!.process! });
 }

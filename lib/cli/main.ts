@@ -18,6 +18,8 @@ Commands:
       --reports <dir>         where reports go (default: ./reports)
       --serial                one scenario at a time (default: read-only ones in parallel)
       --verbose               print every test as it ends
+  image export <file>       a root filesystem tarball of the base image (for image.source: tarball)
+      --from <machine@stage>  of a stage snapshot instead
   status                    machines, state, addresses, stages done, snapshots
   snapshots                 every stage snapshot: created, cache key, space it holds
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
@@ -28,13 +30,14 @@ Commands:
 
 Global options:
   --config <file>           a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)
+  --runtime <kind>          nspawn, machinectl or auto (default: the config's, auto)
   --name <lab>              the lab's name (also LAB_NAME); labs with different names run side by side
   --json                    machine-readable output (up, restore, test, status, snapshots, doctor)
   -h, --help                this help
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'test', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -55,6 +58,7 @@ function parse(argv: string[]) {
         until: { type: 'string' },
         wait: { type: 'boolean', default: false },
         scenarios: { type: 'string' },
+        runtime: { type: 'string' },
         reports: { type: 'string' },
         serial: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
@@ -87,6 +91,7 @@ export async function main(argv: string[]): Promise<number> {
     reports: values.reports,
     serial: values.serial,
     verbose: values.verbose,
+    runtime: values.runtime,
   });
 }
 

@@ -16,6 +16,8 @@ export interface LoadOptions {
   cwd?: string;
   /** --name / LAB_NAME: overrides the config's lab name. */
   name?: string;
+  /** --runtime: overrides the config's runtime. */
+  runtime?: string;
 }
 
 export interface LoadedConfig {
@@ -32,6 +34,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const merged = mergeConfig(defaultLab, overrides);
   if (file) Object.assign(merged, sadmConventions(path.dirname(file), merged));
   if (options.name) merged.name = options.name;
+  if (options.runtime) merged.runtime = options.runtime as LabConfigInput['runtime'];
   const config = validateConfig(merged, file);
   if (file) {
     // Directories in a config file are relative to that file.
@@ -39,6 +42,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
       const value = config[key];
       if (value) config[key] = path.resolve(path.dirname(file), value);
     }
+    const tarball = config.image.tarball;
+    if (tarball && !/^https?:\/\//.test(tarball)) config.image.tarball = path.resolve(path.dirname(file), tarball);
   }
   return { config, file };
 }
@@ -142,6 +147,11 @@ function semanticProblem(config: LabConfig): string | undefined {
     if (owner) return `${field}.address: ${machine.address} is already used by ${owner}`;
     owners.set(machine.address, `machine '${machine.name}'`);
   }
+  const { image } = config;
+  if (image.source === 'tarball' && !image.tarball) return 'image.tarball: required when image.source is tarball';
+  if (image.source !== 'tarball' && image.tarball) return `image.tarball: only used when image.source is tarball (it is ${image.source})`;
+  if (image.source === 'pacstrap' && image.distribution !== 'arch') return `image.distribution: pacstrap builds arch, not ${image.distribution}`;
+  if (image.source === 'debootstrap' && image.distribution === 'arch') return 'image.distribution: debootstrap cannot build arch (use image.source pacstrap or tarball)';
   const dns = config.zone.dnsMachine;
   if (dns !== null) {
     const machine = config.machines.find((m) => m.name === dns);

@@ -57,9 +57,15 @@ export const labConfigSchema = z.strictObject({
       keepSnapshots: z.number().int().min(0).default(2),
     })
     .prefault({}),
+  /** auto: machinectl on a systemd host with machined, otherwise nspawn processes started by lab. */
+  runtime: z.enum(['auto', 'nspawn', 'machinectl']).default('auto'),
   image: z
     .strictObject({
-      distribution: z.enum(['debian']).default('debian'),
+      /** debootstrap (Debian, Ubuntu hosts), pacstrap (Arch hosts), tarball (anywhere: a root filesystem tarball). */
+      source: z.enum(['debootstrap', 'pacstrap', 'tarball']).default('debootstrap'),
+      /** For tarball: a path (relative to the config file) or an http(s) URL. */
+      tarball: z.string().min(1).optional(),
+      distribution: z.enum(['debian', 'ubuntu', 'arch']).default('debian'),
       suite: z.string().regex(/^[a-z]+$/).default('bookworm'),
       /** Defaults to the mirror that the host's own apt sources name. */
       mirror: z.url().optional(),

@@ -1,7 +1,8 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync } from 'node:fs';
 import { run } from '../exec.js';
 import { findCommand, requiredTools } from '../host/prereq.js';
 import { isAlive } from '../state/process.js';
+import { MachinectlRuntime } from '../runtime/machinectl.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { strayProcesses } from './lifecycle.js';
@@ -15,27 +16,39 @@ export interface DoctorReport {
   otherLabs: string[];
 }
 
+function existsOrLink(file: string): boolean {
+  try {
+    lstatSync(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const readText = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim() : '');
 
 export async function doctor(lab: Lab): Promise<DoctorReport> {
   const tools = requiredTools(lab.config).map((t) => ({ command: t.command, package: t.debianPackage, found: Boolean(findCommand(t.command)), why: t.why }));
   const root = process.getuid?.() === 0;
-  const pid1 = readText('/proc/1/comm');
+  const { profile } = lab;
+  const host = `systemd as PID 1: ${profile.systemdPid1 ? 'yes' : 'no'}, machined: ${profile.machined ? 'running' : 'no'}, networkd: ${profile.networkd ? 'running' : 'no'}`;
+  const fallback = !profile.systemdPid1 && lab.image.source === 'tarball' ? ' (the CoreOS fallback: tarball image, lab-run machines and network)' : '';
   const why = [
-    `PID 1 is '${pid1}'${pid1 === 'systemd' ? '' : ', not systemd'}: machines run as systemd-nspawn processes started by lab (no machined)`,
-    `network mode ${lab.config.network.mode}${lab.configFile ? ` (from ${lab.configFile} or the default)` : ' (the default: hermetic)'}`,
+    host,
+    `runtime ${profile.runtime}: ${profile.why}`,
+    `network mode ${lab.config.network.mode}${lab.config.network.mode === 'sandbox' ? ' (hermetic: nothing leaves the machine)' : ''}`,
     `storage ${lab.config.storage.kind}: ${lab.storage.describe()}`,
-    `image mirror ${lab.image.mirror} (${lab.config.image.mirror ? 'from the config' : "the one the host's apt sources name"})`,
+    `image ${lab.image.description}${fallback}`,
   ];
   return {
     ready: root && tools.every((t) => t.found),
     root,
     tools,
     profile: {
-      runtime: 'nspawn (direct)',
+      runtime: profile.runtime === 'machinectl' ? 'machinectl (machined, systemd-nspawn@ units)' : 'nspawn (started by lab, no machined)',
       network: lab.network.describe(),
       storage: lab.storage.describe(),
-      image: `debootstrap ${lab.config.image.distribution} ${lab.image.suite} (key ${lab.image.key})`,
+      image: `${lab.image.source}: ${lab.image.description} (key ${lab.image.key})`,
       why,
     },
     leftovers: root ? await leftovers(lab) : ['(run as root to look for leftovers)'],
@@ -50,6 +63,9 @@ export async function leftovers(lab: Lab): Promise<string[]> {
   for (const [name, ms] of Object.entries(state?.machines ?? {})) if (isAlive(ms.process)) found.push(`machine ${name} running (pid ${ms.process.pid})`);
   for (const stray of strayProcesses(lab)) found.push(`process ${stray.pid} of this lab`);
   for (const ns of [lab.names.netns, lab.names.wanNetns]) if (existsSync(`/run/netns/${ns}`)) found.push(`network namespace ${ns}`);
+  if (lab.runtime instanceof MachinectlRuntime) {
+    for (const machine of lab.config.machines) for (const file of lab.runtime.files(machine.name)) if (existsOrLink(file)) found.push(`machinectl file ${file}`);
+  }
   if (lab.config.network.mode === 'host') {
     if (existsSync(`/sys/class/net/${lab.names.bridge}`)) found.push(`bridge ${lab.names.bridge}`);
     const table = await run(['nft', 'list', 'table', 'ip', lab.names.nftTable], { allowFailure: true });

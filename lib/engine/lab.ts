@@ -2,10 +2,13 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import type { LabConfig } from '../config/schema.js';
-import { type BaseImage, describeBaseImage } from '../image/debootstrap.js';
+import { type BaseImage, describeBaseImage } from '../image/sources.js';
+import { type HostProfile, hostProfile } from '../host/profile.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork, type Network } from '../network/network.js';
+import { MachinectlRuntime } from '../runtime/machinectl.js';
 import { NspawnRuntime } from '../runtime/nspawn.js';
+import type { Runtime } from '../runtime/runtime.js';
 import { type LoadedLab, loadLab } from '../stages/load.js';
 import { BtrfsStorage, isOnBtrfs } from '../storage/btrfs.js';
 import { CopyStorage } from '../storage/copy.js';
@@ -21,7 +24,8 @@ export interface Lab {
   image: BaseImage;
   storage: Storage;
   network: Network;
-  runtime: NspawnRuntime;
+  profile: HostProfile;
+  runtime: Runtime;
   /** Shared between labs: packages downloaded for stages. */
   aptArchives: string;
 }
@@ -33,15 +37,14 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
   const names = labNames(config);
   const dirs = labDirs(config);
   const storage = await chooseStorage(config, dirs);
-  const network = createNetwork(config, names, dirs);
-  const runtime = new NspawnRuntime({
-    netnsPrefix: network.netnsPrefix,
-    bridge: names.bridge,
-    nspawnName: names.nspawnName,
-    consoleLog: dirs.consoleLog,
-  });
+  const profile = hostProfile(config);
+  const network = createNetwork(config, names, dirs, profile);
+  const runtime: Runtime =
+    profile.runtime === 'machinectl'
+      ? new MachinectlRuntime({ bridge: names.bridge, nspawnName: names.nspawnName })
+      : new NspawnRuntime({ netnsPrefix: network.netnsPrefix, bridge: names.bridge, nspawnName: names.nspawnName, consoleLog: dirs.consoleLog });
   const aptArchives = path.join(config.cacheDir, 'apt', `${config.image.distribution}-${config.image.suite}`);
-  return { config, configFile: file, names, dirs, loaded, image, storage, network, runtime, aptArchives };
+  return { config, configFile: file, names, dirs, loaded, image, storage, network, profile, runtime, aptArchives };
 }
 
 async function chooseStorage(config: LabConfig, dirs: LabDirs): Promise<Storage> {

@@ -1,6 +1,8 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
+import { MachinectlRuntime } from '../runtime/machinectl.js';
+import { stopNspawn } from '../runtime/nspawn.js';
 import { acquireLock } from '../state/lock.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
@@ -62,7 +64,10 @@ export async function destroy(lab: Lab): Promise<void> {
     await Promise.all(Object.keys(state.machines).map((name) => stopMachine(lab, state, name, { hard: true })));
     for (const stray of [...strayProcesses(lab), ...strayProcesses(lab, { builds: true })]) {
       if (!isAlive(stray)) continue;
-      await lab.runtime.stop(stray, { hard: true });
+      await stopNspawn(stray, { hard: true });
+    }
+    if (lab.runtime instanceof MachinectlRuntime) {
+      for (const machine of lab.config.machines) for (const file of lab.runtime.files(machine.name)) rmSync(file, { force: true });
     }
     await lab.network.teardown(state);
     writeState(lab.dirs.stateFile, state);

@@ -27,7 +27,7 @@ export function machineApi(lab: Lab, state: LabState, name: string): Machine {
   return new Machine(name, (argv, options) => {
     const process = state.machines[name]?.process;
     if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
-    return lab.runtime.exec(process, argv, { ...options, allowFailure: true });
+    return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
   });
 }
 
@@ -43,10 +43,10 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
   const started = Date.now();
   ms.process = await lab.runtime.start(name, root);
   writeState(lab.dirs.stateFile, state);
-  const readiness = await lab.runtime.waitReady(name, ms.process, BOOT_TIMEOUT_MS);
+  const readiness = await lab.runtime.waitReady({ name, process: ms.process }, BOOT_TIMEOUT_MS);
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
   const online = await lab.runtime.exec(
-    ms.process,
+    { name, process: ms.process },
     ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${NETWORK_TIMEOUT_S}`],
     { allowFailure: true, timeout: (NETWORK_TIMEOUT_S + 5) * 1000 },
   );
@@ -64,7 +64,7 @@ function recordBoot(lab: Lab, state: LabState, name: string, started: number, re
 export async function stopMachine(lab: Lab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
   const ms = state.machines[name];
   if (!isAlive(ms?.process)) return false;
-  await lab.runtime.stop(ms.process, options);
+  await lab.runtime.stop({ name, process: ms.process }, options);
   delete ms.process;
   writeState(lab.dirs.stateFile, state);
   return true;

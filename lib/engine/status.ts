@@ -37,7 +37,7 @@ export async function status(lab: Lab): Promise<LabStatus> {
       const config = lab.config.machines.find((m) => m.name === machinePlan.name)!;
       let address = config.address;
       if (running && address === 'dhcp') {
-        const result = await lab.runtime.exec(ms!.process!, ['ip', '-4', '-o', 'address', 'show', 'dev', 'host0'], { allowFailure: true, timeout: 5000 });
+        const result = await lab.runtime.exec({ name: machinePlan.name, process: ms!.process! }, ['ip', '-4', '-o', 'address', 'show', 'dev', 'host0'], { allowFailure: true, timeout: 5000 });
         address = /inet (\d+\.\d+\.\d+\.\d+)/.exec(result.stdout)?.[1] ?? 'dhcp (no lease)';
       }
       return {

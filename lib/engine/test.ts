@@ -73,7 +73,7 @@ async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
       out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
       continue;
     }
-    const exec = (argv: string[]) => lab.runtime.exec(process, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
+    const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
     out.push({
       machine: machine.name,
       failedUnits: await exec(['systemctl', 'list-units', '--failed', '--no-pager', '--plain']),

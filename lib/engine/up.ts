@@ -3,8 +3,10 @@ import path from 'node:path';
 import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 import { LabError, StageError } from '../errors.js';
 import { CommandError } from '../exec.js';
-import { ensureBaseImage, imagePaths } from '../image/debootstrap.js';
+import { ensureBaseImage, imagePaths } from '../image/base.js';
+import { checkImageSource, type ImageSourceKind } from '../image/sources.js';
 import { type MachinePlan, type Plan, type PlanOptions, planLab, type PlannedStage } from '../plan/plan.js';
+import { stopNspawn } from '../runtime/nspawn.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { installPackages, offlineContext, type OfflineTarget } from '../stages/context.js';
@@ -33,7 +35,8 @@ export interface MachineReport {
 }
 
 export interface UpReport {
-  baseImage: 'pool' | 'cache' | 'debootstrap';
+  /** Where the base image came from this time. */
+  baseImage: 'pool' | 'cache' | ImageSourceKind;
   durationMs: number;
   machines: MachineReport[];
   prunedSnapshots: number;
@@ -71,17 +74,18 @@ export function planFor(lab: Lab, options: PlanOptions = {}): Plan {
 export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
   const started = Date.now();
   assertHostReady(lab.config, 'up');
+  await checkImageSource(lab.image); // a tarball that is no root filesystem: exit 2 before anything exists
   const lock = await acquireLock(lab.dirs.lockFile, 'up', { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     ensureDirs(lab);
     const state = readState(lab.dirs.stateFile);
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
-    for (const orphan of strayProcesses(lab, { builds: true })) await lab.runtime.stop(orphan, { hard: true });
+    for (const orphan of strayProcesses(lab, { builds: true })) await stopNspawn(orphan, { hard: true });
     await lab.storage.open();
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
     const paths = imagePaths(lab.config, lab.storage, lab.image);
-    const base = await ensureBaseImage(lab.image, paths, lab.storage, () => undefined);
+    const base = await ensureBaseImage(lab.image, paths, lab.storage, lab.config, () => undefined);
     const plan = planFor(lab, options.plan);
     const reports = await runPlan(lab, state, plan, base.path, options.renderer ?? 'default');
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);

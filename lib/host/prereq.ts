@@ -13,13 +13,13 @@ export interface Tool {
 export function requiredTools(config: LabConfig): Tool[] {
   const tools: Tool[] = [
     { command: 'systemd-nspawn', debianPackage: 'systemd-container', why: 'runs the machines' },
-    { command: 'debootstrap', debianPackage: 'debootstrap', why: 'builds the base image' },
     { command: 'nft', debianPackage: 'nftables', why: 'NAT for the zone' },
     { command: 'ip', debianPackage: 'iproute2', why: 'bridge, veths and namespaces' },
     { command: 'nsenter', debianPackage: 'util-linux', why: 'runs commands inside machines and namespaces' },
     { command: 'sysctl', debianPackage: 'procps', why: 'turns on forwarding for the zone' },
     { command: 'tar', debianPackage: 'tar', why: 'caches base images' },
   ];
+  if (config.image.source === 'debootstrap') tools.push({ command: 'debootstrap', debianPackage: 'debootstrap', why: 'builds the base image' });
   if (config.storage.kind === 'btrfs') {
     tools.push({ command: 'btrfs', debianPackage: 'btrfs-progs', why: 'snapshots of stages' });
     tools.push({ command: 'mkfs.btrfs', debianPackage: 'btrfs-progs', why: 'the loopback pool' });

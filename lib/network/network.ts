@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { nthAddress, parseSubnet } from '../config/ip.js';
 import type { LabConfig } from '../config/schema.js';
@@ -29,8 +29,9 @@ export interface Network {
   describe(): string;
 }
 
-export function createNetwork(config: LabConfig, names: LabNames, dirs: LabDirs): Network {
-  return config.network.mode === 'sandbox' ? new SandboxNetwork(config, names, dirs) : new HostNetwork(config, names);
+export function createNetwork(config: LabConfig, names: LabNames, dirs: LabDirs, profile: { networkd: boolean }): Network {
+  if (config.network.mode === 'sandbox') return new SandboxNetwork(config, names, dirs);
+  return profile.networkd ? new NetworkdNetwork(config, names) : new HostNetwork(config, names);
 }
 
 const netnsPath = (name: string) => path.join(NETNS_DIR, name);
@@ -178,3 +179,69 @@ class HostNetwork implements Network {
     return `host: zone bridge ${this.names.bridge} and NAT (nft table ${this.names.nftTable}) on the host, machines reach the host's uplink`;
   }
 }
+
+/** The zone's bridge, address and NAT as systemd-networkd files, the seeds' way, when networkd runs on the host. */
+export function networkdFiles(config: LabConfig, names: LabNames): { netdev: string; network: string } {
+  const prefixLength = parseSubnet(config.zone.subnet).prefix;
+  return {
+    netdev: ['# Written by lab (lab destroy removes it).', '[NetDev]', `Name=${names.bridge}`, 'Kind=bridge', ''].join('\n'),
+    network: [
+      '# Written by lab (lab destroy removes it).',
+      '[Match]',
+      `Name=${names.bridge}`,
+      '',
+      '[Network]',
+      `Address=${config.zone.hostAddress}/${prefixLength}`,
+      'IPMasquerade=ipv4',
+      'ConfigureWithoutCarrier=yes',
+      'LinkLocalAddressing=no',
+      '',
+    ].join('\n'),
+  };
+}
+
+class NetworkdNetwork implements Network {
+  readonly mode = 'host' as const;
+  readonly netnsPrefix: readonly string[] = [];
+  private readonly dir = '/etc/systemd/network';
+
+  constructor(
+    private readonly config: LabConfig,
+    private readonly names: LabNames,
+  ) {}
+
+  private file(extension: string): string {
+    return path.join(this.dir, `70-${this.names.netns}-${this.names.bridge}.${extension}`);
+  }
+
+  async setup(): Promise<void> {
+    const files = networkdFiles(this.config, this.names);
+    mkdirSync(this.dir, { recursive: true });
+    writeFileSync(this.file('netdev'), files.netdev);
+    writeFileSync(this.file('network'), files.network);
+    await run(['networkctl', 'reload']);
+    // networkd configures the bridge asynchronously: wait for the address, a real condition.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const address = await run(['ip', '-4', '-o', 'address', 'show', 'dev', this.names.bridge], { allowFailure: true });
+      if (address.stdout.includes(`inet ${this.config.zone.hostAddress}/`)) return;
+      if (Date.now() > deadline) throw new LabError(`systemd-networkd did not configure ${this.names.bridge} within 20 s (networkctl status ${this.names.bridge})`, 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async stopServices(): Promise<void> {}
+
+  async teardown(): Promise<void> {
+    rmSync(this.file('netdev'), { force: true });
+    rmSync(this.file('network'), { force: true });
+    await run(['networkctl', 'reload'], { allowFailure: true });
+    // networkd does not delete a netdev whose file went away.
+    if (await linkExists([], this.names.bridge)) await run(['ip', 'link', 'delete', this.names.bridge]);
+  }
+
+  describe(): string {
+    return `host, managed by systemd-networkd: ${this.file('netdev')} and .network (bridge ${this.names.bridge}, address, IPMasquerade)`;
+  }
+}
+

@@ -4,7 +4,7 @@ import { HostError, LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
-import type { Readiness, Runtime } from './runtime.js';
+import type { MachineHandle, Readiness, Runtime } from './runtime.js';
 
 const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const ORDERLY_STOP_MS = 30_000;
@@ -16,6 +16,19 @@ export interface NspawnOptions {
   bridge: string;
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
+}
+
+/**
+ * The container's PID 1: the child of nspawn that lives in a PID namespace of its own. (nspawn's
+ * first child is a short-lived helper in nspawn's own namespace that forks the real one.)
+ */
+function nspawnLeader(process: ProcessRef): number | undefined {
+  if (!isAlive(process)) return undefined;
+  const own = pidNamespaceOf(process.pid);
+  return childrenOf(process.pid).find((child) => {
+    const namespace = pidNamespaceOf(child);
+    return namespace !== undefined && namespace !== own;
+  });
 }
 
 function pidNamespaceOf(pid: number): string | undefined {
@@ -62,20 +75,7 @@ export class NspawnRuntime implements Runtime {
     return ref;
   }
 
-  /**
-   * The container's PID 1: the child of nspawn that lives in a PID namespace of its own. (nspawn's
-   * first child is a short-lived helper in nspawn's own namespace that forks the real one.)
-   */
-  leaderPid(process: ProcessRef): number | undefined {
-    if (!isAlive(process)) return undefined;
-    const own = pidNamespaceOf(process.pid);
-    return childrenOf(process.pid).find((child) => {
-      const namespace = pidNamespaceOf(child);
-      return namespace !== undefined && namespace !== own;
-    });
-  }
-
-  async waitReady(machine: string, process: ProcessRef, timeoutMs: number): Promise<Readiness> {
+  async waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
     const started = Date.now();
     const deadline = started + timeoutMs;
     const gone = () => new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1);
@@ -86,7 +86,7 @@ export class NspawnRuntime implements Runtime {
       if (!isAlive(process)) throw gone();
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'no init process yet'})`, 1);
-      leader = this.leaderPid(process);
+      leader = nspawnLeader(process);
       if (!leader) {
         await delay(POLL_MS);
         continue;
@@ -105,8 +105,8 @@ export class NspawnRuntime implements Runtime {
     };
   }
 
-  exec(process: ProcessRef, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const leader = this.leaderPid(process);
+  exec({ process }: MachineHandle, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const leader = nspawnLeader(process);
     if (!leader) throw new LabError('the machine is not running', 1);
     return this.execIn(leader, argv, options);
   }
@@ -117,27 +117,32 @@ export class NspawnRuntime implements Runtime {
     return run(['nsenter', `--target=${leader}`, '--all', '--', ...env, ...argv], options);
   }
 
-  async shell(process: ProcessRef): Promise<number> {
-    const result = await this.exec(process, ['/bin/bash', '--login'], { inherit: true, allowFailure: true, timeout: 7 * 24 * 3600_000 });
+  async shell(handle: MachineHandle): Promise<number> {
+    const result = await this.exec(handle, ['/bin/bash', '--login'], { inherit: true, allowFailure: true, timeout: 7 * 24 * 3600_000 });
     return result.exitCode;
   }
 
-  async stop(process: ProcessRef, options: { hard: boolean }): Promise<void> {
-    if (!isAlive(process)) return;
-    if (options.hard) {
-      // Killing nspawn itself would orphan the machine; killing its PID 1 ends the whole PID namespace.
-      // Just after a start, PID 1 may not exist yet: give it a moment to appear.
-      let leader = this.leaderPid(process);
-      for (const deadline = Date.now() + 2000; !leader && isAlive(process) && Date.now() < deadline; leader = this.leaderPid(process)) await delay(POLL_MS);
-      globalThis.process.kill(leader ?? process.pid, 'SIGKILL');
-    } else {
-      globalThis.process.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
-    }
-    const deadline = Date.now() + ORDERLY_STOP_MS;
-    while (isAlive(process)) {
-      if (Date.now() > deadline) return this.stop(process, { hard: true });
-      await delay(POLL_MS);
-    }
+  stop({ process }: MachineHandle, options: { hard: boolean }): Promise<void> {
+    return stopNspawn(process, options);
+  }
+}
+
+/** Stops an nspawn process by pid (also one the state lost track of, found by its root's path). */
+export async function stopNspawn(process: ProcessRef, options: { hard: boolean }): Promise<void> {
+  if (!isAlive(process)) return;
+  if (options.hard) {
+    // Killing nspawn itself would orphan the machine; killing its PID 1 ends the whole PID namespace.
+    // Just after a start, PID 1 may not exist yet: give it a moment to appear.
+    let leader = nspawnLeader(process);
+    for (const deadline = Date.now() + 2000; !leader && isAlive(process) && Date.now() < deadline; leader = nspawnLeader(process)) await delay(POLL_MS);
+    globalThis.process.kill(leader ?? process.pid, 'SIGKILL');
+  } else {
+    globalThis.process.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
+  }
+  const deadline = Date.now() + ORDERLY_STOP_MS;
+  while (isAlive(process)) {
+    if (Date.now() > deadline) return stopNspawn(process, { hard: true });
+    await delay(POLL_MS);
   }
 }
 

@@ -8,13 +8,19 @@ export interface Readiness {
   bootMs: number;
 }
 
+/** A running machine: its name in the lab and the process that stands for it. */
+export interface MachineHandle {
+  name: string;
+  process: ProcessRef;
+}
+
 /** Boots, runs commands in, and stops machines. */
 export interface Runtime {
   start(machine: string, root: string): Promise<ProcessRef>;
-  waitReady(machine: string, process: ProcessRef, timeoutMs: number): Promise<Readiness>;
-  exec(process: ProcessRef, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
+  waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness>;
+  exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** An interactive login shell on the caller's terminal. */
-  shell(process: ProcessRef): Promise<number>;
+  shell(handle: MachineHandle): Promise<number>;
   /** Orderly shutdown; `hard` kills at once (enough when the root is about to be discarded). */
-  stop(process: ProcessRef, options: { hard: boolean }): Promise<void>;
+  stop(handle: MachineHandle, options: { hard: boolean }): Promise<void>;
 }

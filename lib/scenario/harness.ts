@@ -55,7 +55,7 @@ export class LabMachine extends Machine {
       // Read at every call: a restore in this or another scenario restarts machines.
       const process = readState(lab.dirs.stateFile).machines[name]?.process;
       if (!isAlive(process)) throw new LabError(`machine ${name} is not running`, 1);
-      return lab.runtime.exec(process, argv, { ...options, allowFailure: true });
+      return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
     });
   }
 

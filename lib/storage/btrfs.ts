@@ -69,9 +69,12 @@ export class BtrfsStorage implements Storage {
       await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: 10 * 60_000 });
       return;
     }
+    // Most roots hold no nested subvolume: one command. Otherwise the delete fails and the nested ones go first.
+    if ((await run(['btrfs', 'subvolume', 'delete', target], { allowFailure: true })).exitCode === 0) return;
     const nested = await this.nestedSubvolumes(target);
-    // A read-only subvolume can be deleted as it is, but what is nested in it only once it is writable.
-    if (nested.length > 0) await run(['btrfs', 'property', 'set', '-ts', target, 'ro', 'false']);
+    if (nested.length === 0) await run(['btrfs', 'subvolume', 'delete', target]); // not a nesting problem: report it
+    // What is nested in a read-only subvolume can only go once it is writable.
+    await run(['btrfs', 'property', 'set', '-ts', target, 'ro', 'false']);
     for (const inner of nested) await this.remove(inner);
     await run(['btrfs', 'subvolume', 'delete', target]);
   }
