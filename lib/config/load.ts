@@ -147,6 +147,9 @@ function semanticProblem(config: LabConfig): string | undefined {
     if (owner) return `${field}.address: ${machine.address} is already used by ${owner}`;
     owners.set(machine.address, `machine '${machine.name}'`);
   }
+  if (config.network.mode === 'sandbox' && config.network.internet) {
+    return 'network.internet: only for host mode (sandbox mode has its own simulated internet)';
+  }
   const { image } = config;
   if (image.source === 'tarball' && !image.tarball) return 'image.tarball: required when image.source is tarball';
   if (image.source !== 'tarball' && image.tarball) return `image.tarball: only used when image.source is tarball (it is ${image.source})`;

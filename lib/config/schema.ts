@@ -45,6 +45,11 @@ export const labConfigSchema = z.strictObject({
       mode: z.enum(['sandbox', 'host']).default('sandbox'),
       /** The simulated internet of sandbox mode; a documentation range, so it can never mean a real host. */
       wanSubnet: cidr.default('198.51.100.0/24'),
+      /**
+       * Host mode: a server beyond the host's uplink that answers HTTP with the caller's address,
+       * and the address NAT should show it, to check NAT (sandbox mode has its own).
+       */
+      internet: z.strictObject({ address: ipv4, uplinkAddress: ipv4 }).optional(),
     })
     .prefault({}),
   storage: z

@@ -123,11 +123,12 @@ export class ScenarioLab {
     return this.lab.config.zone.domain;
   }
 
-  /** Sandbox mode: the simulated internet (its address) and the address NAT shows it. */
-  get internet(): { address: string; uplinkAddress: string } {
-    const internet = this.lab.network.internet;
-    if (!internet) throw new LabError('this lab runs in host mode: it has no simulated internet', 1);
-    return internet;
+  /**
+   * Where NAT can be checked: the sandbox's simulated internet, or in host mode the server the
+   * config names (network.internet); undefined when there is none.
+   */
+  get internet(): { address: string; uplinkAddress: string } | undefined {
+    return this.lab.network.internet ?? this.lab.config.network.internet;
   }
 
   machine(name: string): LabMachine {
