@@ -42,6 +42,21 @@ describe('the tarball image source (the CoreOS fallback path)', () => {
   });
 });
 
+describe('copy storage (no btrfs)', () => {
+  it('passes the default scenarios on the default lab', async () => {
+    const name = uniqueName('cpy');
+    const config = configFile(name, ['storage: { kind: copy }']);
+    configs.push(config);
+    const reports = path.join(dir, 'reports-copy');
+    const run = await lab(['--config', config, 'test', '--reports', reports]);
+    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+    const report = JSON.parse(readFileSync(path.join(reports, 'latest', 'results.json'), 'utf8')) as { failed: number; passed: number };
+    expect(report.failed).toBe(0);
+    expect(report.passed).toBeGreaterThanOrEqual(30);
+    expect(await labOk(['--config', config, 'doctor'])).toContain('storage: copy');
+  });
+});
+
 describe('a profile the host cannot give is refused before anything is created', () => {
   async function refused(config: string, name: string, message: string): Promise<void> {
     const result = await lab(['--config', config, 'up']);
