@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
 import { packageRoot } from '../paths.js';
@@ -130,6 +131,8 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
       ),
     },
     { server: { fs: { strict: false } } },
+    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
+    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
   );
   await vitest?.close();
 

@@ -104,6 +104,15 @@ describe('lab test on scenarios that must fail', () => {
     expect(tap).toMatch(/^1\.\.6$/m);
   });
 
+  it('prints nothing but the report with --json, and runs only the scenarios named', async () => {
+    const json = await lab(['--config', config, 'test', 'curl', '--json', '--scenarios', path.join(failingLab, 'scenarios'), '--reports', reports]);
+    expect(json.exitCode).toBe(1);
+    const only = JSON.parse(json.stdout) as RunReport & { reportDir: string };
+    expect(only.scenarios.map((s) => s.name)).toEqual(['curl']);
+    expect(only.failed).toBe(1);
+    expect(only.reportDir.startsWith(reports)).toBe(true);
+  });
+
   it('renders an HTML report in headless Chromium that shows the failing scenarios', async () => {
     const html = path.join(runDir, 'report.html');
     const chromium = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${mkdtempSync(path.join(tmpdir(), 'chromium-'))}`];

@@ -2,6 +2,7 @@ import { execa } from 'execa';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { expect } from 'vitest';
 
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 export const STATE_ROOT = '/var/lib/lab';
@@ -76,3 +77,34 @@ export function soloLab(stages: Record<string, string>, extraConfig: string[] = 
   return { dir, config };
 }
 
+
+export const DEFAULT_SCENARIOS = ['connectivity', 'dns', 'exclusive/restore', 'nat', 'proxy', 'services', 'tap'];
+
+export interface TestReport {
+  passed: number;
+  failed: number;
+  skipped: number;
+  scenarios: { name: string; outcome: string }[];
+}
+
+/** The results of the latest `lab test` run written to `reports`. */
+export function latestReport(reports: string): TestReport {
+  return JSON.parse(readFileSync(path.join(reports, 'latest', 'results.json'), 'utf8')) as TestReport;
+}
+
+/** Every default scenario ran, and passed: none failed, none was skipped. */
+export function expectDefaultScenariosPassed(report: TestReport): void {
+  expect(report.failed).toBe(0);
+  expect(report.skipped).toBe(0);
+  expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(DEFAULT_SCENARIOS.map((s) => `${s}:passed`));
+  expect(report.passed).toBeGreaterThanOrEqual(30);
+}
+
+/** Runs `lab test` (the default scenarios) with `args` before it, and expects them all to pass. */
+export async function expectLabTestPasses(args: string[], reports: string): Promise<TestReport> {
+  const run = await lab([...args, 'test', '--reports', reports]);
+  expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
+  const report = latestReport(reports);
+  expectDefaultScenariosPassed(report);
+  return report;
+}

@@ -1,9 +1,9 @@
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hostTraces, lab, labOk, soloLab, uniqueName } from './helpers.js';
+import { expectLabTestPasses, hostTraces, lab, labOk, soloLab, uniqueName } from './helpers.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'lab-profiles-'));
 const configs: string[] = [];
@@ -31,12 +31,7 @@ describe('the tarball image source (the CoreOS fallback path)', () => {
     const doctor = await labOk(['--config', config, 'doctor']);
     expect(doctor).toContain(`image tarball ${tarball}`);
     expect(doctor).not.toMatch(/MISSING/);
-    const reports = path.join(dir, 'reports');
-    const run = await lab(['--config', config, 'test', '--reports', reports]);
-    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
-    const report = JSON.parse(readFileSync(path.join(reports, 'latest', 'results.json'), 'utf8')) as { failed: number; passed: number };
-    expect(report.failed).toBe(0);
-    expect(report.passed).toBeGreaterThanOrEqual(30);
+    await expectLabTestPasses(['--config', config], path.join(dir, 'reports'));
     const os = await labOk(['--config', config, 'exec', 'gw', '--', 'cat', '/etc/os-release']);
     expect(os).toContain('bookworm');
   });
@@ -47,12 +42,7 @@ describe('copy storage (no btrfs)', () => {
     const name = uniqueName('cpy');
     const config = configFile(name, ['storage: { kind: copy }']);
     configs.push(config);
-    const reports = path.join(dir, 'reports-copy');
-    const run = await lab(['--config', config, 'test', '--reports', reports]);
-    expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
-    const report = JSON.parse(readFileSync(path.join(reports, 'latest', 'results.json'), 'utf8')) as { failed: number; passed: number };
-    expect(report.failed).toBe(0);
-    expect(report.passed).toBeGreaterThanOrEqual(30);
+    await expectLabTestPasses(['--config', config], path.join(dir, 'reports-copy'));
     expect(await labOk(['--config', config, 'doctor'])).toContain('storage: copy');
   });
 });
