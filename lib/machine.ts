@@ -1,5 +1,6 @@
 import { formatArgv, type RunResult, tail } from './exec.js';
 import { LabError } from './errors.js';
+import { delay } from './wait.js';
 
 /** A shell command line run by the machine's /bin/sh, or an argv. */
 export type Command = string | readonly string[];
@@ -65,7 +66,7 @@ export class Machine {
       if (Date.now() >= deadline) {
         throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, result)}`, result);
       }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      await delay(RETRY_MS);
     }
   }
 
@@ -81,7 +82,7 @@ export class Machine {
           `${this.name}: unit ${unit} is ${state}${state === 'failed' ? '' : ` after ${timeoutMs} ms`}\n${tail(journal.stdout, 30)}`,
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      await delay(RETRY_MS);
     }
   }
 

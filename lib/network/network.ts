@@ -8,6 +8,7 @@ import type { LabDirs, LabNames } from '../lab.js';
 import { packageRoot } from '../paths.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState } from '../state/state.js';
+import { waitFor } from '../wait.js';
 
 const NETNS_DIR = '/run/netns';
 const UPLINK = 'uplink';
@@ -122,13 +123,11 @@ class SandboxNetwork implements Network {
       path.join(this.dirs.logs, 'wan-server.log'),
     );
     state.wanServer = refOf(pid);
-    const deadline = Date.now() + 10_000;
-    while (!existsSync(ready)) {
-      if (!isAlive(state.wanServer) || Date.now() > deadline) {
-        throw new LabError(`the simulated internet's server did not start: see ${path.join(this.dirs.logs, 'wan-server.log')}`, 3);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const server = state.wanServer;
+    await waitFor('the simulated internet\'s server', () => {
+      if (!isAlive(server)) throw new LabError(`the simulated internet's server did not start: see ${path.join(this.dirs.logs, 'wan-server.log')}`, 3);
+      return existsSync(ready);
+    }, 10_000);
   }
 
   async stopServices(state: LabState): Promise<void> {
@@ -220,14 +219,11 @@ class NetworkdNetwork implements Network {
     writeFileSync(this.file('netdev'), files.netdev);
     writeFileSync(this.file('network'), files.network);
     await run(['networkctl', 'reload']);
-    // networkd configures the bridge asynchronously: wait for the address, a real condition.
-    const deadline = Date.now() + 20_000;
-    for (;;) {
+    // networkd configures the bridge asynchronously: wait for the address.
+    await waitFor(`systemd-networkd to configure ${this.names.bridge} (networkctl status ${this.names.bridge})`, async () => {
       const address = await run(['ip', '-4', '-o', 'address', 'show', 'dev', this.names.bridge], { allowFailure: true });
-      if (address.stdout.includes(`inet ${this.config.zone.hostAddress}/`)) return;
-      if (Date.now() > deadline) throw new LabError(`systemd-networkd did not configure ${this.names.bridge} within 20 s (networkctl status ${this.names.bridge})`, 3);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return address.stdout.includes(`inet ${this.config.zone.hostAddress}/`);
+    }, 20_000);
   }
 
   async stopServices(): Promise<void> {}

@@ -4,11 +4,11 @@ import { LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
+import { delay, waitFor } from '../wait.js';
 import type { MachineHandle, Readiness, Runtime } from './runtime.js';
 
 const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const POLL_MS = 25;
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface MachinectlOptions {
   bridge: string;
@@ -65,14 +65,13 @@ export class MachinectlRuntime implements Runtime {
     if (existsSync(image) || isSymlink(image)) rmSync(image, { force: true });
     symlinkSync(root, image);
     await run(['machinectl', 'start', name]);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
+    let ref: ProcessRef | undefined;
+    await waitFor(`the leader process of ${name} (machinectl start)`, async () => {
       const leader = await this.leader(name);
-      const ref = leader ? refOf(leader) : undefined;
-      if (ref) return ref;
-      if (Date.now() > deadline) throw new LabError(`machinectl start ${name}: no leader process after 30 s`, 1);
-      await delay(POLL_MS);
-    }
+      ref = leader ? refOf(leader) : undefined;
+      return ref !== undefined;
+    }, 30_000);
+    return ref!;
   }
 
   private async leader(name: string): Promise<number | undefined> {

@@ -4,6 +4,7 @@ import { HostError, LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
+import { delay } from '../wait.js';
 import type { MachineHandle, Readiness, Runtime } from './runtime.js';
 
 const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -39,7 +40,6 @@ function pidNamespaceOf(pid: number): string | undefined {
   }
 }
 
-const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Machines as `systemd-nspawn --boot` processes started directly by the lab (no machined):

@@ -6,7 +6,7 @@ import { parseSubnet } from '../config/ip.js';
 import { importModule } from '../config/load.js';
 import type { LabConfig, MachineConfig } from '../config/schema.js';
 import { UsageError } from '../errors.js';
-import { builtinFixturesDir, builtinStagesDir } from '../paths.js';
+import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
 import type { MachineSpec, StageSpec } from '../plan/plan.js';
 import type { LabView, StageDefinition } from './define.js';
@@ -102,6 +102,17 @@ async function loadDefinition(file: string): Promise<StageDefinition> {
   return definition as StageDefinition;
 }
 
+/**
+ * The file whose content defines a stage. Built-in code hashes its TypeScript source, so that a
+ * stage has the same key whether it runs compiled (the CLI) or from sources (scenario workers).
+ */
+export function definitionSource(file: string): string {
+  const inBuild = path.relative(path.join(packageRoot, 'dist'), file);
+  if (inBuild.startsWith('..') || path.isAbsolute(inBuild)) return file;
+  const source = path.join(packageRoot, inBuild.replace(/\.js$/, '.ts'));
+  return existsSync(source) ? source : file;
+}
+
 function describeStage(machine: string, name: string, file: string, definition: StageDefinition, view: LabView, fixturesDir: string): LoadedStage {
   const fixtures: Record<string, string> = {};
   for (const fixture of definition.fixtures ?? []) {
@@ -109,6 +120,6 @@ function describeStage(machine: string, name: string, file: string, definition: 
     if (!existsSync(fixtureFile)) throw new UsageError(`stage ${machine}@${name}: fixture '${fixture}' not found in ${fixturesDir}`);
     fixtures[fixture] = sha(readFileSync(fixtureFile));
   }
-  const definitionHash = hashOf({ source: sha(readFileSync(file)), fixtures, inputs: definition.inputs?.(view) ?? null });
+  const definitionHash = hashOf({ source: sha(readFileSync(definitionSource(file))), fixtures, inputs: definition.inputs?.(view) ?? null });
   return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash };
 }

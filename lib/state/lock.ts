@@ -3,6 +3,7 @@ import path from 'node:path';
 import { HostError } from '../errors.js';
 import { isAlive, refOf } from './process.js';
 import type { ProcessRef } from './state.js';
+import { delay } from '../wait.js';
 
 const TORN_LOCK_GRACE_MS = 2000;
 
@@ -49,7 +50,7 @@ export async function acquireLock(file: string, command: string, options: { wait
         'wait for it to finish, or pass --wait to queue behind it',
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await delay(200);
   }
 }
 

@@ -95,6 +95,10 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
 
   it('passes the default scenarios with lab test, reports included', async () => {
     await expectLabTestPasses(['--name', name], mkdtempSync(path.join(tmpdir(), 'lab-reports-')));
+    // The restore scenario put web back with its own lab up: the lab is as it was, nothing to redo.
+    const report = JSON.parse(await labOk(['up', '--name', name, '--json'])) as { machines: { booted: boolean; stages: { action: string }[] }[] };
+    expect(report.machines.map((m) => m.booted)).toEqual([false, false, false]);
+    expect(report.machines.flatMap((m) => m.stages.map((s) => s.action))).not.toContain('build');
   });
 
   it('leaves nothing on the host after lab destroy', async () => {

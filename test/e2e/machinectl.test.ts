@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDetached } from '../../lib/exec.js';
+import { waitFor } from '../../lib/wait.js';
 import { stopNspawn } from '../../lib/runtime/nspawn.js';
 import { childrenOf, isAlive, refOf } from '../../lib/state/process.js';
 import type { ProcessRef } from '../../lib/state/state.js';
@@ -24,14 +25,6 @@ const innerState = path.join(STATE_ROOT, name, 'pool', 'inner-state');
 let systemdHost: ProcessRef | undefined;
 let echoServer: ProcessRef | undefined;
 let leader = 0;
-
-async function until(what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /** Runs a command inside the systemd host as a unit of its own systemd (as a user's shell would be: in its cgroup tree). */
 function inHost(argv: string[], options: { reject?: boolean } = {}) {
@@ -77,17 +70,17 @@ describe('the machinectl runtime inside a systemd host', () => {
         path.join(dir, 'systemd-host.log'),
       ),
     );
-    await until('the systemd host to start', async () => (await execa('ip', ['-n', internetNs, 'link', 'show', 've-sdhost'], { reject: false })).exitCode === 0);
+    await waitFor('the systemd host to start', async () => (await execa('ip', ['-n', internetNs, 'link', 'show', 've-sdhost'], { reject: false })).exitCode === 0, 60_000);
     await execa('ip', ['-n', internetNs, 'address', 'add', '198.51.100.1/24', 'dev', 've-sdhost']);
     await execa('ip', ['-n', internetNs, 'link', 'set', 've-sdhost', 'up']);
     echoServer = refOf(spawnDetached([...nsenter, process.execPath, path.join(repoRoot, 'dist', 'lib', 'network', 'wan-echo.js'), '198.51.100.1', '80', readyFile], path.join(dir, 'echo.log')));
-    await until('the echo server', () => existsSync(readyFile));
+    await waitFor('the echo server', () => existsSync(readyFile), 10_000);
     // Its PID 1: the child of nspawn in a PID namespace of its own.
-    await until('the systemd host PID 1', () => {
+    await waitFor('the systemd host PID 1', () => {
       leader = childrenOf(systemdHost!.pid).find((child) => pidNamespace(child) !== pidNamespace(systemdHost!.pid)) ?? 0;
       return leader > 0;
-    });
-    await until('the systemd host to boot', async () => /running|degraded/.test((await execa('nsenter', [`--target=${leader}`, '--all', '--', 'systemctl', 'is-system-running', '--wait'], { reject: false })).stdout));
+    }, 60_000);
+    await waitFor('the systemd host to boot', async () => /running|degraded/.test((await execa('nsenter', [`--target=${leader}`, '--all', '--', 'systemctl', 'is-system-running', '--wait'], { reject: false })).stdout), 120_000);
   });
 
   afterAll(async () => {

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const okStage = "export default { async run(ctx) { await ctx.writeFile('/etc/ok-marker', 'ok\\n'); } };\n";
@@ -13,14 +14,6 @@ const destroyLater = (config: string) => made.push(() => lab(['--config', config
 afterAll(async () => {
   for (const cleanUp of made) await cleanUp();
 });
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('copy storage (no btrfs), chosen by SADM\'s container_setup.conf', () => {
   it('builds, restores and reuses the cache as btrfs does', async () => {
@@ -65,7 +58,7 @@ describe('an interrupted lab up', () => {
     const snapshots = path.join(STATE_ROOT, name, 'pool', 'snapshots', 'solo');
 
     const first = execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'up'], { reject: false });
-    await waitFor(() => existsSync(path.join(root, 'started')), 'the slow stage to start');
+    await waitFor('the slow stage to start', () => existsSync(path.join(root, 'started')), 120_000);
 
     const busy = await lab(['--config', config, 'restore', 'solo@ok']);
     expect(busy.exitCode).toBe(3);
