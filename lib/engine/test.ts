@@ -14,6 +14,7 @@ import { type Renderer, up, type UpReport } from './up.js';
 const SCENARIO_FILE = /\.test\.[cm]?[jt]s$/;
 const SCENARIO_TIMEOUT_MS = 120_000;
 const JOURNAL_LINES = '200';
+const PARALLEL_WORKERS = 4;
 
 export interface TestOptions {
   scenarios: string[];
@@ -125,6 +126,8 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
       watch: false,
       passWithNoTests: false,
       reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), 'junit'],
+      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
+      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
       outputFile: { junit: path.join(runDir, 'junit.xml') },
       projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
         files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
