@@ -1,8 +1,9 @@
 import { appendFileSync, cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { lab, labOk, repoRoot, uniqueName } from './helpers.js';
+import { lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const name = uniqueName('rst');
 const dir = mkdtempSync(path.join(tmpdir(), 'lab-restore-'));
@@ -39,6 +40,16 @@ describe('restore and the stage cache, on the default lab', () => {
     expect((await exec('web', 'systemctl', 'is-active', 'haproxy')).trim()).toBe('active');
     const status = JSON.parse(await run('status', '--json')) as { machines: { name: string; state: string; rootStage: string }[] };
     expect(status.machines.find((m) => m.name === 'web')).toMatchObject({ state: 'running', rootStage: 'haproxy' });
+  });
+
+  it('restores a root in which systemd made a nested subvolume, and leaves no subvolume behind', async () => {
+    const pool = path.join(STATE_ROOT, name, 'pool');
+    // What systemd-tmpfiles does on btrfs for /var/lib/machines (and portables): a subvolume inside the root.
+    await execa('btrfs', ['subvolume', 'create', path.join(pool, 'machines', 'web', 'var', 'lib', 'machines')]);
+    await run('restore', 'web@proxy');
+    const subvolumes = (await execa('btrfs', ['subvolume', 'list', pool])).stdout; // every subvolume, nested ones included
+    expect(subvolumes).not.toMatch(/outgoing|incoming|var\/lib\/machines/);
+    expect(subvolumes).toMatch(/machines\/web$/m);
   });
 
   it('puts every machine that has a stage back to it', async () => {
