@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectLabTestPasses, hostTraces, lab, labOk, STATE_ROOT, uniqueName } from './helpers.js';
+import { expectLabTestPasses, hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const name = uniqueName('e2e');
 const exec = (machine: string, ...argv: string[]) => labOk(['exec', '--name', name, machine, '--', ...argv]);
@@ -66,6 +66,15 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
 
   it('reaches the simulated internet, seen there with the uplink address (NAT)', async () => {
     expect((await exec('web', 'curl', '-sS', 'http://198.51.100.1/')).trim()).toBe('198.51.100.2');
+  });
+
+  it('opens a shell in a machine that reads its input and ends with its exit code', async () => {
+    const shell = await execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), 'shell', '--name', name, 'web-silicon'], {
+      input: 'hostname\ncat /etc/hostname\nexit 5\n',
+      reject: false,
+    });
+    expect(shell.exitCode).toBe(5);
+    expect(shell.stdout).toContain('web-silicon\nweb-silicon');
   });
 
   it('passes exit codes through lab exec', async () => {

@@ -21,7 +21,7 @@ const up = async (...args: string[]) => JSON.parse(await run('up', '--json', ...
 describe('restore and the stage cache, on the default lab', () => {
   beforeAll(async () => {
     cpSync(path.join(repoRoot, 'fixtures'), fixtures, { recursive: true }); // a copy this test may edit
-    writeFileSync(config, JSON.stringify({ name, fixturesDir: fixtures }));
+    writeFileSync(config, JSON.stringify({ name, fixturesDir: fixtures, storage: { keepSnapshots: 1 } }));
     await up();
   });
 
@@ -82,6 +82,20 @@ describe('restore and the stage cache, on the default lab', () => {
       expect(typeof s.exclusiveBytes).toBe('number');
       expect(Date.parse(s.createdAt)).not.toBeNaN();
     }
+  });
+
+  it('prunes snapshots of earlier definitions beyond storage.keepSnapshots', async () => {
+    const siteSnapshots = async () => {
+      const all = JSON.parse(await run('snapshots', '--json')) as { machine: string; snapshots: { stage: string; key: string; current: boolean }[] }[];
+      return all.find((m) => m.machine === 'web-silicon')!.snapshots.filter((s) => s.stage === 'site');
+    };
+    const before = await siteSnapshots(); // one old definition, one current
+    appendFileSync(path.join(fixtures, 'web-silicon', 'index.html'), '<p>edited again</p>\n');
+    const report = JSON.parse(await run('up', '--json')) as { prunedSnapshots: number };
+    expect(report.prunedSnapshots).toBe(1);
+    const after = await siteSnapshots();
+    expect(after.map((s) => s.current)).toEqual([false, true]); // keepSnapshots: 1 old one
+    expect(after[0].key).toBe(before[1].key); // the one that was current is now the old one kept
   });
 
   it('rebuilds from a stage with --from, and only that machine', async () => {
