@@ -61,7 +61,9 @@ export async function leftovers(lab: Lab): Promise<string[]> {
   const found: string[] = [];
   const state = existsSync(lab.dirs.stateFile) ? readState(lab.dirs.stateFile) : undefined;
   for (const [name, ms] of Object.entries(state?.machines ?? {})) if (isAlive(ms.process)) found.push(`machine ${name} running (pid ${ms.process.pid})`);
-  for (const stray of strayProcesses(lab)) found.push(`process ${stray.pid} of this lab`);
+  const strays = strayProcesses(lab);
+  for (const stray of [...strays.machines, ...strays.servers]) found.push(`process ${stray.pid} of this lab`);
+  for (const stray of strays.builds) found.push(`build step ${stray.pid} of a lab up that was killed`);
   for (const ns of [lab.names.netns, lab.names.wanNetns]) if (existsSync(`/run/netns/${ns}`)) found.push(`network namespace ${ns}`);
   if (lab.runtime instanceof MachinectlRuntime) {
     for (const machine of lab.config.machines) for (const file of lab.runtime.files(machine.name)) if (existsOrLink(file)) found.push(`machinectl file ${file}`);

@@ -36,7 +36,7 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
   const image = describeBaseImage(config);
   const names = labNames(config);
   const dirs = labDirs(config);
-  const storage = await chooseStorage(config, dirs);
+  const storage = chooseStorage(config, dirs);
   const profile = hostProfile(config);
   const network = createNetwork(config, names, dirs, profile);
   const runtime: Runtime =
@@ -47,10 +47,10 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
   return { config, configFile: file, names, dirs, loaded, image, storage, network, profile, runtime, aptArchives };
 }
 
-async function chooseStorage(config: LabConfig, dirs: LabDirs): Promise<Storage> {
+function chooseStorage(config: LabConfig, dirs: LabDirs): Storage {
   if (config.storage.kind === 'copy') return new CopyStorage(dirs.pool, 'storage.kind is copy');
   // An existing loopback image means this lab already has its pool there.
-  if (!existsSync(dirs.poolImage) && (await isOnBtrfs(dirs.state))) return new BtrfsStorage(dirs.pool, undefined);
+  if (!existsSync(dirs.poolImage) && isOnBtrfs(dirs.state)) return new BtrfsStorage(dirs.pool, undefined);
   return new BtrfsStorage(dirs.pool, { file: dirs.poolImage, size: config.storage.poolSize });
 }
 

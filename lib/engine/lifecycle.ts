@@ -26,16 +26,24 @@ export async function down(lab: Lab): Promise<string[]> {
   }
 }
 
+export interface StrayProcesses {
+  /** Booted machines (nspawn --boot). */
+  machines: ProcessRef[];
+  /** Offline build steps (nspawn --pipe) of a `lab up` that was killed. */
+  builds: ProcessRef[];
+  /** The simulated internet's server (not an nspawn process). */
+  servers: ProcessRef[];
+}
+
 /**
  * Processes of this lab that its state file may not know about (a crash between start and
- * write): nspawn processes whose root is inside this lab's pool, and its WAN server; with
- * `builds`, the offline build steps of a `lab up` that was killed. Matched on the lab's own
- * paths, never on a program name alone.
+ * write, a killed `lab up`), found in one pass over /proc. Matched on the lab's own paths
+ * (roots inside its pool, its WAN server's ready file), never on a program name alone.
  */
-export function strayProcesses(lab: Lab, options: { builds?: boolean } = {}): ProcessRef[] {
+export function strayProcesses(lab: Lab): StrayProcesses {
   const machinesDir = `--directory=${path.join(lab.dirs.pool, 'machines')}/`;
   const wanReady = path.join(lab.dirs.state, 'wan-server.ready');
-  const found: ProcessRef[] = [];
+  const found: StrayProcesses = { machines: [], builds: [], servers: [] };
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     let argv: string[];
@@ -48,10 +56,9 @@ export function strayProcesses(lab: Lab, options: { builds?: boolean } = {}): Pr
     const isMachine = isNspawn && argv.includes('--boot');
     const isBuildStep = isNspawn && argv.includes('--pipe');
     const isWanServer = argv.includes(wanReady);
-    if (options.builds ? isBuildStep : isMachine || isWanServer) {
-      const ref = refOf(Number(entry));
-      if (ref) found.push(ref);
-    }
+    const kind = isMachine ? found.machines : isBuildStep ? found.builds : isWanServer ? found.servers : undefined;
+    const ref = kind ? refOf(Number(entry)) : undefined;
+    if (ref) kind!.push(ref);
   }
   return found;
 }
@@ -62,10 +69,9 @@ export async function destroy(lab: Lab): Promise<void> {
   try {
     const state = readState(lab.dirs.stateFile);
     await Promise.all(Object.keys(state.machines).map((name) => stopMachine(lab, state, name, { hard: true })));
-    for (const stray of [...strayProcesses(lab), ...strayProcesses(lab, { builds: true })]) {
-      if (!isAlive(stray)) continue;
-      await stopNspawn(stray, { hard: true });
-    }
+    const strays = strayProcesses(lab);
+    for (const stray of [...strays.machines, ...strays.builds]) await stopNspawn(stray, { hard: true });
+    for (const server of strays.servers) if (isAlive(server)) process.kill(server.pid, 'SIGTERM');
     if (lab.runtime instanceof MachinectlRuntime) {
       for (const machine of lab.config.machines) for (const file of lab.runtime.files(machine.name)) rmSync(file, { force: true });
     }

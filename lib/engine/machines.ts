@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { LabError, unknownName } from '../errors.js';
-import { Machine } from '../machine.js';
+import { Machine, type MachineExecutor } from '../machine.js';
 import type { Readiness } from '../runtime/runtime.js';
 import { isAlive } from '../state/process.js';
-import { type LabState, type MachineState, writeState } from '../state/state.js';
+import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { Lab } from './lab.js';
 
 const BOOT_TIMEOUT_MS = 90_000;
@@ -22,13 +22,18 @@ export function assertMachine(lab: Lab, name: string): void {
   if (!names.includes(name)) throw unknownName('machine', name, names);
 }
 
-/** The assertion API over a running machine. */
-export function machineApi(lab: Lab, state: LabState, name: string): Machine {
-  return new Machine(name, (argv, options) => {
-    const process = state.machines[name]?.process;
+/** Runs commands in a machine through the lab's runtime, wherever its current process is read from. */
+export function machineExecutor(lab: Lab, name: string, currentProcess: () => ProcessRef | undefined): MachineExecutor {
+  return (argv, options) => {
+    const process = currentProcess();
     if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
     return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
-  });
+  };
+}
+
+/** The assertion API over a running machine of this `lab up`. */
+export function machineApi(lab: Lab, state: LabState, name: string): Machine {
+  return new Machine(name, machineExecutor(lab, name, () => state.machines[name]?.process));
 }
 
 /**

@@ -2,12 +2,12 @@ import { existsSync, renameSync } from 'node:fs';
 import { LabError } from '../errors.js';
 import { assertHostReady } from '../host/prereq.js';
 import { topologicalOrder } from '../plan/graph.js';
-import { parseStageRef, type PlannedStage } from '../plan/plan.js';
+import { parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
-import { listSnapshots } from './snapshots.js';
+import { stageSnapshot } from './snapshots.js';
 import { planFor } from './up.js';
 
 export interface RestoreReport {
@@ -27,9 +27,8 @@ interface Target {
   current: boolean;
 }
 
-/** Which snapshot each machine goes back to; fails before anything is touched if one is missing. */
-function targetsOf(lab: Lab, refText: string): { targets: Target[]; leftAlone: string[] } {
-  const ref = parseStageRef(refText, lab.loaded.machines);
+/** Which snapshot each machine goes back to (the pool must be open); fails if one is missing, before any machine is touched. */
+function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: string[] } {
   const plan = planFor(lab);
   const targets: Target[] = [];
   const leftAlone: string[] = [];
@@ -39,13 +38,7 @@ function targetsOf(lab: Lab, refText: string): { targets: Target[]; leftAlone: s
       leftAlone.push(machine.name);
       continue;
     }
-    if (existsSync(lab.dirs.snapshot(machine.name, stage.name, stage.key))) {
-      targets.push({ machine: machine.name, stage: stage.name, key: stage.key, current: true });
-      continue;
-    }
-    const newest = listSnapshots(lab, machine.name, new Set()).filter((s) => s.stage === stage.name).at(-1);
-    if (!newest) throw new LabError(`no snapshot of ${machine.name}@${stage.name} yet`, 1, `build it with: lab up ${machine.name}`);
-    targets.push({ machine: machine.name, stage: stage.name, key: newest.key, current: false });
+    targets.push({ machine: machine.name, stage: stage.name, ...stageSnapshot(lab, machine.name, stage.name) });
   }
   return { targets, leftAlone };
 }
@@ -87,12 +80,13 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
  */
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
   const started = Date.now();
-  const { targets, leftAlone } = targetsOf(lab, refText);
+  const ref = parseStageRef(refText, lab.loaded.machines); // an unknown name: exit 2, nothing touched
   assertHostReady(lab.config, 'restore');
   const lock = await acquireLock(lab.dirs.lockFile, `restore ${refText}`, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     const state = readState(lab.dirs.stateFile);
-    await lab.storage.open();
+    await lab.storage.open(); // a loopback pool is not mounted after a reboot
+    const { targets, leftAlone } = targetsOf(lab, ref);
     await lab.network.setup(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
     const dependents = dependentsOf(lab, restoredNames).filter((name) => isRunning(state, name));

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { LabError } from '../errors.js';
 import type { Lab } from './lab.js';
 import { planFor } from './up.js';
 
@@ -48,6 +49,18 @@ export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySe
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ stage: m[1], key: m[2], createdAt: createdAt(lab.dirs.snapshot(machine, m[1], m[2])), current: currentKeys.has(m[2]) }))
     .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+}
+
+/**
+ * The snapshot to use for a machine's stage: the one of its current definition, otherwise the
+ * newest of an earlier definition (`current: false`). Fails when the stage was never built.
+ */
+export function stageSnapshot(lab: Lab, machine: string, stage: string): { key: string; current: boolean } {
+  const planned = planFor(lab).machines.find((m) => m.name === machine)?.stages.find((s) => s.name === stage);
+  if (planned && existsSync(lab.dirs.snapshot(machine, stage, planned.key))) return { key: planned.key, current: true };
+  const newest = listSnapshots(lab, machine, new Set()).filter((s) => s.stage === stage).at(-1);
+  if (!newest) throw new LabError(`no snapshot of ${machine}@${stage} yet`, 1, `build it with: lab up ${machine}`);
+  return { key: newest.key, current: false };
 }
 
 /** Every stage snapshot of every machine, with the space only it holds. */

@@ -80,7 +80,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     ensureDirs(lab);
     const state = readState(lab.dirs.stateFile);
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
-    for (const orphan of strayProcesses(lab, { builds: true })) await stopNspawn(orphan, { hard: true });
+    for (const orphan of strayProcesses(lab).builds) await stopNspawn(orphan, { hard: true });
     await lab.storage.open();
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);

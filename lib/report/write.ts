@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ScenarioResult, TestResult } from './collector.js';
 import { redact } from './redact.js';
@@ -177,11 +177,12 @@ export function writeReports(reportsDir: string, report: RunReport): string {
 export function redactTree(dir: string): void {
   for (const entry of readdirSync(dir)) {
     const file = path.join(dir, entry);
-    if (statSync(file).isDirectory()) redactTree(file);
-    else if (existsSync(file)) {
-      const text = readFileSync(file, 'utf8');
-      const clean = redact(text);
-      if (clean !== text) writeFileSync(file, clean);
+    if (statSync(file).isDirectory()) {
+      redactTree(file);
+      continue;
     }
+    const text = readFileSync(file, 'utf8');
+    const clean = redact(text);
+    if (clean !== text) writeFileSync(file, clean);
   }
 }

@@ -5,10 +5,8 @@ import { run, type RunOptions, type RunResult } from '../exec.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
 import { delay, waitFor } from '../wait.js';
-import type { MachineHandle, Readiness, Runtime } from './runtime.js';
+import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
 
-const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const POLL_MS = 25;
 
 export interface MachinectlOptions {
   bridge: string;
@@ -80,26 +78,10 @@ export class MachinectlRuntime implements Runtime {
     return result.exitCode === 0 && pid > 0 ? pid : undefined;
   }
 
-  async waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness> {
+  waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness> {
     const name = this.options.nspawnName(handle.name);
-    const started = Date.now();
-    const deadline = started + timeoutMs;
-    let state = '';
-    while (!['running', 'degraded'].includes(state)) {
-      if (!isAlive(handle.process)) throw new LabError(`${handle.name} stopped while booting (journalctl -u systemd-nspawn@${name})`, 1);
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new LabError(`${handle.name} did not finish booting within ${timeoutMs} ms (state: ${state || 'unknown'})`, 1);
-      const result = await run(['systemctl', '-M', name, 'is-system-running', '--wait'], { allowFailure: true, timeout: remaining });
-      state = result.stdout.trim();
-      if (['maintenance', 'stopping'].includes(state)) throw new LabError(`${handle.name} booted into state '${state}'`, 1);
-      if (!['running', 'degraded'].includes(state)) await delay(POLL_MS);
-    }
-    const failed = await run(['systemctl', '-M', name, 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
-    return {
-      state: state as Readiness['state'],
-      failedUnits: failed.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),
-      bootMs: Date.now() - started,
-    };
+    const died = () => (isAlive(handle.process) ? undefined : new LabError(`${handle.name} stopped while booting (journalctl -u systemd-nspawn@${name})`, 1));
+    return awaitBoot(handle.name, ([command, ...args], timeout) => run([command, '-M', name, ...args], { allowFailure: true, timeout }), died, timeoutMs);
   }
 
   exec(handle: MachineHandle, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {

@@ -5,11 +5,9 @@ import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../ex
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
-import type { MachineHandle, Readiness, Runtime } from './runtime.js';
+import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
 
-const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const ORDERLY_STOP_MS = 30_000;
-const POLL_MS = 25;
 
 export interface NspawnOptions {
   /** nsenter argv prefix that puts nspawn into the lab's netns (sandbox mode), or empty (host mode). */
@@ -39,7 +37,6 @@ function pidNamespaceOf(pid: number): string | undefined {
     return undefined;
   }
 }
-
 
 /**
  * Machines as `systemd-nspawn --boot` processes started directly by the lab (no machined):
@@ -75,34 +72,17 @@ export class NspawnRuntime implements Runtime {
     return ref;
   }
 
-  async waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
-    const started = Date.now();
-    const deadline = started + timeoutMs;
-    const gone = () => new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1);
-    // `--wait` blocks until boot-up is complete; before systemd's bus exists it fails at once, so retry.
-    let state = '';
-    let leader: number | undefined;
-    while (!['running', 'degraded'].includes(state)) {
-      if (!isAlive(process)) throw gone();
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'no init process yet'})`, 1);
-      leader = nspawnLeader(process);
-      if (!leader) {
-        await delay(POLL_MS);
-        continue;
-      }
-      const result = await this.execIn(leader, ['systemctl', 'is-system-running', '--wait'], { allowFailure: true, timeout: remaining });
-      state = result.stdout.trim();
-      // 'offline' only means systemd's bus is not up yet.
-      if (['maintenance', 'stopping'].includes(state)) throw new LabError(`${machine} booted into state '${state}'`, 1);
-      if (!['running', 'degraded'].includes(state)) await delay(POLL_MS);
-    }
-    const failed = await this.execIn(leader!, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], { allowFailure: true });
-    return {
-      state: state as Readiness['state'],
-      failedUnits: failed.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),
-      bootMs: Date.now() - started,
-    };
+  waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
+    const died = () => (isAlive(process) ? undefined : new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1));
+    return awaitBoot(
+      machine,
+      async (argv, timeout) => {
+        const leader = nspawnLeader(process);
+        return leader ? this.execIn(leader, argv, { allowFailure: true, timeout }) : undefined;
+      },
+      died,
+      timeoutMs,
+    );
   }
 
   exec({ process }: MachineHandle, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {

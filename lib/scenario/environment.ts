@@ -2,6 +2,5 @@
 export const ENV_CONFIG = 'LAB_TEST_CONFIG';
 export const ENV_NAME = 'LAB_TEST_NAME';
 export const ENV_GROUP = 'LAB_TEST_GROUP';
-export type ScenarioGroup = 'parallel' | 'exclusive';
 /** Scenarios under this folder may change machines; they run one at a time, after the others. */
 export const EXCLUSIVE_DIR = 'exclusive';

@@ -8,12 +8,12 @@ import { Parser } from 'tap-parser';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { type Lab, openLab } from '../engine/lab.js';
+import { machineExecutor } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
 import { LabError } from '../errors.js';
 import { tail } from '../exec.js';
 import { AssertionFailure, Machine } from '../machine.js';
-import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import { ENV_CONFIG, ENV_GROUP, ENV_NAME } from './environment.js';
 
@@ -50,12 +50,11 @@ export class LabMachine extends Machine {
     name: string,
     private readonly lab: Lab,
   ) {
-    super(name, async (argv, options) => {
+    // The process is read at every call: a restore in this or another scenario restarts machines.
+    const run = machineExecutor(lab, name, () => readState(lab.dirs.stateFile).machines[name]?.process);
+    super(name, (argv, options) => {
       usedByTest.add(name);
-      // Read at every call: a restore in this or another scenario restarts machines.
-      const process = readState(lab.dirs.stateFile).machines[name]?.process;
-      if (!isAlive(process)) throw new LabError(`machine ${name} is not running`, 1);
-      return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
+      return run(argv, options);
     });
   }
 

@@ -1,14 +1,15 @@
-import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
 import type { Storage } from './storage.js';
 
-/** True when `dir` (or its nearest existing parent) is on btrfs. */
-export async function isOnBtrfs(dir: string): Promise<boolean> {
+const BTRFS_SUPER_MAGIC = 0x9123683e;
+
+/** True when `dir` (or its nearest existing parent) is on btrfs; asked in-process, every command does. */
+export function isOnBtrfs(dir: string): boolean {
   let probe = dir;
   while (!existsSync(probe)) probe = path.dirname(probe);
-  const { stdout } = await run(['stat', '-f', '-c', '%T', probe]);
-  return stdout.trim() === 'btrfs';
+  return statfsSync(probe).type === BTRFS_SUPER_MAGIC;
 }
 
 async function isMountPoint(dir: string): Promise<boolean> {
