@@ -36,12 +36,16 @@ export interface LabDirs {
   logs: string;
   stateFile: string;
   lockFile: string;
+  /** Where machine roots are, inside the pool. */
+  machinesDir: string;
   /** Roots of machines, snapshots and images, inside the pool. */
   machineRoot(machine: string): string;
   snapshotsOf(machine: string): string;
   snapshot(machine: string, stage: string, key: string): string;
   stageLog(machine: string, stage: string): string;
   consoleLog(machine: string): string;
+  /** The base image's build (debootstrap's output), or where it was imported from. */
+  imageLog: string;
 }
 
 export function labDirs(config: LabConfig): LabDirs {
@@ -54,10 +58,12 @@ export function labDirs(config: LabConfig): LabDirs {
     logs: path.join(state, 'logs'),
     stateFile: path.join(state, 'state.json'),
     lockFile: path.join(state, 'lock'),
+    machinesDir: path.join(pool, 'machines'),
     machineRoot: (machine) => path.join(pool, 'machines', machine),
     snapshotsOf: (machine) => path.join(pool, 'snapshots', machine),
     snapshot: (machine, stage, key) => path.join(pool, 'snapshots', machine, `${stage}@${key}`),
     stageLog: (machine, stage) => path.join(state, 'logs', machine, `${stage}.log`),
     consoleLog: (machine) => path.join(state, 'logs', machine, 'console.log'),
+    imageLog: path.join(state, 'logs', 'image.log'),
   };
 }

@@ -1,4 +1,4 @@
-import { formatArgv, type RunResult, tail } from './exec.js';
+import { CommandError, formatArgv, type RunResult, tail } from './exec.js';
 import { LabError } from './errors.js';
 import { delay } from './wait.js';
 
@@ -44,16 +44,31 @@ export class Machine {
     return this.executor(argvOf(command), { timeout: options.timeout ?? DEFAULT_COMMAND_TIMEOUT_MS, input: options.input });
   }
 
+  /**
+   * Like `execute`, but a command that outlives its timeout is the test's verdict (the command did
+   * not do what was asked in time), not a broken lab: it comes back as a failed result.
+   */
+  private async attempt(command: Command, options: { timeout?: number; input?: string }): Promise<RunResult & { timedOut?: string }> {
+    try {
+      return await this.execute(command, options);
+    } catch (error) {
+      if (!(error instanceof CommandError && error.timedOut)) throw error;
+      return { ...error.result, timedOut: error.reason };
+    }
+  }
+
   /** Runs the command, fails unless it exits 0; returns its standard output. */
   async succeed(command: Command, options: { timeout?: number; input?: string } = {}): Promise<string> {
-    const result = await this.execute(command, options);
+    const result = await this.attempt(command, options);
+    if (result.timedOut) throw new AssertionFailure(`${this.name}: command should have succeeded but ${result.timedOut}\n${describe(command, result)}`, result);
     if (result.exitCode !== 0) throw new AssertionFailure(`${this.name}: command should have succeeded\n${describe(command, result)}`, result);
     return result.stdout;
   }
 
   /** Runs the command, fails if it exits 0; returns its output. */
   async fail(command: Command, options: { timeout?: number } = {}): Promise<string> {
-    const result = await this.execute(command, options);
+    const result = await this.attempt(command, options);
+    if (result.timedOut) throw new AssertionFailure(`${this.name}: command should have failed but ${result.timedOut}\n${describe(command, result)}`, result);
     if (result.exitCode === 0) throw new AssertionFailure(`${this.name}: command should have failed\n${describe(command, result)}`, result);
     return `${result.stdout}${result.stderr}`;
   }
@@ -61,8 +76,8 @@ export class Machine {
   async waitUntilSucceeds(command: Command, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const result = await this.execute(command, { timeout: Math.max(1000, deadline - Date.now()) });
-      if (result.exitCode === 0) return result.stdout;
+      const result = await this.attempt(command, { timeout: Math.max(1000, deadline - Date.now()) });
+      if (result.exitCode === 0 && !result.timedOut) return result.stdout;
       if (Date.now() >= deadline) {
         throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, result)}`, result);
       }

@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-HOST_PACKAGES=(systemd-container debootstrap btrfs-progs nftables iproute2 procps util-linux tar)
-# Only for the tests: the HTML report is rendered in a real browser.
+# debian-archive-keyring: debootstrap checks Debian images with it, also on an Ubuntu host.
+HOST_PACKAGES=(systemd-container debootstrap debian-archive-keyring btrfs-progs nftables iproute2 procps util-linux tar)
+# Only for the tests: the HTML report is rendered in a real browser. The nightly, which runs no
+# test of lab itself, skips it (Ubuntu ships Chromium as a snap only).
 TEST_PACKAGES=(chromium)
+if [ -n "${LAB_SETUP_SKIP_TEST_TOOLS:-}" ]; then TEST_PACKAGES=(); fi
 missing=()
 for package in "${HOST_PACKAGES[@]}" "${TEST_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

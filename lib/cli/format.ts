@@ -52,9 +52,11 @@ export function bytes(n: number | undefined): string {
 export function printSnapshots(report: SnapshotReport[]): string {
   const rows = [['MACHINE', 'STAGE', 'KEY', 'CREATED', 'CURRENT', 'EXCLUSIVE']];
   for (const machine of report) {
-    for (const s of machine.snapshots) rows.push([machine.machine, s.stage, s.key, s.createdAt, s.current ? 'yes' : 'old', bytes(s.exclusiveBytes)]);
+    for (const s of machine.snapshots) rows.push([machine.machine, s.stage, s.key, s.createdAt ?? 'unknown', s.current ? 'yes' : 'old', bytes(s.exclusiveBytes)]);
   }
-  return rows.length > 1 ? table(rows) : 'no snapshots yet (lab up builds them)';
+  if (rows.length === 1) return 'no snapshots yet (lab up builds them)';
+  const unknown = report.some((m) => m.snapshots.some((s) => s.exclusiveBytes === undefined));
+  return unknown ? `${table(rows)}\nEXCLUSIVE '-': this storage cannot measure it (btrfs quotas are on only in a loopback pool the lab made)` : table(rows);
 }
 
 export function printStatus(status: LabStatus): string {
@@ -68,6 +70,7 @@ export function printStatus(status: LabStatus): string {
 export function printDoctor(report: DoctorReport): string {
   const lines = [`root: ${report.root ? 'yes' : 'NO (lab needs root)'}`, 'tools:'];
   for (const t of report.tools) lines.push(`  ${t.found ? 'ok     ' : 'MISSING'} ${t.command.padEnd(15)} ${t.why}${t.found ? '' : ` (apt-get install ${t.package})`}`);
+  for (const problem of report.problems) lines.push(`problem: ${problem}`);
   lines.push(`runtime: ${report.profile.runtime}`, `network: ${report.profile.network}`, `storage: ${report.profile.storage}`, `image:   ${report.profile.image}`, 'why:');
   for (const reason of report.profile.why) lines.push(`  - ${reason}`);
   lines.push(`leftovers of this lab: ${report.leftovers.length ? '' : 'none'}`);

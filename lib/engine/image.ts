@@ -18,7 +18,7 @@ export async function exportImage(lab: Lab, file: string, from?: string): Promis
   if (ref?.machine) {
     source = lab.dirs.snapshot(ref.machine, ref.stage, stageSnapshot(lab, ref.machine, ref.stage).key);
   } else {
-    source = imagePaths(lab.config, lab.storage, lab.image).poolImage;
+    source = imagePaths(lab.config.cacheDir, lab.storage, lab.image).poolImage;
     if (!existsSync(source)) throw new LabError('the base image is not built yet', 1, 'build it with: lab up');
   }
   const target = path.resolve(file);

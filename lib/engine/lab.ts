@@ -1,60 +1,90 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import type { LabConfig } from '../config/schema.js';
-import { type BaseImage, describeBaseImage } from '../image/sources.js';
+import type { HostDriver } from '../driver.js';
+import { UsageError } from '../errors.js';
+import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
+import { createImage } from '../image/create.js';
+import type { ImageDriver } from '../image/image.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
-import { createNetwork, type Network } from '../network/network.js';
-import { MachinectlRuntime } from '../runtime/machinectl.js';
-import { NspawnRuntime } from '../runtime/nspawn.js';
+import { createNetwork } from '../network/create.js';
+import type { Network } from '../network/network.js';
+import { createRuntime } from '../runtime/create.js';
+import { OfflineRunner } from '../runtime/offline.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { type LoadedLab, loadLab } from '../stages/load.js';
-import { BtrfsStorage, isOnBtrfs } from '../storage/btrfs.js';
-import { CopyStorage } from '../storage/copy.js';
+import { createStorage } from '../storage/create.js';
 import type { Storage } from '../storage/storage.js';
 
-/** Everything about one lab, resolved and validated; opening it changes nothing on the host. */
+/**
+ * Everything about one lab, resolved and validated. Opening it reads the config, the stages and
+ * the host's files, and runs, creates and checks nothing on the host: the commands that touch the
+ * host check what they need (`assertUsable`), so that doctor and destroy work on a broken host.
+ */
 export interface Lab {
   config: LabConfig;
   configFile?: string;
   names: LabNames;
   dirs: LabDirs;
   loaded: LoadedLab;
-  image: BaseImage;
+  image: ImageDriver;
   storage: Storage;
   network: Network;
   profile: HostProfile;
   runtime: Runtime;
-  /** Shared between labs: packages downloaded for stages. */
-  aptArchives: string;
+  /** Build steps on stopped roots, whatever the runtime. */
+  builds: OfflineRunner;
+  /** Shared between labs: packages downloaded for stages, per distribution and suite. */
+  packageCache: string;
 }
 
 export async function openLab(options: LoadOptions): Promise<Lab> {
   const { config, file } = await loadConfig(options);
   const loaded = await loadLab(config);
-  const image = describeBaseImage(config);
   const names = labNames(config);
   const dirs = labDirs(config);
-  const storage = chooseStorage(config, dirs);
   const profile = hostProfile(config);
   const network = createNetwork(config, names, dirs, profile);
-  const runtime: Runtime =
-    profile.runtime === 'machinectl'
-      ? new MachinectlRuntime({ bridge: names.bridge, nspawnName: names.nspawnName })
-      : new NspawnRuntime({ netnsPrefix: network.netnsPrefix, bridge: names.bridge, nspawnName: names.nspawnName, consoleLog: dirs.consoleLog });
-  const aptArchives = path.join(config.cacheDir, 'apt', `${config.image.distribution}-${config.image.suite}`);
-  return { config, configFile: file, names, dirs, loaded, image, storage, network, profile, runtime, aptArchives };
+  return {
+    config,
+    configFile: file,
+    names,
+    dirs,
+    loaded,
+    image: createImage(config),
+    storage: createStorage(config, dirs),
+    network,
+    profile,
+    runtime: createRuntime(profile, names, dirs, network, config.machines.map((m) => m.name)),
+    builds: new OfflineRunner(dirs.machinesDir),
+    packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
+  };
 }
 
-function chooseStorage(config: LabConfig, dirs: LabDirs): Storage {
-  if (config.storage.kind === 'copy') return new CopyStorage(dirs.pool, 'storage.kind is copy');
-  // An existing loopback image means this lab already has its pool there.
-  if (!existsSync(dirs.poolImage) && isOnBtrfs(dirs.state)) return new BtrfsStorage(dirs.pool, undefined);
-  return new BtrfsStorage(dirs.pool, { file: dirs.poolImage, size: config.storage.poolSize });
+/** The drivers that make things on the host, in the order `lab destroy` removes them: machines before the network they sit on, the pool last. */
+export function hostDrivers(lab: Lab): HostDriver[] {
+  return [lab.runtime, lab.builds, lab.network, lab.storage];
+}
+
+/** Every host tool the lab needs, each with the driver's reason. */
+export function labTools(lab: Lab, options: { image: boolean }): Tool[] {
+  return [...hostDrivers(lab).flatMap((d) => d.tools()), ...(options.image ? lab.image.tools() : [])];
+}
+
+/**
+ * What a command that runs machines needs from the host, before it touches anything: a runtime
+ * the host can give and, when it builds, an image source it can give (exit 2, saying what to use
+ * instead); then root and the tools (exit 3, with the packages to install).
+ */
+export async function assertUsable(lab: Lab, action: string, options: { image: boolean }): Promise<void> {
+  if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
+  if (options.image) await lab.image.check();
+  assertHostReady(labTools(lab, options), action);
 }
 
 export function ensureDirs(lab: Lab): void {
   mkdirSync(lab.dirs.logs, { recursive: true });
-  mkdirSync(path.join(lab.aptArchives, 'partial'), { recursive: true });
+  mkdirSync(lab.packageCache, { recursive: true });
 }

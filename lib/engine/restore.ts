@@ -1,14 +1,13 @@
 import { existsSync, renameSync } from 'node:fs';
 import { LabError } from '../errors.js';
-import { assertHostReady } from '../host/prereq.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
 import { stageSnapshot } from './snapshots.js';
-import { planFor } from './up.js';
+import { planFor } from './planning.js';
 
 export interface RestoreReport {
   restored: { machine: string; stage: string; key: string; current: boolean; bootMs: number }[];
@@ -81,7 +80,7 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
   const started = Date.now();
   const ref = parseStageRef(refText, lab.loaded.machines); // an unknown name: exit 2, nothing touched
-  assertHostReady(lab.config, 'restore');
+  await assertUsable(lab, 'restore', { image: false });
   const lock = await acquireLock(lab.dirs.lockFile, `restore ${refText}`, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     const state = readState(lab.dirs.stateFile);

@@ -1,12 +1,13 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { LabError } from '../errors.js';
 import type { Lab } from './lab.js';
-import { planFor } from './up.js';
+import { planFor } from './planning.js';
 
 export interface SnapshotInfo {
   stage: string;
   key: string;
-  createdAt: string;
+  /** ISO time; undefined when its metadata file is missing (it then sorts as the oldest). */
+  createdAt?: string;
   /** True when the stage's current definition would reuse this snapshot. */
   current: boolean;
 }
@@ -32,12 +33,17 @@ export async function removeSnapshot(lab: Lab, snapshot: string): Promise<void> 
   rmSync(metaFile(snapshot), { force: true });
 }
 
-function createdAt(snapshot: string): string {
+function createdAt(snapshot: string): string | undefined {
   try {
     return (JSON.parse(readFileSync(metaFile(snapshot), 'utf8')) as { createdAt: string }).createdAt;
   } catch {
-    return 'unknown';
+    return undefined;
   }
+}
+
+/** Oldest first; a snapshot of unknown age counts as the oldest, so it is never taken for the newest. */
+export function byAge(a: { createdAt?: string }, b: { createdAt?: string }): number {
+  return (a.createdAt ?? '').localeCompare(b.createdAt ?? '');
 }
 
 /** A machine's complete snapshots (a partial one never matches), oldest first. */
@@ -48,7 +54,7 @@ export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySe
     .map((entry) => /^([a-z][a-z0-9-]*)@([0-9a-f]+)$/.exec(entry))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ stage: m[1], key: m[2], createdAt: createdAt(lab.dirs.snapshot(machine, m[1], m[2])), current: currentKeys.has(m[2]) }))
-    .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    .sort(byAge);
 }
 
 /**

@@ -3,7 +3,7 @@ import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { listSnapshots, type SnapshotInfo } from './snapshots.js';
-import { planFor } from './up.js';
+import { planFor } from './planning.js';
 
 export interface MachineStatus {
   name: string;

@@ -1,20 +1,19 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 import { LabError, StageError } from '../errors.js';
 import { CommandError } from '../exec.js';
 import { ensureBaseImage, imagePaths } from '../image/base.js';
-import { checkImageSource, type ImageSourceKind } from '../image/sources.js';
-import { type MachinePlan, type Plan, type PlanOptions, planLab, type PlannedStage } from '../plan/plan.js';
-import { stopNspawn } from '../runtime/nspawn.js';
+import type { ImageSourceKind } from '../image/image.js';
+import { installPackages } from '../image/packages.js';
+import type { MachinePlan, Plan, PlanOptions, PlannedStage } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
-import { installPackages, offlineContext, type OfflineTarget } from '../stages/context.js';
+import { offlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
-import { assertHostReady } from '../host/prereq.js';
-import { ensureDirs, type Lab } from './lab.js';
-import { strayProcesses } from './lifecycle.js';
+import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
+import { planFor } from './planning.js';
 import { prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
@@ -56,16 +55,6 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-/** Plans against the snapshots that exist; pure apart from looking at the pool. */
-export function planFor(lab: Lab, options: PlanOptions = {}): Plan {
-  return planLab({
-    machines: lab.loaded.machines,
-    baseKey: lab.image.key,
-    hasSnapshot: (machine, stage, key) => existsSync(lab.dirs.snapshot(machine, stage, key)),
-    options,
-  });
-}
-
 /**
  * Brings the lab up: host preparation, base image, then every machine's stages (cached
  * ones come from their snapshots), a read-only snapshot after each built stage, boot in
@@ -73,27 +62,50 @@ export function planFor(lab: Lab, options: PlanOptions = {}): Plan {
  */
 export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
   const started = Date.now();
-  assertHostReady(lab.config, 'up');
-  await checkImageSource(lab.image); // a tarball that is no root filesystem: exit 2 before anything exists
+  await assertUsable(lab, 'up', { image: true }); // exit 2 or 3 before anything exists
+  const renderer = options.renderer ?? 'default';
   const lock = await acquireLock(lab.dirs.lockFile, 'up', { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     ensureDirs(lab);
     const state = readState(lab.dirs.stateFile);
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
-    for (const orphan of strayProcesses(lab).builds) await stopNspawn(orphan, { hard: true });
+    await lab.builds.destroy();
     await lab.storage.open();
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
-    const paths = imagePaths(lab.config, lab.storage, lab.image);
-    const base = await ensureBaseImage(lab.image, paths, lab.storage, lab.config, () => undefined);
+    const base = await prepareBaseImage(lab, renderer);
     const plan = planFor(lab, options.plan);
-    const reports = await runPlan(lab, state, plan, base.path, options.renderer ?? 'default');
+    const reports = await runPlan(lab, state, plan, base.path, renderer);
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
     return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length };
   } finally {
     lock.release();
   }
+}
+
+/** debootstrap's phases, not its line per package: what the progress shows (the log has everything). */
+const PER_PACKAGE_LINE = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) \S+( \S+)?$/;
+
+/** The base image, with its progress on screen and its whole output in the image log. */
+async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: string; source: UpReport['baseImage'] }> {
+  const paths = imagePaths(lab.config.cacheDir, lab.storage, lab.image);
+  if (existsSync(paths.poolImage)) return { path: paths.poolImage, source: 'pool' };
+  let base: { path: string; source: UpReport['baseImage'] } | undefined;
+  writeFileSync(lab.dirs.imageLog, `base image ${lab.image.key}: ${lab.image.describe()}\n`);
+  const task: ListrTask = {
+    title: `base image (${lab.image.source}; log: ${lab.dirs.imageLog})`,
+    task: async (_, listrTask) => {
+      base = await ensureBaseImage(lab.image, paths, lab.storage, lab.config.cacheDir, (line) => {
+        appendFileSync(lab.dirs.imageLog, `${line}\n`);
+        if (!PER_PACKAGE_LINE.test(line)) listrTask.output = line;
+      });
+      listrTask.title = `base image: ${base.source === 'cache' ? 'imported from the cache' : `built with ${base.source}`}`;
+    },
+    rendererOptions: { outputBar: 1, persistentOutput: false },
+  };
+  await new Listr([task], { renderer, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
+  return base!;
 }
 
 async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
@@ -244,15 +256,21 @@ class MachineJob {
     const logFile = this.lab.dirs.stageLog(this.name, stage.name);
     mkdirSync(path.dirname(logFile), { recursive: true });
     rmSync(logFile, { force: true });
+    const root = this.lab.dirs.machineRoot(this.name);
+    const pm = this.lab.image.packageManager(root);
     const target: OfflineTarget = {
-      root: this.lab.dirs.machineRoot(this.name),
+      runner: this.lab.builds,
+      root,
       nspawnName: this.lab.names.nspawnName(this.name),
       fixturesDir: this.lab.loaded.fixturesDir,
       logFile,
-      aptArchives: this.lab.aptArchives,
+      binds: pm ? [`${this.lab.packageCache}:${pm.cacheDir}`] : [],
     };
     try {
-      await installPackages(target, stage.packages);
+      if (stage.packages.length > 0) {
+        if (!pm) throw new LabError(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`, 1);
+        await installPackages(this.lab.builds, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
+      }
       await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
     } catch (error) {
       machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage

@@ -1,50 +1,34 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { LabConfig } from '../config/schema.js';
 import { HostError } from '../errors.js';
 
+/** A host command a driver runs, and the Debian package that has it. */
 export interface Tool {
   command: string;
   debianPackage: string;
   why: string;
 }
 
-/** The host tools a lab with this config needs, and the Debian package of each. */
-export function requiredTools(config: LabConfig): Tool[] {
-  const tools: Tool[] = [
-    { command: 'systemd-nspawn', debianPackage: 'systemd-container', why: 'runs the machines' },
-    { command: 'nft', debianPackage: 'nftables', why: 'NAT for the zone' },
-    { command: 'ip', debianPackage: 'iproute2', why: 'bridge, veths and namespaces' },
-    { command: 'nsenter', debianPackage: 'util-linux', why: 'runs commands inside machines and namespaces' },
-    { command: 'sysctl', debianPackage: 'procps', why: 'turns on forwarding for the zone' },
-    { command: 'tar', debianPackage: 'tar', why: 'caches base images' },
-  ];
-  if (config.image.source === 'debootstrap') tools.push({ command: 'debootstrap', debianPackage: 'debootstrap', why: 'builds the base image' });
-  if (config.storage.kind === 'btrfs') {
-    tools.push({ command: 'btrfs', debianPackage: 'btrfs-progs', why: 'snapshots of stages' });
-    tools.push({ command: 'mkfs.btrfs', debianPackage: 'btrfs-progs', why: 'the loopback pool' });
-  }
-  return tools;
-}
-
+/** The command's path on PATH (what `run` will execute), or undefined. */
 export function findCommand(command: string): string | undefined {
-  const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);
+  const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);
   return dirs.map((dir) => path.join(dir, command)).find((file) => existsSync(file));
 }
 
-export function missingTools(config: LabConfig): Tool[] {
-  return requiredTools(config).filter((tool) => !findCommand(tool.command));
+/** Each tool once, in the order the drivers named them. */
+export function uniqueTools(tools: readonly Tool[]): Tool[] {
+  return tools.filter((tool, i) => tools.findIndex((t) => t.command === tool.command) === i);
 }
 
-/** Fails with the exact install command when something is missing, and when not root. */
-export function assertHostReady(config: LabConfig, action: string): void {
+/** Fails with the exact install command when a tool is missing, and when not root. */
+export function assertHostReady(tools: readonly Tool[], action: string): void {
   if (process.getuid?.() !== 0) {
     throw new HostError(
       `lab ${action} must run as root: it creates network namespaces, bridges, nftables rules, btrfs subvolumes and containers`,
       `run it with sudo`,
     );
   }
-  const missing = missingTools(config);
+  const missing = uniqueTools(tools).filter((tool) => !findCommand(tool.command));
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((t) => t.debianPackage))].join(' ');
     throw new HostError(

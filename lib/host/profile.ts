@@ -12,6 +12,8 @@ export interface HostProfile {
   systemdPid1: boolean;
   machined: boolean;
   networkd: boolean;
+  /** Set when the runtime asked for cannot run on this host: commands that need it fail with it (exit 2). */
+  problem?: { message: string; hint: string };
 }
 
 function pid1Name(): string {
@@ -34,7 +36,11 @@ export function probeHost(): Omit<HostProfile, 'runtime' | 'why'> & { pid1: stri
   };
 }
 
-/** Picks the runtime (config `runtime`, or --runtime); asking for one the host cannot give is a usage error. */
+/**
+ * Picks the runtime (config `runtime`, or --runtime). Asking for machinectl in sandbox mode is a
+ * config error; asking for it on a host without machined is a `problem` for the commands that
+ * need machines, so that doctor and destroy still work.
+ */
 export function hostProfile(config: LabConfig): HostProfile {
   const host = probeHost();
   const { pid1, ...offers } = host;
@@ -44,7 +50,8 @@ export function hostProfile(config: LabConfig): HostProfile {
     }
     if (!host.machined) {
       const missing = !host.systemdPid1 ? `PID 1 is '${pid1}', not systemd, so machined cannot run` : 'systemd-machined is not running (apt-get install systemd-container)';
-      throw new UsageError(`runtime machinectl: ${missing}`, 'use runtime nspawn (lab starts systemd-nspawn itself), or leave runtime on auto');
+      const problem = { message: `runtime machinectl: ${missing}`, hint: 'use runtime nspawn (lab starts systemd-nspawn itself), or leave runtime on auto' };
+      return { ...offers, runtime: 'machinectl', why: `asked for by the config, but ${missing}`, problem };
     }
     return { ...offers, runtime: 'machinectl', why: 'asked for by the config' };
   }

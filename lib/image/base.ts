@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { LabConfig } from '../config/schema.js';
 import { run } from '../exec.js';
+import { pathInRoot } from '../stages/context.js';
 import type { Storage } from '../storage/storage.js';
-import { type BaseImage, buildRoot } from './sources.js';
+import type { ImageDriver, ImageSourceKind } from './image.js';
 
 const TAR_TIMEOUT_MS = 20 * 60_000;
 
@@ -14,10 +14,10 @@ export interface ImagePaths {
   cacheTarball: string;
 }
 
-export function imagePaths(config: LabConfig, storage: Storage, image: BaseImage): ImagePaths {
+export function imagePaths(cacheDir: string, storage: Storage, image: ImageDriver): ImagePaths {
   return {
     poolImage: path.join(storage.root, 'images', `base@${image.key}`),
-    cacheTarball: path.join(config.cacheDir, 'images', `${config.image.distribution}-${image.suite}-${image.key}.tar`),
+    cacheTarball: path.join(cacheDir, 'images', `${image.distribution}-${image.suite}-${image.key}.tar`),
   };
 }
 
@@ -26,30 +26,40 @@ export function imagePaths(config: LabConfig, storage: Storage, image: BaseImage
  * another lab (or an earlier run) built it, otherwise from its source. Returns its path.
  */
 export async function ensureBaseImage(
-  image: BaseImage,
+  image: ImageDriver,
   paths: ImagePaths,
   storage: Storage,
-  config: LabConfig,
+  cacheDir: string,
   log: (line: string) => void,
-): Promise<{ path: string; source: 'pool' | 'cache' | BaseImage['source'] }> {
+): Promise<{ path: string; source: 'pool' | 'cache' | ImageSourceKind }> {
   if (existsSync(paths.poolImage)) return { path: paths.poolImage, source: 'pool' };
   const building = `${paths.poolImage}.partial`;
   await storage.remove(building);
   await storage.create(building);
   const cached = existsSync(paths.cacheTarball);
   if (cached) {
-    log(`importing base image from ${paths.cacheTarball}`);
+    log(`importing the base image from ${paths.cacheTarball}`);
     await run(['tar', '-xpf', paths.cacheTarball, '--numeric-owner', '--xattrs', '-C', building], { timeout: TAR_TIMEOUT_MS });
   } else {
-    await buildRoot(image, building, config.cacheDir, config.image.distribution, log);
+    await image.build(building, cacheDir, log);
     // Per-machine identity is written by each machine's system stage; the base carries none of the host's.
     writeFileSync(path.join(building, 'etc', 'hostname'), '');
     writeFileSync(path.join(building, 'etc', 'machine-id'), '');
-    rmSync(path.join(building, 'var', 'cache', 'apt', 'archives'), { recursive: true, force: true });
+    const pm = image.packageManager(building);
+    for (const file of pm?.configFiles ?? []) {
+      const target = pathInRoot(building, file.path);
+      mkdirSync(path.dirname(target), { recursive: true });
+      writeFileSync(target, file.content);
+    }
+    if (pm) rmSync(path.join(building, pm.cacheDir), { recursive: true, force: true });
     // A tarball source is its own cache.
-    if (image.source !== 'tarball') await exportTarball(building, paths.cacheTarball);
+    if (image.source !== 'tarball') {
+      log(`caching the base image as ${paths.cacheTarball}`);
+      await exportTarball(building, paths.cacheTarball);
+    }
   }
   await storage.seal(building, paths.poolImage);
+  log(`base image ${image.key} ready`);
   return { path: paths.poolImage, source: cached ? 'cache' : image.source };
 }
 

@@ -2,14 +2,17 @@ import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } 
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
+import { findProcesses } from '../host/procs.js';
+import type { Tool } from '../host/prereq.js';
 import { isAlive, refOf } from '../state/process.js';
-import type { ProcessRef } from '../state/state.js';
+import type { LabState, ProcessRef } from '../state/state.js';
 import { delay, waitFor } from '../wait.js';
 import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
 
-
 export interface MachinectlOptions {
   bridge: string;
+  /** The lab's machines: their files and processes are what the runtime leaves on the host. */
+  machines: readonly string[];
   nspawnName(machine: string): string;
   /** Where machined looks for machine images. */
   imagesDir?: string;
@@ -48,8 +51,44 @@ export class MachinectlRuntime implements Runtime {
     this.nspawnDir = options.nspawnDir ?? '/etc/systemd/nspawn';
   }
 
+  tools(): Tool[] {
+    return [
+      { command: 'machinectl', debianPackage: 'systemd-container', why: 'starts and stops the machines (machined)' },
+      { command: 'systemd-run', debianPackage: 'systemd', why: 'runs commands inside machines' },
+      { command: 'systemctl', debianPackage: 'systemd', why: 'asks machines whether they booted' },
+    ];
+  }
+
+  describe(): string {
+    return 'machinectl (machined, systemd-nspawn@ units)';
+  }
+
+  /** The machines' nspawn processes, found by their machine names (systemd-nspawn@ gives no --directory). */
+  private processes(): { machine: string; process: ProcessRef }[] {
+    const byName = new Map(this.options.machines.map((m) => [`--machine=${this.options.nspawnName(m)}`, m]));
+    return findProcesses((argv) => Boolean(argv[0]?.endsWith('systemd-nspawn')) && argv.some((a) => byName.has(a))).map(({ process, argv }) => ({
+      machine: byName.get(argv.find((a) => byName.has(a))!)!,
+      process,
+    }));
+  }
+
+  async leftovers(): Promise<string[]> {
+    const found = this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
+    for (const machine of this.options.machines) for (const file of this.files(machine)) if (existsOrLink(file)) found.push(`machinectl file ${file}`);
+    return found;
+  }
+
+  async destroy(state: LabState): Promise<void> {
+    await Promise.all(this.options.machines.map(async (machine) => {
+      const process = state.machines[machine]?.process ?? this.processes().find((p) => p.machine === machine)?.process;
+      if (process) await this.stop({ name: machine, process }, { hard: true });
+      delete state.machines[machine]?.process;
+      for (const file of this.files(machine)) rmSync(file, { force: true });
+    }));
+  }
+
   /** The image link and .nspawn file of a machine: what `lab destroy` removes. */
-  files(machine: string): string[] {
+  private files(machine: string): string[] {
     const name = this.options.nspawnName(machine);
     return [path.join(this.imagesDir, name), path.join(this.nspawnDir, `${name}.nspawn`)];
   }
@@ -60,7 +99,7 @@ export class MachinectlRuntime implements Runtime {
     mkdirSync(this.nspawnDir, { recursive: true });
     writeFileSync(settings, nspawnFile(this.options.bridge));
     mkdirSync(this.imagesDir, { recursive: true });
-    if (existsSync(image) || isSymlink(image)) rmSync(image, { force: true });
+    if (existsOrLink(image)) rmSync(image, { force: true });
     symlinkSync(root, image);
     await run(['machinectl', 'start', name]);
     let ref: ProcessRef | undefined;
@@ -110,6 +149,10 @@ export class MachinectlRuntime implements Runtime {
       await delay(POLL_MS);
     }
   }
+}
+
+function existsOrLink(file: string): boolean {
+  return existsSync(file) || isSymlink(file);
 }
 
 function isSymlink(file: string): boolean {

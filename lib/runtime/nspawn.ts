@@ -1,17 +1,22 @@
 import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
+import { findProcesses } from '../host/procs.js';
+import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
-import type { ProcessRef } from '../state/state.js';
+import type { LabState, ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
 import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
 
 const ORDERLY_STOP_MS = 30_000;
+const KILL_WAIT_MS = 10_000;
 
 export interface NspawnOptions {
   /** nsenter argv prefix that puts nspawn into the lab's netns (sandbox mode), or empty (host mode). */
   netnsPrefix: readonly string[];
+  /** Where the lab's machine roots are: its machine processes are found by it. */
+  machinesDir: string;
   bridge: string;
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
@@ -44,6 +49,29 @@ function pidNamespaceOf(pid: number): string | undefined {
  */
 export class NspawnRuntime implements Runtime {
   constructor(private readonly options: NspawnOptions) {}
+
+  tools(): Tool[] {
+    return NSPAWN_TOOLS;
+  }
+
+  describe(): string {
+    return 'nspawn (started by lab, no machined)';
+  }
+
+  /** The lab's machine processes, also those its state lost track of (a crash between start and write). */
+  private processes(): { machine: string; process: ProcessRef }[] {
+    return findBootedMachines(this.options.machinesDir);
+  }
+
+  async leftovers(): Promise<string[]> {
+    return this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
+  }
+
+  async destroy(state: LabState): Promise<void> {
+    const known = Object.values(state.machines).map((ms) => ms.process).filter(isAlive);
+    await Promise.all([...known, ...this.processes().map((p) => p.process)].map((process) => stopNspawn(process, { hard: true })));
+    for (const ms of Object.values(state.machines)) delete ms.process;
+  }
 
   async start(machine: string, root: string): Promise<ProcessRef> {
     const log = this.options.consoleLog(machine);
@@ -107,56 +135,89 @@ export class NspawnRuntime implements Runtime {
   }
 }
 
-/** Stops an nspawn process by pid (also one the state lost track of, found by its root's path). */
-export async function stopNspawn(process: ProcessRef, options: { hard: boolean }): Promise<void> {
-  if (!isAlive(process)) return;
-  if (options.hard) {
-    // Killing nspawn itself would orphan the machine; killing its PID 1 ends the whole PID namespace.
-    // Just after a start, PID 1 may not exist yet: give it a moment to appear.
-    let leader = nspawnLeader(process);
-    for (const deadline = Date.now() + 2000; !leader && isAlive(process) && Date.now() < deadline; leader = nspawnLeader(process)) await delay(POLL_MS);
-    globalThis.process.kill(leader ?? process.pid, 'SIGKILL');
-  } else {
-    globalThis.process.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
-  }
-  const deadline = Date.now() + ORDERLY_STOP_MS;
-  while (isAlive(process)) {
-    if (Date.now() > deadline) return stopNspawn(process, { hard: true });
+export interface StopDeadlines {
+  /** For the orderly shutdown before killing. */
+  orderlyMs: number;
+  /** For the process to go once killed; beyond it the kernel holds it (D state) and lab says so. */
+  killMs: number;
+}
+
+/** How stopping touches processes; tests swap it for processes that never die. */
+export interface ProcessControl {
+  isAlive(process: ProcessRef): boolean;
+  kill(pid: number, signal: NodeJS.Signals): void;
+  leader(process: ProcessRef): number | undefined;
+}
+
+const realControl: ProcessControl = {
+  isAlive,
+  kill: (pid, signal) => {
+    try {
+      globalThis.process.kill(pid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+    }
+  },
+  leader: nspawnLeader,
+};
+
+async function gone(process: ProcessRef, withinMs: number, control: ProcessControl): Promise<boolean> {
+  const deadline = Date.now() + withinMs;
+  while (control.isAlive(process)) {
+    if (Date.now() > deadline) return false;
     await delay(POLL_MS);
   }
+  return true;
 }
 
 /**
- * Runs a command in a stopped machine's root, like a chroot with a real /proc and /sys.
- * It uses the host's network and resolver (package downloads never cross the lab network);
- * the machine's own /etc/resolv.conf is left as it is.
+ * Stops an nspawn process by pid (also one the state lost track of, found by its root's path):
+ * an orderly shutdown first unless `hard`, then SIGKILL to the container's PID 1, which ends its
+ * whole PID namespace (killing nspawn alone would orphan the machine). Every wait is bounded:
+ * a process that outlives SIGKILL is reported, never waited for forever.
  */
-export async function runOffline(
-  root: string,
-  name: string,
-  argv: readonly string[],
-  options: RunOptions & { binds?: readonly string[]; exclusive?: string } = {},
-): Promise<RunResult> {
-  return run(
-    [
-      // Serialises users of a shared resource (the package cache) across machines and labs.
-      ...(options.exclusive ? ['flock', '--timeout=1800', options.exclusive] : []),
-      'systemd-nspawn',
-      '--quiet',
-      `--directory=${root}`,
-      `--machine=${name}`,
-      '--register=no',
-      '--keep-unit',
-      '--pipe',
-      '--resolv-conf=bind-host',
-      '--timezone=off',
-      '--link-journal=no',
-      ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
-      '--setenv=DEBIAN_FRONTEND=noninteractive',
-      `--setenv=PATH=${MACHINE_PATH}`,
-      '--',
-      ...argv,
-    ],
-    options,
+export async function stopNspawn(
+  process: ProcessRef,
+  options: { hard: boolean },
+  deadlines: StopDeadlines = { orderlyMs: ORDERLY_STOP_MS, killMs: KILL_WAIT_MS },
+  control: ProcessControl = realControl,
+): Promise<void> {
+  if (!control.isAlive(process)) return;
+  if (!options.hard) {
+    control.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
+    if (await gone(process, deadlines.orderlyMs, control)) return;
+  }
+  // Just after a start, PID 1 may not exist yet: give it a moment to appear.
+  let leader = control.leader(process);
+  for (const deadline = Date.now() + 2000; !leader && control.isAlive(process) && Date.now() < deadline; leader = control.leader(process)) await delay(POLL_MS);
+  control.kill(leader ?? process.pid, 'SIGKILL');
+  if (await gone(process, deadlines.killMs, control)) return;
+  control.kill(process.pid, 'SIGKILL');
+  if (await gone(process, deadlines.killMs, control)) return;
+  throw new HostError(
+    `process ${process.pid} (systemd-nspawn) did not end within ${(2 * deadlines.killMs) / 1000} s of SIGKILL (state ${processState(process.pid)})`,
+    'a process in state D waits for the kernel (a hung mount or device); see /proc/' + process.pid + '/stack',
   );
 }
+
+function processState(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
+  } catch {
+    return 'gone';
+  }
+}
+
+/** `systemd-nspawn --boot` processes whose root is inside `machinesDir`, with the machine each runs. */
+export function findBootedMachines(machinesDir: string): { machine: string; process: ProcessRef }[] {
+  const prefix = `--directory=${machinesDir}/`;
+  return findProcesses((argv) => Boolean(argv[0]?.endsWith('systemd-nspawn')) && argv.includes('--boot') && argv.some((a) => a.startsWith(prefix))).map(
+    ({ process, argv }) => ({ machine: argv.find((a) => a.startsWith(prefix))!.slice(prefix.length), process }),
+  );
+}
+
+export const NSPAWN_TOOLS: Tool[] = [
+  { command: 'systemd-nspawn', debianPackage: 'systemd-container', why: 'runs the machines' },
+  { command: 'nsenter', debianPackage: 'util-linux', why: 'runs commands inside machines and namespaces' },
+];

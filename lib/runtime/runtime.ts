@@ -1,3 +1,4 @@
+import type { HostDriver } from '../driver.js';
 import { LabError } from '../errors.js';
 import type { RunOptions, RunResult } from '../exec.js';
 import { delay } from '../wait.js';
@@ -16,8 +17,8 @@ export interface MachineHandle {
   process: ProcessRef;
 }
 
-/** Boots, runs commands in, and stops machines. */
-export interface Runtime {
+/** Boots, runs commands in, and stops machines; what it left on the host (machine processes, files) is its own to list and remove. */
+export interface Runtime extends HostDriver {
   start(machine: string, root: string): Promise<ProcessRef>;
   waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness>;
   exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;

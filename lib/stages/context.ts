@@ -2,7 +2,7 @@ import { appendFileSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSyn
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import type { RunResult } from '../exec.js';
-import { runOffline } from '../runtime/nspawn.js';
+import type { OfflineRunner } from '../runtime/offline.js';
 import type { LabView, StageContext } from './define.js';
 
 const MAX_SYMLINK_HOPS = 40;
@@ -50,12 +50,13 @@ export function fillTemplate(template: string, values: Record<string, string | n
 }
 
 export interface OfflineTarget {
+  runner: OfflineRunner;
   root: string;
   nspawnName: string;
   fixturesDir: string;
   logFile: string;
-  /** Shared downloaded-packages cache, bound over the machine's apt archive. */
-  aptArchives: string;
+  /** host:machine binds while the stage's commands run (the shared package cache). */
+  binds: string[];
 }
 
 /** The helpers a stage's `run` gets while its machine is stopped and its root is being built. */
@@ -75,11 +76,11 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
     log(`wrote ${file}`);
   };
   const exec = (argv: readonly string[], options: { input?: string; timeout?: number } = {}): Promise<RunResult> =>
-    runOffline(target.root, target.nspawnName, argv, {
+    target.runner.run(target.root, target.nspawnName, argv, {
       logFile: target.logFile,
       input: options.input,
       timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS,
-      binds: [`${target.aptArchives}:/var/cache/apt/archives`],
+      binds: target.binds,
     });
   return {
     lab,
@@ -92,22 +93,4 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
       await exec(['systemctl', 'enable', ...units]);
     },
   };
-}
-
-/** Installs packages into a stopped machine, from its mirror through the host's network. */
-export async function installPackages(target: OfflineTarget, packages: readonly string[]): Promise<void> {
-  if (packages.length === 0) return;
-  const ctx = {
-    logFile: target.logFile,
-    timeout: STAGE_COMMAND_TIMEOUT_MS,
-    binds: [`${target.aptArchives}:/var/cache/apt/archives`],
-    // apt locks the shared archive cache: one install at a time, the others queue.
-    exclusive: path.join(target.aptArchives, '.lab-install.lock'),
-  };
-  const install = ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', ...packages];
-  const first = await runOffline(target.root, target.nspawnName, install, { ...ctx, allowFailure: true });
-  if (first.exitCode === 0) return;
-  // The image's package lists may be older than the mirror: refresh them once and retry.
-  await runOffline(target.root, target.nspawnName, ['apt-get', 'update', '-q'], ctx);
-  await runOffline(target.root, target.nspawnName, install, ctx);
 }

@@ -36,10 +36,6 @@ export default defineStage({
     const isDnsServer = config.zone.dnsMachine === machine.name;
     const nameserver = isDnsServer ? '127.0.0.1' : ctx.lab.dnsAddress;
     await ctx.writeFile('/etc/resolv.conf', `${nameserver ? `nameserver ${nameserver}\n` : ''}search ${domain}\n`);
-    await ctx.writeFile(
-      '/etc/apt/apt.conf.d/90lab',
-      'APT::Install-Recommends "false";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\n',
-    );
     await ctx.enable('systemd-networkd');
   },
 });

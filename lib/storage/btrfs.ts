@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, renameSync, statfsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
+import type { Tool } from '../host/prereq.js';
 import type { Storage } from './storage.js';
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
@@ -12,11 +13,31 @@ export function isOnBtrfs(dir: string): boolean {
   return statfsSync(probe).type === BTRFS_SUPER_MAGIC;
 }
 
-async function isMountPoint(dir: string): Promise<boolean> {
-  if (!existsSync(dir)) return false;
-  const result = await run(['mountpoint', '-q', dir], { allowFailure: true });
-  return result.exitCode === 0;
+/** Mount points at or below `dir`, deepest first (the order to unmount them in). */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((mount) => mount === dir || mount.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
 }
+
+/** Loop devices backed by `file`, read from sysfs. */
+export function loopDevicesOf(file: string): string[] {
+  if (!existsSync('/sys/block')) return [];
+  return readdirSync('/sys/block')
+    .filter((dev) => dev.startsWith('loop'))
+    .filter((dev) => {
+      try {
+        return readFileSync(`/sys/block/${dev}/loop/backing_file`, 'utf8').trim().replace(/ \(deleted\)$/, '') === file;
+      } catch {
+        return false;
+      }
+    })
+    .map((dev) => `/dev/${dev}`);
+}
+
+const isMountPoint = (dir: string) => mountsUnder(dir).includes(dir);
 
 /**
  * Subvolumes and snapshots on btrfs. When the state directory is not on btrfs, the pool is a
@@ -32,18 +53,32 @@ export class BtrfsStorage implements Storage {
     private readonly image: { file: string; size: string } | undefined,
   ) {}
 
+  tools(): Tool[] {
+    const btrfs = { command: 'btrfs', debianPackage: 'btrfs-progs', why: 'snapshots of stages' };
+    if (!this.image) return [btrfs];
+    return [
+      btrfs,
+      { command: 'mkfs.btrfs', debianPackage: 'btrfs-progs', why: 'formats the loopback pool' },
+      { command: 'mount', debianPackage: 'mount', why: 'mounts the loopback pool' },
+      { command: 'truncate', debianPackage: 'coreutils', why: 'makes the sparse pool image' },
+    ];
+  }
+
   async open(): Promise<void> {
     if (!this.image) {
       mkdirSync(this.root, { recursive: true });
       return;
     }
-    if (await isMountPoint(this.root)) return;
+    if (isMountPoint(this.root)) return;
     mkdirSync(this.root, { recursive: true });
-    if (!existsSync(this.image.file)) {
+    const fresh = !existsSync(this.image.file);
+    if (fresh) {
       await run(['truncate', '-s', this.image.size, this.image.file]);
       await run(['mkfs.btrfs', '-q', '-L', path.basename(path.dirname(this.image.file)), this.image.file], { timeout: 60_000 });
     }
     await run(['mount', '-o', 'loop,noatime', this.image.file, this.root], { timeout: 60_000 });
+    // Quota groups measure the space each snapshot holds alone (lab snapshots); only on a pool the lab owns.
+    if (fresh) await run(['btrfs', 'quota', 'enable', this.root]);
   }
 
   async create(target: string): Promise<void> {
@@ -91,14 +126,45 @@ export class BtrfsStorage implements Storage {
       .map((p) => path.join(target, self === '/' ? p : path.relative(self, p.replace(/^<FS_TREE>\//, ''))));
   }
 
+  /** From the subvolume's quota group: undefined when quotas are off (a pool on the host's own btrfs). */
   async exclusiveBytes(target: string): Promise<number | undefined> {
-    const result = await run(['btrfs', 'filesystem', 'du', '-s', '--raw', target], { allowFailure: true, timeout: 60_000 });
-    const numbers = result.stdout.split('\n')[1]?.trim().split(/\s+/);
-    return numbers ? Number(numbers[1]) : undefined;
+    const id = /Subvolume ID:\s+(\d+)/.exec((await run(['btrfs', 'subvolume', 'show', target], { allowFailure: true })).stdout)?.[1];
+    if (!id) return undefined;
+    // Accounting is done when a transaction commits. (A root deleted just now is counted until btrfs's cleaner has run.)
+    await run(['btrfs', 'filesystem', 'sync', this.root], { allowFailure: true });
+    const groups = await run(['btrfs', 'qgroup', 'show', '--raw', '-f', target], { allowFailure: true, timeout: 60_000 });
+    if (groups.exitCode !== 0) return undefined;
+    const row = groups.stdout.split('\n').map((line) => line.trim().split(/\s+/)).find((fields) => fields[0] === `0/${id}`);
+    return row ? Number(row[2]) : undefined;
   }
 
-  async close(): Promise<void> {
-    if (this.image && (await isMountPoint(this.root))) await run(['umount', this.root], { timeout: 60_000 });
+  async leftovers(): Promise<string[]> {
+    const found = mountsUnder(this.root).map((mount) => `mount ${mount}`);
+    if (this.image) for (const device of loopDevicesOf(this.image.file)) found.push(`loop device ${device} (${this.image.file})`);
+    if (existsSync(this.root) && !isMountPoint(this.root)) found.push(`pool ${this.root}`);
+    if (this.image && existsSync(this.image.file)) found.push(`pool image ${this.image.file}`);
+    return found;
+  }
+
+  /** Deletes every subvolume (on the host's own btrfs) or unmounts the loopback pool, then the pool itself. */
+  async destroy(): Promise<void> {
+    if (this.image) {
+      for (const mount of mountsUnder(this.root)) await run(['umount', mount], { timeout: 60_000 });
+    } else if (existsSync(this.root)) {
+      await this.removeSubvolumesIn(this.root, 3);
+    }
+    if (existsSync(this.root)) await run(['rm', '-rf', '--one-file-system', '--', this.root], { timeout: 30 * 60_000 });
+    if (this.image) rmSync(this.image.file, { force: true });
+  }
+
+  /** Subvolumes (roots, snapshots, images) sit a few levels down in the pool's plain directories. */
+  private async removeSubvolumesIn(dir: string, depth: number): Promise<void> {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const child = path.join(dir, entry.name);
+      if (isSubvolume(child)) await this.remove(child);
+      else if (depth > 1) await this.removeSubvolumesIn(child, depth - 1);
+    }
   }
 
   describe(): string {

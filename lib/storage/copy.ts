@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
+import type { Tool } from '../host/prereq.js';
 import type { Storage } from './storage.js';
 
 const COPY_TIMEOUT_MS = 30 * 60_000;
@@ -36,12 +37,23 @@ export class CopyStorage implements Storage {
     await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: COPY_TIMEOUT_MS });
   }
 
+  /** A plain copy holds all its space alone; with reflinks it shares some, which du cannot see. */
   async exclusiveBytes(target: string): Promise<number | undefined> {
     const { stdout } = await run(['du', '-sb', '--', target], { timeout: COPY_TIMEOUT_MS });
     return Number(stdout.split('\t')[0]);
   }
 
-  async close(): Promise<void> {}
+  tools(): Tool[] {
+    return [{ command: 'cp', debianPackage: 'coreutils', why: 'copies roots (reflinks where the filesystem can)' }];
+  }
+
+  async leftovers(): Promise<string[]> {
+    return existsSync(this.root) ? [`pool ${this.root}`] : [];
+  }
+
+  async destroy(): Promise<void> {
+    await this.remove(this.root);
+  }
 
   describe(): string {
     return `copy (${this.reason}): snapshots are full copies, restores take seconds`;

@@ -1,8 +1,10 @@
+import type { HostDriver } from '../driver.js';
+
 /**
  * Where machine roots and stage snapshots live. A snapshot is a read-only copy of a root;
  * on btrfs it is a subvolume snapshot (milliseconds), in copy mode a reflinked or plain copy.
  */
-export interface Storage {
+export interface Storage extends HostDriver {
   readonly kind: 'btrfs' | 'copy';
   /** Where the pool is mounted or kept: every path below is inside it. */
   readonly root: string;
@@ -16,10 +18,6 @@ export interface Storage {
   seal(source: string, target: string): Promise<void>;
   /** Removes a root or snapshot, including what systemd nested inside it. Missing is fine. */
   remove(path: string): Promise<void>;
-  /** Space held only by this snapshot, in bytes, when the storage can tell. */
+  /** Space held only by this snapshot, in bytes; undefined when the storage cannot tell. */
   exclusiveBytes(path: string): Promise<number | undefined>;
-  /** Unmounts and detaches whatever `open` set up. */
-  close(): Promise<void>;
-  /** Describes the mode and why, for `lab doctor` and `lab status`. */
-  describe(): string;
 }

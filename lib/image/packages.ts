@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { OfflineRunner } from '../runtime/offline.js';
+
+/** A distribution's package manager, as lab drives it inside a stopped machine's root. */
+export interface PackageManager {
+  readonly name: 'apt' | 'pacman';
+  /** Where it keeps downloaded packages inside a root: the shared package cache is bound there. */
+  readonly cacheDir: string;
+  install(packages: readonly string[]): string[];
+  /** Brings the package lists up to date; run once when an install fails, then the install again. */
+  refresh(): string[];
+  /** Written into the base image: how stages' installs behave. */
+  readonly configFiles: readonly { path: string; content: string }[];
+}
+
+export const apt: PackageManager = {
+  name: 'apt',
+  cacheDir: '/var/cache/apt/archives',
+  install: (packages) => ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', ...packages],
+  refresh: () => ['apt-get', 'update', '-q'],
+  configFiles: [
+    {
+      path: '/etc/apt/apt.conf.d/90lab',
+      // Keep downloads: the cache is the host's shared one, bound in while a stage runs.
+      content: 'APT::Install-Recommends "false";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\n',
+    },
+  ],
+};
+
+export const pacman: PackageManager = {
+  name: 'pacman',
+  cacheDir: '/var/cache/pacman/pkg',
+  install: (packages) => ['pacman', '-S', '--noconfirm', '--needed', ...packages],
+  // Arch supports no partial upgrades: refreshing the lists means upgrading with them.
+  refresh: () => ['pacman', '-Syu', '--noconfirm'],
+  configFiles: [],
+};
+
+/** The package manager a root holds (a tarball image can be any distribution). */
+export function detectPackageManager(root: string): PackageManager | undefined {
+  if (existsSync(path.join(root, 'usr/bin/apt-get'))) return apt;
+  if (existsSync(path.join(root, 'usr/bin/pacman'))) return pacman;
+  return undefined;
+}
+
+export interface InstallTarget {
+  root: string;
+  nspawnName: string;
+  logFile: string;
+  /** The host's shared cache of downloaded packages for this image's distribution. */
+  packageCache: string;
+}
+
+const INSTALL_TIMEOUT_MS = 15 * 60_000;
+
+/** Installs packages into a stopped machine's root, from its mirror through the host's network. */
+export async function installPackages(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
+  if (packages.length === 0) return;
+  const options = {
+    logFile: target.logFile,
+    timeout: INSTALL_TIMEOUT_MS,
+    binds: [`${target.packageCache}:${pm.cacheDir}`],
+    // Package managers lock the shared cache: one install at a time, the others queue.
+    exclusive: path.join(target.packageCache, '.lab-install.lock'),
+  };
+  const first = await runner.run(target.root, target.nspawnName, pm.install(packages), { ...options, allowFailure: true });
+  if (first.exitCode === 0) return;
+  // The image's package lists may be older than the mirror: refresh them once and retry.
+  await runner.run(target.root, target.nspawnName, pm.refresh(), options);
+  await runner.run(target.root, target.nspawnName, pm.install(packages), options);
+}

@@ -1,0 +1,83 @@
+import type { HostDriver } from '../driver.js';
+import { run, type RunOptions, type RunResult } from '../exec.js';
+import { findProcesses } from '../host/procs.js';
+import type { Tool } from '../host/prereq.js';
+import { isAlive } from '../state/process.js';
+import type { ProcessRef } from '../state/state.js';
+import { NSPAWN_TOOLS, stopNspawn } from './nspawn.js';
+import { MACHINE_PATH } from './runtime.js';
+
+export interface OfflineOptions extends RunOptions {
+  /** host:machine paths bound into the root while the command runs. */
+  binds?: readonly string[];
+  /** A lock file: the command waits its turn on it (a shared package cache), across machines and labs. */
+  exclusive?: string;
+}
+
+const EXCLUSIVE_WAIT_S = 1800;
+
+/**
+ * Build steps: commands run in a stopped machine's root with `systemd-nspawn --pipe`, like a
+ * chroot with a real /proc and /sys, whatever the runtime that boots the machines. They use the
+ * host's network and resolver (package downloads never cross the lab network); the machine's
+ * own /etc/resolv.conf is left as it is.
+ */
+export class OfflineRunner implements HostDriver {
+  constructor(private readonly machinesDir: string) {}
+
+  run(root: string, name: string, argv: readonly string[], options: OfflineOptions = {}): Promise<RunResult> {
+    return run(
+      [
+        ...(options.exclusive ? ['flock', `--timeout=${EXCLUSIVE_WAIT_S}`, options.exclusive] : []),
+        'systemd-nspawn',
+        '--quiet',
+        `--directory=${root}`,
+        `--machine=${name}`,
+        '--register=no',
+        '--keep-unit',
+        '--pipe',
+        '--resolv-conf=bind-host',
+        '--timezone=off',
+        '--link-journal=no',
+        ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
+        '--setenv=DEBIAN_FRONTEND=noninteractive',
+        `--setenv=PATH=${MACHINE_PATH}`,
+        '--',
+        ...argv,
+      ],
+      options,
+    );
+  }
+
+  /**
+   * Build steps of a `lab up` that was killed: nspawn processes on a root of this lab, and the
+   * `flock` wrappers queued to start more (their argv holds the nspawn argv). Wrappers first,
+   * so that none starts a new step while the running ones are ended.
+   */
+  strays(): { process: ProcessRef; wrapper: boolean }[] {
+    const prefix = `--directory=${this.machinesDir}/`;
+    return findProcesses((argv) => argv.includes('--pipe') && argv.some((a) => a.startsWith(prefix)))
+      .map(({ process, argv }) => ({ process, wrapper: !argv[0]?.endsWith('systemd-nspawn') }))
+      .sort((a, b) => Number(b.wrapper) - Number(a.wrapper));
+  }
+
+  tools(): Tool[] {
+    return [...NSPAWN_TOOLS, { command: 'flock', debianPackage: 'util-linux', why: 'queues package installs on the shared cache' }];
+  }
+
+  async leftovers(): Promise<string[]> {
+    return this.strays().map(({ process, wrapper }) => `${wrapper ? 'queued build step' : 'build step'} ${process.pid} of a lab up that was killed`);
+  }
+
+  /** Ends every stray build step. */
+  async destroy(): Promise<void> {
+    for (const { process, wrapper } of this.strays()) {
+      if (!wrapper) await stopNspawn(process, { hard: true });
+      else if (isAlive(process)) globalThis.process.kill(process.pid, 'SIGKILL');
+    }
+  }
+
+  describe(): string {
+    return 'build steps: systemd-nspawn --pipe on stopped roots, host network';
+  }
+}
