@@ -1,10 +1,9 @@
-import { execa, type ResultPromise } from 'execa';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, openSync } from 'node:fs';
 import { LabError } from './errors.js';
 
 export interface RunOptions {
-  /** Milliseconds before the command is killed; every command has one. */
+  /** Milliseconds before the command is ended; every command has one. */
   timeout?: number;
   input?: string;
   env?: Record<string, string>;
@@ -17,6 +16,13 @@ export interface RunOptions {
   allowFailure?: boolean;
   /** Pass the terminal through (interactive shells). Output is not captured. */
   inherit?: boolean;
+  /**
+   * Ends what the command started beyond its own process group (inside a machine, where its
+   * children are not the host's children): called on timeout and on `abort`.
+   */
+  endAll?: () => Promise<void>;
+  /** Ends the command (and `endAll`) when it fires, as a timeout does. */
+  abort?: AbortSignal;
 }
 
 export interface RunResult {
@@ -28,6 +34,8 @@ export interface RunResult {
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
+/** After the command is killed, how long its output may stay open (a child that escaped holds it) before lab stops reading. */
+const DRAIN_MS = 2000;
 const TAIL_LINES = 20;
 
 /** A command that failed: the argv, the exit code and the tail of its output travel with it. */
@@ -45,63 +53,98 @@ export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** Kills a process group, or the process alone when it is gone already. */
+function killGroup(child: ChildProcess): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    child.kill('SIGKILL');
+  }
+}
+
 /**
- * Runs one external command: argv only (never a shell string), always with a timeout,
- * output captured and carried into the error when it fails.
+ * Runs one external command: argv only (never a shell string), always with a timeout, output
+ * captured and carried into the error when it fails. On timeout the command's whole process group
+ * is killed, then `endAll` ends what it started elsewhere, and the call returns even if an escaped
+ * child still holds its output open: a timeout is never a hang.
  */
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
   if (!file) throw new LabError('run: empty argv', 3);
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   if (options.logFile) appendFileSync(options.logFile, `$ ${formatArgv(argv)}\n`);
-  const subprocess = execa(file, args, {
-    timeout: options.timeout ?? DEFAULT_TIMEOUT_MS,
-    input: options.input,
-    env: options.env,
+  const child = spawn(file, args, {
+    env: options.env ? { ...process.env, ...options.env } : process.env,
     cwd: options.cwd,
-    reject: false,
-    stdin: options.inherit ? 'inherit' : options.input === undefined ? 'ignore' : 'pipe',
-    stdout: options.inherit ? 'inherit' : 'pipe',
-    stderr: options.inherit ? 'inherit' : 'pipe',
-    stripFinalNewline: false,
+    // Its own process group, so that a timeout ends it with all it forked on the host; not for an interactive command, which must stay in the terminal's foreground group.
+    detached: !options.inherit,
+    stdio: options.inherit ? 'inherit' : [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
-  const flush = !options.inherit && (options.logFile || options.onLine) ? streamOutput(subprocess, options.logFile, options.onLine) : undefined;
-  const child = await subprocess;
-  flush?.();
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  const pending = ['', ''];
+  const onData = (into: Buffer[], index: number) => (chunk: Buffer) => {
+    into.push(chunk);
+    if (options.logFile) appendFileSync(options.logFile, chunk);
+    if (!options.onLine) return;
+    const lines = (pending[index] + chunk.toString('utf8')).split('\n');
+    pending[index] = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) options.onLine(line);
+  };
+  child.stdout?.on('data', onData(stdout, 0));
+  child.stderr?.on('data', onData(stderr, 1));
+  if (options.input !== undefined) {
+    child.stdin?.on('error', () => undefined); // a command that exits without reading its input
+    child.stdin?.end(options.input);
+  }
+
+  let ended: 'timeout' | 'abort' | undefined;
+  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    const finish = (result: { code: number | null; signal: NodeJS.Signals | null; error?: Error }) => {
+      clearTimeout(timer);
+      options.abort?.removeEventListener('abort', onAbort);
+      resolve(result);
+    };
+    const end = (why: 'timeout' | 'abort') => {
+      if (ended) return;
+      ended = why;
+      killGroup(child);
+      void (options.endAll?.() ?? Promise.resolve()).catch(() => undefined).finally(() => {
+        // What escaped both still holds the pipes: stop reading them rather than wait forever.
+        setTimeout(() => {
+          child.stdout?.destroy();
+          child.stderr?.destroy();
+          finish(exited ?? { code: null, signal: 'SIGKILL' });
+        }, DRAIN_MS).unref();
+      });
+    };
+    const onAbort = () => end('abort');
+    const timer = setTimeout(() => end('timeout'), timeout);
+    options.abort?.addEventListener('abort', onAbort);
+    if (options.abort?.aborted) onAbort();
+    child.on('error', (error) => finish({ code: null, signal: null, error }));
+    child.on('exit', (code, signal) => (exited = { code, signal }));
+    child.on('close', (code, signal) => finish({ code, signal }));
+  });
+
+  for (const [i, rest] of pending.entries()) if (rest.trim()) options.onLine?.(rest), (pending[i] = '');
   const result: RunResult = {
     argv,
-    exitCode: child.exitCode ?? -1,
-    stdout: typeof child.stdout === 'string' ? child.stdout : '',
-    stderr: typeof child.stderr === 'string' ? child.stderr : '',
+    exitCode: outcome.code ?? -1,
+    stdout: Buffer.concat(stdout).toString('utf8'),
+    stderr: Buffer.concat(stderr).toString('utf8'),
     durationMs: Date.now() - started,
   };
-  if (options.logFile) appendFileSync(options.logFile, `[exit ${result.exitCode}, ${result.durationMs} ms]\n`);
-  const reason = child.timedOut
-    ? `timed out after ${options.timeout ?? DEFAULT_TIMEOUT_MS} ms`
-    : child.failed && child.exitCode === undefined
-      ? (child.signal ? `killed by ${child.signal}` : (child.shortMessage ?? 'could not start'))
-      : `exit code ${result.exitCode}`;
-  if (child.timedOut || (child.exitCode === undefined && child.failed)) throw new CommandError(result, reason, child.timedOut);
-  if (result.exitCode !== 0 && !options.allowFailure) throw new CommandError(result, reason);
+  if (options.logFile) appendFileSync(options.logFile, `\n[exit ${result.exitCode}, ${result.durationMs} ms]\n`);
+  if (ended === 'timeout') throw new CommandError(result, `timed out after ${timeout} ms`, true);
+  if (ended === 'abort') throw new CommandError(result, 'interrupted');
+  if (outcome.error) throw new CommandError(result, `could not start: ${outcome.error.message}`);
+  if (outcome.code === null) throw new CommandError(result, `killed by ${outcome.signal}`);
+  if (result.exitCode !== 0 && !options.allowFailure) throw new CommandError(result, `exit code ${result.exitCode}`);
   return result;
-}
-
-/** Copies output to the log file and hands out whole lines while the command runs; returns what to call at its end. */
-function streamOutput(subprocess: ResultPromise, logFile: string | undefined, onLine: ((line: string) => void) | undefined): () => void {
-  const pending = ['', ''];
-  [subprocess.stdout, subprocess.stderr].forEach((stream, i) => {
-    stream?.on('data', (chunk: Buffer) => {
-      if (logFile) appendFileSync(logFile, chunk);
-      if (!onLine) return;
-      const lines = (pending[i] + chunk.toString('utf8')).split('\n');
-      pending[i] = lines.pop() ?? '';
-      for (const line of lines) if (line.trim()) onLine(line);
-    });
-  });
-  return () => {
-    for (const rest of pending) if (rest.trim() && onLine) onLine(rest);
-    if (logFile && !pending.every((rest) => rest === '')) appendFileSync(logFile, '\n');
-  };
 }
 
 /**

@@ -6,6 +6,8 @@ import type { LabConfig } from './config/schema.js';
  * name, so that two labs never collide and `lab destroy` can find what belongs to a lab.
  */
 export interface LabNames {
+  /** The lab's own name (cgroups: lab.<name>). */
+  labName: string;
   /** Sandbox mode: the namespace that holds the zone bridge and the NAT. */
   netns: string;
   /** Sandbox mode: the namespace that plays the internet. */
@@ -19,6 +21,7 @@ export interface LabNames {
 
 export function labNames(config: LabConfig): LabNames {
   return {
+    labName: config.name,
     netns: `lab-${config.name}`,
     wanNetns: `lab-${config.name}-wan`,
     nftTable: `lab_${config.name.replaceAll('-', '_')}`,

@@ -13,3 +13,23 @@ export async function waitFor(what: string, condition: () => boolean | Promise<b
     await delay(intervalMs);
   }
 }
+
+/** At most `slots` holders at a time; the others queue in order. */
+export class Semaphore {
+  private readonly queue: (() => void)[] = [];
+
+  constructor(private slots: number) {}
+
+  async acquire(): Promise<() => void> {
+    if (this.slots > 0) this.slots--;
+    else await new Promise<void>((resolve) => this.queue.push(resolve));
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.queue.shift();
+      if (next) next();
+      else this.slots++;
+    };
+  }
+}

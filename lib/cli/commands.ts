@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { CommandError, formatArgv } from '../exec.js';
 import { doctor } from '../engine/doctor.js';
 import { type Lab, openLab } from '../engine/lab.js';
 import { destroy, down } from '../engine/lifecycle.js';
@@ -28,6 +29,8 @@ export interface GlobalOptions {
   serial: boolean;
   verbose: boolean;
   runtime?: string;
+  /** Milliseconds, from --timeout. */
+  timeout?: number;
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -97,7 +100,7 @@ export async function runCommand(command: string, args: string[], passthrough: s
       const [machine, ...rest] = args;
       const argv = [...rest, ...passthrough];
       if (!machine || argv.length === 0) throw new UsageError('usage: lab exec <machine> -- <command> [args...]');
-      return runInMachine(lab, machine, (handle) => lab.runtime.exec(handle, argv, { inherit: true, allowFailure: true, timeout: 24 * 3600_000 }).then((r) => r.exitCode));
+      return runInMachine(lab, machine, (handle) => execInteractive(lab, handle, argv, options.timeout));
     }
     case 'shell': {
       const [machine] = args;
@@ -122,6 +125,36 @@ export async function runCommand(command: string, args: string[], passthrough: s
     }
   }
   throw new UsageError(`unknown command '${command}'`);
+}
+
+const EXIT_TIMED_OUT = 124; // as timeout(1)
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
+/**
+ * `lab exec`: the command runs with the terminal; when its time is up, or lab gets SIGINT, SIGTERM
+ * or SIGHUP, it is ended in the machine with everything it started there.
+ */
+async function execInteractive(lab: Lab, handle: MachineHandle, argv: string[], timeout = 24 * 3600_000): Promise<number> {
+  const abort = new AbortController();
+  let signal: string | undefined;
+  const onSignal = (name: NodeJS.Signals) => {
+    signal = name;
+    abort.abort();
+  };
+  for (const name of Object.keys(SIGNAL_EXIT)) process.on(name, onSignal);
+  try {
+    return (await lab.runtime.exec(handle, argv, { inherit: true, allowFailure: true, timeout, abort: abort.signal })).exitCode;
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error;
+    if (error.timedOut) {
+      process.stderr.write(`lab: ${formatArgv(argv)} timed out after ${timeout} ms: it was ended in ${handle.name}, with everything it started there\n`);
+      return EXIT_TIMED_OUT;
+    }
+    if (signal) return SIGNAL_EXIT[signal]!;
+    throw error;
+  } finally {
+    for (const name of Object.keys(SIGNAL_EXIT)) process.off(name, onSignal);
+  }
 }
 
 async function runInMachine(lab: Lab, machine: string, body: (handle: MachineHandle) => Promise<number>): Promise<number> {

@@ -24,7 +24,8 @@ export function printUp(report: UpReport): string {
     ]);
   }
   const pruned = report.prunedSnapshots ? `, ${report.prunedSnapshots} old snapshot(s) pruned` : '';
-  return `${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
+  const limits = report.hostLimits.map((line) => `host: ${line}\n`).join('');
+  return `${limits}${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
 }
 
 export function printRestore(report: RestoreReport): string {
@@ -60,9 +61,9 @@ export function printSnapshots(report: SnapshotReport[]): string {
 }
 
 export function printStatus(status: LabStatus): string {
-  const rows = [['MACHINE', 'STATE', 'ADDRESS', 'ROOT FROM', 'STAGES DONE', 'PENDING', 'SNAPSHOTS']];
+  const rows = [['MACHINE', 'STATE', 'ADDRESS', 'MEMORY', 'ROOT FROM', 'STAGES DONE', 'PENDING', 'SNAPSHOTS']];
   for (const m of status.machines) {
-    rows.push([m.name, m.state, m.address, m.rootStage ?? '-', m.stagesDone.join(',') || '-', m.stagesPending.join(',') || '-', String(m.snapshots.length)]);
+    rows.push([m.name, m.state, m.address, bytes(m.memoryBytes), m.rootStage ?? '-', m.stagesDone.join(',') || '-', m.stagesPending.join(',') || '-', String(m.snapshots.length)]);
   }
   return [`lab ${status.name} (${status.config})`, `network: ${status.network}`, `storage: ${status.storage}`, '', table(rows)].join('\n');
 }
@@ -73,6 +74,11 @@ export function printDoctor(report: DoctorReport): string {
   for (const problem of report.problems) lines.push(`problem: ${problem}`);
   lines.push(`runtime: ${report.profile.runtime}`, `network: ${report.profile.network}`, `storage: ${report.profile.storage}`, `image:   ${report.profile.image}`, 'why:');
   for (const reason of report.profile.why) lines.push(`  - ${reason}`);
+  lines.push('host limits (lab up raises what is short):');
+  for (const l of report.limits) {
+    const ok = l.current !== undefined && l.current >= l.need;
+    lines.push(`  ${ok ? 'ok     ' : 'LOW    '} ${l.sysctl} = ${l.current ?? '?'}, this lab needs ${l.need}: ${l.why}`);
+  }
   lines.push(`leftovers of this lab: ${report.leftovers.length ? '' : 'none'}`);
   for (const item of report.leftovers) lines.push(`  - ${item}`);
   if (report.otherLabs.length) lines.push(`other labs on this host: ${report.otherLabs.join(', ')}`);

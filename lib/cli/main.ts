@@ -23,6 +23,7 @@ Commands:
   status                    machines, state, addresses, stages done, snapshots
   snapshots                 every stage snapshot: created, cache key, space it holds
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
+      --timeout <duration>    end it, and all it started in the machine, after this long (10s, 2m, 500ms); exit 124
   shell <machine>           an interactive shell in a machine
   down                      stop the machines, keep everything
   destroy                   remove everything the lab made on the host
@@ -57,6 +58,7 @@ function parse(argv: string[]) {
         from: { type: 'string' },
         until: { type: 'string' },
         wait: { type: 'boolean', default: false },
+        timeout: { type: 'string' },
         scenarios: { type: 'string' },
         runtime: { type: 'string' },
         reports: { type: 'string' },
@@ -87,12 +89,23 @@ export async function main(argv: string[]): Promise<number> {
     from: values.from,
     until: values.until,
     wait: values.wait,
+    timeout: values.timeout === undefined ? undefined : parseDuration(values.timeout, '--timeout'),
     scenarios: values.scenarios,
     reports: values.reports,
     serial: values.serial,
     verbose: values.verbose,
     runtime: values.runtime,
   });
+}
+
+/** "500ms", "10s", "2m", "1h", or a number of seconds. */
+export function parseDuration(text: string, field: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`${field}: '${text}' is not a duration (like 500ms, 10s, 2m, 1h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
+  const ms = Number(match[1]) * unit;
+  if (ms < 1 || ms > 7 * 24 * 3_600_000) throw new UsageError(`${field}: ${text} is out of range (1ms to 7 days)`);
+  return ms;
 }
 
 export function reportError(error: unknown): number {

@@ -64,6 +64,14 @@ export const labConfigSchema = z.strictObject({
     .prefault({}),
   /** auto: machinectl on a systemd host with machined, otherwise nspawn processes started by lab. */
   runtime: z.enum(['auto', 'nspawn', 'machinectl']).default('auto'),
+  boot: z
+    .strictObject({
+      /** Machines booting at once; default: 4 per core (at least 4), at most the lab's size. */
+      concurrency: z.number().int().min(1).max(512).optional(),
+      /** Deadline for one machine to reach running (or degraded), and for its network to come up. */
+      timeoutSeconds: z.number().int().min(5).max(3600).default(90),
+    })
+    .prefault({}),
   image: z
     .strictObject({
       /** debootstrap (Debian, Ubuntu hosts), pacstrap (Arch hosts), tarball (anywhere: a root filesystem tarball). */

@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import { checkLimits, type LimitCheck } from '../host/limits.js';
 import { findCommand, uniqueTools } from '../host/prereq.js';
 import { readState } from '../state/state.js';
 import { hostDrivers, type Lab, labTools } from './lab.js';
@@ -10,6 +11,8 @@ export interface DoctorReport {
   /** What keeps the lab from running here besides tools (a runtime or image source the host cannot give). */
   problems: string[];
   profile: { runtime: string; network: string; storage: string; image: string; why: string[] };
+  /** Kernel limits the lab's machines share, against what its size needs (lab up raises what is short). */
+  limits: LimitCheck[];
   leftovers: string[];
   otherLabs: string[];
 }
@@ -47,6 +50,7 @@ export async function doctor(lab: Lab): Promise<DoctorReport> {
       image: `${lab.image.source}: ${lab.image.describe()} (key ${lab.image.key})`,
       why,
     },
+    limits: checkLimits(lab.config.machines.length),
     leftovers: root ? await leftovers(lab) : ['(run as root to look for leftovers)'],
     otherLabs: existsSync(lab.config.stateDir) ? readdirSync(lab.config.stateDir).filter((name) => name !== lab.config.name) : [],
   };

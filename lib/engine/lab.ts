@@ -58,14 +58,14 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
     network,
     profile,
     runtime: createRuntime(profile, names, dirs, network, config.machines.map((m) => m.name)),
-    builds: new OfflineRunner(dirs.machinesDir),
+    builds: new OfflineRunner(dirs.machinesDir, config.name),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: machines before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the network they sit on, the pool last. */
 export function hostDrivers(lab: Lab): HostDriver[] {
-  return [lab.runtime, lab.builds, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

@@ -1,13 +1,12 @@
 import { existsSync } from 'node:fs';
 import { LabError, unknownName } from '../errors.js';
+import { tail } from '../exec.js';
 import { Machine, type MachineExecutor } from '../machine.js';
 import type { Readiness } from '../runtime/runtime.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { Lab } from './lab.js';
 
-const BOOT_TIMEOUT_MS = 90_000;
-const NETWORK_TIMEOUT_S = 30;
 
 export function machineState(state: LabState, name: string): MachineState {
   return (state.machines[name] ??= {});
@@ -48,14 +47,19 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
   const started = Date.now();
   ms.process = await lab.runtime.start(name, root);
   writeState(lab.dirs.stateFile, state);
-  const readiness = await lab.runtime.waitReady({ name, process: ms.process }, BOOT_TIMEOUT_MS);
+  const timeoutS = lab.config.boot.timeoutSeconds;
+  const readiness = await lab.runtime.waitReady({ name, process: ms.process }, timeoutS * 1000);
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
   const online = await lab.runtime.exec(
     { name, process: ms.process },
-    ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${NETWORK_TIMEOUT_S}`],
-    { allowFailure: true, timeout: (NETWORK_TIMEOUT_S + 5) * 1000 },
+    ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${timeoutS}`],
+    { allowFailure: true, timeout: (timeoutS + 5) * 1000 },
   );
-  if (online.exitCode !== 0) throw new LabError(`${name} booted but its zone interface host0 got no address within ${NETWORK_TIMEOUT_S} s`, 1);
+  if (online.exitCode !== 0) {
+    // The command's own words: "no address" and "could not ask" (too many open files, say) are different stories.
+    const said = tail(`${online.stdout}${online.stderr}`, 10);
+    throw new LabError(`${name} booted but its zone interface host0 was not configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`, 1);
+  }
   return recordBoot(lab, state, name, started, readiness);
 }
 

@@ -93,9 +93,12 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
     await Promise.all(dependents.map((name) => stopMachine(lab, state, name, { hard: false })));
     await Promise.all(targets.map((t) => stopMachine(lab, state, t.machine, { hard: true })));
     const outgoing = await Promise.all(targets.map((t) => swapRoot(lab, state, t)));
+    // The restored machines boot all at once (a restore waits for no network, so none waits for
+    // another); the running machines that depend on them come back after, in dependency order.
     const bootMs = new Map<string, number>();
-    await bootInOrder(lab, state, [...restoredNames, ...dependents], bootMs);
-    for (const old of outgoing) if (old) await lab.storage.remove(old);
+    await Promise.all(targets.map(async (t) => bootMs.set(t.machine, (await startMachine(lab, state, t.machine, { waitForNetwork: false })).bootMs)));
+    await bootInOrder(lab, state, dependents);
+    await Promise.all(outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)));
     return {
       restored: targets.map((t) => ({ ...t, bootMs: bootMs.get(t.machine)! })),
       rebooted: dependents,
@@ -125,7 +128,7 @@ function dependentsOf(lab: Lab, names: ReadonlySet<string>): string[] {
 }
 
 /** Boots the machines, each once the ones it depends on (among them) are up; independent ones in parallel. */
-async function bootInOrder(lab: Lab, state: LabState, names: string[], bootMs: Map<string, number>): Promise<void> {
+async function bootInOrder(lab: Lab, state: LabState, names: string[]): Promise<void> {
   const chosen = lab.loaded.machines.filter((m) => names.includes(m.name));
   const booted = new Map<string, Promise<void>>();
   for (const name of topologicalOrder(chosen.map((m) => ({ name: m.name, dependsOn: m.dependsOn.filter((d) => names.includes(d)) })))) {
@@ -134,7 +137,7 @@ async function bootInOrder(lab: Lab, state: LabState, names: string[], bootMs: M
     booted.set(
       name,
       Promise.all(waitFor).then(async () => {
-        bootMs.set(name, (await startMachine(lab, state, name, { waitForNetwork: false })).bootMs);
+        await startMachine(lab, state, name, { waitForNetwork: false });
       }),
     );
   }

@@ -15,6 +15,8 @@ export interface MachineStatus {
   stagesPending: string[];
   /** The stage the machine's root was made from. */
   rootStage?: string;
+  /** While it runs: the memory its processes use (sum of PSS). */
+  memoryBytes?: number;
   snapshots: SnapshotInfo[];
 }
 
@@ -36,6 +38,7 @@ export async function status(lab: Lab): Promise<LabStatus> {
       const running = isAlive(ms?.process);
       const config = lab.config.machines.find((m) => m.name === machinePlan.name)!;
       let address = config.address;
+      const memoryBytes = running ? await lab.runtime.memoryBytes({ name: machinePlan.name, process: ms!.process! }) : undefined;
       if (running && address === 'dhcp') {
         const result = await lab.runtime.exec({ name: machinePlan.name, process: ms!.process! }, ['ip', '-4', '-o', 'address', 'show', 'dev', 'host0'], { allowFailure: true, timeout: 5000 });
         address = /inet (\d+\.\d+\.\d+\.\d+)/.exec(result.stdout)?.[1] ?? 'dhcp (no lease)';
@@ -48,6 +51,7 @@ export async function status(lab: Lab): Promise<LabStatus> {
         stagesDone: machinePlan.stages.filter((s) => s.action === 'cached').map((s) => s.name),
         stagesPending: machinePlan.stages.filter((s) => s.action === 'build').map((s) => s.name),
         rootStage: ms?.rootStage,
+        memoryBytes,
         snapshots: listSnapshots(lab, machinePlan.name, new Set(machinePlan.stages.map((s) => s.key))),
       };
     }),

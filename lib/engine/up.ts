@@ -1,4 +1,5 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 import { LabError, StageError } from '../errors.js';
@@ -7,7 +8,9 @@ import { ensureBaseImage, imagePaths } from '../image/base.js';
 import type { ImageSourceKind } from '../image/image.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlanOptions, PlannedStage } from '../plan/plan.js';
+import { bootConcurrency, raiseLimits } from '../host/limits.js';
 import { acquireLock } from '../state/lock.js';
+import { Semaphore } from '../wait.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { offlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
@@ -39,6 +42,8 @@ export interface UpReport {
   durationMs: number;
   machines: MachineReport[];
   prunedSnapshots: number;
+  /** Host kernel limits raised for the lab's size, one line each. */
+  hostLimits: string[];
 }
 
 interface Deferred {
@@ -73,12 +78,14 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     await lab.storage.open();
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
+    // What dozens of systemd instances need from the kernel, raised before any of them boots.
+    const hostLimits = raiseLimits(lab.config.machines.length);
     const base = await prepareBaseImage(lab, renderer);
     const plan = planFor(lab, options.plan);
     const reports = await runPlan(lab, state, plan, base.path, renderer);
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
-    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length };
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits };
   } finally {
     lock.release();
   }
@@ -110,11 +117,13 @@ async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: s
 
 async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
   const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
+  const bootSlots = new Semaphore(bootConcurrency(availableParallelism(), plan.machines.length, lab.config.boot.concurrency));
   const reports: MachineReport[] = [];
   const failures: Error[] = [];
+  // One line per machine, whatever the lab's size: its title says where it is.
   const tasks: ListrTask[] = plan.machines.map((machinePlan) => ({
     title: machinePlan.name,
-    task: (_, task) => {
+    task: async (_, task) => {
       const loaded = lab.loaded.machines.find((m) => m.name === machinePlan.name)!;
       const report: MachineReport = {
         name: machinePlan.name,
@@ -123,8 +132,13 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
         failedUnits: [],
       };
       reports.push(report);
-      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report, (error) => failures.push(error));
-      return task.newListr(job.tasks(ready), { concurrent: false, exitOnError: true });
+      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
+      try {
+        await job.run(ready, bootSlots, (line) => (task.title = `${machinePlan.name}: ${line}`));
+      } catch (error) {
+        failures.push(error as Error);
+        throw error;
+      }
     },
   }));
   const listr = new Listr(tasks, {
@@ -132,7 +146,7 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
     exitOnError: false,
     renderer,
     fallbackRenderer: 'simple',
-    rendererOptions: { collapseSubtasks: false, timer: PRESET_TIMER },
+    rendererOptions: { timer: PRESET_TIMER },
     fallbackRendererOptions: { timer: PRESET_TIMER },
   });
   await listr.run();
@@ -156,7 +170,6 @@ class MachineJob {
     private readonly loaded: LoadedMachine,
     private readonly basePath: string,
     private readonly report: MachineReport,
-    private readonly onFailure: (error: Error) => void,
   ) {}
 
   private get name(): string {
@@ -167,84 +180,80 @@ class MachineJob {
     return this.lab.dirs.snapshot(this.name, stage.name, stage.key);
   }
 
-  tasks(ready: Map<string, Deferred>): ListrTask[] {
-    const { stages } = this.plan;
+  /**
+   * Builds what changed, boots once the machines it depends on are up (holding one of the boot
+   * slots), runs the checks of what was built, and tells the machines waiting for it. `progress`
+   * gets one short line at each step: the machine's single line on screen.
+   */
+  async run(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
     const entry = ready.get(this.name)!;
+    try {
+      await this.steps(ready, bootSlots, progress);
+      entry.resolve(this.report.booted);
+    } catch (error) {
+      entry.reject(error as Error); // the machines waiting for this one fail too
+      throw error;
+    }
+  }
+
+  private async steps(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    const { stages } = this.plan;
     const firstBuild = stages.findIndex((s) => s.action === 'build');
     const built = firstBuild >= 0 ? stages.slice(firstBuild) : [];
-    const checks = built.filter((stage) => this.loadedStage(stage).definition.check);
     let rootChanged = false;
-    // Any failure of this machine also fails the machines waiting for it.
-    const guard =
-      (body: (task: { title: string; skip(message: string): void }) => Promise<void>) =>
-      async (_: unknown, task: { title: string; skip(message: string): void }) => {
-        try {
-          await body(task);
-        } catch (error) {
-          entry.reject(error as Error);
-          this.onFailure(error as Error);
-          throw error;
-        }
-      };
-
-    const stageTasks: ListrTask[] = stages.map((stage, index) => ({
-      title: `${this.name}@${stage.name}`,
-      task: guard(async (task) => {
-        if (stage.action === 'cached') return task.skip(`${this.name}@${stage.name}: cached`);
-        if (index === firstBuild) {
-          await stopMachine(this.lab, this.state, this.name, { hard: true }); // its root is about to be replaced
-          const parent = index === 0 ? undefined : stages[index - 1];
-          await resetRoot(this.lab, this.state, this.name, parent ? this.snapshotPath(parent) : this.basePath, parent && origin(parent));
-          rootChanged = true;
-        }
-        const startedAt = Date.now();
-        await this.buildStage(stage);
-        Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
-        task.title = `${this.name}@${stage.name}: built`;
-      }),
-    }));
+    for (const [offset, stage] of built.entries()) {
+      const index = firstBuild + offset;
+      progress(`building ${stage.name} (${offset + 1}/${built.length})`);
+      if (offset === 0) {
+        await stopMachine(this.lab, this.state, this.name, { hard: true }); // its root is about to be replaced
+        const parent = index === 0 ? undefined : stages[index - 1];
+        await resetRoot(this.lab, this.state, this.name, parent ? this.snapshotPath(parent) : this.basePath, parent && origin(parent));
+        rootChanged = true;
+      }
+      const startedAt = Date.now();
+      await this.buildStage(stage);
+      Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
+    }
+    const summary = built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
 
     const last = stages.at(-1)!;
-    const boot: ListrTask = {
-      title: `${this.name}: boot`,
-      task: guard(async (task) => {
-        const ms = machineState(this.state, this.name);
-        if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
-          await stopMachine(this.lab, this.state, this.name, { hard: true });
-          await resetRoot(this.lab, this.state, this.name, this.snapshotPath(last), origin(last));
-          rootChanged = true;
-        }
-        let dependencyRebooted = false;
-        for (const dependency of this.plan.dependsOn) {
-          const dependencyReady = ready.get(dependency);
-          if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
-          try {
-            const rebooted = await dependencyReady.promise; // awaited for every dependency, not short-circuited
-            dependencyRebooted = dependencyRebooted || rebooted;
-          } catch {
-            throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
-          }
-        }
-        if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) return task.skip(`${this.name}: already running`);
+    const ms = machineState(this.state, this.name);
+    if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
+      await stopMachine(this.lab, this.state, this.name, { hard: true });
+      await resetRoot(this.lab, this.state, this.name, this.snapshotPath(last), origin(last));
+      rootChanged = true;
+    }
+    let dependencyRebooted = false;
+    for (const dependency of this.plan.dependsOn) {
+      const dependencyReady = ready.get(dependency);
+      if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
+      progress(`${summary}, waiting for ${dependency}`);
+      try {
+        const rebooted = await dependencyReady.promise; // awaited for every dependency, not short-circuited
+        dependencyRebooted = dependencyRebooted || rebooted;
+      } catch {
+        throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
+      }
+    }
+    if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) {
+      progress(`${summary}, already running`);
+    } else {
+      progress(`${summary}, waiting to boot`);
+      const release = await bootSlots.acquire();
+      try {
+        progress(`${summary}, booting`);
         // Booted after what it depends on, so it sees their current addresses and names.
         await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
         this.report.bootStartedAt = Date.now();
         const readiness = await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
         Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
         const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
-        task.title = `${this.name}: ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`;
-      }),
-    };
-    const check: ListrTask = {
-      title: `${this.name}: check`,
-      enabled: checks.length > 0,
-      task: guard(async () => {
-        for (const stage of checks) await this.checkStage(stage, built);
-        entry.resolve(this.report.booted);
-      }),
-    };
-    const done: ListrTask = { title: `${this.name}: ready`, enabled: checks.length === 0, task: guard(async () => entry.resolve(this.report.booted)) };
-    return [...stageTasks, boot, check, done];
+        progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
+      } finally {
+        release();
+      }
+    }
+    for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
   }
 
   private loadedStage(stage: PlannedStage): LoadedStage {

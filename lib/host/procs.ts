@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
 
@@ -26,4 +26,61 @@ export function findProcesses(match: (argv: readonly string[]) => boolean): Foun
     if (ref) found.push({ process: ref, argv });
   }
   return found;
+}
+
+/** Whether the process's environment holds `entry` (NAME=value) exactly. */
+function hasEnvironment(pid: string, entry: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills every process whose environment holds `entry`: a command run in a machine and all it
+ * started there, also the children that left its process group or were reparented to the
+ * machine's init (they inherit the environment). Repeated until none is left, so that a process
+ * that forks while being killed is caught too. Returns how many were killed.
+ */
+export function killByEnvironment(entry: string, rounds = 5): number {
+  let killed = 0;
+  for (let round = 0; round < rounds; round++) {
+    const found = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid && hasEnvironment(pid, entry));
+    if (found.length === 0) break;
+    for (const pid of found) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+  return killed;
+}
+
+/**
+ * Memory of every process in the PID namespace of `pid` (a machine's init): the sum of their
+ * proportional set sizes, so pages shared between machines (the same binaries) are split among them.
+ */
+export function pidNamespaceMemory(pid: number): number | undefined {
+  let namespace: string;
+  try {
+    namespace = readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/pid`) !== namespace) continue;
+      const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'))?.[1];
+      total += Number(pss ?? 0) * 1024;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return total;
 }

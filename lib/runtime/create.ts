@@ -10,6 +10,7 @@ export function createRuntime(profile: HostProfile, names: LabNames, dirs: LabDi
   return new NspawnRuntime({
     netnsPrefix: network.netnsPrefix,
     machinesDir: dirs.machinesDir,
+    labName: names.labName,
     bridge: names.bridge,
     nspawnName: names.nspawnName,
     consoleLog: dirs.consoleLog,

@@ -2,12 +2,12 @@ import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } 
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
-import { findProcesses } from '../host/procs.js';
+import { findProcesses, killByEnvironment, pidNamespaceMemory } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { delay, waitFor } from '../wait.js';
-import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
+import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
 
 export interface MachinectlOptions {
   bridge: string;
@@ -120,15 +120,23 @@ export class MachinectlRuntime implements Runtime {
   waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness> {
     const name = this.options.nspawnName(handle.name);
     const died = () => (isAlive(handle.process) ? undefined : new LabError(`${handle.name} stopped while booting (journalctl -u systemd-nspawn@${name})`, 1));
-    return awaitBoot(handle.name, ([command, ...args], timeout) => run([command, '-M', name, ...args], { allowFailure: true, timeout }), died, timeoutMs);
+    const consoleTail = () => `(journalctl -u systemd-nspawn@${name} on the host)`;
+    return awaitBoot(handle.name, ([command, ...args], timeout) => run([command, '-M', name, ...args], { allowFailure: true, timeout }), died, timeoutMs, consoleTail);
   }
 
   exec(handle: MachineHandle, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const name = this.options.nspawnName(handle.name);
+    // The unit's processes carry the tag: on timeout they are ended from the host, wherever they went.
+    const tag = execTag();
     return run(
-      ['systemd-run', `--machine=${name}`, '--quiet', '--pipe', '--wait', '--collect', '--service-type=exec', `--setenv=PATH=${MACHINE_PATH}`, '--setenv=LANG=C.UTF-8', '--', ...argv],
-      options,
+      ['systemd-run', `--machine=${name}`, '--quiet', '--pipe', '--wait', '--collect', '--service-type=exec', `--setenv=PATH=${MACHINE_PATH}`, '--setenv=LANG=C.UTF-8', `--setenv=${tag}`, '--', ...argv],
+      { ...options, endAll: async () => void killByEnvironment(tag) },
     );
+  }
+
+  async memoryBytes(handle: MachineHandle): Promise<number | undefined> {
+    const leader = await this.leader(this.options.nspawnName(handle.name));
+    return leader ? pidNamespaceMemory(leader) : undefined;
   }
 
   async shell(handle: MachineHandle): Promise<number> {

@@ -1,13 +1,14 @@
 import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
-import { findProcesses } from '../host/procs.js';
+import { inCgroups, labCgroupRoots, labCgroups, removeCgroupTree } from '../host/cgroups.js';
+import { findProcesses, killByEnvironment, pidNamespaceMemory } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
-import { awaitBoot, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
+import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, PDEATHSIG, POLL_MS, type Readiness, type Runtime, SUPERVISOR } from './runtime.js';
 
 const ORDERLY_STOP_MS = 30_000;
 const KILL_WAIT_MS = 10_000;
@@ -17,6 +18,8 @@ export interface NspawnOptions {
   netnsPrefix: readonly string[];
   /** Where the lab's machine roots are: its machine processes are found by it. */
   machinesDir: string;
+  /** Names the lab's cgroups. */
+  labName: string;
   bridge: string;
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
@@ -64,20 +67,26 @@ export class NspawnRuntime implements Runtime {
   }
 
   async leftovers(): Promise<string[]> {
-    return this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
+    const found = this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
+    for (const dir of labCgroupRoots(this.options.labName)) found.push(`cgroup ${dir}`);
+    return found;
   }
 
   async destroy(state: LabState): Promise<void> {
     const known = Object.values(state.machines).map((ms) => ms.process).filter(isAlive);
     await Promise.all([...known, ...this.processes().map((p) => p.process)].map((process) => stopNspawn(process, { hard: true })));
     for (const ms of Object.values(state.machines)) delete ms.process;
+    for (const dir of labCgroupRoots(this.options.labName)) removeCgroupTree(dir);
   }
 
   async start(machine: string, root: string): Promise<ProcessRef> {
     const log = this.options.consoleLog(machine);
     mkdirSync(path.dirname(log), { recursive: true });
+    // Each machine in cgroups of its own, so that the machines' systemds never share a cgroup tree.
+    const cgroups = labCgroups(this.options.labName, machine);
+    for (const dir of cgroups) removeCgroupTree(dir); // what its last boot left
     const pid = spawnDetached(
-      [
+      inCgroups(cgroups, [
         ...this.options.netnsPrefix,
         'systemd-nspawn',
         '--quiet',
@@ -92,7 +101,7 @@ export class NspawnRuntime implements Runtime {
         '--timezone=off',
         '--link-journal=no',
         '--console=read-only',
-      ],
+      ]),
       log,
     );
     const ref = refOf(pid);
@@ -101,7 +110,8 @@ export class NspawnRuntime implements Runtime {
   }
 
   waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
-    const died = () => (isAlive(process) ? undefined : new LabError(`${machine} stopped while booting:\n${tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15)}`, 1));
+    const consoleTail = () => tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15);
+    const died = () => (isAlive(process) ? undefined : new LabError(`${machine} stopped while booting:\n${consoleTail()}`, 1));
     return awaitBoot(
       machine,
       async (argv, timeout) => {
@@ -110,6 +120,7 @@ export class NspawnRuntime implements Runtime {
       },
       died,
       timeoutMs,
+      consoleTail,
     );
   }
 
@@ -120,9 +131,21 @@ export class NspawnRuntime implements Runtime {
   }
 
   private execIn(leader: number, argv: readonly string[], options: RunOptions): Promise<RunResult> {
-    // A clean environment: the host's variables mean nothing inside the machine.
-    const env = ['env', '-i', `PATH=${MACHINE_PATH}`, 'LANG=C.UTF-8', 'HOME=/root', `TERM=${process.env.TERM ?? 'dumb'}`];
-    return run(['nsenter', `--target=${leader}`, '--all', '--', ...env, ...argv], options);
+    // A clean environment (the host's variables mean nothing inside), plus a tag that every process
+    // the command starts inherits: on timeout or interruption, all of them are found and ended.
+    const tag = execTag();
+    const env = ['env', '-i', `PATH=${MACHINE_PATH}`, 'LANG=C.UTF-8', 'HOME=/root', `TERM=${process.env.TERM ?? 'dumb'}`, tag];
+    // pdeathsig: if lab itself is killed (SIGKILL cannot be caught), nsenter dies with it, and the command with nsenter.
+    const supervised = [...env, ...SUPERVISOR, ...argv];
+    return run([...PDEATHSIG, 'nsenter', `--target=${leader}`, '--all', '--', ...supervised], {
+      ...options,
+      endAll: async () => void killByEnvironment(tag),
+    });
+  }
+
+  async memoryBytes({ process }: MachineHandle): Promise<number | undefined> {
+    const leader = nspawnLeader(process);
+    return leader ? pidNamespaceMemory(leader) : undefined;
   }
 
   async shell(handle: MachineHandle): Promise<number> {
@@ -130,8 +153,9 @@ export class NspawnRuntime implements Runtime {
     return result.exitCode;
   }
 
-  stop({ process }: MachineHandle, options: { hard: boolean }): Promise<void> {
-    return stopNspawn(process, options);
+  async stop({ name, process }: MachineHandle, options: { hard: boolean }): Promise<void> {
+    await stopNspawn(process, options);
+    for (const dir of labCgroups(this.options.labName, name)) removeCgroupTree(dir);
   }
 }
 

@@ -1,5 +1,7 @@
+import path from 'node:path';
 import type { HostDriver } from '../driver.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
+import { inCgroups, labCgroups, removeCgroupTree } from '../host/cgroups.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { isAlive } from '../state/process.js';
@@ -23,30 +25,40 @@ const EXCLUSIVE_WAIT_S = 1800;
  * own /etc/resolv.conf is left as it is.
  */
 export class OfflineRunner implements HostDriver {
-  constructor(private readonly machinesDir: string) {}
+  constructor(
+    private readonly machinesDir: string,
+    private readonly labName: string,
+  ) {}
 
-  run(root: string, name: string, argv: readonly string[], options: OfflineOptions = {}): Promise<RunResult> {
-    return run(
-      [
-        ...(options.exclusive ? ['flock', `--timeout=${EXCLUSIVE_WAIT_S}`, options.exclusive] : []),
-        'systemd-nspawn',
-        '--quiet',
-        `--directory=${root}`,
-        `--machine=${name}`,
-        '--register=no',
-        '--keep-unit',
-        '--pipe',
-        '--resolv-conf=bind-host',
-        '--timezone=off',
-        '--link-journal=no',
-        ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
-        '--setenv=DEBIAN_FRONTEND=noninteractive',
-        `--setenv=PATH=${MACHINE_PATH}`,
-        '--',
-        ...argv,
-      ],
-      options,
-    );
+  async run(root: string, name: string, argv: readonly string[], options: OfflineOptions = {}): Promise<RunResult> {
+    // A cgroup of its own, as booted machines have: nspawns never share one (see host/cgroups.ts).
+    const cgroups = labCgroups(this.labName, `build-${path.basename(root)}`);
+    try {
+      return await this.runIn(cgroups, root, name, argv, options);
+    } finally {
+      for (const dir of cgroups) removeCgroupTree(dir);
+    }
+  }
+
+  private runIn(cgroups: string[], root: string, name: string, argv: readonly string[], options: OfflineOptions): Promise<RunResult> {
+    const nspawn = [
+      'systemd-nspawn',
+      '--quiet',
+      `--directory=${root}`,
+      `--machine=${name}`,
+      '--register=no',
+      '--keep-unit',
+      '--pipe',
+      '--resolv-conf=bind-host',
+      '--timezone=off',
+      '--link-journal=no',
+      ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
+      '--setenv=DEBIAN_FRONTEND=noninteractive',
+      `--setenv=PATH=${MACHINE_PATH}`,
+      '--',
+      ...argv,
+    ];
+    return run([...(options.exclusive ? ['flock', `--timeout=${EXCLUSIVE_WAIT_S}`, options.exclusive] : []), ...inCgroups(cgroups, nspawn)], options);
   }
 
   /**

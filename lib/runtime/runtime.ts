@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { HostDriver } from '../driver.js';
 import { LabError } from '../errors.js';
-import type { RunOptions, RunResult } from '../exec.js';
+import { CommandError, type RunOptions, type RunResult } from '../exec.js';
 import { delay } from '../wait.js';
 import type { ProcessRef } from '../state/state.js';
 
@@ -24,6 +25,8 @@ export interface Runtime extends HostDriver {
   exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** An interactive login shell on the caller's terminal. */
   shell(handle: MachineHandle): Promise<number>;
+  /** Memory the machine's processes use (their PSS), when it runs. */
+  memoryBytes(handle: MachineHandle): Promise<number | undefined>;
   /** Orderly shutdown; `hard` kills at once (enough when the root is about to be discarded). */
   stop(handle: MachineHandle, options: { hard: boolean }): Promise<void>;
 }
@@ -31,16 +34,54 @@ export interface Runtime extends HostDriver {
 /** The PATH commands get inside machines (the host's means nothing there). */
 export const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const POLL_MS = 25;
+/** util-linux's setpriv: the command gets SIGKILL when its parent dies. */
+export const PDEATHSIG = ['setpriv', '--pdeathsig', 'KILL'];
+
+/**
+ * Runs "$@" inside the machine and, when it gets SIGTERM (its parent-death signal: lab was killed,
+ * even by SIGKILL, and nsenter with it), ends every process that carries the command's tag, also
+ * those that left its process group. A constant script: the command comes as arguments, never as
+ * shell text. fd 3 keeps stdin, which sh would give an asynchronous command as /dev/null.
+ */
+export const SUPERVISOR = [
+  'setpriv',
+  '--pdeathsig',
+  'TERM',
+  '/bin/sh',
+  '-c',
+  [
+    'trap \'for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue;',
+    'tr "\\000" "\\n" < "$p/environ" 2>/dev/null | grep -qxF "LAB_EXEC=$LAB_EXEC" && kill -9 "${p#/proc/}"; done; exit 143\' TERM;',
+    'exec 3<&0; "$@" <&3 3<&- & wait $!',
+  ].join(' '),
+  'lab-exec',
+];
+
+/** An environment entry unique to one command run in a machine, inherited by all it starts. */
+export function execTag(): string {
+  return `LAB_EXEC=${randomUUID()}`;
+}
 
 /** Asks a machine's systemd something; undefined while the machine has no systemd to ask yet. */
 export type SystemQuery = (argv: readonly string[], timeoutMs: number) => Promise<RunResult | undefined>;
 
+/** One query may block (`--wait`) this long before it is ended and asked again. */
+const QUERY_SLICE_MS = 15_000;
+
 /**
  * Waits until the machine's systemd finishes booting (`is-system-running --wait`, retried while
- * its bus is not up: 'offline'), then lists the failed units. `alive` ends the wait early with
- * the error it returns when the machine died meanwhile.
+ * its bus is not up: 'offline'), then lists the failed units. One deadline holds whatever systemd
+ * does: every query is bounded (and ended whole in the machine when it is not), and on expiry the
+ * error names the jobs still running and the console's tail. `alive` ends the wait early with the
+ * error it returns when the machine died meanwhile.
  */
-export async function awaitBoot(machine: string, query: SystemQuery, alive: () => LabError | undefined, timeoutMs: number): Promise<Readiness> {
+export async function awaitBoot(
+  machine: string,
+  query: SystemQuery,
+  alive: () => LabError | undefined,
+  timeoutMs: number,
+  consoleTail: () => string,
+): Promise<Readiness> {
   const started = Date.now();
   const deadline = started + timeoutMs;
   let state = '';
@@ -48,15 +89,38 @@ export async function awaitBoot(machine: string, query: SystemQuery, alive: () =
     const died = alive();
     if (died) throw died;
     const remaining = deadline - Date.now();
-    if (remaining <= 0) throw new LabError(`${machine} did not finish booting within ${timeoutMs} ms (state: ${state || 'no init process yet'})`, 1);
-    state = (await query(['systemctl', 'is-system-running', '--wait'], remaining))?.stdout.trim() ?? '';
-    if (state === 'maintenance' || state === 'stopping') throw new LabError(`${machine} booted into state '${state}'`, 1);
+    if (remaining <= 0) throw await bootTimeout(machine, query, state, timeoutMs, consoleTail);
+    state = (await queryOrUndefined(query, ['systemctl', 'is-system-running', '--wait'], Math.min(remaining, QUERY_SLICE_MS)))?.stdout.trim() ?? '';
+    if (state === 'maintenance' || state === 'stopping') throw new LabError(`${machine} booted into state '${state}'\n${consoleTail()}`, 1);
     if (state !== 'running' && state !== 'degraded') await delay(POLL_MS);
   }
-  const failed = await query(['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], 30_000);
+  const failed = await queryOrUndefined(query, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], 10_000);
   return {
     state: state as Readiness['state'],
     failedUnits: (failed?.stdout ?? '').split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),
     bootMs: Date.now() - started,
   };
+}
+
+/** A query that timed out (and was ended) is an answer of its own: none yet. */
+async function queryOrUndefined(query: SystemQuery, argv: readonly string[], timeoutMs: number): Promise<RunResult | undefined> {
+  try {
+    return await query(argv, timeoutMs);
+  } catch (error) {
+    if (error instanceof CommandError && error.timedOut) return undefined;
+    throw error;
+  }
+}
+
+async function bootTimeout(machine: string, query: SystemQuery, state: string, timeoutMs: number, consoleTail: () => string): Promise<LabError> {
+  const jobs = (await queryOrUndefined(query, ['systemctl', 'list-jobs', '--no-legend', '--no-pager'], 5000))?.stdout.trim();
+  return new LabError(
+    [
+      `${machine} did not finish booting within ${timeoutMs / 1000} s (state: ${state || 'no answer from its systemd'})`,
+      `jobs still running: ${jobs ? `\n${jobs}` : 'none listed'}`,
+      `console (tail):\n${consoleTail()}`,
+    ].join('\n'),
+    1,
+    `the machine is left running: look inside with 'lab shell ${machine}'`,
+  );
 }

@@ -60,6 +60,9 @@ export function hostTraces(name: string, stateRoot = STATE_ROOT): string[] {
     const backing = `/sys/block/${loop}/loop/backing_file`;
     if (existsSync(backing) && readFileSync(backing, 'utf8').startsWith(stateDir)) traces.push(`loop device ${loop}`);
   }
+  for (const hierarchy of ['/sys/fs/cgroup', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified']) {
+    if (existsSync(path.join(hierarchy, `lab.${name}`))) traces.push(`cgroup ${path.join(hierarchy, `lab.${name}`)}`);
+  }
   if (existsSync(stateDir)) traces.push(`state directory ${stateDir}`);
   return traces;
 }

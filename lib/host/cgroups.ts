@@ -1,0 +1,48 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Mount points of the cgroup hierarchies a machine's systemd manages: the unified (v2) one, and on
+ * a hybrid host the v1 `name=systemd` one.
+ */
+export function systemdHierarchies(mounts = readFileSync('/proc/self/mounts', 'utf8')): string[] {
+  return mounts
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter(([, , type, options]) => type === 'cgroup2' || (type === 'cgroup' && (options ?? '').split(',').includes('name=systemd')))
+    .map(([, mountPoint]) => mountPoint!);
+}
+
+/**
+ * A cgroup of the lab's own in every hierarchy, one per machine (or build step). Without it, every
+ * nspawn started outside systemd sits in the same cgroup, and the machines' systemds share one
+ * `payload` tree: one deletes the cgroups another is starting a service in (status=219/CGROUP).
+ */
+export function labCgroups(lab: string, leaf: string, hierarchies = systemdHierarchies()): string[] {
+  return hierarchies.map((mount) => path.join(mount, `lab.${lab}`, leaf));
+}
+
+export function labCgroupRoots(lab: string, hierarchies = systemdHierarchies()): string[] {
+  return hierarchies.map((mount) => path.join(mount, `lab.${lab}`)).filter(existsSync);
+}
+
+/**
+ * argv that moves itself into `cgroups`, then runs `argv` (exec: same pid). A constant script; the
+ * directories and the command come as arguments.
+ */
+export function inCgroups(cgroups: readonly string[], argv: readonly string[]): string[] {
+  for (const dir of cgroups) mkdirSync(dir, { recursive: true });
+  const script = 'while [ "$1" != -- ]; do echo $$ > "$1/cgroup.procs" || exit 125; shift; done; shift; exec "$@"';
+  return ['/bin/sh', '-c', script, 'lab-cgroup', ...cgroups, '--', ...argv];
+}
+
+/** Removes a cgroup tree, deepest first; a cgroup that still has processes stays (and is reported by leftovers). */
+export function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeCgroupTree(path.join(dir, entry.name));
+  try {
+    rmdirSync(dir);
+  } catch {
+    // busy: a process still runs in it
+  }
+}
