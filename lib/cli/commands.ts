@@ -1,20 +1,14 @@
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { CommandError, formatArgv } from '../exec.js';
-import { doctor } from '../engine/doctor.js';
-import { type Lab, openLab } from '../engine/lab.js';
-import { destroy, down } from '../engine/lifecycle.js';
+import { type BareLab, openBareLab, openLab } from '../engine/lab.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
-import { exportImage } from '../engine/image.js';
-import { restore } from '../engine/restore.js';
-import { runTests } from '../engine/test.js';
-import { snapshotsReport } from '../engine/snapshots.js';
-import { status } from '../engine/status.js';
-import { up } from '../engine/up.js';
-import { parseStageRef } from '../plan/plan.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
 import { printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+
+/** Commands that run no stage: they open the lab without its stage modules. */
+const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor']);
 
 export interface GlobalOptions {
   config?: string;
@@ -37,9 +31,13 @@ const out = (text: string) => process.stdout.write(`${text}\n`);
 const json = (value: unknown) => out(JSON.stringify(value, null, 2));
 
 export async function runCommand(command: string, args: string[], passthrough: string[], options: GlobalOptions): Promise<number> {
-  const lab = await openLab({ file: options.config, name: options.name, runtime: options.runtime });
+  // Each command loads only what it uses (the engine's modules, listr2, vitest): exec and status start fast.
+  const where = { file: options.config, name: options.name, runtime: options.runtime };
+  if (BARE_COMMANDS.has(command)) return runBareCommand(command, args, passthrough, options, await openBareLab(where));
+  const lab = await openLab(where);
   switch (command) {
     case 'up': {
+      const [{ up }, { parseStageRef }] = await Promise.all([import('../engine/up.js'), import('../plan/plan.js')]);
       for (const name of args) assertMachine(lab, name);
       const report = await up(lab, {
         plan: {
@@ -58,12 +56,14 @@ export async function runCommand(command: string, args: string[], passthrough: s
     case 'restore': {
       const [ref, ...extra] = args;
       if (!ref || extra.length > 0) throw new UsageError('usage: lab restore <stage> | <machine>@<stage>');
+      const { restore } = await import('../engine/restore.js');
       const report = await restore(lab, ref, { waitForLock: options.wait });
       if (options.json) json(report);
       else out(printRestore(report));
       return 0;
     }
     case 'test': {
+      const { runTests } = await import('../engine/test.js');
       const { report, dir } = await runTests(lab, {
         scenarios: args,
         scenariosDir: options.scenarios,
@@ -79,23 +79,32 @@ export async function runCommand(command: string, args: string[], passthrough: s
     case 'image': {
       const [verb, file, ...extra] = args;
       if (verb !== 'export' || !file || extra.length > 0) throw new UsageError('usage: lab image export <file.tar> [--from <machine>@<stage>]');
+      const { exportImage } = await import('../engine/image.js');
       const result = await exportImage(lab, file, options.from);
       if (options.json) json(result);
       else out(`wrote ${result.file} (from ${result.source})`);
       return 0;
     }
     case 'snapshots': {
+      const { snapshotsReport } = await import('../engine/snapshots.js');
       const report = await snapshotsReport(lab);
       if (options.json) json(report);
       else out(printSnapshots(report));
       return 0;
     }
     case 'status': {
+      const { status } = await import('../engine/status.js');
       const result = await status(lab);
       if (options.json) json(result);
       else out(printStatus(result));
       return 0;
     }
+  }
+  throw new UsageError(`unknown command '${command}'`);
+}
+
+async function runBareCommand(command: string, args: string[], passthrough: string[], options: GlobalOptions, lab: BareLab): Promise<number> {
+  switch (command) {
     case 'exec': {
       const [machine, ...rest] = args;
       const argv = [...rest, ...passthrough];
@@ -108,16 +117,19 @@ export async function runCommand(command: string, args: string[], passthrough: s
       return runInMachine(lab, machine, (handle) => lab.runtime.shell(handle));
     }
     case 'down': {
+      const { down } = await import('../engine/lifecycle.js');
       const stopped = await down(lab);
       out(stopped.length ? `stopped ${stopped.join(', ')}` : 'no machine was running');
       return 0;
     }
     case 'destroy': {
+      const { destroy } = await import('../engine/lifecycle.js');
       await destroy(lab);
       out(`lab ${lab.config.name} destroyed`);
       return 0;
     }
     case 'doctor': {
+      const { doctor } = await import('../engine/doctor.js');
       const report = await doctor(lab);
       if (options.json) json(report);
       else out(printDoctor(report));
@@ -134,7 +146,7 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP:
  * `lab exec`: the command runs with the terminal; when its time is up, or lab gets SIGINT, SIGTERM
  * or SIGHUP, it is ended in the machine with everything it started there.
  */
-async function execInteractive(lab: Lab, handle: MachineHandle, argv: string[], timeout = 24 * 3600_000): Promise<number> {
+async function execInteractive(lab: BareLab, handle: MachineHandle, argv: string[], timeout = 24 * 3600_000): Promise<number> {
   const abort = new AbortController();
   let signal: string | undefined;
   const onSignal = (name: NodeJS.Signals) => {
@@ -157,7 +169,7 @@ async function execInteractive(lab: Lab, handle: MachineHandle, argv: string[], 
   }
 }
 
-async function runInMachine(lab: Lab, machine: string, body: (handle: MachineHandle) => Promise<number>): Promise<number> {
+async function runInMachine(lab: BareLab, machine: string, body: (handle: MachineHandle) => Promise<number>): Promise<number> {
   assertMachine(lab, machine);
   const state = readState(lab.dirs.stateFile);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');

@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { checkLimits, type LimitCheck } from '../host/limits.js';
 import { findCommand, uniqueTools } from '../host/prereq.js';
 import { readState } from '../state/state.js';
-import { hostDrivers, type Lab, labTools } from './lab.js';
+import { type BareLab, hostDrivers, labTools } from './lab.js';
 
 export interface DoctorReport {
   ready: boolean;
@@ -18,7 +18,7 @@ export interface DoctorReport {
 }
 
 /** A report, never a failure: every missing tool and every problem is a row. */
-export async function doctor(lab: Lab): Promise<DoctorReport> {
+export async function doctor(lab: BareLab): Promise<DoctorReport> {
   const tools = uniqueTools(labTools(lab, { image: true })).map((t) => ({ command: t.command, package: t.debianPackage, found: Boolean(findCommand(t.command)), why: t.why }));
   const root = process.getuid?.() === 0;
   const { profile } = lab;
@@ -57,7 +57,7 @@ export async function doctor(lab: Lab): Promise<DoctorReport> {
 }
 
 /** What this lab has on the host right now, from every driver; after `lab destroy` the list is empty. */
-export async function leftovers(lab: Lab): Promise<string[]> {
+export async function leftovers(lab: BareLab): Promise<string[]> {
   const state = readState(lab.dirs.stateFile);
   const found = (await Promise.all(hostDrivers(lab).map((driver) => driver.leftovers(state)))).flat();
   if (existsSync(lab.dirs.state)) found.push(`state directory ${lab.dirs.state}`);

@@ -14,7 +14,7 @@ import type { Network } from '../network/network.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { type LoadedLab, loadLab } from '../stages/load.js';
+import type { LoadedLab } from '../stages/load.js';
 import { createStorage } from '../storage/create.js';
 import type { Storage } from '../storage/storage.js';
 
@@ -40,9 +40,18 @@ export interface Lab {
   packageCache: string;
 }
 
+/** A lab without its stages: what commands that run no stage (exec, shell, down, destroy, doctor) need. */
+export type BareLab = Omit<Lab, 'loaded'>;
+
 export async function openLab(options: LoadOptions): Promise<Lab> {
+  const bare = await openBareLab(options);
+  const { loadLab } = await import('../stages/load.js');
+  return { ...bare, loaded: await loadLab(bare.config) };
+}
+
+/** Opens the lab without loading its stage modules (nor the TypeScript loader they may need). */
+export async function openBareLab(options: LoadOptions): Promise<BareLab> {
   const { config, file } = await loadConfig(options);
-  const loaded = await loadLab(config);
   const names = labNames(config);
   const dirs = labDirs(config);
   const profile = hostProfile(config);
@@ -52,7 +61,6 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
     configFile: file,
     names,
     dirs,
-    loaded,
     image: createImage(config),
     storage: createStorage(config, dirs),
     network,
@@ -64,12 +72,12 @@ export async function openLab(options: LoadOptions): Promise<Lab> {
 }
 
 /** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the network they sit on, the pool last. */
-export function hostDrivers(lab: Lab): HostDriver[] {
+export function hostDrivers(lab: BareLab): HostDriver[] {
   return [lab.builds, lab.runtime, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */
-export function labTools(lab: Lab, options: { image: boolean }): Tool[] {
+export function labTools(lab: BareLab, options: { image: boolean }): Tool[] {
   return [...hostDrivers(lab).flatMap((d) => d.tools()), ...(options.image ? lab.image.tools() : [])];
 }
 
@@ -78,13 +86,13 @@ export function labTools(lab: Lab, options: { image: boolean }): Tool[] {
  * the host can give and, when it builds, an image source it can give (exit 2, saying what to use
  * instead); then root and the tools (exit 3, with the packages to install).
  */
-export async function assertUsable(lab: Lab, action: string, options: { image: boolean }): Promise<void> {
+export async function assertUsable(lab: BareLab, action: string, options: { image: boolean }): Promise<void> {
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
   assertHostReady(labTools(lab, options), action);
 }
 
-export function ensureDirs(lab: Lab): void {
+export function ensureDirs(lab: BareLab): void {
   mkdirSync(lab.dirs.logs, { recursive: true });
   mkdirSync(lab.packageCache, { recursive: true });
 }

@@ -1,11 +1,11 @@
 import { rmSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
 import { readState, writeState } from '../state/state.js';
-import { hostDrivers, type Lab } from './lab.js';
+import { type BareLab, hostDrivers } from './lab.js';
 import { stopMachine } from './machines.js';
 
 /** Stops every machine (orderly, in parallel) and the lab's services; keeps roots, snapshots, network. */
-export async function down(lab: Lab): Promise<string[]> {
+export async function down(lab: BareLab): Promise<string[]> {
   const lock = await acquireLock(lab.dirs.lockFile, 'down');
   try {
     const state = readState(lab.dirs.stateFile);
@@ -21,7 +21,7 @@ export async function down(lab: Lab): Promise<string[]> {
 }
 
 /** Removes everything the lab made on the host: each driver removes what it made, then the state directory goes. */
-export async function destroy(lab: Lab): Promise<void> {
+export async function destroy(lab: BareLab): Promise<void> {
   const lock = await acquireLock(lab.dirs.lockFile, 'destroy');
   try {
     const state = readState(lab.dirs.stateFile);

@@ -5,7 +5,7 @@ import { Machine, type MachineExecutor } from '../machine.js';
 import type { Readiness } from '../runtime/runtime.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { BareLab } from './lab.js';
 
 
 export function machineState(state: LabState, name: string): MachineState {
@@ -16,13 +16,13 @@ export function isRunning(state: LabState, name: string): boolean {
   return isAlive(state.machines[name]?.process);
 }
 
-export function assertMachine(lab: Lab, name: string): void {
+export function assertMachine(lab: BareLab, name: string): void {
   const names = lab.config.machines.map((m) => m.name);
   if (!names.includes(name)) throw unknownName('machine', name, names);
 }
 
 /** Runs commands in a machine through the lab's runtime, wherever its current process is read from. */
-export function machineExecutor(lab: Lab, name: string, currentProcess: () => ProcessRef | undefined): MachineExecutor {
+export function machineExecutor(lab: BareLab, name: string, currentProcess: () => ProcessRef | undefined): MachineExecutor {
   return (argv, options) => {
     const process = currentProcess();
     if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
@@ -31,7 +31,7 @@ export function machineExecutor(lab: Lab, name: string, currentProcess: () => Pr
 }
 
 /** The assertion API over a running machine of this `lab up`. */
-export function machineApi(lab: Lab, state: LabState, name: string): Machine {
+export function machineApi(lab: BareLab, state: LabState, name: string): Machine {
   return new Machine(name, machineExecutor(lab, name, () => state.machines[name]?.process));
 }
 
@@ -40,7 +40,7 @@ export function machineApi(lab: Lab, state: LabState, name: string): Machine {
  * also until its zone interface is configured (address assigned, DHCP lease taken). `lab up`
  * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
  */
-export async function startMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
+export async function startMachine(lab: BareLab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   const root = lab.dirs.machineRoot(name);
   if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
   const ms = machineState(state, name);
@@ -63,14 +63,14 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
   return recordBoot(lab, state, name, started, readiness);
 }
 
-function recordBoot(lab: Lab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {
+function recordBoot(lab: BareLab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {
   const ms = machineState(state, name);
   ms.bootMs = Date.now() - started;
   writeState(lab.dirs.stateFile, state);
   return { ...readiness, bootMs: ms.bootMs };
 }
 
-export async function stopMachine(lab: Lab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
+export async function stopMachine(lab: BareLab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
   const ms = state.machines[name];
   if (!isAlive(ms?.process)) return false;
   await lab.runtime.stop({ name, process: ms.process }, options);
@@ -80,7 +80,7 @@ export async function stopMachine(lab: Lab, state: LabState, name: string, optio
 }
 
 /** Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). */
-export async function resetRoot(lab: Lab, state: LabState, name: string, source: string, origin?: { stage: string; key: string }): Promise<void> {
+export async function resetRoot(lab: BareLab, state: LabState, name: string, source: string, origin?: { stage: string; key: string }): Promise<void> {
   const root = lab.dirs.machineRoot(name);
   await lab.storage.remove(root);
   await lab.storage.snapshot(source, root, { readonly: false });

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { localAddresses, memoryByPidNamespace } from '../host/procs.js';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
@@ -28,21 +29,26 @@ export interface LabStatus {
   machines: MachineStatus[];
 }
 
-/** Read-only: what is built, what runs, at which address. Takes no lock. */
+/** Read-only: what is built, what runs, at which address, with how much memory. Takes no lock, runs no command. */
 export async function status(lab: Lab): Promise<LabStatus> {
   const state = readState(lab.dirs.stateFile);
   const plan = planFor(lab);
+  const leaders = new Map<string, number>();
+  for (const machine of plan.machines) {
+    const process = state.machines[machine.name]?.process;
+    const leader = isAlive(process) ? await lab.runtime.leaderPid({ name: machine.name, process }) : undefined;
+    if (leader) leaders.set(machine.name, leader);
+  }
+  const memory = memoryByPidNamespace([...leaders.values()]);
   const machines = await Promise.all(
     plan.machines.map(async (machinePlan): Promise<MachineStatus> => {
       const ms = state.machines[machinePlan.name];
       const running = isAlive(ms?.process);
       const config = lab.config.machines.find((m) => m.name === machinePlan.name)!;
+      const leader = leaders.get(machinePlan.name);
+      const memoryBytes = leader ? memory.get(leader) : undefined;
       let address = config.address;
-      const memoryBytes = running ? await lab.runtime.memoryBytes({ name: machinePlan.name, process: ms!.process! }) : undefined;
-      if (running && address === 'dhcp') {
-        const result = await lab.runtime.exec({ name: machinePlan.name, process: ms!.process! }, ['ip', '-4', '-o', 'address', 'show', 'dev', 'host0'], { allowFailure: true, timeout: 5000 });
-        address = /inet (\d+\.\d+\.\d+\.\d+)/.exec(result.stdout)?.[1] ?? 'dhcp (no lease)';
-      }
+      if (running && address === 'dhcp') address = (leader && localAddresses(leader)[0]) || 'dhcp (no lease)';
       return {
         name: machinePlan.name,
         state: running ? 'running' : existsSync(lab.dirs.machineRoot(machinePlan.name)) ? 'stopped' : 'not built',

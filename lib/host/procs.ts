@@ -61,26 +61,43 @@ export function killByEnvironment(entry: string, rounds = 5): number {
 }
 
 /**
- * Memory of every process in the PID namespace of `pid` (a machine's init): the sum of their
- * proportional set sizes, so pages shared between machines (the same binaries) are split among them.
+ * Memory of the processes in each PID namespace of `pids` (machines' inits), in one pass over
+ * /proc: the sum of their proportional set sizes, so pages shared between machines (the same
+ * binaries) are split among them.
  */
-export function pidNamespaceMemory(pid: number): number | undefined {
-  let namespace: string;
-  try {
-    namespace = readlinkSync(`/proc/${pid}/ns/pid`);
-  } catch {
-    return undefined;
+export function memoryByPidNamespace(pids: readonly number[]): Map<number, number> {
+  const owner = new Map<string, number>();
+  for (const pid of pids) {
+    try {
+      owner.set(readlinkSync(`/proc/${pid}/ns/pid`), pid);
+    } catch {
+      // not running any more
+    }
   }
-  let total = 0;
+  const totals = new Map<number, number>([...owner.values()].map((pid) => [pid, 0]));
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readlinkSync(`/proc/${entry}/ns/pid`) !== namespace) continue;
+      const pid = owner.get(readlinkSync(`/proc/${entry}/ns/pid`));
+      if (pid === undefined) continue;
       const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'))?.[1];
-      total += Number(pss ?? 0) * 1024;
+      totals.set(pid, totals.get(pid)! + Number(pss ?? 0) * 1024);
     } catch {
       // exited meanwhile
     }
   }
-  return total;
+  return totals;
+}
+
+/** The IPv4 addresses (not loopback) of the network namespace `pid` is in, read from the kernel's FIB: no command run. */
+export function localAddresses(pid: number): string[] {
+  let trie: string;
+  try {
+    trie = readFileSync(`/proc/${pid}/net/fib_trie`, 'utf8');
+  } catch {
+    return [];
+  }
+  const main = trie.split(/^Local:/m)[0]!;
+  const found = [...main.matchAll(/\|-- (\d+\.\d+\.\d+\.\d+)\n\s+\/32 host LOCAL/g)].map((m) => m[1]!);
+  return [...new Set(found.filter((address) => !address.startsWith('127.')))];
 }

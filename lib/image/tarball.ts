@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import type { LabConfig } from '../config/schema.js';
 import { LabError, UsageError } from '../errors.js';
@@ -88,6 +86,7 @@ export class TarballImage implements ImageDriver {
     const file = path.join(cacheDir, 'downloads', name);
     if (existsSync(file)) return file;
     mkdirSync(path.dirname(file), { recursive: true });
+    const [{ Readable }, { pipeline }] = await Promise.all([import('node:stream'), import('node:stream/promises')]); // only for a download
     const response = await fetch(this.tarball);
     if (!response.ok || !response.body) throw new LabError(`cannot download ${this.tarball}: HTTP ${response.status}`, 3);
     await pipeline(Readable.fromWeb(response.body as ReadableStream), createWriteStream(`${file}.partial`));

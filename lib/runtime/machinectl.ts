@@ -2,7 +2,7 @@ import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } 
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
-import { findProcesses, killByEnvironment, pidNamespaceMemory } from '../host/procs.js';
+import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
@@ -134,9 +134,8 @@ export class MachinectlRuntime implements Runtime {
     );
   }
 
-  async memoryBytes(handle: MachineHandle): Promise<number | undefined> {
-    const leader = await this.leader(this.options.nspawnName(handle.name));
-    return leader ? pidNamespaceMemory(leader) : undefined;
+  leaderPid(handle: MachineHandle): Promise<number | undefined> {
+    return this.leader(this.options.nspawnName(handle.name));
   }
 
   async shell(handle: MachineHandle): Promise<number> {

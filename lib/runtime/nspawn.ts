@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
 import { inCgroups, labCgroupRoots, labCgroups, removeCgroupTree } from '../host/cgroups.js';
-import { findProcesses, killByEnvironment, pidNamespaceMemory } from '../host/procs.js';
+import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
@@ -143,9 +143,8 @@ export class NspawnRuntime implements Runtime {
     });
   }
 
-  async memoryBytes({ process }: MachineHandle): Promise<number | undefined> {
-    const leader = nspawnLeader(process);
-    return leader ? pidNamespaceMemory(leader) : undefined;
+  async leaderPid({ process }: MachineHandle): Promise<number | undefined> {
+    return nspawnLeader(process);
   }
 
   async shell(handle: MachineHandle): Promise<number> {

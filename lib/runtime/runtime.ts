@@ -25,8 +25,8 @@ export interface Runtime extends HostDriver {
   exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** An interactive login shell on the caller's terminal. */
   shell(handle: MachineHandle): Promise<number>;
-  /** Memory the machine's processes use (their PSS), when it runs. */
-  memoryBytes(handle: MachineHandle): Promise<number | undefined>;
+  /** The machine's init (PID 1 inside), as a host pid, while it runs. */
+  leaderPid(handle: MachineHandle): Promise<number | undefined>;
   /** Orderly shutdown; `hard` kills at once (enough when the root is about to be discarded). */
   stop(handle: MachineHandle, options: { hard: boolean }): Promise<void>;
 }

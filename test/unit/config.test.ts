@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
-import { loadConfig, mergeConfig, validateConfig } from '../../lib/config/load.js';
+import { loadConfig, mergeConfig } from '../../lib/config/load.js';
+import { validateConfig } from '../../lib/config/validate.js';
 import { UsageError } from '../../lib/errors.js';
 
 const withMachines = (machines: unknown) => ({ ...defaultLab, machines });

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
-import { validateConfig } from '../../lib/config/load.js';
+import { validateConfig } from '../../lib/config/validate.js';
 import { assertUsable, openLab } from '../../lib/engine/lab.js';
 import { byAge } from '../../lib/engine/snapshots.js';
 import { CommandError, run, type RunResult } from '../../lib/exec.js';

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
-import { validateConfig } from '../../lib/config/load.js';
+import { validateConfig } from '../../lib/config/validate.js';
 import { packageRoot } from '../../lib/paths.js';
 import { definitionSource, loadLab } from '../../lib/stages/load.js';
 
@@ -16,7 +16,7 @@ describe('stage keys', () => {
   it('are the same from the sources (scenario workers) and from the build (the CLI)', async () => {
     // Needs the build (npm test builds first): the compiled loader, run by plain node.
     const script = `import('${path.join(packageRoot, 'dist/lib/stages/load.js')}').then(async ({ loadLab }) => {
-      const { validateConfig } = await import('${path.join(packageRoot, 'dist/lib/config/load.js')}');
+      const { validateConfig } = await import('${path.join(packageRoot, 'dist/lib/config/validate.js')}');
       const { defaultLab } = await import('${path.join(packageRoot, 'dist/lib/config/default.js')}');
       const lab = await loadLab(validateConfig(defaultLab));
       console.log(JSON.stringify(lab.machines.flatMap((m) => m.stages.map((s) => m.name + '@' + s.name + ':' + s.definitionHash))));

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
-import { validateConfig } from '../../lib/config/load.js';
+import { validateConfig } from '../../lib/config/validate.js';
 import { hostProfile } from '../../lib/host/profile.js';
 import { labNames } from '../../lib/lab.js';
 import { networkdFiles } from '../../lib/network/networkd.js';

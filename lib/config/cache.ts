@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LabConfig } from './schema.js';
+
+/**
+ * The last validated config, kept so that the commands people type all day (exec, status, shell)
+ * need neither the YAML parser nor zod: it is used only while nothing it came from changed (the
+ * config file and what sits beside it, the overrides, lab's own config code). Only for the
+ * default lab and YAML/JSON files: a .ts/.js config can import anything, so it is always loaded.
+ * Root only, in /run (gone at reboot), closed to other users.
+ */
+const CACHE_DIR = '/run/lab/config-cache';
+const OWN_MODULES = ['schema', 'default', 'validate', 'load', 'cache'];
+
+function mtimeOf(file: string): number | null {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return null;
+  }
+}
+
+function cacheFile(file: string | undefined, overrides: { name?: string; runtime?: string }): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  if (file && !/\.(ya?ml|json)$/.test(file)) return undefined;
+  const here = fileURLToPath(import.meta.url);
+  const extension = path.extname(here);
+  const identity = {
+    file: file ?? null,
+    config: file ? { mtime: mtimeOf(file), size: statSync(file).size } : null,
+    sadm: file ? mtimeOf(path.join(path.dirname(file), 'container_setup.conf')) : null,
+    name: overrides.name ?? null,
+    runtime: overrides.runtime ?? null,
+    code: OWN_MODULES.map((m) => mtimeOf(path.join(path.dirname(here), `${m}${extension}`))),
+  };
+  return path.join(CACHE_DIR, `${createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 32)}.json`);
+}
+
+export function readConfigCache(file: string | undefined, overrides: { name?: string; runtime?: string }): LabConfig | undefined {
+  const cache = cacheFile(file, overrides);
+  if (!cache || !existsSync(cache)) return undefined;
+  try {
+    return JSON.parse(readFileSync(cache, 'utf8')) as LabConfig;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeConfigCache(file: string | undefined, overrides: { name?: string; runtime?: string }, config: LabConfig): void {
+  const cache = cacheFile(file, overrides);
+  if (!cache) return;
+  try {
+    mkdirSync(CACHE_DIR, { recursive: true, mode: 0o700 });
+    const partial = `${cache}.${process.pid}.tmp`;
+    writeFileSync(partial, JSON.stringify(config), { mode: 0o600 });
+    renameSync(partial, cache);
+  } catch {
+    // a cache: without it, the next command validates again
+  }
+}

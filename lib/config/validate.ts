@@ -1,0 +1,68 @@
+import type { z } from 'zod';
+import { UsageError } from '../errors.js';
+import { isHostIn, overlaps, parseSubnet } from './ip.js';
+import { type LabConfig, labConfigSchema } from './schema.js';
+
+/** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
+export function validateConfig(input: unknown, file?: string): LabConfig {
+  const where = file ? ` in ${file}` : '';
+  const parsed = labConfigSchema.safeParse(input);
+  if (!parsed.success) throw new UsageError(`invalid config${where}: ${formatZodIssues(parsed.error)}`);
+  const config = parsed.data;
+  const problem = semanticProblem(config);
+  if (problem) throw new UsageError(`invalid config${where}: ${problem}`);
+  return config;
+}
+
+function formatZodIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
+
+function semanticProblem(config: LabConfig): string | undefined {
+  const names = config.machines.map((m) => m.name);
+  const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicate) return `machines: the name '${duplicate}' is used twice`;
+
+  const zone = parseSubnet(config.zone.subnet);
+  if (!isHostIn(config.zone.hostAddress, zone)) {
+    return `zone.hostAddress: ${config.zone.hostAddress} is not a host address of ${config.zone.subnet}`;
+  }
+  if (config.network.mode === 'sandbox' && overlaps(zone, parseSubnet(config.network.wanSubnet))) {
+    return `network.wanSubnet: ${config.network.wanSubnet} overlaps zone.subnet ${config.zone.subnet}`;
+  }
+  const owners = new Map<string, string>([[config.zone.hostAddress, 'zone.hostAddress']]);
+  for (const [i, machine] of config.machines.entries()) {
+    const field = `machines.${i}`;
+    for (const dep of machine.dependsOn) {
+      if (dep === machine.name) return `${field}.dependsOn: '${machine.name}' depends on itself`;
+      if (!names.includes(dep)) return `${field}.dependsOn: unknown machine '${dep}' (machines: ${names.join(', ')})`;
+    }
+    const stageDuplicate = machine.stages.find((s, j) => machine.stages.indexOf(s) !== j);
+    if (stageDuplicate) return `${field}.stages: the stage '${stageDuplicate}' is listed twice`;
+    if (machine.stages.includes('system')) return `${field}.stages: 'system' is the built-in first stage of every machine`;
+    if (machine.address === 'dhcp') continue;
+    if (!isHostIn(machine.address, zone)) return `${field}.address: ${machine.address} is not a host address of ${config.zone.subnet}`;
+    const owner = owners.get(machine.address);
+    if (owner) return `${field}.address: ${machine.address} is already used by ${owner}`;
+    owners.set(machine.address, `machine '${machine.name}'`);
+  }
+  if (config.network.mode === 'sandbox' && config.network.internet) {
+    return 'network.internet: only for host mode (sandbox mode has its own simulated internet)';
+  }
+  const { image } = config;
+  if (image.source === 'tarball' && !image.tarball) return 'image.tarball: required when image.source is tarball';
+  if (image.source !== 'tarball' && image.tarball) return `image.tarball: only used when image.source is tarball (it is ${image.source})`;
+  if (image.source === 'pacstrap' && image.distribution !== 'arch') return `image.distribution: pacstrap builds arch, not ${image.distribution}`;
+  if (image.source === 'debootstrap' && image.distribution === 'arch') return 'image.distribution: debootstrap cannot build arch (use image.source pacstrap or tarball)';
+  const dns = config.zone.dnsMachine;
+  if (dns !== null) {
+    const machine = config.machines.find((m) => m.name === dns);
+    if (!machine) return `zone.dnsMachine: unknown machine '${dns}' (machines: ${names.join(', ')})`;
+    if (machine.address === 'dhcp') return `zone.dnsMachine: '${dns}' serves DHCP, so it needs a static address`;
+  } else if (config.machines.some((m) => m.address === 'dhcp')) {
+    return `zone.dnsMachine: machines use DHCP but no machine serves it`;
+  }
+  return undefined;
+}
