@@ -42,6 +42,24 @@ const cli = (config: string, ...args: string[]) => $`${process.execPath} ${lab} 
 let cliRows: { command: string; medianMs: number; ratio: number }[] = [];
 const restores: Record<string, number> = {};
 try {
+  // The default lab first, on a quiet host; then the big labs.
+  await cli(defaultConfig, 'up');
+  const export_ = path.join(work, 'hyperfine.json');
+  await $`hyperfine -N -w 3 -r 20 --export-json ${export_} ${'node -e 0'} ${`${process.execPath} ${lab} --config ${defaultConfig} exec web -- true`} ${`${process.execPath} ${lab} --config ${defaultConfig} status`}`;
+  const results = (JSON.parse(readFileSync(export_, 'utf8')) as { results: { command: string; median: number }[] }).results;
+  const baseline = results[0]!.median;
+  cliRows = results.map((r) => ({ command: r.command.replace(`${process.execPath} ${lab} --config ${defaultConfig} `, 'lab '), medianMs: round(r.median * 1000, 1), ratio: round(r.median / baseline) }));
+
+  for (const ref of ['web@haproxy', 'system']) {
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const started = performance.now();
+      await cli(defaultConfig, 'restore', ref);
+      times.push(performance.now() - started);
+      await cli(defaultConfig, 'up'); // back to the last stage, so each restore starts alike
+    }
+    restores[ref] = round(median(times) / 1000);
+  }
   for (const machines of [10, 25, 50]) {
     const config = scaleConfig(machines);
     const walls: number[] = [];
@@ -63,23 +81,6 @@ try {
     console.log(JSON.stringify(scale.at(-1)));
   }
 
-  await cli(defaultConfig, 'up');
-  const export_ = path.join(work, 'hyperfine.json');
-  await $`hyperfine -N -w 3 -r 20 --export-json ${export_} ${'node -e 0'} ${`${process.execPath} ${lab} --config ${defaultConfig} exec web -- true`} ${`${process.execPath} ${lab} --config ${defaultConfig} status`}`;
-  const results = (JSON.parse(readFileSync(export_, 'utf8')) as { results: { command: string; median: number }[] }).results;
-  const baseline = results[0]!.median;
-  cliRows = results.map((r) => ({ command: r.command.replace(`${process.execPath} ${lab} --config ${defaultConfig} `, 'lab '), medianMs: round(r.median * 1000, 1), ratio: round(r.median / baseline) }));
-
-  for (const ref of ['web@haproxy', 'system']) {
-    const times: number[] = [];
-    for (let i = 0; i < 10; i++) {
-      const started = performance.now();
-      await cli(defaultConfig, 'restore', ref);
-      times.push(performance.now() - started);
-      await cli(defaultConfig, 'up'); // back to the last stage, so each restore starts alike
-    }
-    restores[ref] = round(median(times) / 1000);
-  }
 } finally {
   for (const machines of [10, 25, 50]) await cli(scaleConfig(machines), 'destroy').nothrow();
   await cli(defaultConfig, 'destroy').nothrow();

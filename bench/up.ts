@@ -34,7 +34,7 @@ const results: Record<string, { wallMs: number; report: UpReport }> = {};
 try {
   results.cold = await timedUp();
   await $`${process.execPath} ${lab} destroy --config ${config}`;
-  rmSync(path.join(work, 'cache', 'apt'), { recursive: true, force: true }); // packages are downloaded again
+  rmSync(path.join(work, 'cache', 'packages'), { recursive: true, force: true }); // packages are downloaded again
   results.baseImageBuilt = await timedUp();
   await $`${process.execPath} ${lab} destroy --config ${config}`;
   results.baseImageAndPackagesCached = await timedUp();

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, closeSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
 import { LabError } from './errors.js';
 
 export interface RunOptions {
@@ -53,6 +53,25 @@ export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+let setpriv: string | undefined | null = null;
+
+/** `setpriv --pdeathsig KILL` before the command, where util-linux's setpriv is there. */
+function withParentDeathSignal(argv: string[]): string[] {
+  if (setpriv === null) setpriv = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f));
+  return setpriv ? [setpriv, '--pdeathsig', 'KILL', ...argv] : argv;
+}
+
+/** Commands running now, each with what ends it: on an interruption of lab, all of them are ended. */
+const running = new Map<ChildProcess, { end(): void; settled: Promise<unknown> }>();
+
+/** Ends every command lab is running (and what they started in machines); resolves once they are gone. */
+export async function interruptCommands(): Promise<number> {
+  const all = [...running.values()];
+  for (const command of all) command.end();
+  await Promise.allSettled(all.map((c) => c.settled));
+  return all.length;
+}
+
 /** Kills a process group, or the process alone when it is gone already. */
 function killGroup(child: ChildProcess): void {
   if (child.pid === undefined) return;
@@ -75,7 +94,10 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   if (options.logFile) appendFileSync(options.logFile, `$ ${formatArgv(argv)}\n`);
-  const child = spawn(file, args, {
+  // Parent-death signal: if lab is killed (SIGKILL cannot be caught), the command dies with it and
+  // does not go on writing (a snapshot appearing after the next command cleaned up, say).
+  const [command, ...commandArgs] = withParentDeathSignal([file, ...args]);
+  const child = spawn(command!, commandArgs, {
     env: options.env ? { ...process.env, ...options.env } : process.env,
     cwd: options.cwd,
     // Its own process group, so that a timeout ends it with all it forked on the host; not for an interactive command, which must stay in the terminal's foreground group.
@@ -101,7 +123,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   }
 
   let ended: 'timeout' | 'abort' | undefined;
-  const outcome = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+  let interrupt = () => undefined as void;
+  const settled = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
     let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     const finish = (result: { code: number | null; signal: NodeJS.Signals | null; error?: Error }) => {
       clearTimeout(timer);
@@ -122,6 +145,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
       });
     };
     const onAbort = () => end('abort');
+    interrupt = onAbort;
     const timer = setTimeout(() => end('timeout'), timeout);
     options.abort?.addEventListener('abort', onAbort);
     if (options.abort?.aborted) onAbort();
@@ -129,6 +153,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     child.on('exit', (code, signal) => (exited = { code, signal }));
     child.on('close', (code, signal) => finish({ code, signal }));
   });
+  running.set(child, { end: interrupt, settled });
+  const outcome = await settled.finally(() => running.delete(child));
 
   for (const [i, rest] of pending.entries()) if (rest.trim()) options.onLine?.(rest), (pending[i] = '');
   const result: RunResult = {

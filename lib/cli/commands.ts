@@ -140,32 +140,18 @@ async function runBareCommand(command: string, args: string[], passthrough: stri
 }
 
 const EXIT_TIMED_OUT = 124; // as timeout(1)
-const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
 
 /**
- * `lab exec`: the command runs with the terminal; when its time is up, or lab gets SIGINT, SIGTERM
- * or SIGHUP, it is ended in the machine with everything it started there.
+ * `lab exec`: the command runs with the terminal; when its time is up it is ended in the machine
+ * with everything it started there. (SIGINT, SIGTERM and SIGHUP do the same: cli/main.ts.)
  */
 async function execInteractive(lab: BareLab, handle: MachineHandle, argv: string[], timeout = 24 * 3600_000): Promise<number> {
-  const abort = new AbortController();
-  let signal: string | undefined;
-  const onSignal = (name: NodeJS.Signals) => {
-    signal = name;
-    abort.abort();
-  };
-  for (const name of Object.keys(SIGNAL_EXIT)) process.on(name, onSignal);
   try {
-    return (await lab.runtime.exec(handle, argv, { inherit: true, allowFailure: true, timeout, abort: abort.signal })).exitCode;
+    return (await lab.runtime.exec(handle, argv, { inherit: true, allowFailure: true, timeout })).exitCode;
   } catch (error) {
-    if (!(error instanceof CommandError)) throw error;
-    if (error.timedOut) {
-      process.stderr.write(`lab: ${formatArgv(argv)} timed out after ${timeout} ms: it was ended in ${handle.name}, with everything it started there\n`);
-      return EXIT_TIMED_OUT;
-    }
-    if (signal) return SIGNAL_EXIT[signal]!;
-    throw error;
-  } finally {
-    for (const name of Object.keys(SIGNAL_EXIT)) process.off(name, onSignal);
+    if (!(error instanceof CommandError && error.timedOut)) throw error;
+    process.stderr.write(`lab: ${formatArgv(argv)} timed out after ${timeout} ms: it was ended in ${handle.name}, with everything it started there\n`);
+    return EXIT_TIMED_OUT;
   }
 }
 

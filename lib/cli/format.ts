@@ -24,7 +24,7 @@ export function printUp(report: UpReport): string {
     ]);
   }
   const pruned = report.prunedSnapshots ? `, ${report.prunedSnapshots} old snapshot(s) pruned` : '';
-  const limits = report.hostLimits.map((line) => `host: ${line}\n`).join('');
+  const limits = [...report.recovered.map((line) => `recovered ${line}`), ...report.hostLimits.map((line) => `host: ${line}`)].map((line) => `${line}\n`).join('');
   return `${limits}${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
 }
 
@@ -65,7 +65,9 @@ export function printStatus(status: LabStatus): string {
   for (const m of status.machines) {
     rows.push([m.name, m.state, m.address, bytes(m.memoryBytes), m.rootStage ?? '-', m.stagesDone.join(',') || '-', m.stagesPending.join(',') || '-', String(m.snapshots.length)]);
   }
-  return [`lab ${status.name} (${status.config})`, `network: ${status.network}`, `storage: ${status.storage}`, '', table(rows)].join('\n');
+  const recovered = status.recovered.map((line) => `recovered ${line}`);
+  const interrupted = status.interrupted.map((line) => `left by an interrupted command (lab up repairs it): ${line}`);
+  return [`lab ${status.name} (${status.config})`, `network: ${status.network}`, `storage: ${status.storage}`, ...recovered, ...interrupted, '', table(rows)].join('\n');
 }
 
 export function printDoctor(report: DoctorReport): string {

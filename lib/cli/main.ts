@@ -80,6 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!COMMANDS.includes(command)) throw unknownName('command', command, COMMANDS);
+  handleInterruptions();
   const { runCommand } = await import('./commands.js');
   return runCommand(command, args, passthrough, {
     config: values.config,
@@ -108,10 +109,41 @@ export function parseDuration(text: string, field: string): number {
   return ms;
 }
 
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+
+/**
+ * SIGINT, SIGTERM or SIGHUP to lab: every command it is running is ended (with what it started
+ * in machines), the lab's lock is released, and lab says so. Machines it already booted keep
+ * running; a killed build step leaves its stage unsnapshotted, and the next lab up resumes.
+ */
+export function handleInterruptions(): void {
+  let interrupted = false;
+  for (const signal of Object.keys(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      if (interrupted) return;
+      interrupted = true;
+      void (async () => {
+        const [{ interruptCommands }, { releaseHeldLocks }] = await Promise.all([import('../exec.js'), import('../state/lock.js')]);
+        const ended = await interruptCommands();
+        const released = releaseHeldLocks();
+        const what = [ended ? `ended ${ended} running command(s)` : '', released.length ? 'released the lab\'s lock' : ''].filter(Boolean).join(', ');
+        process.stderr.write(`lab: interrupted by ${signal}${what ? `: ${what}` : ''}\n`);
+        process.exit(SIGNAL_EXIT[signal]);
+      })();
+    });
+  }
+}
+
 export function reportError(error: unknown): number {
   if (error instanceof LabError) {
     process.stderr.write(`lab: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ''}`);
     return error.exitCode;
+  }
+  const code = (error as NodeJS.ErrnoException)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    const where = (error as NodeJS.ErrnoException).path;
+    process.stderr.write(`lab: no space left on the device${where ? ` holding ${where}` : ''}\nhint: free some space there (lab destroy of labs you no longer need; lab up prunes old snapshots), or move stateDir\n`);
+    return 3;
   }
   process.stderr.write(`lab: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
   return 70;

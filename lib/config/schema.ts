@@ -10,12 +10,48 @@ const machineName = z
 const stageName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lowercase letters, digits and dashes, starting with a letter');
 const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.0.1')
   .refine((s) => s.split('.').every((o) => Number(o) <= 255), 'each octet must be at most 255');
-const cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, 'an IPv4 subnet like 10.0.0.0/24');
+const cidr = z
+  .string()
+  .regex(/^(\d{1,3}\.){3}\d{1,3}\/(\d|[12]\d|3[0-2])$/, 'an IPv4 subnet like 10.0.0.0/24')
+  .refine((s) => s.split('/')[0]!.split('.').every((o) => Number(o) <= 255), 'each octet must be at most 255');
+
+/** Names that end up in bridge names (vz-<network>): Linux interface names have 15 characters at most. */
+const networkName = z.string().regex(/^[a-z][a-z0-9]{0,11}$/, 'lowercase letters and digits, at most 12 characters (the bridge vz-<name> has 15 at most)');
+
+export const networkSchema = z.strictObject({
+  name: networkName,
+  subnet: cidr,
+  /** Masqueraded to the outside through the host (in sandbox mode: the simulated internet). */
+  nat: z.boolean().default(false),
+  /** The host's address on the network (default for a NAT'ed network: its first address); none for a network a machine routes. */
+  hostAddress: ipv4.optional(),
+  /** The machine that routes this network (SADM's gw): machines on it get it as their gateway; the host adds no route or forwarding for it. */
+  router: machineName.optional(),
+});
+
+export const interfaceSchema = z.strictObject({
+  network: networkName,
+  address: z.union([z.literal('dhcp'), ipv4]).default('dhcp'),
+  /** Its name inside the machine; default host0, host1, ... in order. */
+  name: z.string().regex(/^[a-z][a-z0-9]{0,14}$/, 'an interface name: lowercase letters and digits, at most 15 characters').optional(),
+});
+
+export const bindSchema = z.strictObject({
+  /** A host directory (relative to the config file). */
+  source: z.string().min(1),
+  /** Where it appears in the machine: an absolute path. */
+  target: z.string().regex(/^\/[^\0]*$/, 'an absolute path inside the machine'),
+  readonly: z.boolean().default(true),
+});
 
 export const machineSchema = z.strictObject({
   name: machineName,
-  /** A static address in the zone, or 'dhcp' (served by the lab's DHCP machine). */
+  /** A static address in the zone, or 'dhcp' (served by the lab's DHCP machine). With `interfaces`, unused. */
   address: z.union([z.literal('dhcp'), ipv4]).default('dhcp'),
+  /** Its network cards, each on a network (default: one, on the first network, at `address`). */
+  interfaces: z.array(interfaceSchema).optional(),
+  /** Host directories bound into the machine, while stages are applied and while it runs. */
+  binds: z.array(bindSchema).default([]),
   dependsOn: z.array(machineName).default([]),
   /** Stage names, in order; each is a module `<stagesDir>/<machine>/<stage>.(js|ts)`. */
   stages: z.array(stageName).default([]),
@@ -39,6 +75,8 @@ export const labConfigSchema = z.strictObject({
       dnsMachine: machineName.nullable().default('gw'),
     })
     .prefault({}),
+  /** Several networks (SADM: servers, users, alien); without it, the zone is the lab's one network. */
+  networks: z.array(networkSchema).optional(),
   network: z
     .strictObject({
       /** sandbox: bridge, NAT and a simulated internet in namespaces of the lab's own; host: on the host, as SADM does. */
@@ -95,3 +133,10 @@ export const labConfigSchema = z.strictObject({
 export type LabConfigInput = z.input<typeof labConfigSchema>;
 export type LabConfig = z.output<typeof labConfigSchema>;
 export type MachineConfig = z.output<typeof machineSchema>;
+
+/** What a machine waits for before it boots: its `dependsOn`, and the zone's DHCP server when it takes its address by DHCP. */
+export function machineDependencies(config: Pick<LabConfig, 'zone'>, machine: MachineConfig): string[] {
+  const dns = config.zone.dnsMachine;
+  const implicit = machine.address === 'dhcp' && dns && dns !== machine.name ? [dns] : [];
+  return [...new Set([...machine.dependsOn, ...implicit])];
+}

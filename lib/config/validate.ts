@@ -1,7 +1,8 @@
 import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
-import { type LabConfig, labConfigSchema } from './schema.js';
+import { topologicalOrder } from '../plan/graph.js';
+import { type LabConfig, labConfigSchema, machineDependencies } from './schema.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {
@@ -63,6 +64,11 @@ function semanticProblem(config: LabConfig): string | undefined {
     if (machine.address === 'dhcp') return `zone.dnsMachine: '${dns}' serves DHCP, so it needs a static address`;
   } else if (config.machines.some((m) => m.address === 'dhcp')) {
     return `zone.dnsMachine: machines use DHCP but no machine serves it`;
+  }
+  try {
+    topologicalOrder(config.machines.map((m) => ({ name: m.name, dependsOn: machineDependencies(config, m) })));
+  } catch (error) {
+    return `${(error as Error).message}${config.zone.dnsMachine ? ` (machines using DHCP also wait for ${config.zone.dnsMachine})` : ''}`;
   }
   return undefined;
 }

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { checkLimits, type LimitCheck } from '../host/limits.js';
 import { findCommand, uniqueTools } from '../host/prereq.js';
 import { readState } from '../state/state.js';
+import { interruptedWork } from './recover.js';
 import { type BareLab, hostDrivers, labTools } from './lab.js';
 
 export interface DoctorReport {
@@ -60,6 +61,7 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
 export async function leftovers(lab: BareLab): Promise<string[]> {
   const state = readState(lab.dirs.stateFile);
   const found = (await Promise.all(hostDrivers(lab).map((driver) => driver.leftovers(state)))).flat();
+  for (const item of interruptedWork(lab)) found.push(`left by an interrupted command: ${item.what}`);
   if (existsSync(lab.dirs.state)) found.push(`state directory ${lab.dirs.state}`);
   return found;
 }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import type { LabConfig } from '../config/schema.js';
@@ -92,7 +92,15 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   assertHostReady(labTools(lab, options), action);
 }
 
+/**
+ * The lab's directories, closed to other users: the state directory holds the pool (every
+ * machine's files, private keys included) and logs; the shared cache holds the install lock,
+ * which anyone who can open it could hold. Labs made before this are closed again here.
+ */
 export function ensureDirs(lab: BareLab): void {
-  mkdirSync(lab.dirs.logs, { recursive: true });
-  mkdirSync(lab.packageCache, { recursive: true });
+  for (const dir of [lab.dirs.state, lab.dirs.logs, lab.config.cacheDir]) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+  mkdirSync(lab.packageCache, { recursive: true, mode: 0o700 });
 }

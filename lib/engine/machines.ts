@@ -2,11 +2,16 @@ import { existsSync } from 'node:fs';
 import { LabError, unknownName } from '../errors.js';
 import { tail } from '../exec.js';
 import { Machine, type MachineExecutor } from '../machine.js';
-import type { Readiness } from '../runtime/runtime.js';
+import { type Readiness, StartRace } from '../runtime/runtime.js';
+import { delay } from '../wait.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { BareLab } from './lab.js';
 
+
+/** Starts tried when the previous boot's veth is still being torn down by the kernel. */
+const START_ATTEMPTS = 10;
+const START_RETRY_MS = 200;
 
 export function machineState(state: LabState, name: string): MachineState {
   return (state.machines[name] ??= {});
@@ -45,13 +50,22 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
   const ms = machineState(state, name);
   const started = Date.now();
-  ms.process = await lab.runtime.start(name, root);
-  writeState(lab.dirs.stateFile, state);
   const timeoutS = lab.config.boot.timeoutSeconds;
-  const readiness = await lab.runtime.waitReady({ name, process: ms.process }, timeoutS * 1000);
+  let readiness: Readiness | undefined;
+  let process!: ProcessRef;
+  for (let attempt = 1; !readiness; attempt++) {
+    process = ms.process = await lab.runtime.start(name, root);
+    writeState(lab.dirs.stateFile, state);
+    try {
+      readiness = await lab.runtime.waitReady({ name, process }, timeoutS * 1000);
+    } catch (error) {
+      if (!(error instanceof StartRace) || attempt >= START_ATTEMPTS) throw error;
+      await delay(START_RETRY_MS);
+    }
+  }
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
   const online = await lab.runtime.exec(
-    { name, process: ms.process },
+    { name, process },
     ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${timeoutS}`],
     { allowFailure: true, timeout: (timeoutS + 5) * 1000 },
   );

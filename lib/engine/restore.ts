@@ -6,6 +6,7 @@ import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
+import { repairInterrupted } from './recover.js';
 import { stageSnapshot } from './snapshots.js';
 import { planFor } from './planning.js';
 
@@ -59,6 +60,12 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
   const hadRoot = existsSync(root);
+  // Until the renames are done and recorded, the root is of no known stage: if this process dies
+  // between them, the next command rebuilds the root from its snapshot rather than trust it.
+  const ms = machineState(state, target.machine);
+  ms.rootKey = undefined;
+  ms.rootStage = undefined;
+  writeState(lab.dirs.stateFile, state);
   if (hadRoot) renameSync(root, outgoing);
   try {
     renameSync(incoming, root);
@@ -66,7 +73,6 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
     if (hadRoot) renameSync(outgoing, root);
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
-  const ms = machineState(state, target.machine);
   ms.rootKey = target.key;
   ms.rootStage = target.stage;
   writeState(lab.dirs.stateFile, state);
@@ -85,6 +91,7 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
   try {
     const state = readState(lab.dirs.stateFile);
     await lab.storage.open(); // a loopback pool is not mounted after a reboot
+    await repairInterrupted(lab);
     const { targets, leftAlone } = targetsOf(lab, ref);
     await lab.network.setup(state);
     const restoredNames = new Set(targets.map((t) => t.machine));

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { localAddresses, memoryByPidNamespace } from '../host/procs.js';
 import { isAlive } from '../state/process.js';
+import { acquireLock, type Lock } from '../state/lock.js';
 import { readState } from '../state/state.js';
+import { interruptedWork, repairInterrupted } from './recover.js';
 import type { Lab } from './lab.js';
 import { listSnapshots, type SnapshotInfo } from './snapshots.js';
 import { planFor } from './planning.js';
@@ -27,10 +29,19 @@ export interface LabStatus {
   network: string;
   storage: string;
   machines: MachineStatus[];
+  /** What interrupted commands had left, repaired now (when the lab was free and we are root). */
+  recovered: string[];
+  /** What interrupted commands left and is still there (the lab was busy: its command repairs it). */
+  interrupted: string[];
 }
 
-/** Read-only: what is built, what runs, at which address, with how much memory. Takes no lock, runs no command. */
+/**
+ * What is built, what runs, at which address, with how much memory; runs no command. It changes
+ * nothing, but for what an interrupted command left in the pool, which it repairs when the lab is
+ * free (taking its lock for that only) and reports otherwise.
+ */
 export async function status(lab: Lab): Promise<LabStatus> {
+  const { recovered, interrupted } = await repairIfFree(lab);
   const state = readState(lab.dirs.stateFile);
   const plan = planFor(lab);
   const leaders = new Map<string, number>();
@@ -68,5 +79,24 @@ export async function status(lab: Lab): Promise<LabStatus> {
     network: lab.network.describe(),
     storage: lab.storage.describe(),
     machines,
+    recovered,
+    interrupted,
   };
+}
+
+async function repairIfFree(lab: Lab): Promise<{ recovered: string[]; interrupted: string[] }> {
+  const found = interruptedWork(lab);
+  if (found.length === 0) return { recovered: [], interrupted: [] };
+  if (process.getuid?.() !== 0) return { recovered: [], interrupted: found.map((f) => f.what) };
+  let lock: Lock;
+  try {
+    lock = await acquireLock(lab.dirs.lockFile, 'status (repairing an interrupted command)');
+  } catch {
+    return { recovered: [], interrupted: found.map((f) => f.what) };
+  }
+  try {
+    return { recovered: await repairInterrupted(lab), interrupted: [] };
+  } finally {
+    lock.release();
+  }
 }

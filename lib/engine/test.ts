@@ -6,7 +6,8 @@ import { packageRoot } from '../paths.js';
 import { ResultCollector, scenarioName } from '../report/collector.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
 import { ENV_CONFIG, ENV_GROUP, ENV_NAME, EXCLUSIVE_DIR } from '../scenario/environment.js';
-import { isAlive } from '../state/process.js';
+import { acquireLock, ENV_LOCK_HOLDER } from '../state/lock.js';
+import { isAlive, refOf } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { type Renderer, up, type UpReport } from './up.js';
@@ -98,6 +99,20 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const started = new Date();
   const id = started.toISOString().replace(/[:.]/g, '-');
   const runDir = path.join(options.reportsDir, id);
+  // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
+  // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
+  const lock = await acquireLock(lab.dirs.lockFile, 'test', { waitMs: 24 * 3600_000 });
+  const me = refOf(process.pid)!;
+  process.env[ENV_LOCK_HOLDER] = `${me.pid}:${me.startTime}`;
+  try {
+    return await runHoldingLock(lab, options, scenariosDir, files, started, id, runDir);
+  } finally {
+    delete process.env[ENV_LOCK_HOLDER];
+    lock.release();
+  }
+}
+
+async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: string, files: string[], started: Date, id: string, runDir: string): Promise<TestRun> {
   const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
 
   process.env[ENV_CONFIG] = lab.configFile ?? '';

@@ -17,6 +17,8 @@ import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
 import { planFor } from './planning.js';
+import { repairInterrupted } from './recover.js';
+import { assertPoolHasRoom, POOL_FULL_HINT, poolFull } from './space.js';
 import { prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
@@ -44,6 +46,8 @@ export interface UpReport {
   prunedSnapshots: number;
   /** Host kernel limits raised for the lab's size, one line each. */
   hostLimits: string[];
+  /** What interrupted commands had left in the pool, finished or undone first. */
+  recovered: string[];
 }
 
 interface Deferred {
@@ -76,6 +80,8 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
     await lab.builds.destroy();
     await lab.storage.open();
+    const recovered = await repairInterrupted(lab);
+    assertPoolHasRoom(lab); // a full pool fails every stage and boots machines that cannot write
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
     // What dozens of systemd instances need from the kernel, raised before any of them boots.
@@ -85,7 +91,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const reports = await runPlan(lab, state, plan, base.path, renderer);
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
-    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits };
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered };
   } finally {
     lock.release();
   }
@@ -111,7 +117,7 @@ async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: s
     },
     rendererOptions: { outputBar: 1, persistentOutput: false },
   };
-  await new Listr([task], { renderer, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
+  await new Listr([task], { renderer, registerSignalListeners: false, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
   return base!;
 }
 
@@ -144,6 +150,8 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
   const listr = new Listr(tasks, {
     concurrent: true,
     exitOnError: false,
+    // lab handles SIGINT itself (cli/main.ts): listr2's own handler would exit 127 and leave the lock.
+    registerSignalListeners: false,
     renderer,
     fallbackRenderer: 'simple',
     rendererOptions: { timer: PRESET_TIMER },
@@ -284,6 +292,8 @@ class MachineJob {
     } catch (error) {
       machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage
       writeState(this.lab.dirs.stateFile, this.state);
+      const full = poolFull(this.lab);
+      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
       throw stageFailure(this.name, stage.name, error, logFile);
     }
     await takeSnapshot(this.lab, this.name, stage.name, stage.key);

@@ -46,3 +46,18 @@ export function removeCgroupTree(dir: string): void {
     // busy: a process still runs in it
   }
 }
+
+/** Every process in the cgroup trees (the lab's machines, and what outlived its nspawn). */
+export function processesIn(roots: readonly string[]): number[] {
+  const pids = new Set<number>();
+  const walk = (dir: string) => {
+    try {
+      for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) pids.add(Number(pid));
+      for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) walk(path.join(dir, entry.name));
+    } catch {
+      // removed meanwhile
+    }
+  };
+  for (const root of roots) walk(root);
+  return [...pids].filter((pid) => pid !== process.pid);
+}

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { OfflineRunner } from '../runtime/offline.js';
 
@@ -57,12 +57,14 @@ const INSTALL_TIMEOUT_MS = 15 * 60_000;
 /** Installs packages into a stopped machine's root, from its mirror through the host's network. */
 export async function installPackages(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
   if (packages.length === 0) return;
+  const lock = path.join(target.packageCache, '.lab-install.lock');
+  if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 }); // flock would make it readable by all, and anyone who can open it can hold it
   const options = {
     logFile: target.logFile,
     timeout: INSTALL_TIMEOUT_MS,
     binds: [`${target.packageCache}:${pm.cacheDir}`],
     // Package managers lock the shared cache: one install at a time, the others queue.
-    exclusive: path.join(target.packageCache, '.lab-install.lock'),
+    exclusive: lock,
   };
   const first = await runner.run(target.root, target.nspawnName, pm.install(packages), { ...options, allowFailure: true });
   if (first.exitCode === 0) return;

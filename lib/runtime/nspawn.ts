@@ -1,14 +1,14 @@
 import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
-import { inCgroups, labCgroupRoots, labCgroups, removeCgroupTree } from '../host/cgroups.js';
+import { inCgroups, labCgroupRoots, labCgroups, processesIn, removeCgroupTree } from '../host/cgroups.js';
 import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
-import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, PDEATHSIG, POLL_MS, type Readiness, type Runtime, SUPERVISOR } from './runtime.js';
+import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
 
 const ORDERLY_STOP_MS = 30_000;
 const KILL_WAIT_MS = 10_000;
@@ -67,8 +67,14 @@ export class NspawnRuntime implements Runtime {
   }
 
   async leftovers(): Promise<string[]> {
-    const found = this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
-    for (const dir of labCgroupRoots(this.options.labName)) found.push(`cgroup ${dir}`);
+    const machines = this.processes();
+    const found = machines.map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
+    const roots = labCgroupRoots(this.options.labName);
+    // What outlived its nspawn (a container's init whose nspawn was killed) is still in the lab's cgroups.
+    const known = new Set(machines.map((m) => m.process.pid));
+    const others = processesIn(roots).filter((pid) => !known.has(pid) && !isDescendantOf(pid, known));
+    if (others.length) found.push(`${others.length} process(es) in the lab's cgroups without their machine: ${others.slice(0, 10).join(', ')}`);
+    for (const dir of roots) found.push(`cgroup ${dir}`);
     return found;
   }
 
@@ -76,7 +82,13 @@ export class NspawnRuntime implements Runtime {
     const known = Object.values(state.machines).map((ms) => ms.process).filter(isAlive);
     await Promise.all([...known, ...this.processes().map((p) => p.process)].map((process) => stopNspawn(process, { hard: true })));
     for (const ms of Object.values(state.machines)) delete ms.process;
-    for (const dir of labCgroupRoots(this.options.labName)) removeCgroupTree(dir);
+    // Whatever is left in the lab's cgroups is the lab's: machines whose nspawn died before them.
+    const roots = labCgroupRoots(this.options.labName);
+    for (let round = 0; round < 50 && processesIn(roots).length > 0; round++) {
+      for (const pid of processesIn(roots)) killQuietly(pid);
+      await delay(POLL_MS);
+    }
+    for (const dir of roots) removeCgroupTree(dir);
   }
 
   async start(machine: string, root: string): Promise<ProcessRef> {
@@ -111,7 +123,12 @@ export class NspawnRuntime implements Runtime {
 
   waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
     const consoleTail = () => tail(readFileSync(this.options.consoleLog(machine), 'utf8'), 15);
-    const died = () => (isAlive(process) ? undefined : new LabError(`${machine} stopped while booting:\n${consoleTail()}`, 1));
+    const died = () => {
+      if (isAlive(process)) return undefined;
+      const said = consoleTail();
+      const race = /Failed to add new veth interfaces .*File exists/.test(said.split('\n').slice(-3).join('\n'));
+      return new (race ? StartRace : LabError)(`${machine} stopped while booting:\n${said}`, 1);
+    };
     return awaitBoot(
       machine,
       async (argv, timeout) => {
@@ -135,9 +152,9 @@ export class NspawnRuntime implements Runtime {
     // the command starts inherits: on timeout or interruption, all of them are found and ended.
     const tag = execTag();
     const env = ['env', '-i', `PATH=${MACHINE_PATH}`, 'LANG=C.UTF-8', 'HOME=/root', `TERM=${process.env.TERM ?? 'dumb'}`, tag];
-    // pdeathsig: if lab itself is killed (SIGKILL cannot be caught), nsenter dies with it, and the command with nsenter.
-    const supervised = [...env, ...SUPERVISOR, ...argv];
-    return run([...PDEATHSIG, 'nsenter', `--target=${leader}`, '--all', '--', ...supervised], {
+    // If lab itself is killed, nsenter dies with it (run gives every command a parent-death signal),
+    // and the supervisor in the machine ends all the command started.
+    return run(['nsenter', `--target=${leader}`, '--all', '--', ...env, ...SUPERVISOR, ...argv], {
       ...options,
       endAll: async () => void killByEnvironment(tag),
     });
@@ -221,6 +238,28 @@ export async function stopNspawn(
     `process ${process.pid} (systemd-nspawn) did not end within ${(2 * deadlines.killMs) / 1000} s of SIGKILL (state ${processState(process.pid)})`,
     'a process in state D waits for the kernel (a hung mount or device); see /proc/' + process.pid + '/stack',
   );
+}
+
+function killQuietly(pid: number): void {
+  try {
+    globalThis.process.kill(pid, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+}
+
+function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+function isDescendantOf(pid: number, ancestors: ReadonlySet<number>): boolean {
+  for (let current = parentOf(pid), hops = 0; current && current > 1 && hops < 64; current = parentOf(current), hops++) if (ancestors.has(current)) return true;
+  return false;
 }
 
 function processState(pid: number): string {

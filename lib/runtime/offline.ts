@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { HostDriver } from '../driver.js';
+import { HostError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
 import { inCgroups, labCgroups, removeCgroupTree } from '../host/cgroups.js';
 import { findProcesses } from '../host/procs.js';
@@ -17,6 +18,7 @@ export interface OfflineOptions extends RunOptions {
 }
 
 const EXCLUSIVE_WAIT_S = 1800;
+const MAX_SWEEPS = 10;
 
 /**
  * Build steps: commands run in a stopped machine's root with `systemd-nspawn --pipe`, like a
@@ -74,19 +76,32 @@ export class OfflineRunner implements HostDriver {
   }
 
   tools(): Tool[] {
-    return [...NSPAWN_TOOLS, { command: 'flock', debianPackage: 'util-linux', why: 'queues package installs on the shared cache' }];
+    return [
+      ...NSPAWN_TOOLS,
+      { command: 'flock', debianPackage: 'util-linux', why: 'queues package installs on the shared cache' },
+      { command: 'systemctl', debianPackage: 'systemd', why: 'enables units in stopped roots (systemctl --root)' },
+    ];
   }
 
   async leftovers(): Promise<string[]> {
     return this.strays().map(({ process, wrapper }) => `${wrapper ? 'queued build step' : 'build step'} ${process.pid} of a lab up that was killed`);
   }
 
-  /** Ends every stray build step. */
+  /**
+   * Ends every stray build step. Again until none is found: a queued wrapper may take the install
+   * lock its killed holder released, and start a step, between one look and the kills.
+   */
   async destroy(): Promise<void> {
-    for (const { process, wrapper } of this.strays()) {
-      if (!wrapper) await stopNspawn(process, { hard: true });
-      else if (isAlive(process)) globalThis.process.kill(process.pid, 'SIGKILL');
+    for (let round = 0; round < MAX_SWEEPS; round++) {
+      const strays = this.strays();
+      if (strays.length === 0) return;
+      for (const { process, wrapper } of strays) {
+        if (!wrapper) await stopNspawn(process, { hard: true });
+        else if (isAlive(process)) globalThis.process.kill(process.pid, 'SIGKILL');
+      }
     }
+    const left = this.strays();
+    if (left.length) throw new HostError(`build steps of an earlier lab up keep coming back: ${left.map((s) => s.process.pid).join(', ')}`, 'lab destroy, then lab up');
   }
 
   describe(): string {

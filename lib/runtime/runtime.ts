@@ -5,6 +5,13 @@ import { CommandError, type RunOptions, type RunResult } from '../exec.js';
 import { delay } from '../wait.js';
 import type { ProcessRef } from '../state/state.js';
 
+/**
+ * A start that failed on something the kernel is still tearing down: the veth of the machine's
+ * previous boot, whose network namespace the kernel frees a moment after its last process ends.
+ * Trying again shortly is the answer.
+ */
+export class StartRace extends LabError {}
+
 export interface Readiness {
   /** `running`, or `degraded` when some units failed (the machine is up all the same). */
   state: 'running' | 'degraded';
@@ -34,8 +41,6 @@ export interface Runtime extends HostDriver {
 /** The PATH commands get inside machines (the host's means nothing there). */
 export const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const POLL_MS = 25;
-/** util-linux's setpriv: the command gets SIGKILL when its parent dies. */
-export const PDEATHSIG = ['setpriv', '--pdeathsig', 'KILL'];
 
 /**
  * Runs "$@" inside the machine and, when it gets SIGTERM (its parent-death signal: lab was killed,

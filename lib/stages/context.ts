@@ -1,7 +1,7 @@
 import { appendFileSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LabError } from '../errors.js';
-import type { RunResult } from '../exec.js';
+import { run, type RunResult } from '../exec.js';
 import type { OfflineRunner } from '../runtime/offline.js';
 import type { LabView, StageContext } from './define.js';
 
@@ -14,7 +14,8 @@ const STAGE_COMMAND_TIMEOUT_MS = 15 * 60_000;
  * machine can never land on the host. The last component is not followed.
  */
 export function pathInRoot(root: string, file: string): string {
-  const parts = path.posix.normalize(`/${file}`).split('/').filter(Boolean);
+  // Not normalized first: `..` after a link climbs from where the link leads, as in the machine.
+  const parts = file.split('/').filter((part) => part !== '' && part !== '.');
   const resolved: string[] = [];
   let hops = 0;
   while (parts.length > 0) {
@@ -90,7 +91,8 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
     fixture: async (name) => readFixture(name),
     template: async (name, file, values, options) => writeFile(file, fillTemplate(readFixture(name), values, name), options),
     enable: async (...units) => {
-      await exec(['systemctl', 'enable', ...units]);
+      // The host's systemctl on the root: the same links, without starting a build step for them.
+      await run(['systemctl', `--root=${target.root}`, 'enable', ...units], { logFile: target.logFile, timeout: STAGE_COMMAND_TIMEOUT_MS });
     },
   };
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSubnet } from '../config/ip.js';
 import { importModule } from '../config/load.js';
-import type { LabConfig, MachineConfig } from '../config/schema.js';
+import { type LabConfig, type MachineConfig, machineDependencies } from '../config/schema.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
@@ -65,9 +65,7 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
       stages.push(describeStage(machine.name, name, file, definition, view, fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
-    const dns = config.zone.dnsMachine;
-    const implicit = machine.address === 'dhcp' && dns && dns !== machine.name ? [dns] : [];
-    machines.push({ name: machine.name, dependsOn: [...new Set([...machine.dependsOn, ...implicit])], config: machine, view, stages });
+    machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages });
   }
   return { machines, fixturesDir };
 }

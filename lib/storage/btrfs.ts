@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
-import type { Storage } from './storage.js';
+import { poolSpace, type Storage } from './storage.js';
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 
@@ -66,17 +66,23 @@ export class BtrfsStorage implements Storage {
 
   async open(): Promise<void> {
     if (!this.image) {
-      mkdirSync(this.root, { recursive: true });
+      mkdirSync(this.root, { recursive: true, mode: 0o700 });
       return;
     }
     if (isMountPoint(this.root)) return;
-    mkdirSync(this.root, { recursive: true });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const fresh = !existsSync(this.image.file);
     if (fresh) {
-      await run(['truncate', '-s', this.image.size, this.image.file]);
-      await run(['mkfs.btrfs', '-q', '-L', path.basename(path.dirname(this.image.file)), this.image.file], { timeout: 60_000 });
+      // Made under a temporary name and renamed once formatted: a pool image that exists is a btrfs filesystem.
+      const partial = `${this.image.file}.partial`;
+      rmSync(partial, { force: true });
+      await run(['truncate', '-s', this.image.size, partial]);
+      chmodSync(partial, 0o600); // it holds every machine's files, secrets included
+      await run(['mkfs.btrfs', '-q', '-L', path.basename(path.dirname(this.image.file)), partial], { timeout: 60_000 });
+      renameSync(partial, this.image.file);
     }
     await run(['mount', '-o', 'loop,noatime', this.image.file, this.root], { timeout: 60_000 });
+    chmodSync(this.root, 0o700);
     // Quota groups measure the space each snapshot holds alone (lab snapshots); only on a pool the lab owns.
     if (fresh) await run(['btrfs', 'quota', 'enable', this.root]);
   }
@@ -126,6 +132,10 @@ export class BtrfsStorage implements Storage {
       .map((p) => path.join(target, self === '/' ? p : path.relative(self, p.replace(/^<FS_TREE>\//, ''))));
   }
 
+  space(): { sizeBytes: number; freeBytes: number } | undefined {
+    return poolSpace(this.root);
+  }
+
   /** From the subvolume's quota group: undefined when quotas are off (a pool on the host's own btrfs). */
   async exclusiveBytes(target: string): Promise<number | undefined> {
     const id = /Subvolume ID:\s+(\d+)/.exec((await run(['btrfs', 'subvolume', 'show', target], { allowFailure: true })).stdout)?.[1];
@@ -143,6 +153,7 @@ export class BtrfsStorage implements Storage {
     if (this.image) for (const device of loopDevicesOf(this.image.file)) found.push(`loop device ${device} (${this.image.file})`);
     if (existsSync(this.root) && !isMountPoint(this.root)) found.push(`pool ${this.root}`);
     if (this.image && existsSync(this.image.file)) found.push(`pool image ${this.image.file}`);
+    if (this.image && existsSync(`${this.image.file}.partial`)) found.push(`unfinished pool image ${this.image.file}.partial`);
     return found;
   }
 
@@ -154,7 +165,7 @@ export class BtrfsStorage implements Storage {
       await this.removeSubvolumesIn(this.root, 3);
     }
     if (existsSync(this.root)) await run(['rm', '-rf', '--one-file-system', '--', this.root], { timeout: 30 * 60_000 });
-    if (this.image) rmSync(this.image.file, { force: true });
+    if (this.image) for (const file of [this.image.file, `${this.image.file}.partial`]) rmSync(file, { force: true });
   }
 
   /** Subvolumes (roots, snapshots, images) sit a few levels down in the pool's plain directories. */

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
-import type { Storage } from './storage.js';
+import { poolSpace, type Storage } from './storage.js';
 
 const COPY_TIMEOUT_MS = 30 * 60_000;
 
@@ -12,7 +12,7 @@ export class CopyStorage implements Storage {
   constructor(readonly root: string, private readonly reason: string) {}
 
   async open(): Promise<void> {
-    mkdirSync(this.root, { recursive: true });
+    mkdirSync(this.root, { recursive: true, mode: 0o700 });
   }
 
   async create(target: string): Promise<void> {
@@ -35,6 +35,10 @@ export class CopyStorage implements Storage {
   async remove(target: string): Promise<void> {
     if (!existsSync(target)) return;
     await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: COPY_TIMEOUT_MS });
+  }
+
+  space(): { sizeBytes: number; freeBytes: number } | undefined {
+    return poolSpace(this.root);
   }
 
   /** A plain copy holds all its space alone; with reflinks it shares some, which du cannot see. */

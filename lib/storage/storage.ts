@@ -1,3 +1,4 @@
+import { existsSync, statfsSync } from 'node:fs';
 import type { HostDriver } from '../driver.js';
 
 /**
@@ -18,6 +19,14 @@ export interface Storage extends HostDriver {
   seal(source: string, target: string): Promise<void>;
   /** Removes a root or snapshot, including what systemd nested inside it. Missing is fine. */
   remove(path: string): Promise<void>;
+  /** The filesystem the pool is on: its size and what is free, in bytes. */
+  space(): { sizeBytes: number; freeBytes: number } | undefined;
   /** Space held only by this snapshot, in bytes; undefined when the storage cannot tell. */
   exclusiveBytes(path: string): Promise<number | undefined>;
+}
+
+export function poolSpace(root: string): { sizeBytes: number; freeBytes: number } | undefined {
+  if (!existsSync(root)) return undefined;
+  const stat = statfsSync(root);
+  return { sizeBytes: stat.blocks * stat.bsize, freeBytes: stat.bavail * stat.bsize };
 }

@@ -83,3 +83,18 @@ describe('drivers own what they make', () => {
     expect(hostTraces(name)).toEqual([]);
   });
 });
+
+describe('a machine whose nspawn died before it', () => {
+  it('is found in the lab\'s cgroups by doctor, and ended by destroy', async () => {
+    const name = uniqueName('orph');
+    made.push(name);
+    const { config } = soloLab({ ok: "export default { async run(ctx) { await ctx.writeFile('/etc/ok', 'ok\\n'); } };\n" }, [`name: ${name}`]);
+    await labOk(['--config', config, 'up']);
+    const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { pid?: number }[] };
+    process.kill(status.machines[0]!.pid!, 'SIGKILL'); // nspawn alone: its container's init may outlive it
+    const doctor = JSON.parse(await labOk(['--config', config, 'doctor', '--json'])) as { leftovers: string[] };
+    expect(doctor.leftovers.join('\n')).toMatch(/process\(es\) in the lab's cgroups without their machine|machine solo running/);
+    await labOk(['--config', config, 'destroy']);
+    expect(hostTraces(name)).toEqual([]);
+  });
+});

@@ -63,6 +63,16 @@ export function hostTraces(name: string, stateRoot = STATE_ROOT): string[] {
   for (const hierarchy of ['/sys/fs/cgroup', '/sys/fs/cgroup/systemd', '/sys/fs/cgroup/unified']) {
     if (existsSync(path.join(hierarchy, `lab.${name}`))) traces.push(`cgroup ${path.join(hierarchy, `lab.${name}`)}`);
   }
+  // A container's init outliving its nspawn shows no lab path in its argv, but stays in the lab's cgroup.
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const zombie = stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z'); // ended, waiting for the host's init to reap it
+      if (!zombie && readFileSync(`/proc/${entry}/cgroup`, 'utf8').includes(`/lab.${name}/`)) traces.push(`process ${entry} in a cgroup of the lab`);
+    } catch {
+      // exited meanwhile
+    }
+  }
   if (existsSync(stateDir)) traces.push(`state directory ${stateDir}`);
   return traces;
 }

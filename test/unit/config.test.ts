@@ -36,6 +36,22 @@ describe('config validation', () => {
     expect(invalid({ ...defaultLab, storage: { poolSize: 'big' } }).message).toMatch(/storage\.poolSize/);
     expect(invalid({ ...defaultLab, colour: 'blue' }).message).toMatch(/colour/);
     expect(invalid(withMachines([{ name: 'gw', address: '10.224.0.300' }])).message).toMatch(/machines\.0\.address/);
+    expect(invalid({ ...defaultLab, zone: { subnet: '999.224.0.0/24' } }).message).toBe('invalid config: zone.subnet: each octet must be at most 255');
+  });
+
+  it('finds a dependency cycle before anything runs, including the wait of DHCP machines for the DHCP server', () => {
+    const direct = withMachines([
+      { name: 'gw', address: '10.224.0.254' },
+      { name: 'a', address: '10.224.0.2', dependsOn: ['b'] },
+      { name: 'b', address: '10.224.0.3', dependsOn: ['a'] },
+    ]);
+    expect(invalid(direct).message).toContain('dependency cycle a -> b -> a');
+    // gw serves DHCP, so web (by DHCP) waits for gw; gw waiting for web closes a cycle.
+    const viaDhcp = withMachines([
+      { name: 'gw', address: '10.224.0.254', dependsOn: ['web'] },
+      { name: 'web', address: 'dhcp' },
+    ]);
+    expect(invalid(viaDhcp).message).toContain('dependency cycle gw -> web -> gw (machines using DHCP also wait for gw)');
   });
 
   it('rejects overlapping and out-of-zone addresses', () => {

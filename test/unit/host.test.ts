@@ -35,6 +35,22 @@ describe('writing into a machine root', () => {
     expect(pathInRoot(root, '/escape')).toBe(path.join(root, 'escape'));
   });
 
+  it('climbs `..` from where a link leads, follows relative links that climb, and stops on loops', () => {
+    const root = temp('lab-root-');
+    mkdirSync(path.join(root, 'a', 'b'), { recursive: true });
+    mkdirSync(path.join(root, 'c'));
+    symlinkSync('a/b', path.join(root, 'lnk'));
+    expect(pathInRoot(root, '/lnk/../x')).toBe(path.join(root, 'a', 'x')); // not /x
+    expect(pathInRoot(root, '/./lnk/./y')).toBe(path.join(root, 'a', 'b', 'y'));
+    symlinkSync('../../c', path.join(root, 'a', 'b', 'up')); // relative, climbing out of a/b
+    expect(pathInRoot(root, '/lnk/up/z')).toBe(path.join(root, 'c', 'z'));
+    symlinkSync('../../../../../..', path.join(root, 'c', 'far')); // climbing past the root stays in it
+    expect(pathInRoot(root, '/c/far/etc/passwd')).toBe(path.join(root, 'etc', 'passwd'));
+    symlinkSync('loop2', path.join(root, 'loop1'));
+    symlinkSync('loop1', path.join(root, 'loop2'));
+    expect(() => pathInRoot(root, '/loop1/x')).toThrow(/too many symlinks/);
+  });
+
   it('fills templates and names a missing value', () => {
     expect(fillTemplate('a={{a}} b={{b}}', { a: 1, b: 'x' }, 't')).toBe('a=1 b=x');
     expect(() => fillTemplate('{{nope}}', {}, 'gw/dnsmasq.conf')).toThrow('fixture gw/dnsmasq.conf: no value for {{nope}}');
