@@ -91,6 +91,7 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
   try {
     const state = readState(lab.dirs.stateFile);
     await lab.storage.open(); // a loopback pool is not mounted after a reboot
+    await lab.runtime.stopUnrecorded(state);
     await repairInterrupted(lab);
     const { targets, leftAlone } = targetsOf(lab, ref);
     await lab.network.setup(state);

@@ -79,6 +79,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const state = readState(lab.dirs.stateFile);
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
     await lab.builds.destroy();
+    await lab.runtime.stopUnrecorded(state);
     await lab.storage.open();
     const recovered = await repairInterrupted(lab);
     assertPoolHasRoom(lab); // a full pool fails every stage and boots machines that cannot write

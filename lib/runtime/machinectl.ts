@@ -72,6 +72,13 @@ export class MachinectlRuntime implements Runtime {
     }));
   }
 
+  async stopUnrecorded(state: LabState): Promise<string[]> {
+    // The state records a machinectl machine by its leader, not its nspawn: a machine is recorded when that leader lives.
+    const unrecorded = this.processes().filter(({ machine }) => !isAlive(state.machines[machine]?.process));
+    await Promise.all(unrecorded.map(({ machine, process }) => this.stop({ name: machine, process }, { hard: true })));
+    return unrecorded.map((u) => u.machine);
+  }
+
   async leftovers(): Promise<string[]> {
     const found = this.processes().map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);
     for (const machine of this.options.machines) for (const file of this.files(machine)) if (existsOrLink(file)) found.push(`machinectl file ${file}`);

@@ -66,6 +66,12 @@ export class NspawnRuntime implements Runtime {
     return findBootedMachines(this.options.machinesDir);
   }
 
+  async stopUnrecorded(state: LabState): Promise<string[]> {
+    const unrecorded = this.processes().filter(({ machine, process }) => state.machines[machine]?.process?.pid !== process.pid);
+    await Promise.all(unrecorded.map(({ machine, process }) => this.stop({ name: machine, process }, { hard: true })));
+    return unrecorded.map((u) => u.machine);
+  }
+
   async leftovers(): Promise<string[]> {
     const machines = this.processes();
     const found = machines.map(({ machine, process }) => `machine ${machine} running (pid ${process.pid})`);

@@ -3,7 +3,7 @@ import type { HostDriver } from '../driver.js';
 import { LabError } from '../errors.js';
 import { CommandError, type RunOptions, type RunResult } from '../exec.js';
 import { delay } from '../wait.js';
-import type { ProcessRef } from '../state/state.js';
+import type { LabState, ProcessRef } from '../state/state.js';
 
 /**
  * A start that failed on something the kernel is still tearing down: the veth of the machine's
@@ -32,6 +32,12 @@ export interface Runtime extends HostDriver {
   exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** An interactive login shell on the caller's terminal. */
   shell(handle: MachineHandle): Promise<number>;
+  /**
+   * Stops machine processes of this lab that the state does not record (a command killed between
+   * starting a machine and writing it down): they would hold a root about to be replaced. Returns
+   * the machines it stopped.
+   */
+  stopUnrecorded(state: LabState): Promise<string[]>;
   /** The machine's init (PID 1 inside), as a host pid, while it runs. */
   leaderPid(handle: MachineHandle): Promise<number | undefined>;
   /** Orderly shutdown; `hard` kills at once (enough when the root is about to be discarded). */
