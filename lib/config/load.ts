@@ -29,14 +29,23 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const file = options.file ? path.resolve(cwd, options.file) : CONFIG_FILE_NAMES.map((n) => path.join(cwd, n)).find(existsSync);
   if (options.file && !existsSync(file!)) throw new UsageError(`config file not found: ${options.file}`);
   const cached = readConfigCache(file, options);
-  if (cached) return { config: cached, file };
-  const loaded = await readAndValidate(file, options);
-  writeConfigCache(file, options, loaded.config);
+  const loaded = cached ? { config: cached, file } : await readAndValidate(file, options, cwd);
+  if (!cached) writeConfigCache(file, options, loaded.config);
+  assertBindSources(loaded.config, file);
   return loaded;
 }
 
+/** A bind whose source is gone is refused before anything is made (checked on every load: directories come and go). */
+function assertBindSources(config: LabConfig, file: string | undefined): void {
+  for (const [m, machine] of config.machines.entries()) {
+    for (const [b, bind] of machine.binds.entries()) {
+      if (!existsSync(bind.source)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.binds.${b}.source: ${bind.source} does not exist`);
+    }
+  }
+}
+
 /** The config file merged over the default lab, validated (zod, loaded only here), with its paths resolved. */
-async function readAndValidate(file: string | undefined, options: LoadOptions): Promise<LoadedConfig> {
+async function readAndValidate(file: string | undefined, options: LoadOptions, cwd: string): Promise<LoadedConfig> {
   const { validateConfig } = await import('./validate.js');
   const overrides = file ? await readConfigFile(file) : {};
   const merged = mergeConfig(defaultLab, overrides);
@@ -53,6 +62,8 @@ async function readAndValidate(file: string | undefined, options: LoadOptions): 
     const tarball = config.image.tarball;
     if (tarball && !/^https?:\/\//.test(tarball)) config.image.tarball = path.resolve(path.dirname(file), tarball);
   }
+  // Bind sources are relative to the config file (or, for the default lab, to where lab runs).
+  for (const machine of config.machines) for (const bind of machine.binds) bind.source = path.resolve(file ? path.dirname(file) : cwd, bind.source);
   return { config, file };
 }
 

@@ -52,6 +52,8 @@ export const machineSchema = z.strictObject({
   interfaces: z.array(interfaceSchema).optional(),
   /** Host directories bound into the machine, while stages are applied and while it runs. */
   binds: z.array(bindSchema).default([]),
+  /** More names for it in the lab's DNS (SADM's web serves concours and home). */
+  aliases: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a DNS label')).default([]),
   dependsOn: z.array(machineName).default([]),
   /** Stage names, in order; each is a module `<stagesDir>/<machine>/<stage>.(js|ts)`. */
   stages: z.array(stageName).default([]),
@@ -137,6 +139,7 @@ export type MachineConfig = z.output<typeof machineSchema>;
 /** What a machine waits for before it boots: its `dependsOn`, and the zone's DHCP server when it takes its address by DHCP. */
 export function machineDependencies(config: Pick<LabConfig, 'zone'>, machine: MachineConfig): string[] {
   const dns = config.zone.dnsMachine;
-  const implicit = machine.address === 'dhcp' && dns && dns !== machine.name ? [dns] : [];
+  const dhcp = machine.interfaces?.length ? machine.interfaces.some((i) => i.address === 'dhcp') : machine.address === 'dhcp';
+  const implicit = dhcp && dns && dns !== machine.name ? [dns] : [];
   return [...new Set([...machine.dependsOn, ...implicit])];
 }

@@ -3,6 +3,7 @@ import { UsageError } from '../errors.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { type LabConfig, labConfigSchema, machineDependencies } from './schema.js';
+import { topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {
@@ -26,6 +27,11 @@ function semanticProblem(config: LabConfig): string | undefined {
   const duplicate = names.find((n, i) => names.indexOf(n) !== i);
   if (duplicate) return `machines: the name '${duplicate}' is used twice`;
 
+  if (config.networks?.length) {
+    const problem = commonMachineProblem(config) ?? topologyProblem(config, config.network.mode === 'sandbox' ? parseSubnet(config.network.wanSubnet) : undefined);
+    if (problem) return problem;
+    return otherProblem(config);
+  }
   const zone = parseSubnet(config.zone.subnet);
   if (!isHostIn(config.zone.hostAddress, zone)) {
     return `zone.hostAddress: ${config.zone.hostAddress} is not a host address of ${config.zone.subnet}`;
@@ -33,7 +39,31 @@ function semanticProblem(config: LabConfig): string | undefined {
   if (config.network.mode === 'sandbox' && overlaps(zone, parseSubnet(config.network.wanSubnet))) {
     return `network.wanSubnet: ${config.network.wanSubnet} overlaps zone.subnet ${config.zone.subnet}`;
   }
+  const common = commonMachineProblem(config);
+  if (common) return common;
   const owners = new Map<string, string>([[config.zone.hostAddress, 'zone.hostAddress']]);
+  for (const [i, machine] of config.machines.entries()) {
+    const field = `machines.${i}`;
+    if (machine.interfaces?.length) return `${field}.interfaces: a machine has interfaces on the lab's networks: declare them in networks (the zone alone is the one-network case)`;
+    if (machine.address === 'dhcp') continue;
+    if (!isHostIn(machine.address, zone)) return `${field}.address: ${machine.address} is not a host address of ${config.zone.subnet}`;
+    const owner = owners.get(machine.address);
+    if (owner) return `${field}.address: ${machine.address} is already used by ${owner}`;
+    owners.set(machine.address, `machine '${machine.name}'`);
+  }
+  const dns = config.zone.dnsMachine;
+  if (dns !== null) {
+    const machine = config.machines.find((m) => m.name === dns);
+    if (machine?.address === 'dhcp') return `zone.dnsMachine: '${dns}' serves DHCP, so it needs a static address`;
+  } else if (config.machines.some((m) => m.address === 'dhcp')) {
+    return `zone.dnsMachine: machines use DHCP but no machine serves it`;
+  }
+  return otherProblem(config);
+}
+
+/** Names, dependencies, stages, binds: the same with one network or several. */
+function commonMachineProblem(config: LabConfig): string | undefined {
+  const names = config.machines.map((m) => m.name);
   for (const [i, machine] of config.machines.entries()) {
     const field = `machines.${i}`;
     for (const dep of machine.dependsOn) {
@@ -43,28 +73,28 @@ function semanticProblem(config: LabConfig): string | undefined {
     const stageDuplicate = machine.stages.find((s, j) => machine.stages.indexOf(s) !== j);
     if (stageDuplicate) return `${field}.stages: the stage '${stageDuplicate}' is listed twice`;
     if (machine.stages.includes('system')) return `${field}.stages: 'system' is the built-in first stage of every machine`;
-    if (machine.address === 'dhcp') continue;
-    if (!isHostIn(machine.address, zone)) return `${field}.address: ${machine.address} is not a host address of ${config.zone.subnet}`;
-    const owner = owners.get(machine.address);
-    if (owner) return `${field}.address: ${machine.address} is already used by ${owner}`;
-    owners.set(machine.address, `machine '${machine.name}'`);
+    const targets = machine.binds.map((b) => b.target);
+    const twice = targets.find((t, j) => targets.indexOf(t) !== j);
+    if (twice) return `${field}.binds: '${twice}' is bound twice`;
   }
+  const dns = config.zone.dnsMachine;
+  if (dns !== null && !names.includes(dns)) return `zone.dnsMachine: unknown machine '${dns}' (machines: ${names.join(', ')})`;
+  return undefined;
+}
+
+/** Host mode, the image and dependency cycles. */
+function otherProblem(config: LabConfig): string | undefined {
   if (config.network.mode === 'sandbox' && config.network.internet) {
     return 'network.internet: only for host mode (sandbox mode has its own simulated internet)';
+  }
+  if (config.runtime === 'machinectl' && config.machines.some((m) => (m.interfaces?.length ?? 0) > 1)) {
+    return 'runtime machinectl: machines with several interfaces need runtime nspawn (machinectl\'s .nspawn files join one bridge)';
   }
   const { image } = config;
   if (image.source === 'tarball' && !image.tarball) return 'image.tarball: required when image.source is tarball';
   if (image.source !== 'tarball' && image.tarball) return `image.tarball: only used when image.source is tarball (it is ${image.source})`;
   if (image.source === 'pacstrap' && image.distribution !== 'arch') return `image.distribution: pacstrap builds arch, not ${image.distribution}`;
   if (image.source === 'debootstrap' && image.distribution === 'arch') return 'image.distribution: debootstrap cannot build arch (use image.source pacstrap or tarball)';
-  const dns = config.zone.dnsMachine;
-  if (dns !== null) {
-    const machine = config.machines.find((m) => m.name === dns);
-    if (!machine) return `zone.dnsMachine: unknown machine '${dns}' (machines: ${names.join(', ')})`;
-    if (machine.address === 'dhcp') return `zone.dnsMachine: '${dns}' serves DHCP, so it needs a static address`;
-  } else if (config.machines.some((m) => m.address === 'dhcp')) {
-    return `zone.dnsMachine: machines use DHCP but no machine serves it`;
-  }
   try {
     topologicalOrder(config.machines.map((m) => ({ name: m.name, dependsOn: machineDependencies(config, m) })));
   } catch (error) {

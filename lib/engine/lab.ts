@@ -1,6 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
+import { type Topology, topologyOf } from '../config/topology.js';
 import type { LabConfig } from '../config/schema.js';
 import type { HostDriver } from '../driver.js';
 import { UsageError } from '../errors.js';
@@ -33,6 +34,8 @@ export interface Lab {
   storage: Storage;
   network: Network;
   profile: HostProfile;
+  /** The lab's networks and every machine's interfaces. */
+  topology: Topology;
   runtime: Runtime;
   /** Build steps on stopped roots, whatever the runtime. */
   builds: OfflineRunner;
@@ -55,7 +58,8 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
   const names = labNames(config);
   const dirs = labDirs(config);
   const profile = hostProfile(config);
-  const network = createNetwork(config, names, dirs, profile);
+  const topology = topologyOf(config);
+  const network = createNetwork(config, topology, names, dirs, profile);
   return {
     config,
     configFile: file,
@@ -65,7 +69,8 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
     storage: createStorage(config, dirs),
     network,
     profile,
-    runtime: createRuntime(profile, names, dirs, network, config.machines.map((m) => m.name)),
+    topology,
+    runtime: createRuntime(profile, names, dirs, network, config, topology),
     builds: new OfflineRunner(dirs.machinesDir, config.name),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };

@@ -66,15 +66,19 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
   const online = await lab.runtime.exec(
     { name, process },
-    ['/lib/systemd/systemd-networkd-wait-online', '--interface=host0', `--timeout=${timeoutS}`],
+    ['/lib/systemd/systemd-networkd-wait-online', ...interfaceNames(lab, name).map((i) => `--interface=${i}`), `--timeout=${timeoutS}`],
     { allowFailure: true, timeout: (timeoutS + 5) * 1000 },
   );
   if (online.exitCode !== 0) {
     // The command's own words: "no address" and "could not ask" (too many open files, say) are different stories.
     const said = tail(`${online.stdout}${online.stderr}`, 10);
-    throw new LabError(`${name} booted but its zone interface host0 was not configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`, 1);
+    throw new LabError(`${name} booted but its interfaces (${interfaceNames(lab, name).join(', ')}) were not all configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`, 1);
   }
   return recordBoot(lab, state, name, started, readiness);
+}
+
+function interfaceNames(lab: BareLab, machine: string): string[] {
+  return lab.topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => i.name);
 }
 
 function recordBoot(lab: BareLab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {

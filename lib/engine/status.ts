@@ -55,11 +55,11 @@ export async function status(lab: Lab): Promise<LabStatus> {
     plan.machines.map(async (machinePlan): Promise<MachineStatus> => {
       const ms = state.machines[machinePlan.name];
       const running = isAlive(ms?.process);
-      const config = lab.config.machines.find((m) => m.name === machinePlan.name)!;
       const leader = leaders.get(machinePlan.name);
       const memoryBytes = leader ? memory.get(leader) : undefined;
-      let address = config.address;
-      if (running && address === 'dhcp') address = (leader && localAddresses(leader)[0]) || 'dhcp (no lease)';
+      const configured = lab.topology.machines.find((m) => m.name === machinePlan.name)!.interfaces.map((i) => i.address);
+      const seen = leader ? localAddresses(leader) : [];
+      const address = (running ? (seen.length ? seen : ['dhcp (no lease)']) : configured).join(',');
       return {
         name: machinePlan.name,
         state: running ? 'running' : existsSync(lab.dirs.machineRoot(machinePlan.name)) ? 'stopped' : 'not built',

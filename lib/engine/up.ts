@@ -280,9 +280,9 @@ class MachineJob {
       runner: this.lab.builds,
       root,
       nspawnName: this.lab.names.nspawnName(this.name),
-      fixturesDir: this.lab.loaded.fixturesDir,
+      fixturesDir: loaded.fixturesDir,
       logFile,
-      binds: pm ? [`${this.lab.packageCache}:${pm.cacheDir}`] : [],
+      binds: [...this.loaded.config.binds, ...(pm ? [{ source: this.lab.packageCache, target: pm.cacheDir }] : [])],
     };
     try {
       if (stage.packages.length > 0) {

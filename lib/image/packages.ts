@@ -62,7 +62,7 @@ export async function installPackages(runner: OfflineRunner, pm: PackageManager,
   const options = {
     logFile: target.logFile,
     timeout: INSTALL_TIMEOUT_MS,
-    binds: [`${target.packageCache}:${pm.cacheDir}`],
+    binds: [{ source: target.packageCache, target: pm.cacheDir }],
     // Package managers lock the shared cache: one install at a time, the others queue.
     exclusive: lock,
   };

@@ -1,6 +1,5 @@
 import path from 'node:path';
-import { parseSubnet } from '../config/ip.js';
-import type { LabConfig } from '../config/schema.js';
+import type { TopologyNetwork } from '../config/topology.js';
 import type { HostDriver } from '../driver.js';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
@@ -28,33 +27,45 @@ export async function linkExists(prefix: readonly string[], link: string): Promi
   return result.exitCode === 0;
 }
 
-/** The zone bridge with the host address, up. Created before any machine boots (see FEASIBILITY: readiness). */
-export async function setupBridge(prefix: readonly string[], bridge: string, config: LabConfig): Promise<void> {
-  if (!(await linkExists(prefix, bridge))) await run([...prefix, 'ip', 'link', 'add', bridge, 'type', 'bridge']);
-  const prefixLength = parseSubnet(config.zone.subnet).prefix;
-  await run([...prefix, 'ip', 'address', 'replace', `${config.zone.hostAddress}/${prefixLength}`, 'dev', bridge]);
-  await run([...prefix, 'ip', 'link', 'set', bridge, 'up']);
+/**
+ * A bridge per network, up, with the host's address on the networks that have one (a network a
+ * machine routes has none: the host takes no part in it). Created before any machine boots.
+ */
+export async function setupBridges(prefix: readonly string[], networks: readonly TopologyNetwork[]): Promise<void> {
+  for (const network of networks) {
+    if (!(await linkExists(prefix, network.bridge))) await run([...prefix, 'ip', 'link', 'add', network.bridge, 'type', 'bridge']);
+    if (network.hostAddress) await run([...prefix, 'ip', 'address', 'replace', `${network.hostAddress}/${network.prefixLength}`, 'dev', network.bridge]);
+    await run([...prefix, 'ip', 'link', 'set', network.bridge, 'up']);
+  }
 }
 
-/** The NAT: the zone's traffic leaving through any other interface is masqueraded. Replaces the table whole. */
-export async function setupNat(prefix: readonly string[], table: string, config: LabConfig, bridge: string): Promise<void> {
-  const ruleset = [
+/**
+ * The NAT of the NAT'ed networks: their traffic leaving through anything but a lab bridge is
+ * masqueraded, and only replies come back. Routed networks get no rule: forwarding for them is
+ * their router's business (its firewall). Replaces the table whole.
+ */
+export function natRuleset(table: string, networks: readonly TopologyNetwork[]): string {
+  const bridges = networks.map((n) => `"${n.bridge}"`).join(', ');
+  const natted = networks.filter((n) => n.nat);
+  return [
     `table ip ${table}`,
     `delete table ip ${table}`,
     `table ip ${table} {`,
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
-    `    ip saddr ${config.zone.subnet} oifname != "${bridge}" masquerade`,
+    ...natted.map((n) => `    ip saddr ${n.subnet} oifname != { ${bridges} } masquerade`),
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
-    `    iifname "${bridge}" accept`,
-    `    oifname "${bridge}" ct state established,related accept`,
+    ...natted.flatMap((n) => [`    iifname "${n.bridge}" oifname != { ${bridges} } accept`, `    oifname "${n.bridge}" ct state established,related accept`]),
     '  }',
     '}',
     '',
   ].join('\n');
-  await run([...prefix, 'nft', '-f', '-'], { input: ruleset });
+}
+
+export async function setupNat(prefix: readonly string[], table: string, networks: readonly TopologyNetwork[]): Promise<void> {
+  await run([...prefix, 'nft', '-f', '-'], { input: natRuleset(table, networks) });
 }
 
 export const IP_TOOL: Tool = { command: 'ip', debianPackage: 'iproute2', why: 'bridges, veths and namespaces' };

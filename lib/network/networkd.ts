@@ -1,26 +1,24 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { parseSubnet } from '../config/ip.js';
-import type { LabConfig } from '../config/schema.js';
+import type { Topology, TopologyNetwork } from '../config/topology.js';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabNames } from '../lab.js';
 import { waitFor } from '../wait.js';
 import { IP_TOOL, linkExists, type Network } from './network.js';
 
-/** The zone's bridge, address and NAT as systemd-networkd files, the seeds' way, when networkd runs on the host. */
-export function networkdFiles(config: LabConfig, names: LabNames): { netdev: string; network: string } {
-  const prefixLength = parseSubnet(config.zone.subnet).prefix;
+/** A network's bridge, address and NAT as systemd-networkd files, the seeds' way, when networkd runs on the host. */
+export function networkdFiles(network: TopologyNetwork): { netdev: string; network: string } {
   return {
-    netdev: ['# Written by lab (lab destroy removes it).', '[NetDev]', `Name=${names.bridge}`, 'Kind=bridge', ''].join('\n'),
+    netdev: ['# Written by lab (lab destroy removes it).', '[NetDev]', `Name=${network.bridge}`, 'Kind=bridge', ''].join('\n'),
     network: [
       '# Written by lab (lab destroy removes it).',
       '[Match]',
-      `Name=${names.bridge}`,
+      `Name=${network.bridge}`,
       '',
       '[Network]',
-      `Address=${config.zone.hostAddress}/${prefixLength}`,
-      'IPMasquerade=ipv4',
+      ...(network.hostAddress ? [`Address=${network.hostAddress}/${network.prefixLength}`] : []),
+      ...(network.nat ? ['IPMasquerade=ipv4'] : []),
       'ConfigureWithoutCarrier=yes',
       'LinkLocalAddressing=no',
       '',
@@ -34,49 +32,55 @@ export class NetworkdNetwork implements Network {
   private readonly dir = '/etc/systemd/network';
 
   constructor(
-    private readonly config: LabConfig,
+    private readonly topology: Topology,
     private readonly names: LabNames,
   ) {}
 
-  private file(extension: string): string {
-    return path.join(this.dir, `70-${this.names.netns}-${this.names.bridge}.${extension}`);
+  private file(network: TopologyNetwork, extension: string): string {
+    return path.join(this.dir, `70-${this.names.netns}-${network.bridge}.${extension}`);
+  }
+
+  private files(): string[] {
+    return this.topology.networks.flatMap((n) => [this.file(n, 'netdev'), this.file(n, 'network')]);
   }
 
   async setup(): Promise<void> {
-    const files = networkdFiles(this.config, this.names);
     mkdirSync(this.dir, { recursive: true });
-    writeFileSync(this.file('netdev'), files.netdev);
-    writeFileSync(this.file('network'), files.network);
+    for (const network of this.topology.networks) {
+      const files = networkdFiles(network);
+      writeFileSync(this.file(network, 'netdev'), files.netdev);
+      writeFileSync(this.file(network, 'network'), files.network);
+    }
     await run(['networkctl', 'reload']);
-    // networkd configures the bridge asynchronously: wait for the address.
-    await waitFor(`systemd-networkd to configure ${this.names.bridge} (networkctl status ${this.names.bridge})`, async () => {
-      const address = await run(['ip', '-4', '-o', 'address', 'show', 'dev', this.names.bridge], { allowFailure: true });
-      return address.stdout.includes(`inet ${this.config.zone.hostAddress}/`);
-    }, 20_000);
+    // networkd configures the bridges asynchronously: wait for their addresses.
+    for (const network of this.topology.networks.filter((n) => n.hostAddress)) {
+      await waitFor(`systemd-networkd to configure ${network.bridge} (networkctl status ${network.bridge})`, async () => {
+        const address = await run(['ip', '-4', '-o', 'address', 'show', 'dev', network.bridge], { allowFailure: true });
+        return address.stdout.includes(`inet ${network.hostAddress}/`);
+      }, 20_000);
+    }
   }
 
   tools(): Tool[] {
-    return [IP_TOOL, { command: 'networkctl', debianPackage: 'systemd', why: 'asks systemd-networkd to configure the zone bridge' }];
+    return [IP_TOOL, { command: 'networkctl', debianPackage: 'systemd', why: "asks systemd-networkd to configure the lab's bridges" }];
   }
 
   async stopServices(): Promise<void> {}
 
   async leftovers(): Promise<string[]> {
-    const found = ['netdev', 'network'].map((ext) => this.file(ext)).filter(existsSync).map((file) => `networkd file ${file}`);
-    if (await linkExists([], this.names.bridge)) found.push(`bridge ${this.names.bridge}`);
+    const found = this.files().filter(existsSync).map((file) => `networkd file ${file}`);
+    for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) found.push(`bridge ${bridge}`);
     return found;
   }
 
   async destroy(): Promise<void> {
-    rmSync(this.file('netdev'), { force: true });
-    rmSync(this.file('network'), { force: true });
+    for (const file of this.files()) rmSync(file, { force: true });
     await run(['networkctl', 'reload'], { allowFailure: true });
     // networkd does not delete a netdev whose file went away.
-    if (await linkExists([], this.names.bridge)) await run(['ip', 'link', 'delete', this.names.bridge]);
+    for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) await run(['ip', 'link', 'delete', bridge]);
   }
 
   describe(): string {
-    return `host, managed by systemd-networkd: ${this.file('netdev')} and .network (bridge ${this.names.bridge}, address, IPMasquerade)`;
+    return `host, managed by systemd-networkd: ${this.dir}/70-${this.names.netns}-vz-*.netdev and .network (bridges ${this.topology.networks.map((n) => n.bridge).join(', ')}, addresses, IPMasquerade)`;
   }
 }
-

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { nthAddress, parseSubnet } from '../config/ip.js';
 import type { LabConfig } from '../config/schema.js';
+import type { Topology } from '../config/topology.js';
 import { LabError } from '../errors.js';
 import { run, spawnDetached } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
@@ -11,7 +12,7 @@ import { packageRoot } from '../paths.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { waitFor } from '../wait.js';
-import { inNetns, IP_TOOL, type Network, netnsPath, NFT_TOOL, linkExists, setupBridge, setupNat } from './network.js';
+import { inNetns, IP_TOOL, linkExists, type Network, netnsPath, NFT_TOOL, setupBridges, setupNat } from './network.js';
 
 const UPLINK = 'uplink';
 const WAN = 'wan';
@@ -28,6 +29,7 @@ export class SandboxNetwork implements Network {
 
   constructor(
     private readonly config: LabConfig,
+    private readonly topology: Topology,
     private readonly names: LabNames,
     private readonly dirs: LabDirs,
   ) {
@@ -39,11 +41,11 @@ export class SandboxNetwork implements Network {
   }
 
   tools(): Tool[] {
-    return [IP_TOOL, NFT_TOOL, { command: 'nsenter', debianPackage: 'util-linux', why: 'enters the lab\'s namespaces' }, { command: 'sysctl', debianPackage: 'procps', why: 'turns on forwarding for the zone' }];
+    return [IP_TOOL, NFT_TOOL, { command: 'nsenter', debianPackage: 'util-linux', why: 'enters the lab\'s namespaces' }, { command: 'sysctl', debianPackage: 'procps', why: 'turns on forwarding for the NAT' }];
   }
 
   async setup(state: LabState): Promise<void> {
-    const { netns, wanNetns, bridge, nftTable } = this.names;
+    const { netns, wanNetns, nftTable } = this.names;
     // The WAN server starts last: when it runs in existing namespaces, an earlier setup completed.
     if (existsSync(netnsPath(netns)) && existsSync(netnsPath(wanNetns)) && isAlive(state.wanServer)) return;
     for (const ns of [netns, wanNetns]) if (!existsSync(netnsPath(ns))) await run(['ip', 'netns', 'add', ns]);
@@ -51,7 +53,7 @@ export class SandboxNetwork implements Network {
     const wan = inNetns(wanNetns);
     await run([...lab, 'ip', 'link', 'set', 'lo', 'up']);
     await run([...wan, 'ip', 'link', 'set', 'lo', 'up']);
-    await setupBridge(lab, bridge, this.config);
+    await setupBridges(lab, this.topology.networks);
     if (!(await linkExists(lab, UPLINK))) {
       await run([...lab, 'ip', 'link', 'add', UPLINK, 'type', 'veth', 'peer', 'name', WAN, 'netns', netnsPath(wanNetns)]);
     }
@@ -61,7 +63,7 @@ export class SandboxNetwork implements Network {
     await run([...wan, 'ip', 'link', 'set', WAN, 'up']);
     await run([...lab, 'ip', 'route', 'replace', 'default', 'via', this.internet.address]);
     await run([...lab, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await setupNat(lab, nftTable, this.config, bridge);
+    await setupNat(lab, nftTable, this.topology.networks);
     await this.startWanServer(state);
   }
 
@@ -105,6 +107,7 @@ export class SandboxNetwork implements Network {
   }
 
   describe(): string {
-    return `sandbox: zone bridge ${this.names.bridge} and NAT in netns ${this.names.netns}, simulated internet ${this.config.network.wanSubnet} in netns ${this.names.wanNetns}`;
+    const bridges = this.topology.networks.map((n) => `${n.bridge}${n.nat ? ' (NAT)' : n.router ? ` (routed by ${n.router})` : ''}`).join(', ');
+    return `sandbox: bridges ${bridges} in netns ${this.names.netns}, simulated internet ${this.config.network.wanSubnet} in netns ${this.names.wanNetns}`;
   }
 }

@@ -1,3 +1,5 @@
+import type { LabConfig } from '../config/schema.js';
+import type { Topology } from '../config/topology.js';
 import type { HostProfile } from '../host/profile.js';
 import type { LabDirs, LabNames } from '../lab.js';
 import type { Network } from '../network/network.js';
@@ -5,13 +7,17 @@ import { MachinectlRuntime } from './machinectl.js';
 import { NspawnRuntime } from './nspawn.js';
 import type { Runtime } from './runtime.js';
 
-export function createRuntime(profile: HostProfile, names: LabNames, dirs: LabDirs, network: Network, machines: readonly string[]): Runtime {
+export function createRuntime(profile: HostProfile, names: LabNames, dirs: LabDirs, network: Network, config: LabConfig, topology: Topology): Runtime {
+  const machines = config.machines.map((m) => m.name);
   if (profile.runtime === 'machinectl') return new MachinectlRuntime({ bridge: names.bridge, nspawnName: names.nspawnName, machines });
+  const bridgeOf = new Map(topology.networks.map((n) => [n.name, n.bridge]));
   return new NspawnRuntime({
+    interfaces: (machine) =>
+      topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ name: i.name, hostLink: i.hostLink, bridge: bridgeOf.get(i.network)! })),
+    binds: (machine) => config.machines.find((m) => m.name === machine)!.binds,
     netnsPrefix: network.netnsPrefix,
     machinesDir: dirs.machinesDir,
     labName: names.labName,
-    bridge: names.bridge,
     nspawnName: names.nspawnName,
     consoleLog: dirs.consoleLog,
   });

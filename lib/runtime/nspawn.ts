@@ -7,7 +7,8 @@ import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
 import { childrenOf, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
-import { delay } from '../wait.js';
+import { delay, waitFor } from '../wait.js';
+import { bindOptions, type Bind } from './offline.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
 
 const ORDERLY_STOP_MS = 30_000;
@@ -20,7 +21,9 @@ export interface NspawnOptions {
   machinesDir: string;
   /** Names the lab's cgroups. */
   labName: string;
-  bridge: string;
+  /** A machine's interfaces: its name inside, the host side of its veth, the bridge that joins. */
+  interfaces(machine: string): { name: string; hostLink: string; bridge: string }[];
+  binds(machine: string): readonly Bind[];
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
 }
@@ -100,6 +103,7 @@ export class NspawnRuntime implements Runtime {
   async start(machine: string, root: string): Promise<ProcessRef> {
     const log = this.options.consoleLog(machine);
     mkdirSync(path.dirname(log), { recursive: true });
+    const interfaces = this.options.interfaces(machine);
     // Each machine in cgroups of its own, so that the machines' systemds never share a cgroup tree.
     const cgroups = labCgroups(this.options.labName, machine);
     for (const dir of cgroups) removeCgroupTree(dir); // what its last boot left
@@ -114,7 +118,8 @@ export class NspawnRuntime implements Runtime {
         '--register=no',
         '--keep-unit',
         '--boot',
-        `--network-bridge=${this.options.bridge}`,
+        ...interfaces.map((i) => `--network-veth-extra=${i.hostLink}:${i.name}`),
+        ...bindOptions(this.options.binds(machine)),
         '--resolv-conf=off',
         '--timezone=off',
         '--link-journal=no',
@@ -124,7 +129,23 @@ export class NspawnRuntime implements Runtime {
     );
     const ref = refOf(pid);
     if (!ref) throw new HostError(`systemd-nspawn for ${machine} exited at once:\n${tail(readFileSync(log, 'utf8'), 15)}`);
+    await this.attach(ref, interfaces);
     return ref;
+  }
+
+  /**
+   * Joins the host side of each of the machine's veths to its network's bridge, as soon as nspawn
+   * has made it (every interface is a veth of ours, so that each can be on its own network; the
+   * machine's networkd waits for the carrier).
+   */
+  private async attach(process: ProcessRef, interfaces: { hostLink: string; bridge: string }[]): Promise<void> {
+    const ip = (...args: string[]) => run([...this.options.netnsPrefix, 'ip', ...args], { allowFailure: true });
+    for (const iface of interfaces) {
+      await waitFor(`the veth ${iface.hostLink} of the machine`, async () => {
+        if (!isAlive(process)) return true; // it died: waitReady says why
+        return (await ip('link', 'set', iface.hostLink, 'master', iface.bridge, 'up')).exitCode === 0;
+      }, 10_000);
+    }
   }
 
   waitReady({ name: machine, process }: MachineHandle, timeoutMs: number): Promise<Readiness> {
@@ -132,7 +153,7 @@ export class NspawnRuntime implements Runtime {
     const died = () => {
       if (isAlive(process)) return undefined;
       const said = consoleTail();
-      const race = /Failed to add new veth interfaces .*File exists/.test(said.split('\n').slice(-3).join('\n'));
+      const race = /Failed to add new veth interfaces|File exists/.test(said.split('\n').slice(-3).join('\n'));
       return new (race ? StartRace : LabError)(`${machine} stopped while booting:\n${said}`, 1);
     };
     return awaitBoot(

@@ -10,9 +10,20 @@ import type { ProcessRef } from '../state/state.js';
 import { NSPAWN_TOOLS, stopNspawn } from './nspawn.js';
 import { MACHINE_PATH } from './runtime.js';
 
+export interface Bind {
+  source: string;
+  target: string;
+  readonly?: boolean;
+}
+
+/** nspawn's options for binds: read-only ones with --bind-ro. */
+export function bindOptions(binds: readonly Bind[]): string[] {
+  return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${b.source}:${b.target}`);
+}
+
 export interface OfflineOptions extends RunOptions {
-  /** host:machine paths bound into the root while the command runs. */
-  binds?: readonly string[];
+  /** Host paths bound into the root while the command runs. */
+  binds?: readonly Bind[];
   /** A lock file: the command waits its turn on it (a shared package cache), across machines and labs. */
   exclusive?: string;
 }
@@ -54,7 +65,7 @@ export class OfflineRunner implements HostDriver {
       '--resolv-conf=bind-host',
       '--timezone=off',
       '--link-journal=no',
-      ...(options.binds ?? []).map((bind) => `--bind=${bind}`),
+      ...bindOptions(options.binds ?? []),
       '--setenv=DEBIAN_FRONTEND=noninteractive',
       `--setenv=PATH=${MACHINE_PATH}`,
       '--',

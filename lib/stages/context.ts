@@ -2,7 +2,7 @@ import { appendFileSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSyn
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
-import type { OfflineRunner } from '../runtime/offline.js';
+import type { Bind, OfflineRunner } from '../runtime/offline.js';
 import type { LabView, StageContext } from './define.js';
 
 const MAX_SYMLINK_HOPS = 40;
@@ -56,8 +56,8 @@ export interface OfflineTarget {
   nspawnName: string;
   fixturesDir: string;
   logFile: string;
-  /** host:machine binds while the stage's commands run (the shared package cache). */
-  binds: string[];
+  /** Binds while the stage's commands run: the machine's own, and the shared package cache. */
+  binds: Bind[];
 }
 
 /** The helpers a stage's `run` gets while its machine is stopped and its root is being built. */

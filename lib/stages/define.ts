@@ -1,4 +1,5 @@
 import type { LabConfig, MachineConfig } from '../config/schema.js';
+import type { Topology, TopologyMachine } from '../config/topology.js';
 import type { Machine } from '../machine.js';
 import type { RunResult } from '../exec.js';
 
@@ -6,10 +7,14 @@ import type { RunResult } from '../exec.js';
 export interface LabView {
   config: LabConfig;
   machine: MachineConfig;
-  /** The zone's DNS/DHCP server address, if the lab has one. */
+  /** The DNS/DHCP server's address as this machine reaches it (on a network they share, if any). */
   dnsAddress?: string;
-  /** Prefix length of the zone subnet. */
+  /** Prefix length of the first network's subnet. */
   prefixLength: number;
+  /** Every network and every machine's interfaces. */
+  topology: Topology;
+  /** This machine's interfaces. */
+  self: TopologyMachine;
 }
 
 /** Offline helpers for a stage's `run`: the machine is stopped, its root is being built. */
@@ -33,6 +38,8 @@ export interface StageDefinition {
   packages?: readonly string[];
   /** Fixture files the stage reads: their content is part of the cache key. */
   fixtures?: readonly string[];
+  /** Targets of the machine's read-only binds whose content the stage reads: part of the cache key. */
+  binds?: readonly string[];
   /** Lab values the stage's result depends on (other machines, addresses): part of the cache key. */
   inputs?(lab: LabView): unknown;
   run?(ctx: StageContext): Promise<void>;

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseSubnet } from '../config/ip.js';
 import { importModule } from '../config/load.js';
 import { type LabConfig, type MachineConfig, machineDependencies } from '../config/schema.js';
+import { type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
@@ -16,11 +16,13 @@ export const SYSTEM_STAGE = 'system';
 /** The built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const SYSTEM_STAGE_FILE = fileURLToPath(new URL(`./system${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts'];
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'inputs', 'run', 'check']);
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'inputs', 'run', 'check']);
 
 export interface LoadedStage extends StageSpec {
   file: string;
   definition: StageDefinition;
+  /** Where its fixtures are: the lab's, or lab's own for a built-in stage used by name. */
+  fixturesDir: string;
 }
 
 export interface LoadedMachine extends MachineSpec {
@@ -34,14 +36,18 @@ export interface LoadedLab {
   fixturesDir: string;
 }
 
-export function labView(config: LabConfig, machine: MachineConfig): LabView {
-  const dns = config.machines.find((m) => m.name === config.zone.dnsMachine);
-  return {
-    config,
-    machine,
-    dnsAddress: dns && dns.address !== 'dhcp' ? dns.address : undefined,
-    prefixLength: parseSubnet(config.zone.subnet).prefix,
-  };
+export function labView(config: LabConfig, machine: MachineConfig, topology: Topology = topologyOf(config)): LabView {
+  const self = topology.machines.find((m) => m.name === machine.name)!;
+  return { config, machine, dnsAddress: dnsAddressFor(topology, self), prefixLength: topology.networks[0]!.prefixLength, topology, self };
+}
+
+/** The DNS server's static address on a network this machine is on, else its first static address (reached through routing). */
+function dnsAddressFor(topology: Topology, self: TopologyMachine): string | undefined {
+  const server = topology.machines.find((m) => m.name === topology.dnsMachine);
+  if (!server) return undefined;
+  const statics = server.interfaces.filter((i) => i.address !== 'dhcp');
+  const shared = statics.find((i) => self.interfaces.some((own) => own.network === i.network));
+  return (shared ?? statics[0])?.address;
 }
 
 const sha = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
@@ -55,14 +61,18 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
   const stagesDir = config.stagesDir ?? builtinStagesDir;
   const fixturesDir = config.fixturesDir ?? builtinFixturesDir;
   const machines: LoadedMachine[] = [];
+  const topology = topologyOf(config);
   for (const [index, machine] of config.machines.entries()) {
-    const view = labView(config, machine);
+    const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];
     stages.push(describeStage(machine.name, SYSTEM_STAGE, SYSTEM_STAGE_FILE, systemStage, view, fixturesDir));
     for (const name of machine.stages) {
-      const file = findStageFile(stagesDir, machine.name, name, `machines.${index}.stages`);
+      // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
+      const own = findStageFile(stagesDir, machine.name, name);
+      const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
+      const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
       const definition = await loadDefinition(file);
-      stages.push(describeStage(machine.name, name, file, definition, view, fixturesDir));
+      stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
     machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages });
@@ -70,11 +80,11 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
   return { machines, fixturesDir };
 }
 
-function findStageFile(stagesDir: string, machine: string, stage: string, field: string): string {
-  for (const extension of STAGE_EXTENSIONS) {
-    const file = path.join(stagesDir, machine, `${stage}${extension}`);
-    if (existsSync(file)) return file;
-  }
+function findStageFile(stagesDir: string, machine: string, stage: string): string | undefined {
+  return STAGE_EXTENSIONS.map((extension) => path.join(stagesDir, machine, `${stage}${extension}`)).find(existsSync);
+}
+
+function unknownStage(stagesDir: string, machine: string, stage: string, field: string): never {
   const dir = path.join(stagesDir, machine);
   const available = existsSync(dir)
     ? readdirSync(dir).filter((f) => STAGE_EXTENSIONS.some((e) => f.endsWith(e) && !f.endsWith('.d.ts'))).map((f) => f.replace(/\.[mc]?[jt]s$/, ''))
@@ -118,6 +128,31 @@ function describeStage(machine: string, name: string, file: string, definition: 
     if (!existsSync(fixtureFile)) throw new UsageError(`stage ${machine}@${name}: fixture '${fixture}' not found in ${fixturesDir}`);
     fixtures[fixture] = sha(readFileSync(fixtureFile));
   }
-  const definitionHash = hashOf({ source: sha(readFileSync(definitionSource(file))), fixtures, inputs: definition.inputs?.(view) ?? null });
-  return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash };
+  const binds: Record<string, string> = {};
+  for (const target of definition.binds ?? []) {
+    const bind = view.machine.binds.find((b) => b.target === target);
+    if (!bind) throw new UsageError(`stage ${machine}@${name}: binds: '${target}' is not bound into ${machine} (its binds: ${view.machine.binds.map((b) => b.target).join(', ') || 'none'})`);
+    if (!bind.readonly) throw new UsageError(`stage ${machine}@${name}: binds: '${target}' is writable: only a read-only bind's content can be part of a key`);
+    binds[target] = treeHash(bind.source);
+  }
+  const definitionHash = hashOf({ source: sha(readFileSync(definitionSource(file))), fixtures, binds, inputs: definition.inputs?.(view) ?? null });
+  return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash, fixturesDir };
+}
+
+/** The content of a directory tree: every file's path and content, every link's target (.git left out: it is history, not content). */
+export function treeHash(root: string): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.name === '.git') continue;
+      const full = path.join(dir, entry.name);
+      const relative = path.relative(root, full);
+      if (entry.isSymbolicLink()) hash.update(`l ${relative} ${readlinkSync(full)}\0`);
+      else if (entry.isDirectory()) walk(full);
+      else if (entry.isFile()) hash.update(`f ${relative} ${sha(readFileSync(full))}\0`);
+    }
+  };
+  if (statSync(root).isDirectory()) walk(root);
+  else hash.update(sha(readFileSync(root)));
+  return hash.digest('hex');
 }

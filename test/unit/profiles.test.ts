@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { hostProfile } from '../../lib/host/profile.js';
-import { labNames } from '../../lib/lab.js';
+import { topologyOf } from '../../lib/config/topology.js';
 import { networkdFiles } from '../../lib/network/networkd.js';
 import { nspawnFile } from '../../lib/runtime/machinectl.js';
 import { createImage } from '../../lib/image/create.js';
@@ -62,7 +62,7 @@ describe('host profiles', () => {
   it('writes the .nspawn file and the networkd files of the seeds', () => {
     expect(nspawnFile('vz-prolo')).toContain('[Network]\nBridge=vz-prolo');
     expect(nspawnFile('vz-prolo')).toContain('PrivateUsers=no');
-    const files = networkdFiles(config({}), labNames(config({})));
+    const files = networkdFiles(topologyOf(config({})).networks[0]!);
     expect(files.netdev).toContain('Name=vz-prolo\nKind=bridge');
     expect(files.network).toContain('Address=10.224.0.1/24\nIPMasquerade=ipv4');
   });
