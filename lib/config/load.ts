@@ -59,6 +59,11 @@ async function readAndValidate(file: string | undefined, options: LoadOptions, c
       const value = config[key];
       if (value) config[key] = path.resolve(path.dirname(file), value);
     }
+    // A team's lab keeps stages/ and fixtures/ beside its config: found without saying so.
+    for (const key of ['stagesDir', 'fixturesDir'] as const) {
+      const beside = path.join(path.dirname(file), key === 'stagesDir' ? 'stages' : 'fixtures');
+      if (!config[key] && existsSync(beside)) config[key] = beside;
+    }
     const tarball = config.image.tarball;
     if (tarball && !/^https?:\/\//.test(tarball)) config.image.tarball = path.resolve(path.dirname(file), tarball);
   }

@@ -33,6 +33,12 @@ export interface TestRun {
   dir: string;
 }
 
+/** A team's `scenarios/` beside its config file, else the ones shipped with lab. */
+function defaultScenariosDir(lab: Lab): string {
+  const beside = lab.configFile ? path.join(path.dirname(lab.configFile), 'scenarios') : undefined;
+  return beside && existsSync(beside) ? beside : path.join(packageRoot, 'scenarios');
+}
+
 /** The scenario files: `<name>.test.ts` in the directory, and exclusive ones under exclusive/. */
 export function listScenarios(dir: string): Map<string, string> {
   const found = new Map<string, string>();
@@ -91,7 +97,7 @@ async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
  * (read-only ones in parallel, then the exclusive ones one at a time), and writes the reports.
  */
 export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun> {
-  const scenariosDir = path.resolve(options.scenariosDir ?? path.join(packageRoot, 'scenarios'));
+  const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
   const all = listScenarios(scenariosDir);
   if (all.size === 0) throw new UsageError(`no scenario (*.test.ts) in ${scenariosDir}`);
   const files = selectScenarios(all, options.scenarios);

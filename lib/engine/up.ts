@@ -8,11 +8,12 @@ import { ensureBaseImage, imagePaths } from '../image/base.js';
 import type { ImageSourceKind } from '../image/image.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlanOptions, PlannedStage } from '../plan/plan.js';
+import type { Readiness } from '../runtime/runtime.js';
 import { bootConcurrency, raiseLimits } from '../host/limits.js';
 import { acquireLock } from '../state/lock.js';
 import { Semaphore } from '../wait.js';
 import { type LabState, readState, writeState } from '../state/state.js';
-import { offlineContext, type OfflineTarget } from '../stages/context.js';
+import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
@@ -171,6 +172,9 @@ function firstCause(failures: Error[]): LabError {
 
 class DependencyFailed extends LabError {}
 
+/** An online stage failed with its machine running: it is left so. */
+class OnlineStageFailed extends Error {}
+
 class MachineJob {
   constructor(
     private readonly lab: Lab,
@@ -220,7 +224,7 @@ class MachineJob {
         rootChanged = true;
       }
       const startedAt = Date.now();
-      await this.buildStage(stage);
+      await this.buildStage(stage, ready, bootSlots, progress);
       Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
     }
     const summary = built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
@@ -232,44 +236,54 @@ class MachineJob {
       await resetRoot(this.lab, this.state, this.name, this.snapshotPath(last), origin(last));
       rootChanged = true;
     }
-    let dependencyRebooted = false;
-    for (const dependency of this.plan.dependsOn) {
-      const dependencyReady = ready.get(dependency);
-      if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
-      progress(`${summary}, waiting for ${dependency}`);
-      try {
-        const rebooted = await dependencyReady.promise; // awaited for every dependency, not short-circuited
-        dependencyRebooted = dependencyRebooted || rebooted;
-      } catch {
-        throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
-      }
-    }
+    const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));
     if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) {
       progress(`${summary}, already running`);
     } else {
       progress(`${summary}, waiting to boot`);
-      const release = await bootSlots.acquire();
-      try {
-        progress(`${summary}, booting`);
-        // Booted after what it depends on, so it sees their current addresses and names.
-        await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
-        this.report.bootStartedAt = Date.now();
-        const readiness = await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
-        Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
-        const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
-        progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
-      } finally {
-        release();
-      }
+      // Booted after what it depends on, so it sees their current addresses and names.
+      await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
+      this.report.bootStartedAt = Date.now();
+      const readiness = await this.boot(bootSlots, () => progress(`${summary}, booting`));
+      Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
+      const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
+      progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
     }
     for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
+  }
+
+  /** Waits for the machines this one depends on (those in this run); true when one of them was rebooted. */
+  private async dependenciesUp(ready: Map<string, Deferred>, waiting: (dependency: string) => void): Promise<boolean> {
+    let rebooted = false;
+    for (const dependency of this.plan.dependsOn) {
+      const dependencyReady = ready.get(dependency);
+      if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
+      waiting(dependency);
+      try {
+        rebooted = (await dependencyReady.promise) || rebooted; // awaited for every dependency, not short-circuited
+      } catch {
+        throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
+      }
+    }
+    return rebooted;
+  }
+
+  /** Boots the machine in one of the boot slots, until running with its interfaces configured. */
+  private async boot(bootSlots: Semaphore, booting: () => void): Promise<Readiness> {
+    const release = await bootSlots.acquire();
+    try {
+      booting();
+      return await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
+    } finally {
+      release();
+    }
   }
 
   private loadedStage(stage: PlannedStage): LoadedStage {
     return this.loaded.stages.find((s) => s.name === stage.name)!;
   }
 
-  private async buildStage(stage: PlannedStage): Promise<void> {
+  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
     const loaded = this.loadedStage(stage);
     const logFile = this.lab.dirs.stageLog(this.name, stage.name);
     mkdirSync(path.dirname(logFile), { recursive: true });
@@ -286,11 +300,18 @@ class MachineJob {
     };
     try {
       if (stage.packages.length > 0) {
+        // Always offline, also for an online stage: downloads go through the host's network, never the lab's.
         if (!pm) throw new LabError(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`, 1);
         await installPackages(this.lab.builds, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
       }
-      await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
+      if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);
+      else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
     } catch (error) {
+      if (error instanceof OnlineStageFailed) {
+        machineState(this.state, this.name).rootKey = undefined;
+        writeState(this.lab.dirs.stateFile, this.state);
+        throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile);
+      }
       machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage
       writeState(this.lab.dirs.stateFile, this.state);
       const full = poolFull(this.lab);
@@ -302,6 +323,26 @@ class MachineJob {
     ms.rootKey = stage.key;
     ms.rootStage = stage.name;
     writeState(this.lab.dirs.stateFile, this.state);
+  }
+
+  /**
+   * An online stage: the machines it depends on up, the machine booted with its earlier stages,
+   * the stage run in it, then a clean stop, so that its snapshot is a root at rest. A failure leaves
+   * the machine running, to look inside.
+   */
+  private async runOnline(stage: PlannedStage, loaded: LoadedStage, target: OfflineTarget, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    await this.dependenciesUp(ready, (dependency) => progress(`building ${stage.name}: waiting for ${dependency}`));
+    await this.boot(bootSlots, () => progress(`building ${stage.name}: booting for it`));
+    const process = machineState(this.state, this.name).process!;
+    progress(`building ${stage.name} in the running machine`);
+    try {
+      await loaded.definition.run?.(
+        onlineContext(target, this.loaded.view, loaded.definition.fixtures ?? [], (argv, options) => this.lab.runtime.exec({ name: this.name, process }, argv, options)),
+      );
+    } catch (error) {
+      throw new OnlineStageFailed(String(error), { cause: error });
+    }
+    await stopMachine(this.lab, this.state, this.name, { hard: false });
   }
 
   /** A failed check invalidates its stage and those after it: the last good snapshot is the one before. */
@@ -322,13 +363,14 @@ function origin(stage: PlannedStage): { stage: string; key: string } {
   return { stage: stage.name, key: stage.key };
 }
 
-function stageFailure(machine: string, stage: string, error: unknown, logFile: string | undefined, step = 'run'): StageError {
+function stageFailure(machine: string, stage: string, error: unknown, logFile: string | undefined, step = 'run', runningLog?: string): StageError {
   const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
+  const running = `the machine is still running: look inside with 'lab shell ${machine}'`;
   return new StageError(
     `stage ${machine}@${stage} failed (${step}): ${detail}`,
     machine,
     stage,
-    logFile,
-    logFile ? `full log: ${logFile}` : `the machine is still running: look inside with 'lab shell ${machine}'`,
+    logFile ?? runningLog,
+    logFile ? `full log: ${logFile}` : runningLog ? `${running}; full log: ${runningLog}` : running,
   );
 }

@@ -9,6 +9,8 @@ export interface StageSpec {
   packages: readonly string[];
   /** Hash of the stage's module source, the fixture files it uses and the lab values it declares. */
   definitionHash: string;
+  /** Runs with its machine booted, talking to the machines it depends on: their keys are part of its own. */
+  online?: boolean;
 }
 
 export interface MachineSpec extends Node {
@@ -57,9 +59,9 @@ export interface PlanInput {
   options?: PlanOptions;
 }
 
-/** The cache key of a stage: what it is, built on what. */
-export function stageKey(spec: StageSpec, parentKey: string): string {
-  return hashOf({ parent: parentKey, name: spec.name, packages: [...spec.packages], definition: spec.definitionHash });
+/** The cache key of a stage: what it is, built on what; for an online stage, also what it talked to. */
+export function stageKey(spec: StageSpec, parentKey: string, dependencies?: Record<string, string>): string {
+  return hashOf({ parent: parentKey, name: spec.name, packages: [...spec.packages], definition: spec.definitionHash, dependencies: spec.online ? dependencies : undefined });
 }
 
 export function parseStageRef(text: string, machines: readonly MachineSpec[]): StageRef {
@@ -91,6 +93,19 @@ export function planLab(input: PlanInput): Plan {
   const order = topologicalOrder(input.machines);
   const selected = options.only?.length ? withDependencies(input.machines, options.only) : new Set(names);
   const byName = new Map(input.machines.map((m) => [m.name, m]));
+  // Every machine's last key, in dependency order: an online stage's key includes those of the machines it depends on.
+  const lastKeys = new Map<string, string>();
+  const keysOf = (machine: MachineSpec): string[] => {
+    const dependencies = Object.fromEntries(machine.dependsOn.map((d) => [d, lastKeys.get(d) ?? '']));
+    let parent = input.baseKey;
+    return machine.stages.map((spec) => (parent = stageKey(spec, parent, dependencies)));
+  };
+  const keys = new Map<string, string[]>();
+  for (const name of order) {
+    const machineKeys = keysOf(byName.get(name)!);
+    keys.set(name, machineKeys);
+    lastKeys.set(name, machineKeys.at(-1) ?? input.baseKey);
+  }
 
   const machines = order
     .filter((name) => selected.has(name))
@@ -99,11 +114,9 @@ export function planLab(input: PlanInput): Plan {
       const fromIndex = refIndex(options.from, machine);
       const untilIndex = refIndex(options.until, machine);
       const specs = untilIndex >= 0 ? machine.stages.slice(0, untilIndex + 1) : machine.stages;
-      let parentKey = input.baseKey;
       let rebuilding = false;
       const stages = specs.map((spec, index): PlannedStage => {
-        const key = stageKey(spec, parentKey);
-        parentKey = key;
+        const key = keys.get(name)![index]!;
         rebuilding ||= Boolean(options.noCache) || index === fromIndex || !input.hasSnapshot(name, spec.name, key);
         return { ...spec, key, action: rebuilding ? 'build' : 'cached' };
       });

@@ -1,4 +1,5 @@
-import { appendFileSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { LabError } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
@@ -50,18 +51,32 @@ export function fillTemplate(template: string, values: Record<string, string | n
   });
 }
 
-export interface OfflineTarget {
-  runner: OfflineRunner;
+/** Where a stage's helpers work: the machine's root on the host, its fixtures, its log. */
+export interface StageTarget {
   root: string;
-  nspawnName: string;
   fixturesDir: string;
   logFile: string;
+}
+
+export interface OfflineTarget extends StageTarget {
+  runner: OfflineRunner;
+  nspawnName: string;
   /** Binds while the stage's commands run: the machine's own, and the shared package cache. */
   binds: Bind[];
 }
 
-/** The helpers a stage's `run` gets while its machine is stopped and its root is being built. */
-export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixtures: readonly string[]): StageContext {
+/** How a context runs what the stage asks: in the stopped root, or in the booted machine. */
+interface Runner {
+  exec(argv: readonly string[], options: { input?: string; timeout?: number }): Promise<RunResult>;
+  enable(units: string[]): Promise<void>;
+  /** Runs a shell script with files beside it, under SCRIPT_DIR. */
+  script(script: string, files: Record<string, string>, env: Record<string, string>): Promise<void>;
+}
+
+/** Where a shell stage's script and declared fixtures are, inside the machine, while it runs. */
+const SCRIPT_DIR = '/run/lab-stage';
+
+function stageContext(target: StageTarget, lab: LabView, declaredFixtures: readonly string[], runner: Runner): StageContext {
   const log = (line: string) => appendFileSync(target.logFile, `${line}\n`);
   const readFixture = (name: string): string => {
     if (!declaredFixtures.includes(name)) {
@@ -69,6 +84,7 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
     }
     return readFileSync(path.join(target.fixturesDir, name), 'utf8');
   };
+  // The same files whether the machine runs or not: its root is this directory either way.
   const writeFile = async (file: string, content: string, options: { mode?: number } = {}): Promise<void> => {
     const hostPath = pathInRoot(target.root, file);
     mkdirSync(path.dirname(hostPath), { recursive: true });
@@ -76,23 +92,69 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
     writeFileSync(hostPath, content, { mode: options.mode ?? 0o644 });
     log(`wrote ${file}`);
   };
-  const exec = (argv: readonly string[], options: { input?: string; timeout?: number } = {}): Promise<RunResult> =>
-    target.runner.run(target.root, target.nspawnName, argv, {
-      logFile: target.logFile,
-      input: options.input,
-      timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS,
-      binds: target.binds,
-    });
   return {
     lab,
     log,
     writeFile,
-    exec,
+    exec: (argv, options = {}) => runner.exec(argv, { input: options.input, timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS }),
     fixture: async (name) => readFixture(name),
     template: async (name, file, values, options) => writeFile(file, fillTemplate(readFixture(name), values, name), options),
-    enable: async (...units) => {
-      // The host's systemctl on the root: the same links, without starting a build step for them.
+    enable: (...units) => runner.enable(units),
+    script: (script, fixtures, env) => runner.script(script, Object.fromEntries(fixtures.map((f) => [`fixtures/${f}`, readFixture(f)])), env),
+  };
+}
+
+const envArgv = (env: Record<string, string>) => ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
+
+/** The helpers a stage's `run` gets while its machine is stopped and its root is being built. */
+export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixtures: readonly string[]): StageContext {
+  const exec = (argv: readonly string[], options: { input?: string; timeout?: number; binds?: Bind[] }) =>
+    target.runner.run(target.root, target.nspawnName, argv, { logFile: target.logFile, input: options.input, timeout: options.timeout, binds: [...target.binds, ...(options.binds ?? [])] });
+  return stageContext(target, lab, declaredFixtures, {
+    exec,
+    // The host's systemctl on the root: the same links, without starting a build step for them.
+    enable: async (units) => {
       await run(['systemctl', `--root=${target.root}`, 'enable', ...units], { logFile: target.logFile, timeout: STAGE_COMMAND_TIMEOUT_MS });
     },
-  };
+    async script(script, files, env) {
+      const dir = mkdtempSync(path.join(tmpdir(), 'lab-stage-'));
+      try {
+        for (const [name, content] of Object.entries({ 'stage.sh': script, ...files })) {
+          mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+          writeFileSync(path.join(dir, name), content);
+        }
+        await exec([...envArgv(env), '/bin/sh', `${SCRIPT_DIR}/stage.sh`], { timeout: STAGE_COMMAND_TIMEOUT_MS, binds: [{ source: dir, target: SCRIPT_DIR, readonly: true }] });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  });
+}
+
+/** The helpers of an online stage: its machine is booted, and commands run in it over the lab network. */
+export function onlineContext(
+  target: StageTarget,
+  lab: LabView,
+  declaredFixtures: readonly string[],
+  execInMachine: (argv: readonly string[], options: { input?: string; timeout: number; logFile: string }) => Promise<RunResult>,
+): StageContext {
+  const exec = (argv: readonly string[], options: { input?: string; timeout?: number } = {}) =>
+    execInMachine(argv, { input: options.input, timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS, logFile: target.logFile });
+  return stageContext(target, lab, declaredFixtures, {
+    exec,
+    enable: async (units) => {
+      await exec(['systemctl', 'enable', ...units]);
+    },
+    async script(script, files, env) {
+      // /run is the machine's own tmpfs: the files go there through the machine, and vanish at its stop.
+      for (const [name, content] of Object.entries({ 'stage.sh': script, ...files })) {
+        await exec(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1"', 'sh', `${SCRIPT_DIR}/${name}`], { input: content });
+      }
+      try {
+        await exec([...envArgv(env), '/bin/sh', `${SCRIPT_DIR}/stage.sh`]);
+      } finally {
+        await exec(['rm', '-rf', SCRIPT_DIR]);
+      }
+    },
+  });
 }

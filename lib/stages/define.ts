@@ -30,6 +30,8 @@ export interface StageContext {
   exec(argv: readonly string[], options?: { input?: string; timeout?: number }): Promise<RunResult>;
   /** `systemctl enable` the units, so they start on boot. */
   enable(...units: string[]): Promise<void>;
+  /** Runs a shell script in the machine with /bin/sh, the fixtures under $LAB_FIXTURES (what a `.sh` stage does). */
+  script(script: string, fixtures: readonly string[], env: Record<string, string>): Promise<void>;
   log(line: string): void;
 }
 
@@ -38,6 +40,12 @@ export interface StageDefinition {
   packages?: readonly string[];
   /** Fixture files the stage reads: their content is part of the cache key. */
   fixtures?: readonly string[];
+  /**
+   * Runs with its machine booted (its earlier stages applied, the machines it depends on up),
+   * commands going over the lab network; then the machine is stopped cleanly and snapshotted.
+   * Its key includes the keys of the machines it depends on.
+   */
+  online?: boolean;
   /** Targets of the machine's read-only binds whose content the stage reads: part of the cache key. */
   binds?: readonly string[];
   /** Lab values the stage's result depends on (other machines, addresses): part of the cache key. */

@@ -10,13 +10,14 @@ import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
 import type { MachineSpec, StageSpec } from '../plan/plan.js';
 import type { LabView, StageDefinition } from './define.js';
+import { shellStage } from './shell.js';
 import systemStage from './system.js';
 
 export const SYSTEM_STAGE = 'system';
 /** The built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const SYSTEM_STAGE_FILE = fileURLToPath(new URL(`./system${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts'];
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'inputs', 'run', 'check']);
+const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh'];
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
 
 export interface LoadedStage extends StageSpec {
   file: string;
@@ -71,7 +72,7 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
       const own = findStageFile(stagesDir, machine.name, name);
       const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
       const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-      const definition = await loadDefinition(file);
+      const definition = file.endsWith('.sh') ? shellStage(file, name) : await loadDefinition(file);
       stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
@@ -80,8 +81,12 @@ export async function loadLab(config: LabConfig): Promise<LoadedLab> {
   return { machines, fixturesDir };
 }
 
+/** A stage's file; two files of one stage (say dns.ts and dns.sh) are refused: which one is meant? */
 function findStageFile(stagesDir: string, machine: string, stage: string): string | undefined {
-  return STAGE_EXTENSIONS.map((extension) => path.join(stagesDir, machine, `${stage}${extension}`)).find(existsSync);
+  // A built lab has both x.ts (source) and x.js (build) only in lab's own dist: the source is not a stage there.
+  const found = STAGE_EXTENSIONS.map((extension) => path.join(stagesDir, machine, `${stage}${extension}`)).filter(existsSync);
+  if (found.length > 1) throw new UsageError(`stage ${machine}@${stage}: ${found.map((f) => path.basename(f)).join(' and ')} both define it in ${path.join(stagesDir, machine)}: keep one`);
+  return found[0];
 }
 
 function unknownStage(stagesDir: string, machine: string, stage: string, field: string): never {
@@ -136,7 +141,7 @@ function describeStage(machine: string, name: string, file: string, definition: 
     binds[target] = treeHash(bind.source);
   }
   const definitionHash = hashOf({ source: sha(readFileSync(definitionSource(file))), fixtures, binds, inputs: definition.inputs?.(view) ?? null });
-  return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash, fixturesDir };
+  return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash, fixturesDir, online: Boolean(definition.online) };
 }
 
 /** The content of a directory tree: every file's path and content, every link's target (.git left out: it is history, not content). */

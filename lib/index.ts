@@ -1,0 +1,14 @@
+/**
+ * `lab` as a dependency of a team's own lab: `import { defineStage, defineConfig } from 'lab'`.
+ * Scenarios import from `lab/scenario`.
+ */
+import type { LabConfigInput } from './config/schema.js';
+
+export { defineStage } from './stages/define.js';
+export type { LabView, StageContext, StageDefinition } from './stages/define.js';
+export type { LabConfigInput as LabConfig } from './config/schema.js';
+
+/** Identity function that gives a `lab.config.ts` its types. */
+export function defineConfig(config: LabConfigInput): LabConfigInput {
+  return config;
+}

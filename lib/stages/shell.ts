@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs';
+import { UsageError } from '../errors.js';
+import type { StageDefinition } from './define.js';
+
+/** The header keys a `.sh` stage may declare, exactly as `# lab: key=value` (or `# lab: online`). */
+export const SHELL_HEADER_KEYS = ['packages', 'fixtures', 'binds', 'online'] as const;
+
+export interface ShellHeader {
+  packages: string[];
+  fixtures: string[];
+  binds: string[];
+  online: boolean;
+}
+
+/**
+ * Reads the `# lab:` lines at the top of a shell stage (after the #! line, before the first line
+ * that is not a comment). An unknown key is a usage error naming it and the known ones.
+ */
+export function parseShellHeader(text: string, file: string): ShellHeader {
+  const header: ShellHeader = { packages: [], fixtures: [], binds: [], online: false };
+  for (const [index, line] of text.split('\n').entries()) {
+    if (index === 0 && line.startsWith('#!')) continue;
+    if (!line.startsWith('#')) break;
+    const match = /^#\s*lab:\s*([a-z]+)(?:=(.*))?$/.exec(line.trim());
+    if (!match) continue;
+    const [, key, value] = match;
+    if (!(SHELL_HEADER_KEYS as readonly string[]).includes(key!)) {
+      throw new UsageError(`stage ${file}:${index + 1}: unknown header key '${key}' (known: ${SHELL_HEADER_KEYS.join(', ')})`);
+    }
+    if (key === 'online') {
+      if (value !== undefined) throw new UsageError(`stage ${file}:${index + 1}: 'online' takes no value (# lab: online)`);
+      header.online = true;
+    } else {
+      if (value === undefined || value.trim() === '') throw new UsageError(`stage ${file}:${index + 1}: '${key}' needs a value (# lab: ${key}=a b c)`);
+      header[key as 'packages' | 'fixtures' | 'binds'].push(...value.trim().split(/\s+/));
+    }
+  }
+  return header;
+}
+
+/** Where a shell stage finds what it declared, inside the machine. */
+export const SHELL_FIXTURES = '/run/lab-stage/fixtures';
+
+/**
+ * A shell stage as a stage definition: the script runs in the machine with /bin/sh, offline in its
+ * root or online in the booted machine, with its fixtures under $LAB_FIXTURES and LAB_MACHINE,
+ * LAB_STAGE, LAB_DOMAIN set. Its content is its key (the file is hashed like any stage module).
+ */
+export function shellStage(file: string, stage: string): StageDefinition {
+  const script = readFileSync(file, 'utf8');
+  const header = parseShellHeader(script, file);
+  return {
+    packages: header.packages,
+    fixtures: header.fixtures,
+    binds: header.binds,
+    online: header.online,
+    async run(ctx) {
+      const env = { LAB_MACHINE: ctx.lab.machine.name, LAB_STAGE: stage, LAB_DOMAIN: ctx.lab.topology.domain, LAB_FIXTURES: SHELL_FIXTURES };
+      await ctx.script(script, header.fixtures, env);
+    },
+  };
+}
