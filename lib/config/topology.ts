@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { isHostIn, nthAddress, parseSubnet, type Subnet } from './ip.js';
+import { ipToInt, isHostIn, nthAddress, parseSubnet, type Subnet } from './ip.js';
 import type { LabConfig, MachineConfig } from './schema.js';
 
 /**
@@ -165,6 +165,15 @@ export function topologyProblem(config: LabConfig, wanSubnet?: Subnet): string |
     const iface = configuredInterfaces(config, router).find((f) => f.network === network.name);
     if (!iface) return `networks.${i}.router: '${network.router}' has no interface on '${network.name}', the network it routes`;
     if (iface.address === 'dhcp') return `networks.${i}.router: '${network.router}' routes '${network.name}', so it needs a static address there`;
+  }
+  for (const [i, network] of networks.entries()) {
+    const clients = config.machines.filter((m) => configuredInterfaces(config, m).some((f) => f.network === network.name && f.address === 'dhcp')).length;
+    const range = dhcpRange(subnets[i]!);
+    const size = ipToInt(range.end) - ipToInt(range.start) + 1;
+    if (clients > size) {
+      const field = config.networks?.length ? `networks.${i}.subnet` : 'zone.subnet';
+      return `${field}: ${clients} machines take an address by DHCP on '${network.name}', but its DHCP range (${range.start} to ${range.end}) holds ${size}: use a larger subnet`;
+    }
   }
   const dns = config.zone.dnsMachine;
   for (const [m, machine] of config.machines.entries()) {

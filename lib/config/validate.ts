@@ -32,6 +32,13 @@ function semanticProblem(config: LabConfig): string | undefined {
     if (problem) return problem;
     return otherProblem(config);
   }
+  // The one-network case: what is particular to the zone first, then what every topology must satisfy.
+  const zoneProblem = zoneCaseProblem(config);
+  if (zoneProblem) return zoneProblem;
+  return topologyProblem(config) ?? otherProblem(config);
+}
+
+function zoneCaseProblem(config: LabConfig): string | undefined {
   const zone = parseSubnet(config.zone.subnet);
   if (!isHostIn(config.zone.hostAddress, zone)) {
     return `zone.hostAddress: ${config.zone.hostAddress} is not a host address of ${config.zone.subnet}`;
@@ -58,7 +65,7 @@ function semanticProblem(config: LabConfig): string | undefined {
   } else if (config.machines.some((m) => m.address === 'dhcp')) {
     return `zone.dnsMachine: machines use DHCP but no machine serves it`;
   }
-  return otherProblem(config);
+  return undefined;
 }
 
 /** Names, dependencies, stages, binds: the same with one network or several. */
@@ -82,8 +89,20 @@ function commonMachineProblem(config: LabConfig): string | undefined {
   return undefined;
 }
 
-/** Host mode, the image and dependency cycles. */
+/** What a pool needs at the least: the base image, and each machine's root and snapshots (copy-on-write). */
+const POOL_BASE_MIB = 512;
+const POOL_PER_MACHINE_MIB = 32;
+
+function mebibytes(size: string): number {
+  return Number(size.slice(0, -1)) * (size.endsWith('G') ? 1024 : 1);
+}
+
+/** Host mode, the pool, the image and dependency cycles. */
 function otherProblem(config: LabConfig): string | undefined {
+  const poolNeed = POOL_BASE_MIB + POOL_PER_MACHINE_MIB * config.machines.length;
+  if (config.storage.kind === 'btrfs' && mebibytes(config.storage.poolSize) < poolNeed) {
+    return `storage.poolSize: ${config.storage.poolSize} is too small for ${config.machines.length} machines: they need at least ${poolNeed}M (${POOL_BASE_MIB}M for the base image, ${POOL_PER_MACHINE_MIB}M per machine)`;
+  }
   if (config.network.mode === 'sandbox' && config.network.internet) {
     return 'network.internet: only for host mode (sandbox mode has its own simulated internet)';
   }

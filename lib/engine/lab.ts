@@ -1,10 +1,10 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import { type Topology, topologyOf } from '../config/topology.js';
 import type { LabConfig } from '../config/schema.js';
 import type { HostDriver } from '../driver.js';
-import { UsageError } from '../errors.js';
+import { HostError, UsageError } from '../errors.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
@@ -95,6 +95,24 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
   assertHostReady(labTools(lab, options), action);
+  assertMemory(lab.config.machines.length);
+}
+
+/** What a booted machine takes at the most, measured at about 23 MB (PSS) idle: room to boot and work. */
+const MEMORY_PER_MACHINE_MIB = 64;
+
+/** A lab too big for the host's memory is refused before it boots (exit 3), with the figures. */
+export function assertMemory(machines: number, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
+  const availableKib = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
+  if (Number.isNaN(availableKib)) return;
+  const needMib = machines * MEMORY_PER_MACHINE_MIB;
+  const availableMib = Math.floor(availableKib / 1024);
+  if (availableMib < needMib) {
+    throw new HostError(
+      `the lab needs about ${needMib} MiB of memory for ${machines} machines (${MEMORY_PER_MACHINE_MIB} MiB each), and the host has ${availableMib} MiB available`,
+      'stop other labs (lab down), or run fewer machines',
+    );
+  }
 }
 
 /**

@@ -104,6 +104,11 @@ export class NspawnRuntime implements Runtime {
     const log = this.options.consoleLog(machine);
     mkdirSync(path.dirname(log), { recursive: true });
     const interfaces = this.options.interfaces(machine);
+    // A first interface named host0 is nspawn's own: --network-bridge joins it to its bridge atomically.
+    // Others (more networks, other names) are veths of ours that lab joins to their bridges.
+    const [first, ...rest] = interfaces;
+    const bridged = first?.name === 'host0' ? first : undefined;
+    const extra = bridged ? rest : interfaces;
     // Each machine in cgroups of its own, so that the machines' systemds never share a cgroup tree.
     const cgroups = labCgroups(this.options.labName, machine);
     for (const dir of cgroups) removeCgroupTree(dir); // what its last boot left
@@ -118,7 +123,8 @@ export class NspawnRuntime implements Runtime {
         '--register=no',
         '--keep-unit',
         '--boot',
-        ...interfaces.map((i) => `--network-veth-extra=${i.hostLink}:${i.name}`),
+        ...(bridged ? [`--network-bridge=${bridged.bridge}`] : []),
+        ...extra.map((i) => `--network-veth-extra=${i.hostLink}:${i.name}`),
         ...bindOptions(this.options.binds(machine)),
         '--resolv-conf=off',
         '--timezone=off',
@@ -129,7 +135,7 @@ export class NspawnRuntime implements Runtime {
     );
     const ref = refOf(pid);
     if (!ref) throw new HostError(`systemd-nspawn for ${machine} exited at once:\n${tail(readFileSync(log, 'utf8'), 15)}`);
-    await this.attach(ref, interfaces);
+    await this.attach(ref, extra);
     return ref;
   }
 
@@ -141,9 +147,12 @@ export class NspawnRuntime implements Runtime {
   private async attach(process: ProcessRef, interfaces: { hostLink: string; bridge: string }[]): Promise<void> {
     const ip = (...args: string[]) => run([...this.options.netnsPrefix, 'ip', ...args], { allowFailure: true });
     for (const iface of interfaces) {
-      await waitFor(`the veth ${iface.hostLink} of the machine`, async () => {
+      // Until the link shows joined and up: nspawn may still be setting it up when it first appears.
+      await waitFor(`the veth ${iface.hostLink} of the machine to join ${iface.bridge}`, async () => {
         if (!isAlive(process)) return true; // it died: waitReady says why
-        return (await ip('link', 'set', iface.hostLink, 'master', iface.bridge, 'up')).exitCode === 0;
+        await ip('link', 'set', iface.hostLink, 'master', iface.bridge, 'up');
+        const shown = (await ip('-o', 'link', 'show', 'dev', iface.hostLink)).stdout;
+        return shown.includes(`master ${iface.bridge}`) && /[<,]UP[,>]/.test(shown);
       }, 10_000);
     }
   }

@@ -142,6 +142,22 @@ describe('fault injection: kill -9 at seeded random points', () => {
   });
 });
 
+describe('kill -9 while the pool is being made', () => {
+  it('leaves no unformatted pool behind: the next lab up makes it anew', async () => {
+    const name = uniqueName('pool');
+    const config = twoMachineLab(name);
+    const child = startLab(['--config', config, 'up']);
+    const partial = path.join(STATE_ROOT, name, 'pool.img.partial');
+    const deadline = Date.now() + 30_000;
+    while (!existsSync(partial) && Date.now() < deadline) await delay(1);
+    expect(existsSync(partial)).toBe(true); // made under a temporary name until formatted
+    child.kill('SIGKILL');
+    await child;
+    await expectRecovered(config, name);
+    expect(existsSync(partial)).toBe(false);
+  });
+});
+
 describe('signals', () => {
   it('SIGINT to lab up ends its commands, releases the lock and says so; the next lab up resumes', async () => {
     const name = uniqueName('sig');

@@ -3,6 +3,7 @@ import { systemdHierarchies, labCgroups } from '../../lib/host/cgroups.js';
 import { bootConcurrency, requiredLimits } from '../../lib/host/limits.js';
 import { parseDuration } from '../../lib/cli/main.js';
 import { Semaphore } from '../../lib/wait.js';
+import { assertMemory } from '../../lib/engine/lab.js';
 
 describe('host limits for many machines', () => {
   it('grow with the lab: inotify instances, watches, neighbour entries', () => {
@@ -57,5 +58,13 @@ describe('durations', () => {
     expect(parseDuration('3', '--timeout')).toBe(3000);
     expect(() => parseDuration('soon', '--timeout')).toThrow("--timeout: 'soon' is not a duration");
     expect(() => parseDuration('0s', '--timeout')).toThrow('out of range');
+  });
+});
+
+describe('memory for the lab', () => {
+  it('refuses a lab the host cannot hold, with the figures, and lets one it can', () => {
+    const meminfo = 'MemTotal:       24000000 kB\nMemAvailable:    2097152 kB\n';
+    expect(() => assertMemory(50, meminfo)).toThrow('the lab needs about 3200 MiB of memory for 50 machines (64 MiB each), and the host has 2048 MiB available');
+    expect(() => assertMemory(20, meminfo)).not.toThrow();
   });
 });
