@@ -237,7 +237,7 @@ class MachineJob {
       rootChanged = true;
     }
     const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));
-    if (isRunning(this.state, this.name) && !rootChanged && !dependencyRebooted) {
+    if ((await this.isUp()) && !rootChanged && !dependencyRebooted) {
       progress(`${summary}, already running`);
     } else {
       progress(`${summary}, waiting to boot`);
@@ -250,6 +250,15 @@ class MachineJob {
       progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
     }
     for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
+  }
+
+  /**
+   * Running, and not on its way out: its process lives and so does its init (a command killed while
+   * stopping the machine leaves an nspawn whose container is already gone).
+   */
+  private async isUp(): Promise<boolean> {
+    const process = this.state.machines[this.name]?.process;
+    return isRunning(this.state, this.name) && (await this.lab.runtime.leaderPid({ name: this.name, process: process! })) !== undefined;
   }
 
   /** Waits for the machines this one depends on (those in this run); true when one of them was rebooted. */

@@ -89,7 +89,8 @@ async function expectRecovered(config: string, name: string): Promise<void> {
   const doctor = JSON.parse(await labOk(['--config', config, 'doctor', '--json'])) as { leftovers: string[] };
   expect(doctor.leftovers.filter((l) => /build step|interrupted|unfinished/.test(l))).toEqual([]);
   const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { name: string; state: string; stagesPending: string[] }[] };
-  expect(status.machines.map((m) => `${m.name}:${m.state}:${m.stagesPending.join(',')}`)).toEqual(['a:running:', 'b:running:']);
+  const consoleTail = (machine: string) => readFileSync(path.join(STATE_ROOT, name, 'logs', machine, 'console.log'), 'utf8').split('\n').slice(-12).join('\n');
+  expect(status.machines.map((m) => `${m.name}:${m.state}:${m.stagesPending.join(',')}`), `${up.stdout}\n${consoleTail('a')}\n${consoleTail('b')}`).toEqual(['a:running:', 'b:running:']);
   expect(await labOk(['--config', config, 'exec', 'a', '--', 'cat', '/etc/mark'])).toBe('a\n');
 }
 
