@@ -316,13 +316,9 @@ class MachineJob {
       if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);
       else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
     } catch (error) {
-      if (error instanceof OnlineStageFailed) {
-        machineState(this.state, this.name).rootKey = undefined;
-        writeState(this.lab.dirs.stateFile, this.state);
-        throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile);
-      }
       machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage
       writeState(this.lab.dirs.stateFile, this.state);
+      if (error instanceof OnlineStageFailed) throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile);
       const full = poolFull(this.lab);
       if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
       throw stageFailure(this.name, stage.name, error, logFile);
