@@ -57,7 +57,7 @@ export function printSnapshots(report: SnapshotReport[]): string {
   }
   if (rows.length === 1) return 'no snapshots yet (lab up builds them)';
   const unknown = report.some((m) => m.snapshots.some((s) => s.exclusiveBytes === undefined));
-  return unknown ? `${table(rows)}\nEXCLUSIVE '-': this storage cannot measure it (btrfs quotas are on only in a loopback pool the lab made)` : table(rows);
+  return unknown ? `${table(rows)}\nEXCLUSIVE '-': this storage cannot measure it (btrfs quotas are used only in a loopback pool the lab made)` : table(rows);
 }
 
 export function printStatus(status: LabStatus): string {

@@ -136,10 +136,3 @@ export type LabConfigInput = z.input<typeof labConfigSchema>;
 export type LabConfig = z.output<typeof labConfigSchema>;
 export type MachineConfig = z.output<typeof machineSchema>;
 
-/** What a machine waits for before it boots: its `dependsOn`, and the zone's DHCP server when it takes its address by DHCP. */
-export function machineDependencies(config: Pick<LabConfig, 'zone'>, machine: MachineConfig): string[] {
-  const dns = config.zone.dnsMachine;
-  const dhcp = machine.interfaces?.length ? machine.interfaces.some((i) => i.address === 'dhcp') : machine.address === 'dhcp';
-  const implicit = dhcp && dns && dns !== machine.name ? [dns] : [];
-  return [...new Set([...machine.dependsOn, ...implicit])];
-}

@@ -2,8 +2,8 @@ import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
-import { type LabConfig, labConfigSchema, machineDependencies } from './schema.js';
-import { topologyProblem } from './topology.js';
+import { type LabConfig, labConfigSchema } from './schema.js';
+import { machineDependencies, topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {

@@ -69,20 +69,14 @@ export function stageSnapshot(lab: Lab, machine: string, stage: string): { key: 
   return { key: newest.key, current: false };
 }
 
-/** Every stage snapshot of every machine, with the space only it holds. */
+/** Every stage snapshot of every machine, with the space only it holds (measured in one go). */
 export async function snapshotsReport(lab: Lab): Promise<SnapshotReport[]> {
   const plan = planFor(lab);
-  return Promise.all(
-    plan.machines.map(async (machine) => ({
-      machine: machine.name,
-      snapshots: await Promise.all(
-        listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))).map(async (snapshot) => ({
-          ...snapshot,
-          exclusiveBytes: await lab.storage.exclusiveBytes(lab.dirs.snapshot(machine.name, snapshot.stage, snapshot.key)),
-        })),
-      ),
-    })),
-  );
+  const listed = plan.machines.map((machine) => ({ machine: machine.name, snapshots: listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))) }));
+  const paths = listed.flatMap((m) => m.snapshots.map((s) => lab.dirs.snapshot(m.machine, s.stage, s.key)));
+  const sizes = await lab.storage.exclusiveBytes(paths);
+  let index = 0;
+  return listed.map((m) => ({ machine: m.machine, snapshots: m.snapshots.map((s) => ({ ...s, exclusiveBytes: sizes[index++] })) }));
 }
 
 /** Snapshots of earlier definitions of each stage beyond the newest `keep`: what pruning deletes. */

@@ -3,8 +3,8 @@ import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'n
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
-import { type LabConfig, type MachineConfig, machineDependencies } from '../config/schema.js';
-import { type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
+import type { LabConfig, MachineConfig } from '../config/schema.js';
+import { machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';

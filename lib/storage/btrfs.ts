@@ -83,8 +83,6 @@ export class BtrfsStorage implements Storage {
     }
     await run(['mount', '-o', 'loop,noatime', this.image.file, this.root], { timeout: 60_000 });
     chmodSync(this.root, 0o700);
-    // Quota groups measure the space each snapshot holds alone (lab snapshots); only on a pool the lab owns.
-    if (fresh) await run(['btrfs', 'quota', 'enable', this.root]);
   }
 
   async create(target: string): Promise<void> {
@@ -136,16 +134,30 @@ export class BtrfsStorage implements Storage {
     return poolSpace(this.root);
   }
 
-  /** From the subvolume's quota group: undefined when quotas are off (a pool on the host's own btrfs). */
-  async exclusiveBytes(target: string): Promise<number | undefined> {
-    const id = /Subvolume ID:\s+(\d+)/.exec((await run(['btrfs', 'subvolume', 'show', target], { allowFailure: true })).stdout)?.[1];
-    if (!id) return undefined;
-    // Accounting is done when a transaction commits. (A root deleted just now is counted until btrfs's cleaner has run.)
-    await run(['btrfs', 'filesystem', 'sync', this.root], { allowFailure: true });
-    const groups = await run(['btrfs', 'qgroup', 'show', '--raw', '-f', target], { allowFailure: true, timeout: 60_000 });
-    if (groups.exitCode !== 0) return undefined;
-    const row = groups.stdout.split('\n').map((line) => line.trim().split(/\s+/)).find((fields) => fields[0] === `0/${id}`);
-    return row ? Number(row[2]) : undefined;
+  /**
+   * From btrfs quota groups, turned on only while measuring: with quotas on, btrfs's cleaner
+   * accounts every extent of every deleted root, which slowed restores down by seconds. Only in a
+   * loopback pool the lab owns; on the host's own btrfs, unknown.
+   */
+  async exclusiveBytes(targets: readonly string[]): Promise<(number | undefined)[]> {
+    if (!this.image || targets.length === 0) return targets.map(() => undefined);
+    await run(['btrfs', 'quota', 'enable', this.root]);
+    try {
+      await run(['btrfs', 'quota', 'rescan', '-w', this.root], { timeout: 10 * 60_000 });
+      const ids = new Map<string, string>();
+      for (const line of (await run(['btrfs', 'subvolume', 'list', this.root])).stdout.split('\n')) {
+        const match = /^ID (\d+) .* path (.+)$/.exec(line.trim());
+        if (match) ids.set(path.join(this.root, match[2]!), match[1]!);
+      }
+      const exclusive = new Map<string, number>();
+      for (const line of (await run(['btrfs', 'qgroup', 'show', '--raw', this.root])).stdout.split('\n')) {
+        const [group, , excl] = line.trim().split(/\s+/);
+        if (group?.startsWith('0/')) exclusive.set(group.slice(2), Number(excl));
+      }
+      return targets.map((target) => exclusive.get(ids.get(target) ?? ''));
+    } finally {
+      await run(['btrfs', 'quota', 'disable', this.root], { allowFailure: true });
+    }
   }
 
   async leftovers(): Promise<string[]> {

@@ -42,9 +42,8 @@ export class CopyStorage implements Storage {
   }
 
   /** A plain copy holds all its space alone; with reflinks it shares some, which du cannot see. */
-  async exclusiveBytes(target: string): Promise<number | undefined> {
-    const { stdout } = await run(['du', '-sb', '--', target], { timeout: COPY_TIMEOUT_MS });
-    return Number(stdout.split('\t')[0]);
+  async exclusiveBytes(targets: readonly string[]): Promise<(number | undefined)[]> {
+    return Promise.all(targets.map(async (target) => Number((await run(['du', '-sb', '--', target], { timeout: COPY_TIMEOUT_MS })).stdout.split('\t')[0])));
   }
 
   tools(): Tool[] {

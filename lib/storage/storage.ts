@@ -21,8 +21,8 @@ export interface Storage extends HostDriver {
   remove(path: string): Promise<void>;
   /** The filesystem the pool is on: its size and what is free, in bytes. */
   space(): { sizeBytes: number; freeBytes: number } | undefined;
-  /** Space held only by this snapshot, in bytes; undefined when the storage cannot tell. */
-  exclusiveBytes(path: string): Promise<number | undefined>;
+  /** Space held only by each snapshot, in bytes; undefined where the storage cannot tell. */
+  exclusiveBytes(paths: readonly string[]): Promise<(number | undefined)[]>;
 }
 
 export function poolSpace(root: string): { sizeBytes: number; freeBytes: number } | undefined {
