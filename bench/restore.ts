@@ -9,11 +9,12 @@
  * - `lab --help` start-up (target <= 200 ms).
  * Results: reports/bench-restore.{json,md}.
  */
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { openLab } from '../lib/engine/lab.js';
 import { packageRoot } from '../lib/paths.js';
+import { writeBenchReport } from './report.js';
 import { BtrfsStorage } from '../lib/storage/btrfs.js';
 import { CopyStorage } from '../lib/storage/copy.js';
 import type { Storage } from '../lib/storage/storage.js';
@@ -181,8 +182,4 @@ const markdown = [
   `| no-cache / cached | ${r.up.coldOverCached}x | |`,
   `| lab --help start-up (median of 20) | ${r.helpStartup.medianMs} ms | <= 200 ms |`,
 ].join('\n');
-const reports = path.join(packageRoot, 'reports');
-if (!existsSync(reports)) mkdirSync(reports, { recursive: true });
-writeFileSync(path.join(reports, 'bench-restore.json'), `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
-writeFileSync(path.join(reports, 'bench-restore.md'), `${markdown}\n`);
-console.log(markdown);
+writeBenchReport('restore', { ...results }, markdown);

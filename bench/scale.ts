@@ -9,10 +9,11 @@
  *   median of 10. Targets: 0.8 s and 1.0 s.
  * Results: reports/bench-scale.{json,md}. Needs hyperfine (apt-get install hyperfine).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
+import { writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -100,8 +101,4 @@ const markdown = [
   '|---|---|',
   ...Object.entries(restores).map(([ref, s]) => `| \`lab restore ${ref}\` | ${s} |`),
 ].join('\n');
-const reports = path.join(packageRoot, 'reports');
-mkdirSync(reports, { recursive: true });
-writeFileSync(path.join(reports, 'bench-scale.json'), `${JSON.stringify({ date: new Date().toISOString(), scale, cli: cliRows, restores }, null, 2)}\n`);
-writeFileSync(path.join(reports, 'bench-scale.md'), `${markdown}\n`);
-console.log(markdown);
+writeBenchReport('scale', { scale, cli: cliRows, restores }, markdown);

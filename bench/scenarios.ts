@@ -3,10 +3,11 @@
  * read-only scenarios in parallel (the default) against `--serial`, median of 3 each
  * (target <= 15 s). Results: reports/bench-scenarios.{json,md}.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
+import { writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -48,8 +49,4 @@ const markdown = [
   ...Object.entries(results).map(([mode, r]) => `| ${mode} | ${(r.medianMs / 1000).toFixed(2)} s | ${r.tests} | <= 15 s |`),
   `| serial / parallel | ${(results.serial.medianMs / results.parallel.medianMs).toFixed(2)}x | | |`,
 ].join('\n');
-const reports = path.join(packageRoot, 'reports');
-mkdirSync(reports, { recursive: true });
-writeFileSync(path.join(reports, 'bench-scenarios.json'), `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
-writeFileSync(path.join(reports, 'bench-scenarios.md'), `${markdown}\n`);
-console.log(markdown);
+writeBenchReport('scenarios', { ...results }, markdown);

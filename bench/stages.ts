@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
+import { writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -53,8 +54,4 @@ const markdown = [
   ...rows.map((r) => `| ${r.mode} | ${r.stageMs} | ${r.wallMs} |`),
   `| online overhead | ${online!.stageMs - offline!.stageMs} | ${online!.wallMs - offline!.wallMs} |`,
 ].join('\n');
-const reports = path.join(packageRoot, 'reports');
-mkdirSync(reports, { recursive: true });
-writeFileSync(path.join(reports, 'bench-stages.json'), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-writeFileSync(path.join(reports, 'bench-stages.md'), `${markdown}\n`);
-console.log(markdown);
+writeBenchReport('stages', { rows }, markdown);

@@ -4,11 +4,12 @@
  * downloaded again), with base image and packages cached, then every stage cached with the
  * machines stopped; and each machine's boot time. Results go to reports/bench-up.{json,md}.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { defaultLab } from '../lib/config/default.js';
 import { packageRoot } from '../lib/paths.js';
+import { writeBenchReport } from './report.js';
 
 interface UpReport {
   baseImage: string;
@@ -58,8 +59,4 @@ const markdown = [
   '|---|---|---|' + machines.map(() => '---').join('|') + '|',
   ...rows.map((r) => `| ${r.scenario} | ${r.wallSeconds} | ${r.baseImage} | ${machines.map((m) => r.bootSeconds[m] ?? '-').join(' | ')} |`),
 ].join('\n');
-const reports = path.join(packageRoot, 'reports');
-mkdirSync(reports, { recursive: true });
-writeFileSync(path.join(reports, 'bench-up.json'), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-writeFileSync(path.join(reports, 'bench-up.md'), `${markdown}\n`);
-console.log(markdown);
+writeBenchReport('up', { rows }, markdown);

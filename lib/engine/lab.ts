@@ -49,7 +49,7 @@ export type BareLab = Omit<Lab, 'loaded'>;
 export async function openLab(options: LoadOptions): Promise<Lab> {
   const bare = await openBareLab(options);
   const { loadLab } = await import('../stages/load.js');
-  return { ...bare, loaded: await loadLab(bare.config) };
+  return { ...bare, loaded: await loadLab(bare.config, bare.topology) };
 }
 
 /** Opens the lab without loading its stage modules (nor the TypeScript loader they may need). */

@@ -5,7 +5,7 @@ import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabState } from '../state/state.js';
 
-export const NETNS_DIR = '/run/netns';
+const NETNS_DIR = '/run/netns';
 
 export interface Network extends HostDriver {
   readonly mode: 'sandbox' | 'host';

@@ -9,7 +9,7 @@ import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabDirs, LabNames } from '../lab.js';
 import { packageRoot } from '../paths.js';
-import { isAlive, refOf } from '../state/process.js';
+import { isAlive, refOf, signalProcess } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { waitFor } from '../wait.js';
 import { inNetns, IP_TOOL, linkExists, type Network, netnsPath, NFT_TOOL, setupBridges, setupNat } from './network.js';
@@ -88,7 +88,7 @@ export class SandboxNetwork implements Network {
   }
 
   async stopServices(state: LabState): Promise<void> {
-    for (const server of this.servers(state)) process.kill(server.pid, 'SIGTERM');
+    for (const server of this.servers(state)) signalProcess(server.pid, 'SIGTERM');
     delete state.wanServer;
   }
 

@@ -5,7 +5,7 @@ import { inCgroups, labCgroupRoots, labCgroups, processesIn, removeCgroupTree } 
 import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
-import { childrenOf, isAlive, refOf } from '../state/process.js';
+import { childrenOf, isAlive, refOf, signalProcess, statFields } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { delay, waitFor } from '../wait.js';
 import { bindOptions, type Bind } from './offline.js';
@@ -94,7 +94,7 @@ export class NspawnRuntime implements Runtime {
     // Whatever is left in the lab's cgroups is the lab's: machines whose nspawn died before them.
     const roots = labCgroupRoots(this.options.labName);
     for (let round = 0; round < 50 && processesIn(roots).length > 0; round++) {
-      for (const pid of processesIn(roots)) killQuietly(pid);
+      for (const pid of processesIn(roots)) signalProcess(pid, 'SIGKILL');
       await delay(POLL_MS);
     }
     for (const dir of roots) removeCgroupTree(dir);
@@ -227,13 +227,7 @@ export interface ProcessControl {
 
 const realControl: ProcessControl = {
   isAlive,
-  kill: (pid, signal) => {
-    try {
-      globalThis.process.kill(pid, signal);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-    }
-  },
+  kill: signalProcess,
   leader: nspawnLeader,
 };
 
@@ -276,21 +270,9 @@ export async function stopNspawn(
   );
 }
 
-function killQuietly(pid: number): void {
-  try {
-    globalThis.process.kill(pid, 'SIGKILL');
-  } catch {
-    // gone already
-  }
-}
-
 function parentOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-  } catch {
-    return undefined;
-  }
+  const parent = statFields(pid)?.[1];
+  return parent === undefined ? undefined : Number(parent);
 }
 
 function isDescendantOf(pid: number, ancestors: ReadonlySet<number>): boolean {
@@ -299,16 +281,11 @@ function isDescendantOf(pid: number, ancestors: ReadonlySet<number>): boolean {
 }
 
 function processState(pid: number): string {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? '?';
-  } catch {
-    return 'gone';
-  }
+  return statFields(pid)?.[0] ?? 'gone';
 }
 
 /** `systemd-nspawn --boot` processes whose root is inside `machinesDir`, with the machine each runs. */
-export function findBootedMachines(machinesDir: string): { machine: string; process: ProcessRef }[] {
+function findBootedMachines(machinesDir: string): { machine: string; process: ProcessRef }[] {
   const prefix = `--directory=${machinesDir}/`;
   return findProcesses((argv) => Boolean(argv[0]?.endsWith('systemd-nspawn')) && argv.includes('--boot') && argv.some((a) => a.startsWith(prefix))).map(
     ({ process, argv }) => ({ machine: argv.find((a) => a.startsWith(prefix))!.slice(prefix.length), process }),

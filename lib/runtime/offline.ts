@@ -5,7 +5,7 @@ import { run, type RunOptions, type RunResult } from '../exec.js';
 import { inCgroups, labCgroups, removeCgroupTree } from '../host/cgroups.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
-import { isAlive } from '../state/process.js';
+import { isAlive, signalProcess } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
 import { NSPAWN_TOOLS, stopNspawn } from './nspawn.js';
 import { MACHINE_PATH } from './runtime.js';
@@ -108,7 +108,7 @@ export class OfflineRunner implements HostDriver {
       if (strays.length === 0) return;
       for (const { process, wrapper } of strays) {
         if (!wrapper) await stopNspawn(process, { hard: true });
-        else if (isAlive(process)) globalThis.process.kill(process.pid, 'SIGKILL');
+        else if (isAlive(process)) signalProcess(process.pid, 'SIGKILL');
       }
     }
     const left = this.strays();

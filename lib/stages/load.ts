@@ -58,11 +58,10 @@ const sha = (content: string | Buffer) => createHash('sha256').update(content).d
  * first), and hashes what defines each stage. Fails with a usage error naming the machine
  * and stage before anything on the host is touched.
  */
-export async function loadLab(config: LabConfig): Promise<LoadedLab> {
+export async function loadLab(config: LabConfig, topology: Topology = topologyOf(config)): Promise<LoadedLab> {
   const stagesDir = config.stagesDir ?? builtinStagesDir;
   const fixturesDir = config.fixturesDir ?? builtinFixturesDir;
   const machines: LoadedMachine[] = [];
-  const topology = topologyOf(config);
   for (const [index, machine] of config.machines.entries()) {
     const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];

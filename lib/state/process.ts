@@ -7,13 +7,27 @@ import type { ProcessRef } from './state.js';
  * host's PID 1 may take a second to reap a process whose parent has gone).
  */
 export function processStartTime(pid: number): string | undefined {
+  const fields = statFields(pid);
+  return !fields || fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+}
+
+/** The fields of /proc/PID/stat after the command name: [0] the state, [1] the parent, [19] the start time; undefined when gone. */
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces; fields after it follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
+  }
+}
+
+/** Sends a signal by pid; a process that is gone already is no error. */
+export function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
 }
 
