@@ -1,13 +1,13 @@
 import { existsSync, renameSync } from 'node:fs';
 import { LabError } from '../errors.js';
 import { topologicalOrder } from '../plan/graph.js';
-import { parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
+import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
 import { repairInterrupted } from './recover.js';
-import { stageSnapshot } from './snapshots.js';
+import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { planFor } from './planning.js';
 
 export interface RestoreReport {
@@ -38,7 +38,19 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
       leftAlone.push(machine.name);
       continue;
     }
-    targets.push({ machine: machine.name, stage: stage.name, ...stageSnapshot(lab, machine.name, stage.name) });
+    if (!ref.failed) {
+      targets.push({ machine: machine.name, stage: stage.name, ...stageSnapshot(lab, machine.name, stage.name) });
+      continue;
+    }
+    // A failed state: only the machines where the stage failed have one.
+    const name = `${stage.name}${FAILED_SUFFIX}`;
+    const failed = findStageSnapshot(lab, machine.name, name);
+    if (failed) targets.push({ machine: machine.name, stage: name, ...failed });
+    else leftAlone.push(machine.name);
+  }
+  if (ref.failed && targets.length === 0) {
+    const what = `${ref.machine ? `${ref.machine}@` : ''}${ref.stage}`;
+    throw new LabError(`no failed state of ${what} is kept (one is kept when a stage fails in lab up)`, 1, 'lab snapshots lists them');
   }
   return { targets, leftAlone };
 }
@@ -73,7 +85,8 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
     if (hadRoot) renameSync(outgoing, root);
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
-  ms.rootKey = target.key;
+  // A failed state is no stage's result: its key never matches a plan's, so lab up rebuilds it.
+  ms.rootKey = target.stage.endsWith(FAILED_SUFFIX) ? `${target.key}${FAILED_SUFFIX}` : target.key;
   ms.rootStage = target.stage;
   writeState(lab.dirs.stateFile, state);
   return hadRoot ? outgoing : undefined;
@@ -85,7 +98,7 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
  */
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
   const started = Date.now();
-  const ref = parseStageRef(refText, lab.loaded.machines); // an unknown name: exit 2, nothing touched
+  const ref = parseStageRef(refText, lab.loaded.machines, { failed: true }); // an unknown name: exit 2, nothing touched
   await assertUsable(lab, 'restore', { image: false });
   const lock = await acquireLock(lab.dirs.lockFile, `restore ${refText}`, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {

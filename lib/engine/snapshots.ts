@@ -1,9 +1,11 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { LabError } from '../errors.js';
+import { FAILED_SUFFIX } from '../plan/plan.js';
 import type { Lab } from './lab.js';
 import { planFor } from './planning.js';
 
 export interface SnapshotInfo {
+  /** The stage's name; `<stage>.failed` for the root as it was when the stage failed. */
   stage: string;
   key: string;
   /** ISO time; undefined when its metadata file is missing (it then sorts as the oldest). */
@@ -26,6 +28,20 @@ export async function takeSnapshot(lab: Lab, machine: string, stage: string, key
   await removeSnapshot(lab, target);
   await lab.storage.snapshot(lab.dirs.machineRoot(machine), target, { readonly: true });
   writeFileSync(metaFile(target), `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);
+}
+
+/**
+ * Keeps a machine's root as it is when a stage fails, read-only, as `<stage>.failed` (never a cache
+ * entry: no plan looks it up). A running machine's root is taken as it is. Returns the name to
+ * restore it by, or undefined when it could not be kept (the stage's failure is the story then).
+ */
+export async function keepFailedState(lab: Lab, machine: string, stage: string, key: string): Promise<string | undefined> {
+  try {
+    await takeSnapshot(lab, machine, `${stage}${FAILED_SUFFIX}`, key);
+    return `${machine}@${stage}${FAILED_SUFFIX}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function removeSnapshot(lab: Lab, snapshot: string): Promise<void> {
@@ -51,7 +67,7 @@ export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySe
   const dir = lab.dirs.snapshotsOf(machine);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .map((entry) => /^([a-z][a-z0-9-]*)@([0-9a-f]+)$/.exec(entry))
+    .map((entry) => /^([a-z][a-z0-9-]*(?:\.failed)?)@([0-9a-f]+)$/.exec(entry))
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => ({ stage: m[1], key: m[2], createdAt: createdAt(lab.dirs.snapshot(machine, m[1], m[2])), current: currentKeys.has(m[2]) }))
     .sort(byAge);
@@ -62,11 +78,18 @@ export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySe
  * newest of an earlier definition (`current: false`). Fails when the stage was never built.
  */
 export function stageSnapshot(lab: Lab, machine: string, stage: string): { key: string; current: boolean } {
-  const planned = planFor(lab).machines.find((m) => m.name === machine)?.stages.find((s) => s.name === stage);
+  const found = findStageSnapshot(lab, machine, stage);
+  if (!found) throw new LabError(`no snapshot of ${machine}@${stage} yet`, 1, `build it with: lab up ${machine}`);
+  return found;
+}
+
+/** As stageSnapshot, undefined when there is none; `stage` may be `<stage>.failed`. */
+export function findStageSnapshot(lab: Lab, machine: string, stage: string): { key: string; current: boolean } | undefined {
+  const stageName = stage.endsWith(FAILED_SUFFIX) ? stage.slice(0, -FAILED_SUFFIX.length) : stage;
+  const planned = planFor(lab).machines.find((m) => m.name === machine)?.stages.find((s) => s.name === stageName);
   if (planned && existsSync(lab.dirs.snapshot(machine, stage, planned.key))) return { key: planned.key, current: true };
   const newest = listSnapshots(lab, machine, new Set()).filter((s) => s.stage === stage).at(-1);
-  if (!newest) throw new LabError(`no snapshot of ${machine}@${stage} yet`, 1, `build it with: lab up ${machine}`);
-  return { key: newest.key, current: false };
+  return newest && { key: newest.key, current: false };
 }
 
 /** Every stage snapshot of every machine, with the space only it holds (measured in one go). */

@@ -20,7 +20,7 @@ import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachi
 import { planFor } from './planning.js';
 import { repairInterrupted } from './recover.js';
 import { assertPoolHasRoom, POOL_FULL_HINT, poolFull } from './space.js';
-import { prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
+import { keepFailedState, prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
 
 export type Renderer = 'default' | 'simple' | 'silent';
 
@@ -318,10 +318,11 @@ class MachineJob {
     } catch (error) {
       machineState(this.state, this.name).rootKey = undefined; // the root holds half a stage
       writeState(this.lab.dirs.stateFile, this.state);
-      if (error instanceof OnlineStageFailed) throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile);
       const full = poolFull(this.lab);
       if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
-      throw stageFailure(this.name, stage.name, error, logFile);
+      const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
+      if (error instanceof OnlineStageFailed) throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile, kept);
+      throw stageFailure(this.name, stage.name, error, logFile, 'run', undefined, kept);
     }
     await takeSnapshot(this.lab, this.name, stage.name, stage.key);
     const ms = machineState(this.state, this.name);
@@ -356,10 +357,11 @@ class MachineJob {
     try {
       await this.loadedStage(stage).definition.check!(machine, this.loaded.view);
     } catch (error) {
+      const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
       for (const invalid of built.slice(built.indexOf(stage))) await removeSnapshot(this.lab, this.snapshotPath(invalid));
       machineState(this.state, this.name).rootKey = undefined;
       writeState(this.lab.dirs.stateFile, this.state);
-      throw stageFailure(this.name, stage.name, error, undefined, 'check');
+      throw stageFailure(this.name, stage.name, error, undefined, 'check', undefined, kept);
     }
   }
 }
@@ -368,14 +370,16 @@ function origin(stage: PlannedStage): { stage: string; key: string } {
   return { stage: stage.name, key: stage.key };
 }
 
-function stageFailure(machine: string, stage: string, error: unknown, logFile: string | undefined, step = 'run', runningLog?: string): StageError {
+/** `kept`: the name the failed state was kept under, to restore it later. */
+function stageFailure(machine: string, stage: string, error: unknown, logFile: string | undefined, step = 'run', runningLog?: string, kept?: string): StageError {
   const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
   const running = `the machine is still running: look inside with 'lab shell ${machine}'`;
+  const hint = logFile ? `full log: ${logFile}` : runningLog ? `${running}; full log: ${runningLog}` : running;
   return new StageError(
     `stage ${machine}@${stage} failed (${step}): ${detail}`,
     machine,
     stage,
     logFile ?? runningLog,
-    logFile ? `full log: ${logFile}` : runningLog ? `${running}; full log: ${runningLog}` : running,
+    kept ? `${hint}; its root at the failure is kept: lab restore ${kept}` : hint,
   );
 }

@@ -17,11 +17,16 @@ export interface MachineSpec extends Node {
   stages: readonly StageSpec[];
 }
 
-/** `stage` (every machine that has it) or `machine@stage`. */
+/** `stage` (every machine that has it) or `machine@stage`; `<stage>.failed` names a stage's kept failed state. */
 export interface StageRef {
   machine?: string;
   stage: string;
+  /** The root as it was when the stage failed, not the stage's snapshot. */
+  failed?: boolean;
 }
+
+/** The suffix of a failed state's name: `web@proxy.failed`. */
+export const FAILED_SUFFIX = '.failed';
 
 export interface PlanOptions {
   /** Build only these machines and what they depend on. */
@@ -64,9 +69,15 @@ export function stageKey(spec: StageSpec, parentKey: string, dependencies?: Reco
   return hashOf({ parent: parentKey, name: spec.name, packages: [...spec.packages], definition: spec.definitionHash, dependencies: spec.online ? dependencies : undefined });
 }
 
-export function parseStageRef(text: string, machines: readonly MachineSpec[]): StageRef {
+export function parseStageRef(text: string, machines: readonly MachineSpec[], options: { failed?: boolean } = {}): StageRef {
+  const failed = options.failed === true && text.endsWith(FAILED_SUFFIX);
+  const ref = parseRef(failed ? text.slice(0, -FAILED_SUFFIX.length) : text, machines, text);
+  return failed ? { ...ref, failed } : ref;
+}
+
+function parseRef(text: string, machines: readonly MachineSpec[], asGiven: string): StageRef {
   const [first, second, ...rest] = text.split('@');
-  if (rest.length > 0 || first === '' || second === '') throw new UsageError(`bad stage '${text}': use <stage> or <machine>@<stage>`);
+  if (rest.length > 0 || first === '' || second === '') throw new UsageError(`bad stage '${asGiven}': use <stage> or <machine>@<stage>`);
   if (second !== undefined) {
     const machine = machines.find((m) => m.name === first);
     if (!machine) throw unknownName('machine', first, machines.map((m) => m.name));

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const okStage = "export default { async run(ctx) { await ctx.writeFile('/etc/ok-marker', 'ok\\n'); } };\n";
-const brokenStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo doomed-output; exit 7']); } };\n";
+const brokenStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo half-done > /etc/half-done; echo doomed-output; exit 7']); } };\n";
 const fixedStage = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'echo fixed > /etc/fixed-marker']); } };\n";
 
 const made: string[] = [];
@@ -62,15 +62,28 @@ describe('a failing stage', () => {
     const snapshots = readdirSync(path.join(STATE_ROOT, name, 'pool', 'snapshots', 'solo'))
       .filter((s) => !s.endsWith('.json'))
       .map((s) => s.split('@')[0]);
-    expect(snapshots.sort()).toEqual(['ok', 'system']);
+    expect(snapshots.sort()).toEqual(['broken.failed', 'ok', 'system']);
+    expect(failed.stderr).toContain('its root at the failure is kept: lab restore solo@broken.failed');
+    const listed = JSON.parse(await labOk(['snapshots', '--name', name, '--config', config, '--json'])) as { snapshots: { stage: string }[] }[];
+    expect(listed[0].snapshots.map((s) => s.stage)).toContain('broken.failed');
+
+    // The failed state comes back to look inside: what the stage did before it failed is there.
+    await labOk(['restore', '--name', name, '--config', config, 'solo@broken.failed']);
+    const look = (...argv: string[]) => labOk(['exec', '--name', name, '--config', config, 'solo', '--', ...argv]);
+    expect(await look('cat', '/etc/ok-marker', '/etc/half-done')).toBe('ok\nhalf-done\n');
+    const status = JSON.parse(await labOk(['status', '--name', name, '--config', config, '--json'])) as { machines: { rootStage?: string }[] };
+    expect(status.machines[0].rootStage).toBe('broken.failed');
+    const none = await lab(['restore', '--name', name, '--config', config, 'solo@ok.failed']);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toContain('no failed state of solo@ok is kept');
 
     writeFileSync(path.join(dir, 'stages', 'solo', 'broken.mjs'), fixedStage);
     const report = JSON.parse(await labOk(['up', '--name', name, '--config', config, '--json'])) as {
       machines: { stages: { name: string; action: string }[] }[];
     };
     expect(report.machines[0].stages.map((s) => `${s.name}:${s.action}`)).toEqual(['system:cached', 'ok:cached', 'broken:build']);
-    const exec = (...argv: string[]) => labOk(['exec', '--name', name, '--config', config, 'solo', '--', ...argv]);
-    expect(await exec('cat', '/etc/ok-marker', '/etc/fixed-marker')).toBe('ok\nfixed\n');
+    expect(await look('cat', '/etc/ok-marker', '/etc/fixed-marker')).toBe('ok\nfixed\n');
+    expect((await lab(['exec', '--name', name, '--config', config, 'solo', '--', 'test', '-e', '/etc/half-done'])).exitCode).toBe(1);
   });
 });
 
