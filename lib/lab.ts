@@ -45,6 +45,8 @@ export interface LabDirs {
   machineRoot(machine: string): string;
   snapshotsOf(machine: string): string;
   snapshot(machine: string, stage: string, key: string): string;
+  /** Checkpoints of the whole lab: one directory each, a read-only root per machine inside. */
+  checkpointsDir: string;
   stageLog(machine: string, stage: string): string;
   consoleLog(machine: string): string;
   /** The base image's build (debootstrap's output), or where it was imported from. */
@@ -65,6 +67,7 @@ export function labDirs(config: LabConfig): LabDirs {
     machineRoot: (machine) => path.join(pool, 'machines', machine),
     snapshotsOf: (machine) => path.join(pool, 'snapshots', machine),
     snapshot: (machine, stage, key) => path.join(pool, 'snapshots', machine, `${stage}@${key}`),
+    checkpointsDir: path.join(pool, 'checkpoints'),
     stageLog: (machine, stage) => path.join(state, 'logs', machine, `${stage}.log`),
     consoleLog: (machine) => path.join(state, 'logs', machine, 'console.log'),
     imageLog: path.join(state, 'logs', 'image.log'),

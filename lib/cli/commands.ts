@@ -5,7 +5,7 @@ import { type BareLab, openBareLab, openLab } from '../engine/lab.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
-import { printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+import { printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
 const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor']);
@@ -83,6 +83,25 @@ export async function runCommand(command: string, args: string[], passthrough: s
       const result = await exportImage(lab, file, options.from);
       if (options.json) json(result);
       else out(`wrote ${result.file} (from ${result.source})`);
+      return 0;
+    }
+    case 'checkpoint': {
+      const [verb, name, ...extra] = args;
+      const usage = 'usage: lab checkpoint save <name> | list | delete <name>';
+      if (extra.length > 0 || !verb || (verb === 'list') !== (name === undefined)) throw new UsageError(usage);
+      const checkpoints = await import('../engine/checkpoints.js');
+      if (verb === 'save') {
+        const saved = await checkpoints.saveCheckpoint(lab, name!);
+        if (options.json) json(saved);
+        else out(printCheckpointSaved(saved));
+      } else if (verb === 'list') {
+        const all = checkpoints.listCheckpoints(lab);
+        if (options.json) json(all);
+        else out(printCheckpoints(all));
+      } else if (verb === 'delete') {
+        await checkpoints.deleteCheckpoint(lab, name!);
+        if (!options.json) out(`checkpoint ${name} deleted`);
+      } else throw new UsageError(usage);
       return 0;
     }
     case 'snapshots': {

@@ -1,3 +1,4 @@
+import type { Checkpoint } from '../engine/checkpoints.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { RestoreReport } from '../engine/restore.js';
 import type { SnapshotReport } from '../engine/snapshots.js';
@@ -29,9 +30,10 @@ export function printUp(report: UpReport): string {
 }
 
 export function printRestore(report: RestoreReport): string {
-  const lines = report.restored.map(
-    (r) => `${r.machine}: restored to ${r.stage}${r.current ? '' : ' (an earlier definition of the stage: it changed since)'}, running in ${seconds(r.bootMs)}`,
-  );
+  const lines = report.restored.map((r) => {
+    const what = report.checkpoint ? `checkpoint ${r.stage}` : `${r.stage}${r.current ? '' : ' (an earlier definition of the stage: it changed since)'}`;
+    return `${r.machine}: restored to ${what}, ${r.bootMs === undefined ? 'stopped (as it was then)' : `running in ${seconds(r.bootMs)}`}`;
+  });
   if (report.rebooted.length) lines.push(`rebooted (they depend on a restored machine): ${report.rebooted.join(', ')}`);
   if (report.leftAlone.length) lines.push(`left alone (the stage is not theirs): ${report.leftAlone.join(', ')}`);
   lines.push(`done in ${seconds(report.durationMs)}`);
@@ -86,4 +88,20 @@ export function printDoctor(report: DoctorReport): string {
   if (report.otherLabs.length) lines.push(`other labs on this host: ${report.otherLabs.join(', ')}`);
   lines.push(report.ready ? 'ready' : 'NOT READY');
   return lines.join('\n');
+}
+
+export function printCheckpointSaved(checkpoint: Checkpoint): string {
+  const running = checkpoint.machines.filter((m) => m.running).length;
+  const how = running === 0 ? 'no machine was running' : checkpoint.frozen ? `${running} running, frozen for one consistent moment` : `${running} running, each taken as it was (this host cannot freeze them)`;
+  return `checkpoint ${checkpoint.name}: ${checkpoint.machines.length} machines (${how}) in ${seconds(checkpoint.durationMs)}\nback to it with: lab restore ${checkpoint.name}`;
+}
+
+export function printCheckpoints(checkpoints: Checkpoint[]): string {
+  if (checkpoints.length === 0) return 'no checkpoints (lab checkpoint save <name> makes one)';
+  const rows = [['CHECKPOINT', 'CREATED', 'MACHINES', 'RUNNING THEN', 'ROOTS FROM']];
+  for (const c of checkpoints) {
+    const from = [...new Set(c.machines.map((m) => m.rootStage ?? '-'))].join(',');
+    rows.push([c.name, c.createdAt, String(c.machines.length), c.machines.filter((m) => m.running).map((m) => m.name).join(',') || '-', from]);
+  }
+  return table(rows);
 }

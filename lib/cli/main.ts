@@ -12,6 +12,8 @@ Commands:
       --until <stage>         stop after this stage
       --wait                  wait for another lab command to finish instead of failing
   restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>)
+  restore <checkpoint>      put every machine back to a checkpoint, running if it ran then
+  restore <m>@<stage>.failed  a machine's root as it was when the stage failed (kept by lab up)
       --wait                  wait for another lab command to finish instead of failing
   test [scenario...]        bring the lab up, run the scenarios, write reports (reports/<run>/, reports/latest)
       --scenarios <dir>       where scenarios are (default: the ones shipped with lab)
@@ -20,6 +22,8 @@ Commands:
       --verbose               print every test as it ends
   image export <file>       a root filesystem tarball of the base image (for image.source: tarball)
       --from <machine@stage>  of a stage snapshot instead
+  checkpoint save <name>    keep every machine as it is now (frozen for one moment), to restore later
+  checkpoint list|delete    the checkpoints kept; delete <name> removes one
   status                    machines, state, addresses, stages done, snapshots
   snapshots                 every stage snapshot: created, cache key, space it holds
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
@@ -38,7 +42,7 @@ Global options:
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'checkpoint', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -123,10 +127,16 @@ export function handleInterruptions(): void {
       if (interrupted) return;
       interrupted = true;
       void (async () => {
-        const [{ interruptCommands }, { releaseHeldLocks }] = await Promise.all([import('../exec.js'), import('../state/lock.js')]);
+        const [{ interruptCommands }, { runInterruptCleanups }, { releaseHeldLocks }] = await Promise.all([
+          import('../exec.js'),
+          import('../interrupt.js'),
+          import('../state/lock.js'),
+        ]);
         const ended = await interruptCommands();
+        // Still holding the lock: a cleanup puts the lab back before anyone else may touch it.
+        const cleaned = await runInterruptCleanups();
         const released = releaseHeldLocks();
-        const what = [ended ? `ended ${ended} running command(s)` : '', released.length ? 'released the lab\'s lock' : ''].filter(Boolean).join(', ');
+        const what = [ended ? `ended ${ended} running command(s)` : '', cleaned ? 'put the lab back' : '', released.length ? 'released the lab\'s lock' : ''].filter(Boolean).join(', ');
         process.stderr.write(`lab: interrupted by ${signal}${what ? `: ${what}` : ''}\n`);
         process.exit(SIGNAL_EXIT[signal]);
       })();

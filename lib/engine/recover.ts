@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from './lab.js';
 
@@ -49,6 +49,20 @@ export function interruptedWork(lab: BareLab): Interrupted[] {
     for (const machine of readdirSync(snapshots)) {
       const dir = path.join(snapshots, machine);
       for (const entry of readdirSync(dir).filter((e) => e.endsWith('.partial'))) remove(path.join(dir, entry), 'a snapshot that was never finished');
+    }
+  }
+  // A checkpoint's metadata is written last and deleted first: a directory without it is no checkpoint.
+  const checkpoints = lab.dirs.checkpointsDir;
+  if (exists(checkpoints)) {
+    for (const entry of readdirSync(checkpoints).filter((e) => !e.endsWith('.json') && !exists(path.join(checkpoints, `${e}.json`)))) {
+      const dir = path.join(checkpoints, entry);
+      found.push({
+        what: `${dir}: a checkpoint never finished, or half deleted`,
+        repair: async () => {
+          for (const machine of readdirSync(dir)) await lab.storage.remove(path.join(dir, machine));
+          rmSync(dir, { recursive: true, force: true });
+        },
+      });
     }
   }
   const images = path.join(lab.storage.root, 'images');

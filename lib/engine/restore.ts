@@ -1,17 +1,21 @@
 import { existsSync, renameSync } from 'node:fs';
-import { LabError } from '../errors.js';
+import { LabError, unknownName } from '../errors.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
+import { type Checkpoint, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint } from './checkpoints.js';
 import { repairInterrupted } from './recover.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { planFor } from './planning.js';
 
 export interface RestoreReport {
-  restored: { machine: string; stage: string; key: string; current: boolean; bootMs: number }[];
+  /** The checkpoint restored, when it was one (`stage` is then its name). */
+  checkpoint?: string;
+  /** `bootMs` is missing for a machine left stopped (it was stopped in the checkpoint). */
+  restored: { machine: string; stage: string; key: string; current: boolean; bootMs?: number }[];
   /** Running machines that depend on a restored one, rebooted so they see it afresh (DHCP, names). */
   rebooted: string[];
   /** Machines whose stages do not include the one asked for. */
@@ -25,6 +29,13 @@ interface Target {
   key: string;
   /** False when the stage's definition changed since: the newest snapshot of the stage is used. */
   current: boolean;
+  /** The read-only root the machine's comes from. */
+  source: string;
+  /** What the state records of the new root: a key no plan has makes lab up rebuild it. */
+  rootStage?: string;
+  rootKey?: string;
+  /** Booted once restored (a checkpoint's machine that was stopped then stays stopped). */
+  boot: boolean;
 }
 
 /** Which snapshot each machine goes back to (the pool must be open); fails if one is missing, before any machine is touched. */
@@ -39,13 +50,16 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
       continue;
     }
     if (!ref.failed) {
-      targets.push({ machine: machine.name, stage: stage.name, ...stageSnapshot(lab, machine.name, stage.name) });
+      const found = stageSnapshot(lab, machine.name, stage.name);
+      const source = lab.dirs.snapshot(machine.name, stage.name, found.key);
+      targets.push({ machine: machine.name, stage: stage.name, ...found, source, rootStage: stage.name, rootKey: found.key, boot: true });
       continue;
     }
-    // A failed state: only the machines where the stage failed have one.
+    // A failed state: only the machines where the stage failed have one. It is no stage's result:
+    // its key never matches a plan's, so lab up rebuilds it.
     const name = `${stage.name}${FAILED_SUFFIX}`;
     const failed = findStageSnapshot(lab, machine.name, name);
-    if (failed) targets.push({ machine: machine.name, stage: name, ...failed });
+    if (failed) targets.push({ machine: machine.name, stage: name, ...failed, source: lab.dirs.snapshot(machine.name, name, failed.key), rootStage: name, rootKey: `${failed.key}${FAILED_SUFFIX}`, boot: true });
     else leftAlone.push(machine.name);
   }
   if (ref.failed && targets.length === 0) {
@@ -55,22 +69,25 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
   return { targets, leftAlone };
 }
 
-/**
- * Replaces a stopped machine's root by a writable copy of a snapshot, atomically: the new root
- * is made under a temporary name first; the old one is moved aside, not deleted, until the new
- * one is in place. Returns the old root's path, to delete once the machine runs again.
- */
-async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<string | undefined> {
-  const root = lab.dirs.machineRoot(target.machine);
-  const incoming = `${root}.incoming`;
-  const outgoing = `${root}.outgoing`;
+/** The new root of a restore, as a writable copy of its source beside the root: made while the machine still runs. */
+async function prepareIncoming(lab: Lab, target: Target): Promise<void> {
+  const incoming = `${lab.dirs.machineRoot(target.machine)}.incoming`;
   await lab.storage.remove(incoming);
-  await lab.storage.remove(outgoing);
   try {
-    await lab.storage.snapshot(lab.dirs.snapshot(target.machine, target.stage, target.key), incoming, { readonly: false });
+    await lab.storage.snapshot(target.source, incoming, { readonly: false });
   } catch (error) {
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
+}
+
+/**
+ * Replaces a stopped machine's root by its prepared incoming one, atomically: the old one is moved
+ * aside, not deleted, until the new one is in place. Returns the old root's path, to delete.
+ */
+function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined {
+  const root = lab.dirs.machineRoot(target.machine);
+  const incoming = `${root}.incoming`;
+  const outgoing = `${root}.outgoing`;
   const hadRoot = existsSync(root);
   // Until the renames are done and recorded, the root is of no known stage: if this process dies
   // between them, the next command rebuilds the root from its snapshot rather than trust it.
@@ -85,9 +102,8 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
     if (hadRoot) renameSync(outgoing, root);
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
-  // A failed state is no stage's result: its key never matches a plan's, so lab up rebuilds it.
-  ms.rootKey = target.stage.endsWith(FAILED_SUFFIX) ? `${target.key}${FAILED_SUFFIX}` : target.key;
-  ms.rootStage = target.stage;
+  ms.rootKey = target.rootKey;
+  ms.rootStage = target.rootStage;
   writeState(lab.dirs.stateFile, state);
   return hadRoot ? outgoing : undefined;
 }
@@ -95,10 +111,13 @@ async function swapRoot(lab: Lab, state: LabState, target: Target): Promise<stri
 /**
  * `lab restore <stage>` or `<machine>@<stage>`: each machine that has the stage is stopped, its
  * root replaced by the stage's snapshot, and booted again until running, in dependency order.
+ * `lab restore <checkpoint>`: every machine of the checkpoint back to its root there, and running
+ * if it ran then. `<machine>@<stage>.failed`: the root as it was when the stage failed.
  */
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
   const started = Date.now();
-  const ref = parseStageRef(refText, lab.loaded.machines, { failed: true }); // an unknown name: exit 2, nothing touched
+  const checkpoint = checkpointOf(lab, refText); // an unknown name: exit 2, nothing touched
+  const ref = checkpoint ? undefined : parseStageRef(refText, lab.loaded.machines, { failed: true });
   await assertUsable(lab, 'restore', { image: false });
   const lock = await acquireLock(lab.dirs.lockFile, `restore ${refText}`, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
@@ -106,22 +125,30 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
     await lab.storage.open(); // a loopback pool is not mounted after a reboot
     await lab.runtime.stopUnrecorded(state);
     await repairInterrupted(lab);
-    const { targets, leftAlone } = targetsOf(lab, ref);
+    const { targets, leftAlone } = checkpoint ? checkpointTargets(lab, checkpoint) : targetsOf(lab, ref!);
     await lab.network.setup(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
     const dependents = dependentsOf(lab, restoredNames).filter((name) => isRunning(state, name));
     // Dependents go down first, so that nothing runs against a machine mid-swap.
     await Promise.all(dependents.map((name) => stopMachine(lab, state, name, { hard: false })));
-    await Promise.all(targets.map((t) => stopMachine(lab, state, t.machine, { hard: true })));
-    const outgoing = await Promise.all(targets.map((t) => swapRoot(lab, state, t)));
+    await Promise.all(targets.flatMap((t) => [prepareIncoming(lab, t), stopMachine(lab, state, t.machine, { hard: true })]));
+    const outgoing = targets.map((t) => swapRoot(lab, state, t));
     // The restored machines boot all at once (a restore waits for no network, so none waits for
     // another); the running machines that depend on them come back after, in dependency order.
     const bootMs = new Map<string, number>();
-    await Promise.all(targets.map(async (t) => bootMs.set(t.machine, (await startMachine(lab, state, t.machine, { waitForNetwork: false })).bootMs)));
+    const booting = new Set(targets.filter((t) => t.boot).map((t) => t.machine));
+    await Promise.all([
+      ...[...booting].map(async (machine) => {
+        bootMs.set(machine, (await startMachine(lab, state, machine, { waitForNetwork: false })).bootMs);
+        booting.delete(machine);
+        await restartDhcpClients(lab, state, machine, booting);
+      }),
+      ...outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)), // no machine uses them any more
+    ]);
     await bootInOrder(lab, state, dependents);
-    await Promise.all(outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)));
     return {
-      restored: targets.map((t) => ({ ...t, bootMs: bootMs.get(t.machine)! })),
+      checkpoint: checkpoint?.name,
+      restored: targets.map(({ machine, stage, key, current }) => ({ machine, stage, key, current, bootMs: bootMs.get(machine) })),
       rebooted: dependents,
       leftAlone,
       durationMs: Date.now() - started,
@@ -129,6 +156,54 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
   } finally {
     lock.release();
   }
+}
+
+/** The checkpoint `text` names, undefined when it names a stage; exit 2 when it names neither. */
+function checkpointOf(lab: Lab, text: string): Checkpoint | undefined {
+  if (text.includes('@') || text.endsWith(FAILED_SUFFIX)) return undefined;
+  const stages = new Set(lab.loaded.machines.flatMap((m) => m.stages.map((s) => s.name)));
+  if (stages.has(text)) return undefined;
+  const found = readCheckpoint(lab, text);
+  if (!found) throw unknownName('stage or checkpoint', text, [...stages, ...listCheckpoints(lab).map((c) => c.name)]);
+  return found;
+}
+
+/** Every machine of the checkpoint that the lab still has, back to its root there. */
+function checkpointTargets(lab: Lab, checkpoint: Checkpoint): { targets: Target[]; leftAlone: string[] } {
+  const kept = new Map(checkpoint.machines.map((m) => [m.name, m]));
+  const targets: Target[] = [];
+  const leftAlone: string[] = [];
+  for (const { name } of lab.config.machines) {
+    const machine = kept.get(name);
+    if (!machine) {
+      leftAlone.push(name);
+      continue;
+    }
+    const id = `${CHECKPOINT_PREFIX}${checkpoint.name}`;
+    targets.push({ machine: name, stage: checkpoint.name, key: machine.rootKey ?? '', current: true, source: checkpointRoot(lab, checkpoint.name, name), rootStage: id, rootKey: id, boot: machine.running });
+  }
+  return { targets, leftAlone };
+}
+
+/**
+ * Once a DHCP server is up, the machines still booting that take addresses from it ask again at
+ * once: booted together, their first request went out before the server listened, and the
+ * client's backoff would wait seconds before the next one. Best effort: a machine whose networkd
+ * is not up yet asks on its own when it is.
+ */
+async function restartDhcpClients(lab: Lab, state: LabState, server: string, booting: ReadonlySet<string>): Promise<void> {
+  const served = new Set(lab.topology.networks.filter((n) => n.dhcp?.server === server).map((n) => n.name));
+  if (served.size === 0) return;
+  await Promise.all(
+    lab.topology.machines
+      .filter((m) => booting.has(m.name) && state.machines[m.name]?.process)
+      .map((m) => {
+        const interfaces = m.interfaces.filter((i) => i.address === 'dhcp' && served.has(i.network)).map((i) => i.name);
+        if (interfaces.length === 0) return undefined;
+        const handle = { name: m.name, process: state.machines[m.name]!.process! };
+        return lab.runtime.exec(handle, ['networkctl', 'reconfigure', ...interfaces], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
+      }),
+  );
 }
 
 /** Machines that depend, directly or not, on any of `names`, and are not among them. */

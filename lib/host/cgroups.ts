@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { delay } from '../wait.js';
 
 /**
  * Mount points of the cgroup hierarchies a machine's systemd manages: the unified (v2) one, and on
@@ -60,4 +61,45 @@ export function processesIn(roots: readonly string[]): number[] {
   };
   for (const root of roots) walk(root);
   return [...pids].filter((pid) => pid !== process.pid);
+}
+
+/**
+ * The cgroup (v2) holding a container's whole tree, from its init's pid: its init sits in
+ * `init.scope` below it once booted. Undefined on a host without the unified hierarchy.
+ */
+export function containerCgroup(leaderPid: number, hierarchies = systemdHierarchies(), cgroupFile = `/proc/${leaderPid}/cgroup`): string | undefined {
+  const unified = readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .find(([, mountPoint, type]) => type === 'cgroup2' && hierarchies.includes(mountPoint!))?.[1];
+  let own: string | undefined;
+  try {
+    own = readFileSync(cgroupFile, 'utf8').split('\n').find((line) => line.startsWith('0::'))?.slice(3);
+  } catch {
+    return undefined; // the machine is gone
+  }
+  if (!unified || !own) return undefined;
+  const dir = path.join(unified, own.endsWith('/init.scope') ? path.dirname(own) : own);
+  return existsSync(path.join(dir, 'cgroup.freeze')) ? dir : undefined;
+}
+
+/**
+ * Freezes (or thaws) cgroups through cgroup v2's freezer and waits until the kernel says they are,
+ * within `timeoutMs`: a frozen machine runs nothing, so its root does not change under a snapshot.
+ */
+export async function setFrozen(dirs: readonly string[], frozen: boolean, timeoutMs = 5000): Promise<void> {
+  const want = frozen ? '1' : '0';
+  for (const dir of dirs) writeFileSync(path.join(dir, 'cgroup.freeze'), want);
+  const deadline = Date.now() + timeoutMs;
+  const done = (dir: string) => {
+    try {
+      return new RegExp(`^frozen ${want}$`, 'm').test(readFileSync(path.join(dir, 'cgroup.events'), 'utf8'));
+    } catch {
+      return true; // removed: nothing left to freeze
+    }
+  };
+  while (!dirs.every(done)) {
+    if (Date.now() > deadline) throw new Error(`cgroups not ${frozen ? 'frozen' : 'thawed'} within ${timeoutMs} ms: ${dirs.filter((d) => !done(d)).join(', ')}`);
+    await delay(5);
+  }
 }

@@ -231,11 +231,14 @@ const realControl: ProcessControl = {
   leader: nspawnLeader,
 };
 
+/** Polled often: a restore waits for its machines to be gone before it swaps their roots. */
+const GONE_POLL_MS = 5;
+
 async function gone(process: ProcessRef, withinMs: number, control: ProcessControl): Promise<boolean> {
   const deadline = Date.now() + withinMs;
   while (control.isAlive(process)) {
     if (Date.now() > deadline) return false;
-    await delay(POLL_MS);
+    await delay(GONE_POLL_MS);
   }
   return true;
 }
