@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
+import { interruptionPhase } from './interrupt.js';
 import { LabError } from './errors.js';
 
 export interface RunOptions {
@@ -91,6 +92,7 @@ function killGroup(child: ChildProcess): void {
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
   if (!file) throw new LabError('run: empty argv', 3);
+  if (interruptionPhase() === 'ending') throw new LabError(`not started, lab is being interrupted: ${formatArgv(argv)}`, 130);
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   if (options.logFile) appendFileSync(options.logFile, `$ ${formatArgv(argv)}\n`);

@@ -5,7 +5,7 @@ import { type BareLab, openBareLab, openLab } from '../engine/lab.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
-import { printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+import { printBisect, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
 const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor']);
@@ -84,6 +84,15 @@ export async function runCommand(command: string, args: string[], passthrough: s
       if (options.json) json(result);
       else out(`wrote ${result.file} (from ${result.source})`);
       return 0;
+    }
+    case 'bisect': {
+      const [scenario, machine, ...extra] = args;
+      if (!scenario || extra.length > 0) throw new UsageError('usage: lab bisect <scenario> [machine]');
+      const { bisect } = await import('../engine/bisect.js');
+      const report = await bisect(lab, scenario, machine, { scenariosDir: options.scenarios, progress: options.json ? undefined : (line) => process.stderr.write(`bisect: ${line}\n`) });
+      if (options.json) json(report);
+      else out(printBisect(report));
+      return report.boundary ? 0 : 1;
     }
     case 'checkpoint': {
       const [verb, name, ...extra] = args;

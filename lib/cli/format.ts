@@ -1,3 +1,4 @@
+import type { BisectReport } from '../engine/bisect.js';
 import type { Checkpoint } from '../engine/checkpoints.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { RestoreReport } from '../engine/restore.js';
@@ -104,4 +105,17 @@ export function printCheckpoints(checkpoints: Checkpoint[]): string {
     rows.push([c.name, c.createdAt, String(c.machines.length), c.machines.filter((m) => m.running).map((m) => m.name).join(',') || '-', from]);
   }
   return table(rows);
+}
+
+export function printBisect(report: BisectReport): string {
+  const rows = [[report.machine ? 'STAGE' : 'LAB BUILT UP TO', 'RESULT', 'RESTORE', 'SCENARIO']];
+  for (const step of report.steps) {
+    const ms = (value?: number) => (value === undefined ? '-' : seconds(value));
+    rows.push([step.label, step.outcome, ms(step.restoreMs), ms(step.scenarioMs)]);
+  }
+  const b = report.boundary;
+  const verdict = b
+    ? `${report.scenario}: ${b.before === 'failed' ? 'fails' : 'passes'} up to ${b.until}, ${b.after === 'passed' ? 'passes' : 'fails'} from ${b.from} on${b.after === 'failed' ? ' (a regression)' : ''}`
+    : `${report.scenario}: no boundary: it ${report.steps.find((s) => s.outcome !== 'not run')?.outcome} at both ends of the chain`;
+  return `${table(rows)}\n${verdict}\n${report.runs} scenario runs for ${report.steps.length} stages in ${seconds(report.durationMs)} (putting the lab back: ${seconds(report.putBackMs)})`;
 }

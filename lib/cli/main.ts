@@ -20,6 +20,9 @@ Commands:
       --reports <dir>         where reports go (default: ./reports)
       --serial                one scenario at a time (default: read-only ones in parallel)
       --verbose               print every test as it ends
+  bisect <scenario> [machine]  where along the build (a machine's stages, or the lab's) the scenario's result changes;
+                            restores as few stages as a binary search needs, then puts the lab back as it was
+      --scenarios <dir>       where scenarios are
   image export <file>       a root filesystem tarball of the base image (for image.source: tarball)
       --from <machine@stage>  of a stage snapshot instead
   checkpoint save <name>    keep every machine as it is now (frozen for one moment), to restore later
@@ -42,7 +45,7 @@ Global options:
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'checkpoint', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -127,11 +130,12 @@ export function handleInterruptions(): void {
       if (interrupted) return;
       interrupted = true;
       void (async () => {
-        const [{ interruptCommands }, { runInterruptCleanups }, { releaseHeldLocks }] = await Promise.all([
+        const [{ interruptCommands }, { beginInterruption, runInterruptCleanups }, { releaseHeldLocks }] = await Promise.all([
           import('../exec.js'),
           import('../interrupt.js'),
           import('../state/lock.js'),
         ]);
+        beginInterruption();
         const ended = await interruptCommands();
         // Still holding the lock: a cleanup puts the lab back before anyone else may touch it.
         const cleaned = await runInterruptCleanups();

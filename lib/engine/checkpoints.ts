@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import path from 'node:path';
 import { UsageError, unknownName } from '../errors.js';
 import { containerCgroup, setFrozen } from '../host/cgroups.js';
-import { onInterrupt } from '../interrupt.js';
+import { interrupted, onInterrupt } from '../interrupt.js';
 import { acquireLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
 import { assertUsable, type BareLab, type Lab } from './lab.js';
@@ -98,8 +98,10 @@ export async function saveCheckpoint(lab: Lab, name: string, options: { internal
       if (frozen) await setFrozen(cgroups, true);
       await Promise.all(machines.map((m) => lab.storage.snapshot(lab.dirs.machineRoot(m), path.join(partial, m), { readonly: true })));
     } finally {
-      await thaw();
-      unregister();
+      if (!interrupted()) {
+        await thaw();
+        unregister();
+      }
     }
     renameSync(partial, checkpointDir(lab, name));
     const checkpoint: Checkpoint = {

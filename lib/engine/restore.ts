@@ -6,7 +6,7 @@ import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
-import { type Checkpoint, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint } from './checkpoints.js';
+import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint } from './checkpoints.js';
 import { repairInterrupted } from './recover.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { planFor } from './planning.js';
@@ -115,17 +115,49 @@ function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined
  * if it ran then. `<machine>@<stage>.failed`: the root as it was when the stage failed.
  */
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
-  const started = Date.now();
   const checkpoint = checkpointOf(lab, refText); // an unknown name: exit 2, nothing touched
   const ref = checkpoint ? undefined : parseStageRef(refText, lab.loaded.machines, { failed: true });
+  const report = await restoreTargets(lab, `restore ${refText}`, () => (checkpoint ? checkpointTargets(lab, checkpoint) : targetsOf(lab, ref!)), options);
+  return { ...report, checkpoint: checkpoint?.name };
+}
+
+/**
+ * Machines back to a checkpoint exactly as they were: the state records the origin their roots had
+ * then (lab bisect puts the lab back so). `machines`: only these (default: all of it).
+ */
+export async function restoreCheckpointExactly(lab: Lab, name: string, machines?: ReadonlySet<string>): Promise<RestoreReport> {
+  const checkpoint = checkpointNamed(lab, name);
+  return restoreTargets(lab, `restore ${name}`, () => checkpointTargets(lab, checkpoint, { exact: true, machines }), { waitForLock: true });
+}
+
+/** Several machines at once, each to a stage of its own (`lab bisect` walks the lab's build so). */
+export async function restoreStages(lab: Lab, stages: ReadonlyMap<string, string>, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
+  const label = `restore ${[...stages].map(([machine, stage]) => `${machine}@${stage}`).join(' ')}`;
+  return restoreTargets(
+    lab,
+    label,
+    () => {
+      const targets: Target[] = [];
+      for (const [machine, stage] of stages) {
+        const found = stageSnapshot(lab, machine, stage);
+        targets.push({ machine, stage, ...found, source: lab.dirs.snapshot(machine, stage, found.key), rootStage: stage, rootKey: found.key, boot: true });
+      }
+      return { targets, leftAlone: lab.config.machines.map((m) => m.name).filter((m) => !stages.has(m)) };
+    },
+    options,
+  );
+}
+
+async function restoreTargets(lab: Lab, label: string, resolve: () => { targets: Target[]; leftAlone: string[] }, options: { waitForLock?: boolean }): Promise<RestoreReport> {
+  const started = Date.now();
   await assertUsable(lab, 'restore', { image: false });
-  const lock = await acquireLock(lab.dirs.lockFile, `restore ${refText}`, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
+  const lock = await acquireLock(lab.dirs.lockFile, label, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     const state = readState(lab.dirs.stateFile);
     await lab.storage.open(); // a loopback pool is not mounted after a reboot
     await lab.runtime.stopUnrecorded(state);
     await repairInterrupted(lab);
-    const { targets, leftAlone } = checkpoint ? checkpointTargets(lab, checkpoint) : targetsOf(lab, ref!);
+    const { targets, leftAlone } = resolve();
     await lab.network.setup(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
     const dependents = dependentsOf(lab, restoredNames).filter((name) => isRunning(state, name));
@@ -147,7 +179,6 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
     ]);
     await bootInOrder(lab, state, dependents);
     return {
-      checkpoint: checkpoint?.name,
       restored: targets.map(({ machine, stage, key, current }) => ({ machine, stage, key, current, bootMs: bootMs.get(machine) })),
       rebooted: dependents,
       leftAlone,
@@ -168,19 +199,24 @@ function checkpointOf(lab: Lab, text: string): Checkpoint | undefined {
   return found;
 }
 
-/** Every machine of the checkpoint that the lab still has, back to its root there. */
-function checkpointTargets(lab: Lab, checkpoint: Checkpoint): { targets: Target[]; leftAlone: string[] } {
+/**
+ * Every machine of the checkpoint that the lab still has (of `machines`, if given), back to its root
+ * there. Its origin is recorded as the checkpoint, a key no plan has (lab up rebuilds it), or with
+ * `exact` as it was when the checkpoint was taken.
+ */
+function checkpointTargets(lab: Lab, checkpoint: Checkpoint, options: { exact?: boolean; machines?: ReadonlySet<string> } = {}): { targets: Target[]; leftAlone: string[] } {
   const kept = new Map(checkpoint.machines.map((m) => [m.name, m]));
   const targets: Target[] = [];
   const leftAlone: string[] = [];
   for (const { name } of lab.config.machines) {
     const machine = kept.get(name);
-    if (!machine) {
+    if (!machine || (options.machines && !options.machines.has(name))) {
       leftAlone.push(name);
       continue;
     }
     const id = `${CHECKPOINT_PREFIX}${checkpoint.name}`;
-    targets.push({ machine: name, stage: checkpoint.name, key: machine.rootKey ?? '', current: true, source: checkpointRoot(lab, checkpoint.name, name), rootStage: id, rootKey: id, boot: machine.running });
+    const origin = options.exact ? { rootStage: machine.rootStage, rootKey: machine.rootKey } : { rootStage: id, rootKey: id };
+    targets.push({ machine: name, stage: checkpoint.name, key: machine.rootKey ?? '', current: true, source: checkpointRoot(lab, checkpoint.name, name), ...origin, boot: machine.running });
   }
   return { targets, leftAlone };
 }

@@ -6,8 +6,8 @@ import { packageRoot } from '../paths.js';
 import { ResultCollector, scenarioName } from '../report/collector.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
 import { ENV_CONFIG, ENV_GROUP, ENV_NAME, EXCLUSIVE_DIR } from '../scenario/environment.js';
-import { acquireLock, ENV_LOCK_HOLDER } from '../state/lock.js';
-import { isAlive, refOf } from '../state/process.js';
+import { holdingLock } from '../state/lock.js';
+import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { type Renderer, up, type UpReport } from './up.js';
@@ -34,7 +34,7 @@ export interface TestRun {
 }
 
 /** A team's `scenarios/` beside its config file, else the ones shipped with lab. */
-function defaultScenariosDir(lab: Lab): string {
+export function defaultScenariosDir(lab: Lab): string {
   const beside = lab.configFile ? path.join(path.dirname(lab.configFile), 'scenarios') : undefined;
   return beside && existsSync(beside) ? beside : path.join(packageRoot, 'scenarios');
 }
@@ -107,58 +107,13 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const runDir = path.join(options.reportsDir, id);
   // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
   // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
-  const lock = await acquireLock(lab.dirs.lockFile, 'test', { waitMs: 24 * 3600_000 });
-  const me = refOf(process.pid)!;
-  process.env[ENV_LOCK_HOLDER] = `${me.pid}:${me.startTime}`;
-  try {
-    return await runHoldingLock(lab, options, scenariosDir, files, started, id, runDir);
-  } finally {
-    delete process.env[ENV_LOCK_HOLDER];
-    lock.release();
-  }
+  return holdingLock(lab.dirs.lockFile, 'test', () => runHoldingLock(lab, options, scenariosDir, files, started, id, runDir));
 }
 
 async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: string, files: string[], started: Date, id: string, runDir: string): Promise<TestRun> {
   const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
 
-  process.env[ENV_CONFIG] = lab.configFile ?? '';
-  process.env[ENV_NAME] = lab.config.name;
-  const collector = new ResultCollector(scenariosDir);
-  const { startVitest } = await import('vitest/node');
-  const exclusive = (file: string) => path.relative(scenariosDir, file).startsWith(`${EXCLUSIVE_DIR}/`);
-  const group = (name: 'parallel' | 'exclusive', order: number, parallel: boolean) => ({
-    test: {
-      name,
-      root: scenariosDir,
-      include: name === 'exclusive' ? [`${EXCLUSIVE_DIR}/*.test.{ts,mts,js,mjs}`] : ['*.test.{ts,mts,js,mjs}'],
-      fileParallelism: parallel,
-      sequence: { groupOrder: order },
-      env: { [ENV_GROUP]: name },
-      testTimeout: SCENARIO_TIMEOUT_MS,
-      hookTimeout: SCENARIO_TIMEOUT_MS * 2,
-    },
-  });
-  const vitest = await startVitest(
-    'test',
-    files,
-    {
-      config: false,
-      root: scenariosDir,
-      watch: false,
-      passWithNoTests: false,
-      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), 'junit'],
-      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
-      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
-      outputFile: { junit: path.join(runDir, 'junit.xml') },
-      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
-        files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
-      ),
-    },
-    { server: { fs: { strict: false } } },
-    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
-    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
-  );
-  await vitest?.close();
+  const collector = await runScenarioFiles(lab, files, scenariosDir, { ...options, junitFile: path.join(runDir, 'junit.xml') });
 
   const counts = countTests(collector.scenarios, collector.unhandled);
   const failed = collector.failed || counts.failed > 0;
@@ -179,4 +134,57 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
     machines: failed ? await diagnostics(lab) : [],
   };
   return { report, dir: writeReports(options.reportsDir, report) };
+}
+
+export interface ScenarioRunOptions {
+  serial?: boolean;
+  renderer: Renderer;
+  verbose?: boolean;
+  junitFile?: string;
+  /** The group scenarios see (LAB_TEST_GROUP): by default theirs (parallel or exclusive); bisect runs them as its own. */
+  group?: string;
+}
+
+/** Runs scenario files with vitest against the lab as it is now (nothing is brought up), and returns what they did. */
+export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: string, options: ScenarioRunOptions): Promise<ResultCollector> {
+  process.env[ENV_CONFIG] = lab.configFile ?? '';
+  process.env[ENV_NAME] = lab.config.name;
+  const collector = new ResultCollector(scenariosDir);
+  const { startVitest } = await import('vitest/node');
+  const exclusive = (file: string) => path.relative(scenariosDir, file).startsWith(`${EXCLUSIVE_DIR}/`);
+  const group = (name: 'parallel' | 'exclusive', order: number, parallel: boolean) => ({
+    test: {
+      name,
+      root: scenariosDir,
+      include: name === 'exclusive' ? [`${EXCLUSIVE_DIR}/*.test.{ts,mts,js,mjs}`] : ['*.test.{ts,mts,js,mjs}'],
+      fileParallelism: parallel,
+      sequence: { groupOrder: order },
+      env: { [ENV_GROUP]: options.group ?? name },
+      testTimeout: SCENARIO_TIMEOUT_MS,
+      hookTimeout: SCENARIO_TIMEOUT_MS * 2,
+    },
+  });
+  const vitest = await startVitest(
+    'test',
+    files,
+    {
+      config: false,
+      root: scenariosDir,
+      watch: false,
+      passWithNoTests: false,
+      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
+      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
+      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
+      outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
+      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
+        files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
+      ),
+    },
+    { server: { fs: { strict: false } } },
+    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
+    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
+  );
+  await vitest?.close();
+
+  return collector;
 }

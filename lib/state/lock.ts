@@ -90,3 +90,19 @@ function readOwner(file: string): LockOwner | undefined {
     return undefined;
   }
 }
+
+/**
+ * Runs `body` holding the lab's lock for all of it, for a command that runs many others (lab test,
+ * lab bisect): what it calls, and the scenario workers it starts, take the lock it holds.
+ */
+export async function holdingLock<T>(file: string, command: string, body: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(file, command, { waitMs: 24 * 3600_000 });
+  const me = refOf(process.pid)!;
+  process.env[ENV_LOCK_HOLDER] = `${me.pid}:${me.startTime}`;
+  try {
+    return await body();
+  } finally {
+    delete process.env[ENV_LOCK_HOLDER];
+    lock.release();
+  }
+}

@@ -1,8 +1,9 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hostTraces, lab, labOk, uniqueName } from './helpers.js';
+import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 /** The debugging loop on one default lab: checkpoints, bisect, link faults, captures, record, graph. */
 const name = uniqueName('dbg');
@@ -11,6 +12,14 @@ const config = path.join(dir, 'lab.config.json');
 const run = (...args: string[]) => labOk(['--config', config, ...args]);
 const exec = (machine: string, ...argv: string[]) => run('exec', machine, '--', ...argv);
 const fails = async (machine: string, ...argv: string[]) => (await lab(['--config', config, 'exec', machine, '--', ...argv])).exitCode !== 0;
+
+const readState = (lab: string) => JSON.parse(readFileSync(path.join(STATE_ROOT, lab, 'state.json'), 'utf8')) as { machines: Record<string, { rootStage?: string }> };
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !condition(); await new Promise((resolve) => setTimeout(resolve, 50))) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+  }
+}
 
 beforeAll(async () => {
   writeFileSync(config, JSON.stringify({ name }));
@@ -65,5 +74,59 @@ describe('checkpoints of the whole lab', () => {
     const deleteUnknown = await lab(['--config', config, 'checkpoint', 'delete', 'nosuch']);
     expect(deleteUnknown.exitCode).toBe(2);
     expect(deleteUnknown.stderr).toContain("unknown checkpoint 'nosuch'");
+  });
+});
+
+interface Status {
+  machines: { name: string; state: string; rootStage?: string }[];
+}
+const rootStages = async () => Object.fromEntries((JSON.parse(await run('status', '--json')) as Status).machines.map((m) => [m.name, `${m.state}:${m.rootStage}`]));
+
+describe('lab bisect', () => {
+  it("finds where the proxy scenario starts passing along web's stages, and puts the lab back as it was", async () => {
+    await exec('web', 'sh', '-c', 'echo before-bisect > /root/marker');
+    const before = await rootStages();
+    const report = JSON.parse(await run('bisect', 'proxy', 'web', '--json')) as {
+      steps: { label: string; outcome: string }[];
+      boundary: { until: string; from: string; before: string; after: string };
+      runs: number;
+    };
+    expect(report.boundary).toEqual({ until: 'web@haproxy', from: 'web@proxy', before: 'failed', after: 'passed' });
+    expect(report.steps.map((s) => `${s.label}:${s.outcome}`)).toEqual(['web@system:failed', 'web@haproxy:failed', 'web@proxy:passed']);
+    expect(await exec('web', 'cat', '/root/marker')).toBe('before-bisect\n'); // back exactly as it was, not to a stage
+    expect(await rootStages()).toEqual(before);
+    expect(JSON.parse(await run('checkpoint', 'list', '--json'))).toEqual([]); // its way back is gone
+  });
+
+  it('over the whole lab, restores fewer stages than there are', async () => {
+    const report = JSON.parse(await run('bisect', 'proxy', '--json')) as { steps: { outcome: string }[]; boundary: { until: string; from: string }; runs: number };
+    expect(report.boundary).toMatchObject({ until: 'haproxy', from: 'proxy' });
+    expect(report.runs).toBeLessThan(report.steps.length);
+    expect(report.steps.some((s) => s.outcome === 'not run')).toBe(true);
+  });
+
+  it('refuses an unknown scenario or machine, naming the valid ones', async () => {
+    const scenario = await lab(['--config', config, 'bisect', 'nosuch']);
+    expect(scenario.exitCode).toBe(2);
+    expect(scenario.stderr).toContain("unknown scenario 'nosuch' (valid: connectivity, dns,");
+    const machine = await lab(['--config', config, 'bisect', 'proxy', 'nosuch']);
+    expect(machine.exitCode).toBe(2);
+    expect(machine.stderr).toContain("unknown machine 'nosuch' (valid: gw, web-silicon, web)");
+  });
+
+  it('interrupted with Ctrl-C, still puts the lab back', async () => {
+    await exec('gw', 'sh', '-c', 'echo before-interrupt > /root/marker');
+    const before = await rootStages();
+    const child = execa('node', [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'bisect', 'proxy'], { reject: false });
+    // Interrupted once it has restored the lab to its first stage: gw runs a root of that stage.
+    await waitFor(() => readState(name).machines.gw?.rootStage === 'system', 60_000);
+    child.kill('SIGINT');
+    const result = await child;
+    expect(result.exitCode).toBe(130);
+    expect(result.stderr).toContain('put the lab back');
+    expect(await exec('gw', 'cat', '/root/marker')).toBe('before-interrupt\n');
+    expect(await rootStages()).toEqual(before);
+    expect(JSON.parse(await run('checkpoint', 'list', '--json'))).toEqual([]);
+    await exec('gw', 'rm', '/root/marker');
   });
 });

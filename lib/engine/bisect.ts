@@ -1,0 +1,140 @@
+import path from 'node:path';
+import { interrupted, onInterrupt } from '../interrupt.js';
+import { holdingLock } from '../state/lock.js';
+import { INTERNAL_PREFIX, deleteCheckpoint, saveCheckpoint } from './checkpoints.js';
+import type { Lab } from './lab.js';
+import { assertMachine } from './machines.js';
+import { restoreCheckpointExactly, restoreStages } from './restore.js';
+import { defaultScenariosDir, listScenarios, runScenarioFiles, selectScenarios } from './test.js';
+
+/** One point of the lab's build: each machine named at the stage it is restored to. */
+export interface BisectStep {
+  label: string;
+  stages: ReadonlyMap<string, string>;
+}
+
+/**
+ * The points to search. For one machine, its stages. For the whole lab, the stage names in the
+ * order the lab builds them (machines in dependency order), each point being the lab built up to
+ * that stage: every machine at its last stage not later than it (at least its first).
+ */
+export function bisectChain(machines: readonly { name: string; stages: readonly string[] }[], machine?: string): BisectStep[] {
+  if (machine) {
+    const stages = machines.find((m) => m.name === machine)!.stages;
+    return stages.map((stage) => ({ label: `${machine}@${stage}`, stages: new Map([[machine, stage]]) }));
+  }
+  const order = [...new Set(machines.flatMap((m) => m.stages))];
+  return order.map((label, index) => ({
+    label,
+    stages: new Map(machines.map((m) => [m.name, m.stages.filter((s) => order.indexOf(s) <= index).at(-1) ?? m.stages[0]!])),
+  }));
+}
+
+/**
+ * Binary search for where a result changes along `count` points, assuming it changes once: both
+ * ends first (the last is usually the lab as it is), then halves. Returns each point evaluated and,
+ * when the ends differ, the first point with the last point's result.
+ */
+export async function bisectSearch(count: number, evaluate: (index: number) => Promise<boolean>): Promise<{ results: Map<number, boolean>; boundary?: number }> {
+  const results = new Map<number, boolean>();
+  const at = async (index: number) => {
+    if (!results.has(index)) results.set(index, await evaluate(index));
+    return results.get(index)!;
+  };
+  const last = await at(count - 1);
+  if (count === 1 || (await at(0)) === last) return { results };
+  let low = 0;
+  let high = count - 1;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if ((await at(middle)) === last) high = middle;
+    else low = middle;
+  }
+  return { results, boundary: high };
+}
+
+export interface BisectReport {
+  scenario: string;
+  machine?: string;
+  steps: { label: string; outcome: 'passed' | 'failed' | 'not run'; restoreMs?: number; scenarioMs?: number }[];
+  /** Where the result changes: the last point with the first result, and the first with the other. */
+  boundary?: { until: string; from: string; before: 'passed' | 'failed'; after: 'passed' | 'failed' };
+  /** Scenario runs made, of the points there are. */
+  runs: number;
+  durationMs: number;
+  /** The time of putting the lab back as it was, included in durationMs. */
+  putBackMs: number;
+}
+
+/**
+ * `lab bisect <scenario> [machine]`: runs the scenario against the lab restored to points of its
+ * build, as few as a binary search needs, and reports where its result changes. The lab is put back
+ * as it was at the end (a checkpoint of lab's own), also when the bisect fails or is interrupted.
+ */
+export async function bisect(
+  lab: Lab,
+  scenario: string,
+  machine: string | undefined,
+  options: { scenariosDir?: string; progress?: (line: string) => void } = {},
+): Promise<BisectReport> {
+  const started = Date.now();
+  const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
+  const [file] = selectScenarios(listScenarios(scenariosDir), [scenario]); // unknown: exit 2, naming the valid ones
+  if (machine) assertMachine(lab, machine);
+  const steps = bisectChain(
+    lab.loaded.machines.map((m) => ({ name: m.name, stages: m.stages.map((s) => s.name) })),
+    machine,
+  );
+  return holdingLock(lab.dirs.lockFile, `bisect ${scenario}`, async () => {
+    const wayBack = `${INTERNAL_PREFIX}bisect-${process.pid}`;
+    await saveCheckpoint(lab, wayBack, { internal: true });
+    let putBackMs = 0;
+    const touched = new Set<string>();
+    const putBack = async () => {
+      const from = Date.now();
+      if (touched.size > 0) await restoreCheckpointExactly(lab, wayBack, touched);
+      await deleteCheckpoint(lab, wayBack);
+      putBackMs = Date.now() - from;
+    };
+    const unregister = onInterrupt(putBack);
+    const timings = new Map<number, { restoreMs: number; scenarioMs: number }>();
+    let search: Awaited<ReturnType<typeof bisectSearch>>;
+    try {
+      search = await bisectSearch(steps.length, async (index) => {
+        const restoreStarted = Date.now();
+        for (const machine of steps[index]!.stages.keys()) touched.add(machine);
+        await restoreStages(lab, steps[index]!.stages, { waitForLock: true });
+        const scenarioStarted = Date.now();
+        const collector = await runScenarioFiles(lab, [file!], scenariosDir, { renderer: 'silent', group: 'bisect' });
+        const timing = { restoreMs: scenarioStarted - restoreStarted, scenarioMs: Date.now() - scenarioStarted };
+        timings.set(index, timing);
+        options.progress?.(`${steps[index]!.label}: ${collector.failed ? 'failed' : 'passed'} (restore ${timing.restoreMs} ms, scenario ${timing.scenarioMs} ms)`);
+        return !collector.failed;
+      });
+    } finally {
+      // Interrupted, the cleanup registered puts the lab back, after every command is ended.
+      if (!interrupted()) {
+        unregister();
+        await putBack();
+      }
+    }
+    const outcome = (passed: boolean) => (passed ? 'passed' : 'failed');
+    const { results, boundary } = search;
+    return {
+      scenario,
+      machine,
+      steps: steps.map((step, index) => ({
+        label: step.label,
+        outcome: results.has(index) ? outcome(results.get(index)!) : 'not run',
+        ...timings.get(index),
+      })),
+      boundary:
+        boundary === undefined
+          ? undefined
+          : { until: steps[boundary - 1]!.label, from: steps[boundary]!.label, before: outcome(!results.get(boundary)!), after: outcome(results.get(boundary)!) },
+      runs: results.size,
+      durationMs: Date.now() - started,
+      putBackMs,
+    };
+  });
+}
