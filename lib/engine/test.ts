@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
+import { clearLabFaults } from '../network/faults.js';
 import { packageRoot } from '../paths.js';
 import { ResultCollector, scenarioName } from '../report/collector.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
@@ -114,6 +115,8 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
 
   const collector = await runScenarioFiles(lab, files, scenariosDir, { ...options, junitFile: path.join(runDir, 'junit.xml') });
+  // Each test undoes its own link faults; a scenario worker that died could not.
+  await clearLabFaults(lab.network.netnsPrefix, lab.names.nftTable, lab.topology.networks.map((n) => n.bridge));
 
   const counts = countTests(collector.scenarios, collector.unhandled);
   const failed = collector.failed || counts.failed > 0;

@@ -3,7 +3,7 @@
  * vitest; this module opens the lab it names, gives machines with assertion verbs, brings
  * machines to a declared stage and puts them back afterwards.
  */
-import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { Parser } from 'tap-parser';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,7 +12,8 @@ import { machineExecutor } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
 import { LabError } from '../errors.js';
-import { tail } from '../exec.js';
+import { run, tail } from '../exec.js';
+import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
 import { AssertionFailure, Machine } from '../machine.js';
 import { readState } from '../state/state.js';
 import { ENV_CONFIG, ENV_GROUP, ENV_NAME } from './environment.js';
@@ -39,6 +40,9 @@ export interface CurlReply {
   redirectUrl: string;
   remoteIp: string;
 }
+
+/** Links the running test cut or impaired (host side, with the lab's namespace and table): undone after it, pass or fail. */
+const faulted = new Map<string, { prefix: readonly string[]; nftTable: string }>();
 
 /** Machines used by the running test: their journals go into the report when it fails. */
 const usedByTest = new Set<string>();
@@ -90,6 +94,52 @@ export class LabMachine extends Machine {
       throw new AssertionFailure(`${this.name}: ${url} answered ${reply.status}, expected ${options.expectStatus}\n${tail(reply.body, 10)}`, result);
     }
     return reply;
+  }
+
+  /**
+   * The host side of the machine's links, on one network or all of them: found from the machine's
+   * own ends (their peer's index), in the namespace the lab's bridges are in.
+   */
+  private async links(network?: string): Promise<string[]> {
+    const interfaces = this.lab.topology.machines.find((m) => m.name === this.name)!.interfaces.filter((i) => !network || i.network === network);
+    if (interfaces.length === 0) {
+      const networks = this.lab.topology.machines.find((m) => m.name === this.name)!.interfaces.map((i) => i.network);
+      throw new LabError(`${this.name} has no interface on network '${network}' (its networks: ${networks.join(', ')})`, 2);
+    }
+    const peers = await this.succeed(['cat', ...interfaces.map((i) => `/sys/class/net/${i.name}/iflink`)]);
+    const listed = await run([...this.lab.network.netnsPrefix, 'ip', '-o', 'link', 'show']);
+    const links = hostSideLinks(peers.trim().split('\n').map(Number), listed.stdout);
+    if (links.some((l) => l === undefined)) throw new LabError(`${this.name}: the host side of its links was not found`, 1);
+    return links as string[];
+  }
+
+  /** Cuts the machine's links (all, or the one on `network`): nothing goes in or out, as with a cable pulled. */
+  async block(network?: string): Promise<void> {
+    for (const link of await this.links(network)) {
+      this.undoAfterTest(link);
+      await blockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
+    }
+  }
+
+  private undoAfterTest(link: string): void {
+    faulted.set(link, { prefix: this.lab.network.netnsPrefix, nftTable: this.lab.names.nftTable });
+  }
+
+  async unblock(network?: string): Promise<void> {
+    for (const link of await this.links(network)) await unblockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
+  }
+
+  /** Delay, jitter, loss or rate on the way to the machine (netem), until clearImpairment or the test's end. */
+  async impair(impairment: Impairment, network?: string): Promise<void> {
+    checkImpairment(impairment);
+    for (const link of await this.links(network)) {
+      this.undoAfterTest(link);
+      await impairLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, impairment);
+    }
+  }
+
+  async clearImpairment(network?: string): Promise<void> {
+    for (const link of await this.links(network)) await clearImpairment(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
   }
 
   async journal(lines = JOURNAL_LINES): Promise<string> {
@@ -181,6 +231,14 @@ export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab
     beforeAll(() => scenario.restore(ref));
     afterAll(() => scenario.up());
   }
+  afterEach(async () => {
+    const links = [...faulted];
+    faulted.clear();
+    for (const [link, { prefix, nftTable }] of links) {
+      await unblockLink(prefix, nftTable, link);
+      await clearImpairment(prefix, nftTable, link);
+    }
+  });
   beforeEach(({ task, onTestFailed }) => {
     usedByTest.clear();
     onTestFailed(async () => {

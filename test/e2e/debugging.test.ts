@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -128,5 +129,86 @@ describe('lab bisect', () => {
     expect(await rootStages()).toEqual(before);
     expect(JSON.parse(await run('checkpoint', 'list', '--json'))).toEqual([]);
     await exec('gw', 'rm', '/root/marker');
+  });
+});
+
+const harness = path.join(repoRoot, 'lib', 'scenario', 'harness.js');
+const linksScenario = `import { expect, it } from 'vitest';
+import { useLab } from '${harness}';
+const lab = await useLab();
+const gw = lab.machine('gw');
+const web = lab.machine('web');
+const reaches = async () => (await gw.execute(['ping', '-c', '1', '-W', '1', 'web.prolo'])).exitCode === 0;
+
+it('block cuts web off, unblock brings it back', async () => {
+  expect(await reaches()).toBe(true);
+  await web.block();
+  expect(await reaches()).toBe(false);
+  await web.unblock();
+  expect(await reaches()).toBe(true);
+});
+
+it('leaves web cut at its end', async () => {
+  await web.block();
+  expect(await reaches()).toBe(false);
+});
+
+it('finds web reachable: the cut was undone after the test that made it', async () => {
+  expect(await reaches()).toBe(true);
+});
+
+it('drops every packet to web with 100% loss, and clears it', async () => {
+  await web.impair({ lossPercent: 100 });
+  expect(await reaches()).toBe(false);
+  await web.clearImpairment();
+  expect(await reaches()).toBe(true);
+});
+
+it('delays packets to web, seen in the round-trip time', async (context) => {
+  try {
+    await web.impair({ delayMs: 300 });
+  } catch (error) {
+    if (/this kernel lacks/.test((error as Error).message)) context.skip();
+    throw error;
+  }
+  const reply = await gw.succeed(['ping', '-c', '1', '-W', '3', 'web.prolo']);
+  const rtt = Number(/time=([0-9.]+) ms/.exec(reply)?.[1]);
+  expect(rtt).toBeGreaterThanOrEqual(300);
+});
+
+it('refuses a setting out of range', async () => {
+  await expect(web.impair({ lossPercent: 150 })).rejects.toThrow('impair: lossPercent 150 is out of range (0 to 100)');
+});
+`;
+
+/** Whether this kernel has netem: its configuration says so (where it is readable). */
+function kernelHasNetem(): boolean {
+  try {
+    return /^CONFIG_NET_SCH_NETEM=[ym]$/m.test(execSync('zcat /proc/config.gz', { encoding: 'utf8' }));
+  } catch {
+    return true;
+  }
+}
+
+describe('link faults in scenarios', () => {
+  it('cut, restore and impair a link, each undone after its test', async () => {
+    const scenarios = path.join(dir, 'link-scenarios');
+    mkdirSync(scenarios, { recursive: true });
+    writeFileSync(path.join(scenarios, 'links.test.ts'), linksScenario);
+    const reports = path.join(dir, 'link-reports');
+    const result = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--json']);
+    const report = JSON.parse(result.stdout) as { scenarios: { tests: { name: string; outcome: string; errors: { message: string }[] }[] }[] };
+    const outcomes = Object.fromEntries(report.scenarios[0]!.tests.map((t) => [t.name, t.errors.length ? `${t.outcome}: ${t.errors[0]!.message}` : t.outcome]));
+    expect(outcomes).toEqual({
+      'block cuts web off, unblock brings it back': 'passed',
+      'leaves web cut at its end': 'passed',
+      'finds web reachable: the cut was undone after the test that made it': 'passed',
+      'drops every packet to web with 100% loss, and clears it': 'passed',
+      'delays packets to web, seen in the round-trip time': kernelHasNetem() ? 'passed' : 'skipped',
+      'refuses a setting out of range': 'passed',
+    });
+    expect(result.exitCode).toBe(0);
+    const tables = await execa('ip', ['netns', 'exec', `lab-${name}`, 'nft', 'list', 'tables', 'bridge']);
+    expect(tables.stdout).toBe('');
   });
 });

@@ -1,0 +1,149 @@
+import { HostError, UsageError } from '../errors.js';
+import { run } from '../exec.js';
+
+/**
+ * Link faults for scenarios, on the host side of a machine's veth (in the lab's namespace in
+ * sandbox mode): a cut link drops every frame to and from the machine in the bridge (nftables,
+ * bridge family: the machine keeps its carrier and its addresses, as with a cable cut behind a
+ * switch); an impaired link goes through the kernel's netem. Every table carries the lab's name.
+ */
+
+export interface Impairment {
+  /** Added to every packet towards the machine, in milliseconds. */
+  delayMs?: number;
+  jitterMs?: number;
+  /** Packets dropped at random, in percent. */
+  lossPercent?: number;
+  /** The link's rate towards the machine, in kbit/s. */
+  rateKbit?: number;
+}
+
+/** Ranges netem takes sensibly; anything else is an error of the scenario (exit 2). */
+export function checkImpairment(impairment: Impairment): void {
+  const check = (field: keyof Impairment, min: number, max: number) => {
+    const value = impairment[field];
+    if (value === undefined) return;
+    if (!Number.isFinite(value) || value < min || value > max) throw new UsageError(`impair: ${field} ${value} is out of range (${min} to ${max})`);
+  };
+  check('delayMs', 0, 60_000);
+  check('jitterMs', 0, impairment.delayMs ?? 0);
+  check('lossPercent', 0, 100);
+  check('rateKbit', 8, 10_000_000);
+  if (Object.values(impairment).every((v) => v === undefined)) throw new UsageError('impair: give at least one of delayMs, jitterMs, lossPercent, rateKbit');
+}
+
+/** tc's arguments for netem. */
+export function netemArgs(impairment: Impairment): string[] {
+  const args: string[] = [];
+  if (impairment.delayMs !== undefined) args.push('delay', `${impairment.delayMs}ms`, ...(impairment.jitterMs ? [`${impairment.jitterMs}ms`] : []));
+  if (impairment.lossPercent !== undefined) args.push('loss', `${impairment.lossPercent}%`);
+  if (impairment.rateKbit !== undefined) args.push('rate', `${impairment.rateKbit}kbit`);
+  return args;
+}
+
+/** The nftables table (bridge family) that cuts one link. */
+export function blockTable(nftTable: string, link: string): string {
+  return `${nftTable}_fault_${link.replace(/[^A-Za-z0-9_]/g, '_')}`;
+}
+
+export function blockRuleset(table: string, link: string): string {
+  return [
+    `table bridge ${table} {`,
+    `  chain from_machine { type filter hook prerouting priority -200; policy accept; iifname "${link}" drop; }`,
+    `  chain to_machine { type filter hook forward priority -200; policy accept; oifname "${link}" drop; }`,
+    `  chain from_host { type filter hook output priority -200; policy accept; oifname "${link}" drop; }`,
+    '}',
+    '',
+  ].join('\n');
+}
+
+export async function blockLink(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
+  const table = blockTable(nftTable, link);
+  await run([...prefix, 'nft', '-f', '-'], { input: `table bridge ${table}\ndelete table bridge ${table}\n${blockRuleset(table, link)}` });
+}
+
+export async function unblockLink(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
+  await run([...prefix, 'nft', 'delete', 'table', 'bridge', blockTable(nftTable, link)], { allowFailure: true });
+}
+
+/**
+ * Impairs the link towards the machine with netem. A kernel without netem still gets loss (nftables'
+ * random numbers, bridge family) and rate (tbf); delay needs netem, and lab says so (exit 3).
+ */
+export async function impairLink(prefix: readonly string[], nftTable: string, link: string, impairment: Impairment): Promise<'netem' | 'nftables+tbf'> {
+  const result = await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'netem', ...netemArgs(impairment)], { allowFailure: true });
+  if (result.exitCode === 0) return 'netem';
+  if (!/qdisc kind is unknown/i.test(result.stderr)) throw new HostError(`impair: tc failed on ${link}: ${result.stderr.trim()}`);
+  if (impairment.delayMs !== undefined || impairment.jitterMs !== undefined) {
+    throw new HostError('impair: delay needs netem, which this kernel lacks (sch_netem, CONFIG_NET_SCH_NETEM)', 'modprobe sch_netem, or use a kernel that has it; loss and rate work without it');
+  }
+  if (impairment.lossPercent !== undefined) {
+    const table = lossTable(nftTable, link);
+    // In hundredths of a percent; 100% is every packet (numgen's range ends below its modulus).
+    const hundredths = Math.round(impairment.lossPercent * 100);
+    const drop = `oifname "${link}" ${hundredths >= 10_000 ? '' : `numgen random mod 10000 < ${hundredths} `}drop;`;
+    const ruleset = [
+      `table bridge ${table}`,
+      `delete table bridge ${table}`,
+      `table bridge ${table} {`,
+      `  chain to_machine { type filter hook forward priority -200; policy accept; ${drop} }`,
+      `  chain from_host { type filter hook output priority -200; policy accept; ${drop} }`,
+      '}',
+      '',
+    ].join('\n');
+    await run([...prefix, 'nft', '-f', '-'], { input: ruleset });
+  }
+  if (impairment.rateKbit !== undefined) {
+    await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'tbf', 'rate', `${impairment.rateKbit}kbit`, 'burst', '32kbit', 'latency', '400ms']);
+  }
+  return 'nftables+tbf';
+}
+
+const lossTable = (nftTable: string, link: string) => `${blockTable(nftTable, link)}_loss`;
+
+export async function clearImpairment(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
+  await run([...prefix, 'tc', 'qdisc', 'del', 'dev', link, 'root'], { allowFailure: true });
+  await run([...prefix, 'nft', 'delete', 'table', 'bridge', lossTable(nftTable, link)], { allowFailure: true });
+}
+
+/** Every link cut by the lab's scenarios (tables named after the lab), to remove on destroy or after a run. */
+export async function faultTables(prefix: readonly string[], nftTable: string): Promise<string[]> {
+  const listed = await run([...prefix, 'nft', 'list', 'tables', 'bridge'], { allowFailure: true });
+  return listed.stdout
+    .split('\n')
+    .map((line) => /^table bridge (\S+)$/.exec(line.trim())?.[1])
+    .filter((t): t is string => t !== undefined && t.startsWith(`${nftTable}_fault_`));
+}
+
+export async function removeFaultTables(prefix: readonly string[], nftTable: string): Promise<void> {
+  for (const table of await faultTables(prefix, nftTable)) await run([...prefix, 'nft', 'delete', 'table', 'bridge', table], { allowFailure: true });
+}
+
+/**
+ * The host side of each of a machine's interfaces: the interface whose index the machine's end
+ * names as its peer (iflink), looked up in the namespace the bridges are in.
+ */
+export function hostSideLinks(peerIndexes: readonly number[], ipLinkOutput: string): (string | undefined)[] {
+  const byIndex = new Map<number, string>();
+  for (const line of ipLinkOutput.split('\n')) {
+    const match = /^(\d+): ([^:@\s]+)/.exec(line);
+    if (match) byIndex.set(Number(match[1]), match[2]!);
+  }
+  return peerIndexes.map((index) => byIndex.get(index));
+}
+
+/** Every fault of the lab undone: its cut links, and any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
+export async function clearLabFaults(prefix: readonly string[], nftTable: string, bridges: readonly string[]): Promise<void> {
+  await removeFaultTables(prefix, nftTable);
+  for (const bridge of bridges) {
+    const ports = await run([...prefix, 'ip', '-o', 'link', 'show', 'master', bridge], { allowFailure: true });
+    for (const port of portNames(ports.stdout)) await run([...prefix, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { allowFailure: true });
+  }
+}
+
+function portNames(ipLinkOutput: string): string[] {
+  return ipLinkOutput
+    .split('\n')
+    .map((line) => /^\d+: ([^:@\s]+)/.exec(line)?.[1])
+    .filter((name): name is string => name !== undefined);
+}
