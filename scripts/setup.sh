@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # debian-archive-keyring: debootstrap checks Debian images with it, also on an Ubuntu host.
-HOST_PACKAGES=(systemd-container debootstrap debian-archive-keyring btrfs-progs nftables iproute2 procps util-linux tar)
+HOST_PACKAGES=(systemd-container debootstrap debian-archive-keyring btrfs-progs nftables iproute2 procps util-linux tar tcpdump)
 # Only for the tests: the HTML report is rendered in a real browser. The nightly, which runs no
 # test of lab itself, skips it (Ubuntu ships Chromium as a snap only).
 TEST_PACKAGES=(chromium)

@@ -22,6 +22,7 @@ export interface GlobalOptions {
   reports?: string;
   serial: boolean;
   verbose: boolean;
+  capture: boolean;
   runtime?: string;
   /** Milliseconds, from --timeout. */
   timeout?: number;
@@ -69,6 +70,7 @@ export async function runCommand(command: string, args: string[], passthrough: s
         scenariosDir: options.scenarios,
         reportsDir: path.resolve(options.reports ?? 'reports'),
         serial: options.serial,
+        capture: options.capture,
         renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
         verbose: options.verbose,
       });

@@ -20,6 +20,7 @@ Commands:
       --reports <dir>         where reports go (default: ./reports)
       --serial                one scenario at a time (default: read-only ones in parallel)
       --verbose               print every test as it ends
+      --capture               record each network (tcpdump) while each scenario runs; keep the pcaps of failing ones
   bisect <scenario> [machine]  where along the build (a machine's stages, or the lab's) the scenario's result changes;
                             restores as few stages as a binary search needs, then puts the lab back as it was
       --scenarios <dir>       where scenarios are
@@ -71,6 +72,7 @@ function parse(argv: string[]) {
         reports: { type: 'string' },
         serial: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
+        capture: { type: 'boolean', default: false },
       },
     });
     return { values, positionals, passthrough };
@@ -102,6 +104,7 @@ export async function main(argv: string[]): Promise<number> {
     reports: values.reports,
     serial: values.serial,
     verbose: values.verbose,
+    capture: values.capture,
     runtime: values.runtime,
   });
 }

@@ -1,12 +1,14 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
 import { clearLabFaults } from '../network/faults.js';
 import { packageRoot } from '../paths.js';
-import { ResultCollector, scenarioName } from '../report/collector.js';
+import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
+import { assertHostReady } from '../host/prereq.js';
+import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
-import { ENV_CONFIG, ENV_GROUP, ENV_NAME, EXCLUSIVE_DIR } from '../scenario/environment.js';
+import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
 import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
@@ -20,6 +22,8 @@ const PARALLEL_WORKERS = 4;
 
 export interface TestOptions {
   scenarios: string[];
+  /** Record every network while each scenario runs; keep the pcaps of failing ones in the report. */
+  capture?: boolean;
   scenariosDir?: string;
   reportsDir: string;
   /** Run every scenario one after the other (to compare with the parallel default). */
@@ -108,13 +112,20 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const runDir = path.join(options.reportsDir, id);
   // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
   // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
+  if (options.capture) assertHostReady([TCPDUMP_TOOL], 'test --capture');
   return holdingLock(lab.dirs.lockFile, 'test', () => runHoldingLock(lab, options, scenariosDir, files, started, id, runDir));
 }
 
 async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: string, files: string[], started: Date, id: string, runDir: string): Promise<TestRun> {
   const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
 
-  const collector = await runScenarioFiles(lab, files, scenariosDir, { ...options, junitFile: path.join(runDir, 'junit.xml') });
+  const captureRoot = path.join(runDir, 'captures');
+  const collector = await runScenarioFiles(lab, files, scenariosDir, {
+    ...options,
+    junitFile: path.join(runDir, 'junit.xml'),
+    env: options.capture ? { [ENV_CAPTURE_DIR]: captureRoot, [ENV_SCENARIOS_DIR]: scenariosDir } : {},
+  });
+  if (options.capture) attachCaptures(collector.scenarios, captureRoot, runDir);
   // Each test undoes its own link faults; a scenario worker that died could not.
   await clearLabFaults(lab.network.netnsPrefix, lab.names.nftTable, lab.topology.networks.map((n) => n.bridge));
 
@@ -139,7 +150,25 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   return { report, dir: writeReports(options.reportsDir, report) };
 }
 
+const TCPDUMP_TOOL = { command: 'tcpdump', debianPackage: 'tcpdump', why: 'records the networks for lab test --capture' };
+
+/**
+ * Each failing scenario's pcaps, named in its result (relative to the run's directory); a passing
+ * scenario's are deleted (its worker does it; this also covers a worker that could not).
+ */
+function attachCaptures(scenarios: ScenarioResult[], captureRoot: string, runDir: string): void {
+  for (const scenario of scenarios) {
+    const dir = captureDirOf(captureRoot, scenario.name);
+    if (!existsSync(dir)) continue;
+    if (scenario.outcome !== 'failed') rmSync(dir, { recursive: true, force: true });
+    else scenario.captures = readdirSync(dir).map((file) => path.relative(runDir, path.join(dir, file)));
+  }
+  if (existsSync(captureRoot) && readdirSync(captureRoot).length === 0) rmSync(captureRoot, { recursive: true });
+}
+
 export interface ScenarioRunOptions {
+  /** More environment for the scenario workers. */
+  env?: Record<string, string>;
   serial?: boolean;
   renderer: Renderer;
   verbose?: boolean;
@@ -162,7 +191,7 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       include: name === 'exclusive' ? [`${EXCLUSIVE_DIR}/*.test.{ts,mts,js,mjs}`] : ['*.test.{ts,mts,js,mjs}'],
       fileParallelism: parallel,
       sequence: { groupOrder: order },
-      env: { [ENV_GROUP]: options.group ?? name },
+      env: { ...options.env, [ENV_GROUP]: options.group ?? name },
       testTimeout: SCENARIO_TIMEOUT_MS,
       hookTimeout: SCENARIO_TIMEOUT_MS * 2,
     },

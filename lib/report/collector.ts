@@ -23,6 +23,8 @@ export interface ScenarioResult {
   tests: TestResult[];
   /** Errors outside any test: the file did not load, a hook failed. */
   errors: { message: string; stack?: string }[];
+  /** lab test --capture, a failing scenario: its pcaps, one per network, relative to the run's directory. */
+  captures?: string[];
 }
 
 export function scenarioName(file: string, scenariosDir: string): string {

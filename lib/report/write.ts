@@ -113,6 +113,7 @@ export function toHtml(report: RunReport): string {
     (s) => `<section class="scenario ${s.outcome}" id="scenario-${escapeHtml(s.name)}">
 <h3><span class="badge ${s.outcome}">${s.outcome}</span> ${escapeHtml(s.name)} <span class="muted">${seconds(s.durationMs)}</span></h3>
 ${s.errors.map((e) => `<pre class="error">${escapeHtml(e.message)}</pre>`).join('\n')}
+${s.captures?.length ? `<p>packet captures: ${s.captures.map((c) => `<a href="${escapeHtml(c)}">${escapeHtml(path.basename(c))}</a>`).join(' · ')}</p>` : ''}
 <ul>${s.tests.map(testHtml).join('\n')}</ul>
 </section>`,
   );
@@ -181,6 +182,7 @@ export function redactTree(dir: string): void {
       redactTree(file);
       continue;
     }
+    if (file.endsWith('.pcap')) continue; // binary: rewriting it as text would break it (a capture holds what went over the wire)
     const text = readFileSync(file, 'utf8');
     const clean = redact(text);
     if (clean !== text) writeFileSync(file, clean);

@@ -16,7 +16,9 @@ import { run, tail } from '../exec.js';
 import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
 import { AssertionFailure, Machine } from '../machine.js';
 import { readState } from '../state/state.js';
-import { ENV_CONFIG, ENV_GROUP, ENV_NAME } from './environment.js';
+import { captureDirOf, ScenarioCapture } from './capture.js';
+import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR } from './environment.js';
+import { scenarioName } from '../report/collector.js';
 
 declare module 'vitest' {
   interface TaskMeta {
@@ -43,6 +45,9 @@ export interface CurlReply {
 
 /** Links the running test cut or impaired (host side, with the lab's namespace and table): undone after it, pass or fail. */
 const faulted = new Map<string, { prefix: readonly string[]; nftTable: string }>();
+
+/** Whether a test of this scenario file failed: its packet captures are kept then. */
+let anyTestFailed = false;
 
 /** Machines used by the running test: their journals go into the report when it fails. */
 const usedByTest = new Set<string>();
@@ -239,9 +244,21 @@ export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab
       await clearImpairment(prefix, nftTable, link);
     }
   });
+  const captureRoot = process.env[ENV_CAPTURE_DIR];
+  if (captureRoot) {
+    let capture: ScenarioCapture | undefined;
+    // vitest gives the suite (here, the scenario's file) as the second argument, after an object to destructure.
+    beforeAll(async ({}, suite) => {
+      const file = (suite as { file?: { filepath: string } }).file?.filepath ?? (suite as { filepath?: string }).filepath ?? 'scenario';
+      capture = new ScenarioCapture(lab, captureDirOf(captureRoot, scenarioName(file, process.env[ENV_SCENARIOS_DIR] ?? path.dirname(file))));
+      await capture.start();
+    });
+    afterAll(async () => capture?.stop(anyTestFailed));
+  }
   beforeEach(({ task, onTestFailed }) => {
     usedByTest.clear();
     onTestFailed(async () => {
+      anyTestFailed = true;
       const journals: Record<string, string> = {};
       for (const name of usedByTest) journals[name] = await scenario.machine(name).journal().catch((error: Error) => `(no journal: ${error.message})`);
       task.meta.labJournals = journals;

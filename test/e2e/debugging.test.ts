@@ -1,5 +1,5 @@
 import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -210,5 +210,30 @@ describe('link faults in scenarios', () => {
     expect(result.exitCode).toBe(0);
     const tables = await execa('ip', ['netns', 'exec', `lab-${name}`, 'nft', 'list', 'tables', 'bridge']);
     expect(tables.stdout).toBe('');
+  });
+});
+
+describe('lab test --capture', () => {
+  it("keeps a failing scenario's pcap, with its traffic, and deletes a passing one's", async () => {
+    const scenarios = path.join(dir, 'capture-scenarios');
+    mkdirSync(scenarios, { recursive: true });
+    const header = `import { expect, it } from 'vitest';\nimport { useLab } from '${harness}';\nconst lab = await useLab();\nconst gw = lab.machine('gw');\n`;
+    writeFileSync(path.join(scenarios, 'quiet.test.ts'), `${header}it('passes', async () => { await gw.ping('web-silicon'); });\n`);
+    writeFileSync(path.join(scenarios, 'broken.test.ts'), `${header}it('fails after pinging web', async () => {\n  await gw.succeed(['ping', '-c', '2', '-p', 'c0ffee', 'web.prolo']);\n  expect('what web said').toBe('something else');\n});\n`);
+    const reports = path.join(dir, 'capture-reports');
+    const result = await lab(['--config', config, 'test', '--capture', '--scenarios', scenarios, '--reports', reports, '--json']);
+    expect(result.exitCode).toBe(1);
+    const report = JSON.parse(result.stdout) as { reportDir: string; scenarios: { name: string; outcome: string; captures?: string[] }[] };
+    const byName = Object.fromEntries(report.scenarios.map((s) => [s.name, s]));
+    expect(byName.broken).toMatchObject({ outcome: 'failed', captures: ['captures/broken/prolo.pcap'] });
+    expect(byName.quiet).toMatchObject({ outcome: 'passed' });
+    expect(byName.quiet!.captures).toBeUndefined();
+    expect(existsSync(path.join(report.reportDir, 'captures', 'quiet'))).toBe(false);
+    // The echo requests to web, with the payload pattern the scenario gave, are in the capture.
+    const web = (await exec('web', 'ip', '-4', '-o', 'addr', 'show', 'host0')).match(/inet ([0-9.]+)/)![1];
+    const read = await execa('tcpdump', ['-r', path.join(report.reportDir, 'captures', 'broken', 'prolo.pcap'), '-n', '-X', 'icmp', 'and', 'dst', web!]);
+    expect(read.stdout).toContain(`> ${web}: ICMP echo request`);
+    expect(read.stdout).toContain('c0ff ee');
+    expect(readFileSync(path.join(report.reportDir, 'report.html'), 'utf8')).toContain('<a href="captures/broken/prolo.pcap">prolo.pcap</a>');
   });
 });
