@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { CommandError, formatArgv } from '../exec.js';
@@ -8,7 +9,7 @@ import { readState } from '../state/state.js';
 import { printBisect, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
-const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor']);
+const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor', 'graph']);
 
 export interface GlobalOptions {
   config?: string;
@@ -23,6 +24,7 @@ export interface GlobalOptions {
   serial: boolean;
   verbose: boolean;
   capture: boolean;
+  output?: string;
   runtime?: string;
   /** Milliseconds, from --timeout. */
   timeout?: number;
@@ -156,6 +158,21 @@ async function runBareCommand(command: string, args: string[], passthrough: stri
       const { destroy } = await import('../engine/lifecycle.js');
       await destroy(lab);
       out(`lab ${lab.config.name} destroyed`);
+      return 0;
+    }
+    case 'graph': {
+      if (args.length > 0) throw new UsageError('usage: lab graph [--output <file.svg|file.html|file.mmd>]');
+      const graph = await import('../report/graph.js');
+      const file = options.output;
+      if (!file) {
+        out(graph.toMermaid(lab.topology).trimEnd());
+        return 0;
+      }
+      const kind = path.extname(file);
+      const render = { '.svg': () => graph.toSvg(lab.topology), '.html': () => graph.toHtmlPage(`lab ${lab.config.name}: topology`, lab.topology), '.mmd': () => graph.toMermaid(lab.topology) }[kind];
+      if (!render) throw new UsageError(`--output ${file}: use a .svg, .html or .mmd file`);
+      writeFileSync(file, render());
+      out(`wrote ${file}`);
       return 0;
     }
     case 'doctor': {

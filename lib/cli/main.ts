@@ -35,6 +35,8 @@ Commands:
   shell <machine>           an interactive shell in a machine
   down                      stop the machines, keep everything
   destroy                   remove everything the lab made on the host
+  graph                     the lab's topology (machines, networks, addresses, DNS/DHCP, routers) as Mermaid
+      -o, --output <file>     write it as .svg, .html (self-contained) or .mmd instead
   doctor                    prerequisites, the modes in use and why, leftovers of labs
 
 Global options:
@@ -46,7 +48,7 @@ Global options:
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -73,6 +75,7 @@ function parse(argv: string[]) {
         serial: { type: 'boolean', default: false },
         verbose: { type: 'boolean', default: false },
         capture: { type: 'boolean', default: false },
+        output: { type: 'string', short: 'o' },
       },
     });
     return { values, positionals, passthrough };
@@ -105,6 +108,7 @@ export async function main(argv: string[]): Promise<number> {
     serial: values.serial,
     verbose: values.verbose,
     capture: values.capture,
+    output: values.output,
     runtime: values.runtime,
   });
 }

@@ -147,7 +147,8 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
     // Failing runs keep each machine's failed units and journal tail.
     machines: failed ? await diagnostics(lab) : [],
   };
-  return { report, dir: writeReports(options.reportsDir, report) };
+  const { toMermaid, toSvg } = await import('../report/graph.js');
+  return { report, dir: writeReports(options.reportsDir, report, { svg: toSvg(lab.topology), mermaid: toMermaid(lab.topology) }) };
 }
 
 const TCPDUMP_TOOL = { command: 'tcpdump', debianPackage: 'tcpdump', why: 'records the networks for lab test --capture' };

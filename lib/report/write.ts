@@ -108,7 +108,13 @@ function testHtml(test: TestResult): string {
   return `<li class="test ${test.outcome}"><span class="mark">${mark}</span> ${escapeHtml(test.name)} <span class="muted">${seconds(test.durationMs)}</span>${details}</li>`;
 }
 
-export function toHtml(report: RunReport): string {
+/** The lab's topology, drawn, for the reports (not in results.json: it is the config's, not the run's). */
+export interface ReportTopology {
+  svg: string;
+  mermaid: string;
+}
+
+export function toHtml(report: RunReport, topology?: ReportTopology): string {
   const scenarios = report.scenarios.map(
     (s) => `<section class="scenario ${s.outcome}" id="scenario-${escapeHtml(s.name)}">
 <h3><span class="badge ${s.outcome}">${s.outcome}</span> ${escapeHtml(s.name)} <span class="muted">${seconds(s.durationMs)}</span></h3>
@@ -139,6 +145,7 @@ pre.error{background:#fde8e8;border-left:3px solid #c33}
 .timeline .bar{position:absolute;top:0;height:12px;border-radius:2px}
 .bar.passed,.bar.built{background:#2a7}.bar.failed{background:#c33}.bar.cached,.bar.skipped{background:#bbb}
 .timeline .time{width:6em;font-size:12px;text-align:right}
+.topology{overflow:auto;max-width:100%;border:1px solid #ddd;display:inline-block}
 </style></head><body>
 <h1>lab test <span class="badge ${report.outcome}">${report.outcome}</span></h1>
 <p class="summary"><strong>${report.passed}</strong> passed, <strong>${report.failed}</strong> failed, ${report.skipped} skipped in ${seconds(report.durationMs)}</p>
@@ -148,18 +155,23 @@ ${report.unhandled.map((e) => `<pre class="error">${escapeHtml(e.message)}</pre>
 ${scenarios.join('\n')}
 <h2>Timeline</h2>
 ${timelineHtml(report.timeline)}
+${topology ? `<h2>Topology</h2>\n<div class="topology">${topology.svg}</div>` : ''}
 ${machines.length ? `<h2>Machines at the end of the failing run</h2>\n${machines.join('\n')}` : ''}
 </body></html>
 `;
 }
 
 /** Writes every report of a run; every file passes through `redact`. Returns the run's directory. */
-export function writeReports(reportsDir: string, report: RunReport): string {
+export function writeReports(reportsDir: string, report: RunReport, topology?: ReportTopology): string {
   const dir = path.join(reportsDir, report.id);
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(dir, 'report.tap'), toTap(report));
-  writeFileSync(path.join(dir, 'report.html'), toHtml(report));
+  writeFileSync(path.join(dir, 'report.html'), toHtml(report, topology));
+  if (topology) {
+    writeFileSync(path.join(dir, 'topology.svg'), topology.svg);
+    writeFileSync(path.join(dir, 'topology.mmd'), topology.mermaid);
+  }
   writeFileSync(path.join(dir, 'summary.md'), toMarkdown(report));
   for (const machine of report.machines) {
     const machineDir = path.join(dir, 'machines', machine.machine);

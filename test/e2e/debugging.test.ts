@@ -1,5 +1,5 @@
 import { execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -235,5 +235,43 @@ describe('lab test --capture', () => {
     expect(read.stdout).toContain(`> ${web}: ICMP echo request`);
     expect(read.stdout).toContain('c0ff ee');
     expect(readFileSync(path.join(report.reportDir, 'report.html'), 'utf8')).toContain('<a href="captures/broken/prolo.pcap">prolo.pcap</a>');
+  });
+});
+
+describe('lab graph', () => {
+  const chromium = () => ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', `--user-data-dir=${mkdtempSync(path.join(tmpdir(), 'chromium-'))}`];
+
+  it('prints the topology as Mermaid', async () => {
+    const mermaid = await run('graph');
+    expect(mermaid).toMatch(/^flowchart TB$/m);
+    expect(mermaid).toContain('m_gw["gw<br/><i>DNS/DHCP</i>"]');
+    expect(mermaid).toContain('m_gw ---|"host0 10.224.0.254 (default route)"| net_prolo');
+    expect(mermaid).toContain('m_web ---|"host0 DHCP (default route)"| net_prolo');
+  });
+
+  for (const [label, configFile] of [
+    ['the default lab', () => config],
+    ['examples/sadm', () => path.join(repoRoot, 'examples', 'sadm', 'lab.config.yaml')],
+  ] as const) {
+    it(`draws ${label} as a page that renders in Chromium`, async () => {
+      const page = path.join(dir, `graph-${label.replace(/\W+/g, '-')}.html`);
+      await labOk(['--config', configFile(), 'graph', '--output', page]);
+      const dom = await execa('chromium', [...chromium(), '--dump-dom', `file://${page}`], { timeout: 60_000 });
+      const machines = label === 'examples/sadm' ? ['gw', 'web', 'rhfs', 'r00p01', 'r00p02', 'alien01'] : ['gw', 'web-silicon', 'web'];
+      for (const machine of machines) expect(dom.stdout).toContain(`>${machine}</text>`);
+      if (label === 'examples/sadm') {
+        expect(dom.stdout).toContain('routes servers, users, alien');
+        expect(dom.stdout).toContain('host1 192.168.0.20');
+      }
+      const screenshot = page.replace(/\.html$/, '.png');
+      await execa('chromium', [...chromium(), `--screenshot=${screenshot}`, '--window-size=1400,700', `file://${page}`], { timeout: 60_000 });
+      expect(statSync(screenshot).size).toBeGreaterThan(10_000);
+    });
+  }
+
+  it('refuses an output it cannot write', async () => {
+    const result = await lab(['--config', config, 'graph', '--output', path.join(dir, 'graph.png')]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain('use a .svg, .html or .mmd file');
   });
 });

@@ -119,6 +119,8 @@ describe('lab test on scenarios that must fail', () => {
     const dom = await execa('chromium', [...chromium, '--dump-dom', `file://${html}`], { timeout: 60_000 });
     expect(dom.stdout).toContain('<section class="scenario failed" id="scenario-unit">');
     expect(dom.stdout).toContain('solo: unit doomed.service is failed');
+    expect(dom.stdout).toContain('<h2>Topology</h2>');
+    expect(dom.stdout).toMatch(/<svg[^>]*aria-label="lab topology"[\s\S]*>solo<\/text>/);
     const screenshot = path.join(dir, 'report.png');
     await execa('chromium', [...chromium, `--screenshot=${screenshot}`, '--window-size=1200,1600', `file://${html}`], { timeout: 60_000 });
     expect(statSync(screenshot).size).toBeGreaterThan(10_000);
