@@ -9,7 +9,7 @@ import { readState } from '../state/state.js';
 import { printBisect, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
-const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor', 'graph']);
+const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor', 'graph', 'record']);
 
 export interface GlobalOptions {
   config?: string;
@@ -25,6 +25,7 @@ export interface GlobalOptions {
   verbose: boolean;
   capture: boolean;
   output?: string;
+  files?: string[];
   runtime?: string;
   /** Milliseconds, from --timeout. */
   timeout?: number;
@@ -173,6 +174,24 @@ async function runBareCommand(command: string, args: string[], passthrough: stri
       if (!render) throw new UsageError(`--output ${file}: use a .svg, .html or .mmd file`);
       writeFileSync(file, render());
       out(`wrote ${file}`);
+      return 0;
+    }
+    case 'record': {
+      const [machine, ...extra] = args;
+      if (!machine || extra.length > 0) throw new UsageError('usage: lab record <machine> [--file <path in the machine>]... [--output <file.test.ts>]');
+      const record = await import('../engine/record.js');
+      const recorded = await record.recordMachine(lab, machine, options.files ?? []);
+      if (options.json) {
+        json(recorded);
+        return 0;
+      }
+      const target = options.output ? path.resolve(options.output) : undefined;
+      const scenario = record.recordedScenario(recorded, record.scenarioImport(target ? path.dirname(target) : process.cwd()), new Date().toISOString());
+      if (!target) out(scenario.trimEnd());
+      else {
+        writeFileSync(target, scenario);
+        out(`wrote ${target}: ${recorded.services.length} services, ${recorded.ports.length} ports, ${recorded.addresses.length} addresses, ${recorded.files.length} files`);
+      }
       return 0;
     }
     case 'doctor': {

@@ -37,6 +37,10 @@ Commands:
   destroy                   remove everything the lab made on the host
   graph                     the lab's topology (machines, networks, addresses, DNS/DHCP, routers) as Mermaid
       -o, --output <file>     write it as .svg, .html (self-contained) or .mmd instead
+  record <machine>          a scenario asserting what the machine is now: enabled and active services,
+                            listening ports, addresses (a starting point to edit)
+      --file <path>           also assert this file's content (repeatable)
+      -o, --output <file>     write it there (a .test.ts under scenarios/) instead of printing it
   doctor                    prerequisites, the modes in use and why, leftovers of labs
 
 Global options:
@@ -48,7 +52,7 @@ Global options:
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -76,6 +80,7 @@ function parse(argv: string[]) {
         verbose: { type: 'boolean', default: false },
         capture: { type: 'boolean', default: false },
         output: { type: 'string', short: 'o' },
+        file: { type: 'string', multiple: true },
       },
     });
     return { values, positionals, passthrough };
@@ -109,6 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     verbose: values.verbose,
     capture: values.capture,
     output: values.output,
+    files: values.file,
     runtime: values.runtime,
   });
 }

@@ -311,11 +311,11 @@ expect.extend({
     const pass = (await machine.execute(['test', '-s', file])).exitCode === 0;
     return { pass, message: () => `${machine.name}: ${file} ${pass ? 'exists and is not empty' : 'is missing or empty'}` };
   },
-  /** Something listens on the TCP port. */
-  async toListenOn(machine: LabMachine, port: number): Promise<MatcherResult> {
-    const listening = (await machine.execute(['ss', '-Hltn', `sport = :${port}`])).stdout.trim();
+  /** Something listens on the port (TCP unless told UDP). */
+  async toListenOn(machine: LabMachine, port: number, protocol: 'tcp' | 'udp' = 'tcp'): Promise<MatcherResult> {
+    const listening = (await machine.execute(['ss', protocol === 'udp' ? '-Hlun' : '-Hltn', `sport = :${port}`])).stdout.trim();
     const pass = listening.length > 0;
-    return { pass, message: () => `${machine.name}: ${pass ? 'something listens' : 'nothing listens'} on TCP port ${port}` };
+    return { pass, message: () => `${machine.name}: ${pass ? 'something listens' : 'nothing listens'} on ${protocol.toUpperCase()} port ${port}` };
   },
 });
 
@@ -323,6 +323,6 @@ declare module 'vitest' {
   interface Matchers<T = any> {
     toHaveServiceEnabledAndActive(unit: string): Promise<T>;
     toHaveFile(file: string): Promise<T>;
-    toListenOn(port: number): Promise<T>;
+    toListenOn(port: number, protocol?: 'tcp' | 'udp'): Promise<T>;
   }
 }

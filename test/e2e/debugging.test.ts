@@ -275,3 +275,38 @@ describe('lab graph', () => {
     expect(result.stderr).toContain('use a .svg, .html or .mmd file');
   });
 });
+
+describe('lab record', () => {
+  it("writes a scenario of gw as it is, which passes against gw", async () => {
+    const scenarios = path.join(dir, 'recorded');
+    mkdirSync(scenarios, { recursive: true });
+    const file = path.join(scenarios, 'gw-recorded.test.ts');
+    await run('record', 'gw', '--file', '/etc/hostname', '--output', file);
+    const scenario = readFileSync(file, 'utf8');
+    expect(scenario).toContain("'dnsmasq.service'");
+    expect(scenario).toMatch(/listens on UDP port %i[\s\S]*toListenOn\(port, 'udp'\)/);
+    expect(scenario).toContain("toContain(' 10.224.0.254/24 ')");
+    expect(scenario).toContain("'/etc/hostname'");
+    const reports = path.join(dir, 'recorded-reports');
+    const result = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--json']);
+    const report = JSON.parse(result.stdout) as { passed: number; failed: number };
+    expect(report.failed).toBe(0);
+    expect(report.passed).toBeGreaterThanOrEqual(6);
+    expect(result.exitCode).toBe(0);
+
+    // And it can fail: a changed file is seen.
+    await exec('gw', 'sh', '-c', 'echo renamed > /etc/hostname');
+    const changed = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--json']);
+    expect((JSON.parse(changed.stdout) as { failed: number }).failed).toBe(1);
+    await exec('gw', 'sh', '-c', 'echo gw > /etc/hostname');
+  });
+
+  it('refuses a file the machine does not have, and a machine the lab does not have', async () => {
+    const missing = await lab(['--config', config, 'record', 'gw', '--file', '/etc/nosuch']);
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toContain('/etc/nosuch: No such file or directory (in gw)');
+    const unknown = await lab(['--config', config, 'record', 'nosuch']);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain("unknown machine 'nosuch'");
+  });
+});
