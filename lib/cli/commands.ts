@@ -9,7 +9,7 @@ import { readState } from '../state/state.js';
 import { printBisect, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
-const BARE_COMMANDS = new Set(['exec', 'shell', 'down', 'destroy', 'doctor', 'graph', 'record']);
+const BARE_COMMANDS = new Set(['exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
 
 export interface GlobalOptions {
   config?: string;
@@ -149,6 +149,16 @@ async function runBareCommand(command: string, args: string[], passthrough: stri
       if (!machine) throw new UsageError('usage: lab shell <machine>');
       return runInMachine(lab, machine, (handle) => lab.runtime.shell(handle));
     }
+    case 'console': {
+      const [machine, ...extra] = args;
+      if (!machine || extra.length > 0) throw new UsageError('usage: lab console <vm>');
+      assertMachine(lab, machine);
+      if (!lab.vms.has(machine)) throw new UsageError(`${machine} is a container: it has no serial console of lab's`, `use lab shell ${machine}`);
+      if (!isRunning(readState(lab.dirs.stateFile), machine)) throw new UsageError(`vm ${machine} is not running`, 'start the lab with: lab up');
+      const { attachConsole } = await import('../vm/console.js');
+      await attachConsole(lab.vms.consoleSocket(machine), process.stdin, process.stdout);
+      return 0;
+    }
     case 'down': {
       const { down } = await import('../engine/lifecycle.js');
       const stopped = await down(lab);
@@ -224,6 +234,7 @@ async function execInteractive(lab: BareLab, handle: MachineHandle, argv: string
 async function runInMachine(lab: BareLab, machine: string, body: (handle: MachineHandle) => Promise<number>): Promise<number> {
   assertMachine(lab, machine);
   const state = readState(lab.dirs.stateFile);
+  if (lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: lab runs no command in it`, `attach to its serial console with: lab console ${machine}`);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');
   return body({ name: machine, process: state.machines[machine]!.process! });
 }

@@ -33,6 +33,7 @@ Commands:
   exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
       --timeout <duration>    end it, and all it started in the machine, after this long (10s, 2m, 500ms); exit 124
   shell <machine>           an interactive shell in a machine
+  console <vm>              a vm's serial console on this terminal (Ctrl-] leaves); its log: logs/<vm>/console.log
   down                      stop the machines, keep everything
   destroy                   remove everything the lab made on the host
   graph                     the lab's topology (machines, networks, addresses, DNS/DHCP, routers) as Mermaid
@@ -52,7 +53,7 @@ Global options:
 
 Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
 
-const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'console', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');

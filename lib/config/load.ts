@@ -41,6 +41,8 @@ function assertBindSources(config: LabConfig, file: string | undefined): void {
     for (const [b, bind] of machine.binds.entries()) {
       if (!existsSync(bind.source)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.binds.${b}.source: ${bind.source} does not exist`);
     }
+    const disk = machine.vm?.disk;
+    if (disk && !existsSync(disk)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.vm.disk: ${disk} does not exist`);
   }
 }
 
@@ -68,7 +70,10 @@ async function readAndValidate(file: string | undefined, options: LoadOptions, c
     if (tarball && !/^https?:\/\//.test(tarball)) config.image.tarball = path.resolve(path.dirname(file), tarball);
   }
   // Bind sources are relative to the config file (or, for the default lab, to where lab runs).
-  for (const machine of config.machines) for (const bind of machine.binds) bind.source = path.resolve(file ? path.dirname(file) : cwd, bind.source);
+  for (const machine of config.machines) {
+    for (const bind of machine.binds) bind.source = path.resolve(file ? path.dirname(file) : cwd, bind.source);
+    if (machine.vm?.disk) machine.vm.disk = path.resolve(file ? path.dirname(file) : cwd, machine.vm.disk);
+  }
   return { config, file };
 }
 

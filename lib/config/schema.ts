@@ -44,8 +44,21 @@ export const bindSchema = z.strictObject({
   readonly: z.boolean().default(true),
 });
 
+/** A machine of kind vm: a qemu virtual machine on the lab's networks (KVM when the host has it). */
+export const vmSchema = z.strictObject({
+  memoryMiB: z.number().int().min(32, 'at least 32 MiB').max(65536, 'at most 65536 MiB').default(256),
+  cpus: z.number().int().min(1, 'at least 1').max(64, 'at most 64').default(1),
+  /** network: PXE from the lab's DHCP server (SADM's contestant machines); disk: from `disk`. */
+  boot: z.enum(['network', 'disk']).default('network'),
+  /** A disk image (qcow2 or raw; relative to the config file), used copy-on-write: the image is never written. */
+  disk: z.string().min(1).optional(),
+});
+
 export const machineSchema = z.strictObject({
   name: machineName,
+  /** container (systemd-nspawn, built in stages) or vm (qemu: no stages, boots from the network or a disk). */
+  kind: z.enum(['container', 'vm']).default('container'),
+  vm: vmSchema.optional(),
   /** A static address in the zone, or 'dhcp' (served by the lab's DHCP machine). With `interfaces`, unused. */
   address: z.union([z.literal('dhcp'), ipv4]).default('dhcp'),
   /** Its network cards, each on a network (default: one, on the first network, at `address`). */

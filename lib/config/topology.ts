@@ -34,10 +34,13 @@ export interface TopologyInterface {
   hostLink: string;
   /** The machine's default route goes out of this interface (to the network's gateway). */
   defaultRoute: boolean;
+  /** A vm's card: the MAC lab gives it (stable, so DHCP can name it), and the host's tap is `hostLink`. */
+  mac?: string;
 }
 
 export interface TopologyMachine {
   name: string;
+  kind: 'container' | 'vm';
   interfaces: TopologyInterface[];
   /** Routes at least one network: it forwards between its networks. */
   router: boolean;
@@ -61,6 +64,12 @@ export function configuredInterfaces(config: LabConfig, machine: MachineConfig):
 export function configuredNetworks(config: LabConfig): { name: string; subnet: string; nat: boolean; hostAddress?: string; router?: string }[] {
   if (config.networks && config.networks.length > 0) return config.networks;
   return [{ name: config.zone.name, subnet: config.zone.subnet, nat: true, hostAddress: config.zone.hostAddress }];
+}
+
+/** A vm's MAC on a network: locally administered (qemu's 52:54:00 prefix), stable for the lab, machine and network. */
+export function vmMac(lab: string, machine: string, network: string): string {
+  const bytes = createHash('sha256').update(`mac/${lab}/${machine}/${network}`).digest('hex').slice(0, 6);
+  return `52:54:00:${bytes.match(/../g)!.join(':')}`;
 }
 
 /** A short, stable name for the host side of a veth: interface names have 15 characters at most. */
@@ -104,6 +113,7 @@ export function topologyOf(config: LabConfig): Topology {
     });
     return {
       name: machine.name,
+      kind: machine.kind,
       router: topologyNetworks.some((n) => n.router === machine.name),
       interfaces: configured.map((i, index) => ({
         network: i.network,
@@ -111,6 +121,7 @@ export function topologyOf(config: LabConfig): Topology {
         address: i.address,
         hostLink: hostLinkName(config.name, machine.name, i.network),
         defaultRoute: index === defaultIndex,
+        ...(machine.kind === 'vm' ? { mac: vmMac(config.name, machine.name, i.network) } : {}),
       })),
     };
   });

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { UsageError } from '../errors.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
-import { type LabConfig, labConfigSchema } from './schema.js';
+import { type LabConfig, labConfigSchema, type MachineConfig } from './schema.js';
 import { machineDependencies, topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
@@ -76,16 +76,35 @@ function commonMachineProblem(config: LabConfig): string | undefined {
     for (const dep of machine.dependsOn) {
       if (dep === machine.name) return `${field}.dependsOn: '${machine.name}' depends on itself`;
       if (!names.includes(dep)) return `${field}.dependsOn: unknown machine '${dep}' (machines: ${names.join(', ')})`;
+      if (machine.kind !== 'vm' && config.machines.find((m) => m.name === dep)!.kind === 'vm') return `${field}.dependsOn: a container cannot depend on the vm '${dep}' (vms boot after every container)`;
     }
     const stageDuplicate = machine.stages.find((s, j) => machine.stages.indexOf(s) !== j);
     if (stageDuplicate) return `${field}.stages: the stage '${stageDuplicate}' is listed twice`;
     if (machine.stages.includes('system')) return `${field}.stages: 'system' is the built-in first stage of every machine`;
+    const vmProblem = machine.kind === 'vm' ? vmMachineProblem(config, machine, field) : machine.vm ? `${field}.vm: only for a machine of kind vm` : undefined;
+    if (vmProblem) return vmProblem;
     const targets = machine.binds.map((b) => b.target);
     const twice = targets.find((t, j) => targets.indexOf(t) !== j);
     if (twice) return `${field}.binds: '${twice}' is bound twice`;
   }
   const dns = config.zone.dnsMachine;
   if (dns !== null && !names.includes(dns)) return `zone.dnsMachine: unknown machine '${dns}' (machines: ${names.join(', ')})`;
+  return undefined;
+}
+
+/** A vm has no stages nor binds, takes its addresses by DHCP, and boots from the network or an existing disk. */
+function vmMachineProblem(config: LabConfig, machine: MachineConfig, field: string): string | undefined {
+  if (machine.stages.length) return `${field}.stages: a vm has no stages (it boots from the network or its disk; its DHCP server's stages prepare what it boots)`;
+  if (machine.binds.length) return `${field}.binds: a vm has no binds`;
+  if (machine.aliases.length) return `${field}.aliases: a vm has no aliases`;
+  const interfaces = machine.interfaces?.length ? machine.interfaces : [{ address: machine.address }];
+  const fixed = interfaces.findIndex((i) => i.address !== 'dhcp');
+  if (fixed >= 0) return `${machine.interfaces?.length ? `${field}.interfaces.${fixed}` : field}.address: a vm takes its addresses by DHCP (lab cannot set them inside it)`;
+  if (config.zone.dnsMachine === machine.name) return `zone.dnsMachine: '${machine.name}' is a vm; DNS and DHCP come from a container`;
+  if (config.networks?.some((n) => n.router === machine.name)) return `${field}: a vm cannot route a network`;
+  const vm = machine.vm ?? { boot: 'network' as const, disk: undefined };
+  if (vm.boot === 'disk' && !vm.disk) return `${field}.vm.disk: required when vm.boot is disk`;
+  if (vm.boot === 'network' && vm.disk) return `${field}.vm.disk: only used when vm.boot is disk`;
   return undefined;
 }
 

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { UsageError } from '../errors.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { INTERNAL_PREFIX, deleteCheckpoint, saveCheckpoint } from './checkpoints.js';
@@ -81,8 +82,9 @@ export async function bisect(
   const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
   const [file] = selectScenarios(listScenarios(scenariosDir), [scenario]); // unknown: exit 2, naming the valid ones
   if (machine) assertMachine(lab, machine);
+  if (machine && lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: it has no stages to bisect`);
   const steps = bisectChain(
-    lab.loaded.machines.map((m) => ({ name: m.name, stages: m.stages.map((s) => s.name) })),
+    lab.loaded.machines.filter((m) => m.stages.length > 0).map((m) => ({ name: m.name, stages: m.stages.map((s) => s.name) })),
     machine,
   );
   return holdingLock(lab.dirs.lockFile, `bisect ${scenario}`, async () => {

@@ -14,6 +14,7 @@ import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
+import { QemuVms } from '../vm/qemu.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { LoadedLab } from '../stages/load.js';
 import { createStorage } from '../storage/create.js';
@@ -37,6 +38,8 @@ export interface Lab {
   /** The lab's networks and every machine's interfaces. */
   topology: Topology;
   runtime: Runtime;
+  /** The machines of kind vm (qemu), whatever the runtime of the containers. */
+  vms: QemuVms;
   /** Build steps on stopped roots, whatever the runtime. */
   builds: OfflineRunner;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
@@ -71,6 +74,15 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
     profile,
     topology,
     runtime: createRuntime(profile, names, dirs, network, config, topology),
+    vms: new QemuVms({
+      labName: config.name,
+      machines: config.machines,
+      topology,
+      netnsPrefix: network.netnsPrefix,
+      socketsDir: path.join(dirs.state, 'vm'),
+      consoleLog: dirs.consoleLog,
+      nspawnName: names.nspawnName,
+    }),
     builds: new OfflineRunner(dirs.machinesDir, config.name),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
@@ -78,7 +90,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
 
 /** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */
@@ -95,21 +107,21 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
   assertHostReady(labTools(lab, options), action);
-  assertMemory(lab.config.machines.length);
+  assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
 }
 
 /** What a booted machine takes at the most, measured at about 23 MB (PSS) idle: room to boot and work. */
 const MEMORY_PER_MACHINE_MIB = 64;
 
 /** A lab too big for the host's memory is refused before it boots (exit 3), with the figures. */
-export function assertMemory(machines: number, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
+export function assertMemory(machines: number, vmMib = 0, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
   const availableKib = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
   if (Number.isNaN(availableKib)) return;
-  const needMib = machines * MEMORY_PER_MACHINE_MIB;
+  const needMib = machines * MEMORY_PER_MACHINE_MIB + vmMib;
   const availableMib = Math.floor(availableKib / 1024);
   if (availableMib < needMib) {
     throw new HostError(
-      `the lab needs about ${needMib} MiB of memory for ${machines} machines (${MEMORY_PER_MACHINE_MIB} MiB each), and the host has ${availableMib} MiB available`,
+      `the lab needs about ${needMib} MiB of memory for ${machines} machines (${MEMORY_PER_MACHINE_MIB} MiB each)${vmMib ? ` and its vms (${vmMib} MiB)` : ''}, and the host has ${availableMib} MiB available`,
       'stop other labs (lab down), or run fewer machines',
     );
   }

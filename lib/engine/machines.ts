@@ -31,6 +31,7 @@ export function machineExecutor(lab: BareLab, name: string, currentProcess: () =
   return (argv, options) => {
     const process = currentProcess();
     if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
+    if (lab.vms.has(name)) throw new LabError(`${name} is a vm: lab runs no command in it; use its console (waitForConsoleText, sendConsole, lab console ${name})`, 2);
     return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
   };
 }
@@ -46,6 +47,7 @@ export function machineApi(lab: BareLab, state: LabState, name: string): Machine
  * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
  */
 export async function startMachine(lab: BareLab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
+  if (lab.vms.has(name)) return startVm(lab, state, name);
   const root = lab.dirs.machineRoot(name);
   if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
   const ms = machineState(state, name);
@@ -77,6 +79,14 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   return recordBoot(lab, state, name, started, readiness);
 }
 
+/** A vm is up once qemu runs with its console open: what it boots is for its console to tell (waitForConsoleText). */
+async function startVm(lab: BareLab, state: LabState, name: string): Promise<Readiness> {
+  const started = Date.now();
+  machineState(state, name).process = await lab.vms.start(name);
+  writeState(lab.dirs.stateFile, state);
+  return recordBoot(lab, state, name, started, { state: 'running', failedUnits: [], bootMs: 0 });
+}
+
 function interfaceNames(lab: BareLab, machine: string): string[] {
   return lab.topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => i.name);
 }
@@ -91,7 +101,8 @@ function recordBoot(lab: BareLab, state: LabState, name: string, started: number
 export async function stopMachine(lab: BareLab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
   const ms = state.machines[name];
   if (!isAlive(ms?.process)) return false;
-  await lab.runtime.stop({ name, process: ms.process }, options);
+  if (lab.vms.has(name)) await lab.vms.stop(name, ms.process);
+  else await lab.runtime.stop({ name, process: ms.process }, options);
   delete ms.process;
   writeState(lab.dirs.stateFile, state);
   return true;

@@ -39,6 +39,7 @@ export function interfaceAddresses(ipOutput: string): { interface: string; addre
 /** Reads the machine's services, ports, addresses and the files asked for, in a few commands. */
 export async function recordMachine(lab: BareLab, machine: string, files: readonly string[]): Promise<MachineRecord> {
   assertMachine(lab, machine);
+  if (lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: lab runs no command in it to record what it is`);
   for (const file of files) if (!path.isAbsolute(file)) throw new UsageError(`--file ${file}: give the path inside the machine, absolute`);
   const state = readState(lab.dirs.stateFile);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');

@@ -232,7 +232,7 @@ async function restartDhcpClients(lab: Lab, state: LabState, server: string, boo
   if (served.size === 0) return;
   await Promise.all(
     lab.topology.machines
-      .filter((m) => booting.has(m.name) && state.machines[m.name]?.process)
+      .filter((m) => m.kind === 'container' && booting.has(m.name) && state.machines[m.name]?.process)
       .map((m) => {
         const interfaces = m.interfaces.filter((i) => i.address === 'dhcp' && served.has(i.network)).map((i) => i.name);
         if (interfaces.length === 0) return undefined;

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { localAddresses, memoryByPidNamespace } from '../host/procs.js';
 import { isAlive } from '../state/process.js';
 import { acquireLock, type Lock } from '../state/lock.js';
@@ -73,6 +73,21 @@ export async function status(lab: Lab): Promise<LabStatus> {
       };
     }),
   );
+  // A vm: qemu's resident memory; its address is its DHCP server's to tell (it has no agent), so its MAC is shown.
+  for (const vm of lab.topology.machines.filter((m) => m.kind === 'vm')) {
+    const process = state.machines[vm.name]?.process;
+    const running = isAlive(process);
+    machines.push({
+      name: vm.name,
+      state: running ? 'running' : 'stopped',
+      pid: running ? process.pid : undefined,
+      address: vm.interfaces.map((i) => `dhcp (vm, mac ${i.mac})`).join(','),
+      stagesDone: [],
+      stagesPending: [],
+      memoryBytes: running ? residentBytes(process.pid) : undefined,
+      snapshots: [],
+    });
+  }
   return {
     name: lab.config.name,
     config: lab.configFile ?? 'default lab (embedded)',
@@ -98,5 +113,14 @@ async function repairIfFree(lab: Lab): Promise<{ recovered: string[]; interrupte
     return { recovered: await repairInterrupted(lab), interrupted: [] };
   } finally {
     lock.release();
+  }
+}
+
+function residentBytes(pid: number): number | undefined {
+  try {
+    const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kib === undefined ? undefined : Number(kib) * 1024;
+  } catch {
+    return undefined;
   }
 }

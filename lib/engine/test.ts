@@ -1,4 +1,5 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
@@ -85,6 +86,10 @@ async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
     const process = state.machines[machine.name]?.process;
     if (!isAlive(process)) {
       out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
+      continue;
+    }
+    if (lab.vms.has(machine.name)) {
+      out.push({ machine: machine.name, failedUnits: '(a vm: no units lab can read)', journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
       continue;
     }
     const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);

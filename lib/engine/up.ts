@@ -89,14 +89,38 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     // What dozens of systemd instances need from the kernel, raised before any of them boots.
     const hostLimits = raiseLimits(lab.config.machines.length);
     const base = await prepareBaseImage(lab, renderer);
-    const plan = planFor(lab, options.plan);
-    const reports = await runPlan(lab, state, plan, base.path, renderer);
+    // A vm asked for brings the containers it depends on; vms boot once every container is up.
+    const only = options.plan?.only ?? [];
+    const vms = lab.loaded.machines.filter((m) => m.config.kind === 'vm' && (only.length === 0 || only.includes(m.name)));
+    const containersOnly = only.flatMap((name) => vms.find((vm) => vm.name === name)?.dependsOn ?? [name]);
+    const onlyVms = only.length > 0 && containersOnly.length === 0;
+    const plan = planFor(lab, { ...options.plan, only: containersOnly });
+    const reports = onlyVms ? [] : await runPlan(lab, state, plan, base.path, renderer);
+    reports.push(...(await bootVms(lab, state, vms, reports)));
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
     return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered };
   } finally {
     lock.release();
   }
+}
+
+/**
+ * Starts the vms that are not running, and restarts those whose dependencies (gw, their DHCP and
+ * boot server) booted in this run, so that they boot against them afresh. All at once.
+ */
+async function bootVms(lab: Lab, state: LabState, vms: readonly LoadedMachine[], containers: readonly MachineReport[]): Promise<MachineReport[]> {
+  const rebooted = new Set(containers.filter((r) => r.booted).map((r) => r.name));
+  return Promise.all(
+    vms.map(async (vm): Promise<MachineReport> => {
+      const report: MachineReport = { name: vm.name, stages: [], booted: false, failedUnits: [] };
+      if (isRunning(state, vm.name) && !vm.dependsOn.some((d) => rebooted.has(d))) return report;
+      await stopMachine(lab, state, vm.name, { hard: true });
+      report.bootStartedAt = Date.now();
+      const readiness = await startMachine(lab, state, vm.name, { waitForNetwork: false });
+      return Object.assign(report, { booted: true, bootMs: readiness.bootMs });
+    }),
+  );
 }
 
 /** debootstrap's phases, not its line per package: what the progress shows (the log has everything). */

@@ -13,6 +13,7 @@ import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
 import { LabError } from '../errors.js';
 import { run, tail } from '../exec.js';
+import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
 import { AssertionFailure, Machine } from '../machine.js';
 import { readState } from '../state/state.js';
@@ -147,8 +148,36 @@ export class LabMachine extends Machine {
     for (const link of await this.links(network)) await clearImpairment(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
   }
 
+  /** A container's journal tail; a vm's console tail (it has no journal lab can read). */
   async journal(lines = JOURNAL_LINES): Promise<string> {
+    if (this.lab.vms.has(this.name)) return consoleTail(this.lab.dirs.consoleLog(this.name), lines);
     return (await this.execute(['journalctl', '--no-pager', '-n', String(lines)])).stdout;
+  }
+
+  /**
+   * A vm: waits until its serial console, since it last booted, shows a line matching `pattern`
+   * (the NixOS driver's wait_for_console_text); returns that line. At the deadline it fails with
+   * the console's tail, and the vm is left running to look at (lab console).
+   */
+  async waitForConsoleText(pattern: RegExp | string, timeoutMs = 60_000): Promise<string> {
+    this.assertVm('waitForConsoleText');
+    usedByTest.add(this.name);
+    try {
+      return await waitForConsoleText(this.lab.dirs.consoleLog(this.name), pattern, timeoutMs, this.name);
+    } catch (error) {
+      throw new AssertionFailure((error as Error).message);
+    }
+  }
+
+  /** A vm: types `text` on its serial console (add '\n' to press Enter). */
+  async sendConsole(text: string): Promise<void> {
+    this.assertVm('sendConsole');
+    usedByTest.add(this.name);
+    await sendConsole(this.lab.vms.consoleSocket(this.name), text);
+  }
+
+  private assertVm(verb: string): void {
+    if (!this.lab.vms.has(this.name)) throw new LabError(`${verb}: ${this.name} is a container (use execute, succeed)`, 2);
   }
 }
 

@@ -65,7 +65,8 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
   for (const [index, machine] of config.machines.entries()) {
     const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];
-    stages.push(describeStage(machine.name, SYSTEM_STAGE, SYSTEM_STAGE_FILE, systemStage, view, fixturesDir));
+    // A vm has no root of lab's to build: no stage at all, not even system.
+    if (machine.kind !== 'vm') stages.push(describeStage(machine.name, SYSTEM_STAGE, SYSTEM_STAGE_FILE, systemStage, view, fixturesDir));
     for (const name of machine.stages) {
       // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
       const own = findStageFile(stagesDir, machine.name, name);

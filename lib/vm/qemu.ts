@@ -1,0 +1,205 @@
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import type { MachineConfig } from '../config/schema.js';
+import type { Topology, TopologyInterface } from '../config/topology.js';
+import type { HostDriver } from '../driver.js';
+import { HostError, LabError } from '../errors.js';
+import { run, spawnDetached } from '../exec.js';
+import { findProcesses } from '../host/procs.js';
+import type { Tool } from '../host/prereq.js';
+import { isAlive, refOf, signalProcess } from '../state/process.js';
+import type { LabState, ProcessRef } from '../state/state.js';
+import { delay } from '../wait.js';
+
+export const QEMU_TOOL: Tool = { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', why: 'runs the vm machines' };
+
+/** KVM when /dev/kvm can be opened for writing, else qemu's software emulation (much slower), and why. */
+export function chooseAccelerator(kvm = '/dev/kvm'): { kind: 'kvm' | 'tcg'; why: string } {
+  if (!existsSync(kvm)) return { kind: 'tcg', why: `${kvm} does not exist (no KVM in this kernel or VM): software emulation, slower` };
+  try {
+    accessSync(kvm, constants.R_OK | constants.W_OK);
+    return { kind: 'kvm', why: `${kvm} is usable` };
+  } catch (error) {
+    return { kind: 'tcg', why: `${kvm} cannot be opened (${(error as NodeJS.ErrnoException).code}): software emulation, slower` };
+  }
+}
+
+export interface VmSpec {
+  /** The process name and qemu's guest name: `<lab>-<machine>`. */
+  guestName: string;
+  memoryMiB: number;
+  cpus: number;
+  boot: 'network' | 'disk';
+  disk?: string;
+  interfaces: Pick<TopologyInterface, 'hostLink' | 'mac'>[];
+  accelerator: 'kvm' | 'tcg';
+  /** The serial console: a socket to attach to (lab console, sendConsole), every byte also in `consoleLog`. */
+  consoleSocket: string;
+  consoleLog: string;
+}
+
+/**
+ * qemu's argv for a vm: no default devices, no display; the serial console on a socket and logged
+ * from the start of each boot; an e1000 card per interface on a tap lab made (iPXE is its boot
+ * ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
+ */
+export function qemuArgv(spec: VmSpec): string[] {
+  const argv = [
+    'qemu-system-x86_64',
+    '-name', `guest=${spec.guestName},process=${spec.guestName}`,
+    '-nodefaults', '-display', 'none', '-no-user-config',
+    ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    '-m', String(spec.memoryMiB),
+    '-smp', String(spec.cpus),
+    '-chardev', `socket,id=console,path=${spec.consoleSocket},server=on,wait=off,logfile=${spec.consoleLog},logappend=off`,
+    '-serial', 'chardev:console',
+  ];
+  spec.interfaces.forEach((i, index) => {
+    argv.push('-netdev', `tap,id=net${index},ifname=${i.hostLink},script=no,downscript=no`, '-device', `e1000,netdev=net${index},mac=${i.mac}`);
+  });
+  if (spec.boot === 'disk') argv.push('-drive', `file=${spec.disk},if=virtio,snapshot=on`, '-boot', 'order=c');
+  else argv.push('-boot', 'order=n');
+  return argv;
+}
+
+export interface VmDriverOptions {
+  labName: string;
+  machines: readonly MachineConfig[];
+  topology: Topology;
+  /** argv prefix into the lab's network namespace (empty in host mode). */
+  netnsPrefix: readonly string[];
+  /** Where the consoles' sockets are: inside the lab's state directory. */
+  socketsDir: string;
+  consoleLog(machine: string): string;
+  nspawnName(machine: string): string;
+}
+
+const CONSOLE_WITHIN_MS = 10_000;
+const STOP_WITHIN_MS = 5_000;
+
+/** The lab's vm machines: qemu processes it starts by pid, on taps it makes; everything carries the lab's name. */
+export class QemuVms implements HostDriver {
+  constructor(private readonly options: VmDriverOptions) {}
+
+  get names(): string[] {
+    return this.options.machines.filter((m) => m.kind === 'vm').map((m) => m.name);
+  }
+
+  has(machine: string): boolean {
+    return this.names.includes(machine);
+  }
+
+  tools(): Tool[] {
+    return this.names.length ? [QEMU_TOOL] : [];
+  }
+
+  describe(): string {
+    const accelerator = chooseAccelerator();
+    return `qemu (${accelerator.kind}: ${accelerator.why}) for ${this.names.join(', ') || 'no machine'}`;
+  }
+
+  consoleSocket(machine: string): string {
+    return path.join(this.options.socketsDir, `${machine}.console`);
+  }
+
+  spec(machine: string): VmSpec {
+    const config = this.options.machines.find((m) => m.name === machine)!;
+    const vm = config.vm ?? { memoryMiB: 256, cpus: 1, boot: 'network' as const };
+    return {
+      guestName: this.options.nspawnName(machine),
+      memoryMiB: vm.memoryMiB,
+      cpus: vm.cpus,
+      boot: vm.boot,
+      disk: vm.disk,
+      interfaces: this.interfacesOf(machine),
+      accelerator: chooseAccelerator().kind,
+      consoleSocket: this.consoleSocket(machine),
+      consoleLog: this.options.consoleLog(machine),
+    };
+  }
+
+  private interfacesOf(machine: string): (TopologyInterface & { bridge: string })[] {
+    const topology = this.options.topology;
+    return topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ ...i, bridge: topology.networks.find((n) => n.name === i.network)!.bridge }));
+  }
+
+  /**
+   * Makes the vm's taps (joined to their bridges, up) and starts qemu in the lab's namespace;
+   * returns once its console listens, with the process (pid and start time).
+   */
+  async start(machine: string): Promise<ProcessRef> {
+    const prefix = this.options.netnsPrefix;
+    for (const i of this.interfacesOf(machine)) {
+      await run([...prefix, 'ip', 'link', 'delete', i.hostLink], { allowFailure: true }); // a tap left by a qemu that was killed
+      await run([...prefix, 'ip', 'tuntap', 'add', 'dev', i.hostLink, 'mode', 'tap']);
+      await run([...prefix, 'ip', 'link', 'set', i.hostLink, 'master', i.bridge, 'up']);
+    }
+    const spec = this.spec(machine);
+    if (spec.disk && !existsSync(spec.disk)) throw new LabError(`${machine}: its disk ${spec.disk} does not exist`, 2);
+    mkdirSync(this.options.socketsDir, { recursive: true, mode: 0o700 });
+    mkdirSync(path.dirname(spec.consoleLog), { recursive: true });
+    rmSync(spec.consoleSocket, { force: true });
+    const pid = spawnDetached([...prefix, ...qemuArgv(spec)], path.join(path.dirname(spec.consoleLog), 'qemu.log'));
+    const process = refOf(pid);
+    if (!process) throw new HostError(`qemu for ${machine} exited at once: see ${path.join(path.dirname(spec.consoleLog), 'qemu.log')}`);
+    const deadline = Date.now() + CONSOLE_WITHIN_MS;
+    while (!existsSync(spec.consoleSocket)) {
+      if (!isAlive(process)) throw new HostError(`qemu for ${machine} exited: ${tailOf(path.join(path.dirname(spec.consoleLog), 'qemu.log'))}`);
+      if (Date.now() > deadline) throw new HostError(`qemu for ${machine} did not open its console within ${CONSOLE_WITHIN_MS} ms`);
+      await delay(10);
+    }
+    return process;
+  }
+
+  /** A vm has nothing to shut down cleanly for (no disk it writes): SIGTERM, then SIGKILL; its taps go. */
+  async stop(machine: string, process: ProcessRef): Promise<void> {
+    await endProcess(process);
+    for (const i of this.interfacesOf(machine)) await run([...this.options.netnsPrefix, 'ip', 'link', 'delete', i.hostLink], { allowFailure: true });
+  }
+
+  /** qemu processes of this lab: their console socket is in the lab's state directory. */
+  private processes(): { machine: string; process: ProcessRef }[] {
+    const prefix = `path=${this.options.socketsDir}/`;
+    return findProcesses((argv) => Boolean(argv[0]?.endsWith('qemu-system-x86_64')) && argv.some((a) => a.includes(prefix))).map(({ process, argv }) => ({
+      machine: path.basename(argv.find((a) => a.includes(prefix))!.split(',').find((p) => p.startsWith('path='))!.slice(5), '.console'),
+      process,
+    }));
+  }
+
+  async leftovers(): Promise<string[]> {
+    const found = this.processes().map(({ machine, process }) => `vm ${machine} running (qemu pid ${process.pid})`);
+    if (this.options.netnsPrefix.length === 0) {
+      for (const machine of this.names) {
+        for (const i of this.interfacesOf(machine)) if ((await run(['ip', 'link', 'show', 'dev', i.hostLink], { allowFailure: true })).exitCode === 0) found.push(`tap ${i.hostLink} of vm ${machine}`);
+      }
+    }
+    return found;
+  }
+
+  async destroy(state: LabState): Promise<void> {
+    const known = this.names.map((m) => state.machines[m]?.process).filter(isAlive);
+    await Promise.all([...known, ...this.processes().map((p) => p.process)].map(endProcess));
+    for (const machine of this.names) {
+      delete state.machines[machine]?.process;
+      for (const i of this.interfacesOf(machine)) await run([...this.options.netnsPrefix, 'ip', 'link', 'delete', i.hostLink], { allowFailure: true });
+    }
+    rmSync(this.options.socketsDir, { recursive: true, force: true });
+  }
+}
+
+async function endProcess(process: ProcessRef): Promise<void> {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    if (!isAlive(process)) return;
+    signalProcess(process.pid, signal);
+    for (const deadline = Date.now() + STOP_WITHIN_MS; isAlive(process) && Date.now() < deadline; ) await delay(10);
+  }
+  if (isAlive(process)) throw new HostError(`qemu (pid ${process.pid}) did not end within ${(2 * STOP_WITHIN_MS) / 1000} s of SIGKILL`);
+}
+
+function tailOf(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-5).join('\n');
+  } catch {
+    return '(no output)';
+  }
+}
