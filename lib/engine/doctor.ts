@@ -38,7 +38,7 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
     `network mode ${lab.config.network.mode}${lab.config.network.mode === 'sandbox' ? ' (hermetic: nothing leaves the machine)' : ''}`,
     `storage ${lab.config.storage.kind}: ${lab.storage.describe()}`,
     `image ${lab.image.describe()}${fallback}`,
-    `vms: ${lab.vms.describe()}`,
+    ...(lab.vms.names.length && tools.find((t) => t.command === 'qemu-system-x86_64')?.found ? [`vms: ${lab.vms.describe()}, ${await lab.vms.accelerator()}`] : []),
   ];
   return {
     ready: root && tools.every((t) => t.found) && problems.length === 0,

@@ -1,4 +1,5 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chooseAccelerator } from './accelerator.js';
 import path from 'node:path';
 import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
@@ -12,17 +13,6 @@ import type { LabState, ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
 
 export const QEMU_TOOL: Tool = { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', why: 'runs the vm machines' };
-
-/** KVM when /dev/kvm can be opened for writing, else qemu's software emulation (much slower), and why. */
-export function chooseAccelerator(kvm = '/dev/kvm'): { kind: 'kvm' | 'tcg'; why: string } {
-  if (!existsSync(kvm)) return { kind: 'tcg', why: `${kvm} does not exist (no KVM in this kernel or VM): software emulation, slower` };
-  try {
-    accessSync(kvm, constants.R_OK | constants.W_OK);
-    return { kind: 'kvm', why: `${kvm} is usable` };
-  } catch (error) {
-    return { kind: 'tcg', why: `${kvm} cannot be opened (${(error as NodeJS.ErrnoException).code}): software emulation, slower` };
-  }
-}
 
 export interface VmSpec {
   /** The process name and qemu's guest name: `<lab>-<machine>`. */
@@ -48,7 +38,8 @@ export function qemuArgv(spec: VmSpec): string[] {
     'qemu-system-x86_64',
     '-name', `guest=${spec.guestName},process=${spec.guestName}`,
     '-nodefaults', '-display', 'none', '-no-user-config',
-    ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    // The host's CPU, without IA32_ARCH_CAPABILITIES: nested KVM (this machine's, among others) refuses that MSR.
+    ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg', '-cpu', 'max']),
     '-m', String(spec.memoryMiB),
     '-smp', String(spec.cpus),
     '-chardev', `socket,id=console,path=${spec.consoleSocket},server=on,wait=off,logfile=${spec.consoleLog},logappend=off`,
@@ -94,15 +85,20 @@ export class QemuVms implements HostDriver {
   }
 
   describe(): string {
-    const accelerator = chooseAccelerator();
-    return `qemu (${accelerator.kind}: ${accelerator.why}) for ${this.names.join(', ') || 'no machine'}`;
+    return `qemu for ${this.names.join(', ') || 'no machine'}`;
+  }
+
+  /** What the vms run with, and why (lab doctor says so). */
+  async accelerator(): Promise<string> {
+    const chosen = await chooseAccelerator();
+    return `${chosen.kind}: ${chosen.why}`;
   }
 
   consoleSocket(machine: string): string {
     return path.join(this.options.socketsDir, `${machine}.console`);
   }
 
-  spec(machine: string): VmSpec {
+  async spec(machine: string): Promise<VmSpec> {
     const config = this.options.machines.find((m) => m.name === machine)!;
     const vm = config.vm ?? { memoryMiB: 256, cpus: 1, boot: 'network' as const };
     return {
@@ -112,7 +108,7 @@ export class QemuVms implements HostDriver {
       boot: vm.boot,
       disk: vm.disk,
       interfaces: this.interfacesOf(machine),
-      accelerator: chooseAccelerator().kind,
+      accelerator: (await chooseAccelerator()).kind,
       consoleSocket: this.consoleSocket(machine),
       consoleLog: this.options.consoleLog(machine),
     };
@@ -134,7 +130,7 @@ export class QemuVms implements HostDriver {
       await run([...prefix, 'ip', 'tuntap', 'add', 'dev', i.hostLink, 'mode', 'tap']);
       await run([...prefix, 'ip', 'link', 'set', i.hostLink, 'master', i.bridge, 'up']);
     }
-    const spec = this.spec(machine);
+    const spec = await this.spec(machine);
     if (spec.disk && !existsSync(spec.disk)) throw new LabError(`${machine}: its disk ${spec.disk} does not exist`, 2);
     mkdirSync(this.options.socketsDir, { recursive: true, mode: 0o700 });
     mkdirSync(path.dirname(spec.consoleLog), { recursive: true });
