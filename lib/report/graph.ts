@@ -10,7 +10,7 @@ const id = (prefix: string, name: string) => `${prefix}_${name.replace(/[^A-Za-z
 
 /** What a machine does for the lab, as short labels: DNS/DHCP, router. */
 export function rolesOf(topology: Topology, machine: TopologyMachine): string[] {
-  const roles: string[] = [];
+  const roles: string[] = machine.kind === 'vm' ? ['vm (qemu)'] : [];
   if (topology.dnsMachine === machine.name) roles.push('DNS/DHCP');
   const routed = topology.networks.filter((n) => n.router === machine.name).map((n) => n.name);
   if (routed.length > 0) roles.push(`routes ${routed.join(', ')}`);

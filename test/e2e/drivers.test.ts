@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../lib/wait.js';
-import { hostTraces, lab, labOk, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
+import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const made: string[] = [];
 afterAll(async () => {
@@ -47,6 +47,18 @@ describe('a host that lost a tool', () => {
     expect(hostTraces(name)).toEqual([]);
     const after = await lab(['--config', config, 'doctor', '--json'], { env });
     expect((JSON.parse(after.stdout) as { leftovers: string[] }).leftovers).toEqual([]);
+  });
+});
+
+describe('a host without qemu', () => {
+  it('refuses a lab with a vm, naming the package, before anything is made', async () => {
+    const name = uniqueName('noqemu');
+    const config = path.join(repoRoot, 'examples', 'sadm', 'lab.config.yaml');
+    const up = await lab(['--config', config, '--name', name, 'up'], { env: { PATH: pathWithout('qemu-system-x86_64') } });
+    expect(up.exitCode).toBe(3);
+    expect(up.stderr).toContain('qemu-system-x86_64 (runs the vm machines)');
+    expect(up.stderr).toContain('apt-get install -y qemu-system-x86');
+    expect(hostTraces(name)).toEqual([]);
   });
 });
 

@@ -11,8 +11,8 @@ afterAll(async () => {
   for (const args of made) await lab([...args, 'destroy']);
 });
 
-describe('examples/sadm: several networks, routing and filtering through gw', () => {
-  it('comes up, passes its scenarios, and leaves no bridge after destroy', async () => {
+describe('examples/sadm: several networks, routing and filtering through gw, a vm netbooted from gw', () => {
+  it('comes up, passes its scenarios (netboot included), and leaves no bridge, tap or qemu after destroy', async () => {
     const name = uniqueName('sadm');
     const config = path.join(repoRoot, 'examples', 'sadm', 'lab.config.yaml');
     const args = ['--config', config, '--name', name];
@@ -22,9 +22,15 @@ describe('examples/sadm: several networks, routing and filtering through gw', ()
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     const report = latestReport(reports);
     expect(report.failed).toBe(0);
-    expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(['addresses:passed', 'names:passed', 'routing:passed']);
+    expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(['addresses:passed', 'exclusive/netboot:passed', 'names:passed', 'routing:passed']);
     const bridges = (await execa('ip', ['netns', 'exec', `lab-${name}`, 'ip', '-o', 'link', 'show', 'type', 'bridge'])).stdout;
     for (const bridge of ['vz-uplink', 'vz-servers', 'vz-users', 'vz-alien']) expect(bridges).toContain(`${bridge}:`);
+    // r00p03 runs as a qemu process of the lab's, on a tap joined to the users network.
+    const taps = (await execa('ip', ['netns', 'exec', `lab-${name}`, 'ip', '-d', '-o', 'link', 'show', 'master', 'vz-users'])).stdout;
+    expect(taps).toMatch(/tun type tap/);
+    expect(hostTraces(name).some((t) => t.includes('qemu-system-x86_64') && t.includes('r00p03'))).toBe(true);
+    const status = JSON.parse(await labOk([...args, 'status', '--json'])) as { machines: { name: string; state: string; memoryBytes?: number }[] };
+    expect(status.machines.find((m) => m.name === 'r00p03')).toMatchObject({ state: 'running' });
     await labOk([...args, 'destroy']);
     expect(hostTraces(name)).toEqual([]);
   });

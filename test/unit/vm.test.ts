@@ -1,0 +1,123 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { defaultLab } from '../../lib/config/default.js';
+import { loadConfig } from '../../lib/config/load.js';
+import { topologyOf, vmMac } from '../../lib/config/topology.js';
+import { validateConfig } from '../../lib/config/validate.js';
+import { probeImage } from '../../lib/vm/accelerator.js';
+import { cleanConsole } from '../../lib/vm/console.js';
+import { qemuArgv, type VmSpec } from '../../lib/vm/qemu.js';
+import { netbootDnsmasq } from '../../examples/sadm/stages/gw/netboot.js';
+
+const spec: VmSpec = {
+  guestName: 'lab-pc',
+  memoryMiB: 256,
+  cpus: 2,
+  boot: 'network',
+  interfaces: [{ hostLink: 'vl0123456789a', mac: '52:54:00:aa:bb:cc' }],
+  accelerator: 'kvm',
+  consoleSocket: '/var/lib/lab/lab/vm/pc.console',
+  consoleLog: '/var/lib/lab/lab/logs/pc/console.log',
+};
+
+describe('qemu argv', () => {
+  it('boots from the network with KVM, the console on a socket and in the log, a card per tap', () => {
+    expect(qemuArgv(spec)).toEqual([
+      'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc', '-nodefaults', '-display', 'none', '-no-user-config',
+      '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256', '-smp', '2',
+      '-chardev', 'socket,id=console,path=/var/lib/lab/lab/vm/pc.console,server=on,wait=off,logfile=/var/lib/lab/lab/logs/pc/console.log,logappend=off',
+      '-serial', 'chardev:console',
+      '-netdev', 'tap,id=net0,ifname=vl0123456789a,script=no,downscript=no', '-device', 'e1000,netdev=net0,mac=52:54:00:aa:bb:cc',
+      '-boot', 'order=n',
+    ]);
+  });
+
+  it('emulates in software without KVM, and boots a disk copy-on-write', () => {
+    const argv = qemuArgv({ ...spec, accelerator: 'tcg', boot: 'disk', disk: '/images/pc.qcow2', interfaces: [...spec.interfaces, { hostLink: 'vlb', mac: '52:54:00:00:00:01' }] });
+    expect(argv.join(' ')).toContain('-accel tcg -cpu max');
+    expect(argv.join(' ')).toContain('-drive file=/images/pc.qcow2,if=virtio,snapshot=on -boot order=c');
+    expect(argv.join(' ')).toContain('-netdev tap,id=net1,ifname=vlb,script=no,downscript=no -device e1000,netdev=net1,mac=52:54:00:00:00:01');
+  });
+
+  it('probes KVM with a boot sector that waits for the clock', () => {
+    const image = probeImage();
+    expect(image.length).toBe(512);
+    expect([...image.subarray(510)]).toEqual([0x55, 0xaa]);
+  });
+
+  it('reads console output as text', () => {
+    expect(cleanConsole('\x1b[2J\x1b[01;01Hboot\r\n\x1b[0mdone\r\n')).toBe('boot\ndone\n');
+  });
+});
+
+const sadmLike = {
+  ...defaultLab,
+  networks: [
+    { name: 'uplink', subnet: '10.9.0.0/24', nat: true },
+    { name: 'users', subnet: '192.168.0.0/24', router: 'gw' },
+  ],
+  machines: [
+    { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }] },
+    { name: 'pc', kind: 'vm', vm: { memoryMiB: 128 }, interfaces: [{ network: 'users' }] },
+  ],
+};
+
+function problem(machine: Record<string, unknown>): string {
+  try {
+    validateConfig({ ...sadmLike, machines: [sadmLike.machines[0], machine] });
+  } catch (error) {
+    expect((error as { exitCode: number }).exitCode).toBe(2);
+    return (error as Error).message;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('vm machines in the config', () => {
+  it('get a stable MAC per lab, machine and network, and no stages', () => {
+    const topology = topologyOf(validateConfig(sadmLike));
+    const pc = topology.machines.find((m) => m.name === 'pc')!;
+    expect(pc.kind).toBe('vm');
+    expect(pc.interfaces[0]!.mac).toBe(vmMac('lab', 'pc', 'users'));
+    expect(pc.interfaces[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(vmMac('other', 'pc', 'users')).not.toBe(pc.interfaces[0]!.mac);
+  });
+
+  it('refuse what a vm cannot have, naming the field, before the host is touched', () => {
+    const vm = { name: 'pc', kind: 'vm', interfaces: [{ network: 'users' }] };
+    expect(problem({ ...vm, interfaces: [{ network: 'nosuch' }] })).toMatch(/machines\.1\.interfaces\.0\.network: unknown network 'nosuch'|nosuch/);
+    expect(problem({ ...vm, vm: { memoryMiB: 8 } })).toContain('machines.1.vm.memoryMiB: at least 32 MiB');
+    expect(problem({ ...vm, vm: { cpus: 0 } })).toContain('machines.1.vm.cpus: at least 1');
+    expect(problem({ ...vm, vm: { cpus: 1000 } })).toContain('machines.1.vm.cpus: at most 64');
+    expect(problem({ ...vm, stages: ['dns'] })).toContain('machines.1.stages: a vm has no stages');
+    expect(problem({ ...vm, interfaces: [{ network: 'users', address: '192.168.0.5' }] })).toContain('machines.1.interfaces.0.address: a vm takes its addresses by DHCP');
+    expect(problem({ ...vm, vm: { boot: 'disk' } })).toContain('machines.1.vm.disk: required when vm.boot is disk');
+    expect(problem({ name: 'pc', vm: { memoryMiB: 64 }, interfaces: [{ network: 'users' }] })).toContain('machines.1.vm: only for a machine of kind vm');
+  });
+
+  it('refuse a disk image that does not exist (exit 2)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-vm-'));
+    const file = path.join(dir, 'lab.config.json');
+    writeFileSync(file, JSON.stringify({ ...sadmLike, name: `vm${process.pid}`.slice(0, 12), machines: [sadmLike.machines[0], { name: 'pc', kind: 'vm', vm: { boot: 'disk', disk: 'pc.qcow2' }, interfaces: [{ network: 'users' }] }] }));
+    await expect(loadConfig({ file })).rejects.toThrow(`machines.1.vm.disk: ${path.join(dir, 'pc.qcow2')} does not exist`);
+  });
+});
+
+describe("gw's netboot settings", () => {
+  it('serve iPXE over TFTP to PXE ROMs, the script over HTTP to iPXE, and name each vm by its MAC', () => {
+    const topology = topologyOf(validateConfig(sadmLike));
+    expect(netbootDnsmasq(topology, 'gw').split('\n')).toEqual([
+      '# Managed by lab: netboot (PXE, TFTP, iPXE over HTTP) for the machines gw leases addresses to.',
+      'enable-tftp',
+      'tftp-root=/srv/tftp',
+      'dhcp-match=set:ipxe,175',
+      'dhcp-boot=tag:uplink,tag:!ipxe,undionly.kpxe,gw,10.9.0.254',
+      'dhcp-boot=tag:uplink,tag:ipxe,http://10.9.0.254/boot.ipxe',
+      'dhcp-boot=tag:users,tag:!ipxe,undionly.kpxe,gw,192.168.0.254',
+      'dhcp-boot=tag:users,tag:ipxe,http://192.168.0.254/boot.ipxe',
+      `dhcp-host=${vmMac('lab', 'pc', 'users')},pc`,
+      '',
+    ]);
+  });
+});
