@@ -109,7 +109,7 @@ describe('restore and the stage cache, on the default lab', () => {
   it('names the valid stages when asked for an unknown one', async () => {
     const result = await lab(['restore', 'proxi', '--config', config]);
     expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain("unknown stage 'proxi'");
+    expect(result.stderr).toContain("unknown stage or checkpoint 'proxi'");
     expect(result.stderr).toContain("did you mean 'proxy'");
   });
 });

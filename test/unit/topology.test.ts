@@ -49,7 +49,7 @@ describe('the topology of examples/sadm', () => {
 
   it('routes each machine by its first network with a gateway other than itself', () => {
     const routes = Object.fromEntries(topology.machines.map((m) => [m.name, m.interfaces.filter((i) => i.defaultRoute).map((i) => `${i.name}@${i.network}`)]));
-    expect(routes).toEqual({ gw: ['uplink@uplink'], web: ['host0@servers'], rhfs: ['host0@servers'], r00p01: ['host0@users'], r00p02: ['host0@users'], alien01: ['host0@alien'] });
+    expect(routes).toEqual({ gw: ['uplink@uplink'], web: ['host0@servers'], rhfs: ['host0@servers'], r00p01: ['host0@users'], r00p02: ['host0@users'], alien01: ['host0@alien'], r00p03: ['host0@users'] });
     expect(topology.machines.filter((m) => m.router).map((m) => m.name)).toEqual(['gw']);
   });
 
