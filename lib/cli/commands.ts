@@ -6,7 +6,7 @@ import { type BareLab, openBareLab, openLab } from '../engine/lab.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
-import { printBisect, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+import { printBisect, printIdempotence, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
 const BARE_COMMANDS = new Set(['exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
@@ -25,6 +25,7 @@ export interface GlobalOptions {
   verbose: boolean;
   capture: boolean;
   output?: string;
+  idempotence: boolean;
   files?: string[];
   runtime?: string;
   /** Milliseconds, from --timeout. */
@@ -43,6 +44,13 @@ export async function runCommand(command: string, args: string[], passthrough: s
     case 'up': {
       const [{ up }, { parseStageRef }] = await Promise.all([import('../engine/up.js'), import('../plan/plan.js')]);
       for (const name of args) assertMachine(lab, name);
+      if (options.idempotence) {
+        const { checkIdempotence } = await import('../engine/idempotence.js');
+        const report = await checkIdempotence(lab, { machines: args, renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple' });
+        if (options.json) json(report);
+        else out(printIdempotence(report));
+        return report.idempotent ? 0 : 1;
+      }
       const report = await up(lab, {
         plan: {
           only: args,

@@ -1,5 +1,6 @@
 import type { BisectReport } from '../engine/bisect.js';
 import type { Checkpoint } from '../engine/checkpoints.js';
+import type { IdempotenceReport } from '../engine/idempotence.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { RestoreReport } from '../engine/restore.js';
 import type { SnapshotReport } from '../engine/snapshots.js';
@@ -118,4 +119,17 @@ export function printBisect(report: BisectReport): string {
     ? `${report.scenario}: ${b.before === 'failed' ? 'fails' : 'passes'} up to ${b.until}, ${b.after === 'passed' ? 'passes' : 'fails'} from ${b.from} on${b.after === 'failed' ? ' (a regression)' : ''}`
     : `${report.scenario}: no boundary: it ${report.steps.find((s) => s.outcome !== 'not run')?.outcome} at both ends of the chain`;
   return `${table(rows)}\n${verdict}\n${report.runs} scenario runs for ${report.steps.length} stages in ${seconds(report.durationMs)} (putting the lab back: ${seconds(report.putBackMs)})`;
+}
+
+export function printIdempotence(report: IdempotenceReport): string {
+  const rows = [['MACHINE', 'STAGE', 'APPLIED AGAIN', 'TIME']];
+  const details: string[] = [];
+  for (const machine of report.machines) {
+    for (const stage of machine.stages) {
+      rows.push([machine.machine, stage.stage, stage.changed ? `changed ${stage.changes.length} path(s)` : 'nothing changed', seconds(stage.durationMs)]);
+      if (stage.changed) details.push(`${machine.machine}@${stage.stage}:`, ...stage.changes.slice(0, 20).map((c) => `  ${c}`), ...(stage.changes.length > 20 ? [`  ... and ${stage.changes.length - 20} more (--json lists them all)`] : []));
+    }
+  }
+  const verdict = report.idempotent ? 'idempotent: applying each stage again changed nothing' : 'NOT idempotent: applying these stages again changed their result';
+  return [table(rows), ...details, `${verdict} (${seconds(report.durationMs)}; paths that always change are ignored: ${report.ignored.join(' ')})`].join('\n');
 }

@@ -11,6 +11,7 @@ Commands:
       --from <stage>          rebuild from this stage on (<stage> or <machine>@<stage>)
       --until <stage>         stop after this stage
       --wait                  wait for another lab command to finish instead of failing
+      --idempotence           then apply every stage again on its own result and report what that changed (exit 1 if anything)
   restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>)
   restore <checkpoint>      put every machine back to a checkpoint, running if it ran then
   restore <m>@<stage>.failed  a machine's root as it was when the stage failed (kept by lab up)
@@ -82,6 +83,7 @@ function parse(argv: string[]) {
         capture: { type: 'boolean', default: false },
         output: { type: 'string', short: 'o' },
         file: { type: 'string', multiple: true },
+        idempotence: { type: 'boolean', default: false },
       },
     });
     return { values, positionals, passthrough };
@@ -116,6 +118,7 @@ export async function main(argv: string[]): Promise<number> {
     capture: values.capture,
     output: values.output,
     files: values.file,
+    idempotence: values.idempotence,
     runtime: values.runtime,
   });
 }

@@ -54,6 +54,16 @@ export const vmSchema = z.strictObject({
   disk: z.string().min(1).optional(),
 });
 
+const port = z.number().int().min(1, 'a port from 1 to 65535').max(65535, 'a port from 1 to 65535');
+
+/** A port of the machine published on the host side of the lab (as seed 000's web.nspawn Port=80). */
+export const publishSchema = z.strictObject({
+  port,
+  /** The port on the host side; default: the same. */
+  hostPort: port.optional(),
+  protocol: z.enum(['tcp', 'udp']).default('tcp'),
+});
+
 export const machineSchema = z.strictObject({
   name: machineName,
   /** container (systemd-nspawn, built in stages) or vm (qemu: no stages, boots from the network or a disk). */
@@ -68,6 +78,8 @@ export const machineSchema = z.strictObject({
   /** More names for it in the lab's DNS (SADM's web serves concours and home). */
   aliases: z.array(z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'a DNS label')).default([]),
   dependsOn: z.array(machineName).default([]),
+  /** Ports published on the host side: sandbox mode on the lab's uplink address, host mode on the host's addresses. */
+  publish: z.array(publishSchema).default([]),
   /** Stage names, in order; each is a module `<stagesDir>/<machine>/<stage>.(js|ts)`. */
   stages: z.array(stageName).default([]),
 });

@@ -3,7 +3,8 @@ import { UsageError } from '../errors.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { type LabConfig, labConfigSchema, type MachineConfig } from './schema.js';
-import { machineDependencies, topologyProblem } from './topology.js';
+import { publishProblem } from '../network/ports.js';
+import { machineDependencies, topologyOf, topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {
@@ -128,6 +129,8 @@ function otherProblem(config: LabConfig): string | undefined {
   if (config.runtime === 'machinectl' && config.machines.some((m) => (m.interfaces?.length ?? 0) > 1)) {
     return 'runtime machinectl: machines with several interfaces need runtime nspawn (machinectl\'s .nspawn files join one bridge)';
   }
+  const published = publishProblem(config, topologyOf(config));
+  if (published) return published;
   const { image } = config;
   if (image.source === 'tarball' && !image.tarball) return 'image.tarball: required when image.source is tarball';
   if (image.source !== 'tarball' && image.tarball) return `image.tarball: only used when image.source is tarball (it is ${image.source})`;

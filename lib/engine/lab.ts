@@ -1,4 +1,5 @@
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { listeningTcpPorts, publishedPorts } from '../network/ports.js';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import { type Topology, topologyOf } from '../config/topology.js';
@@ -106,8 +107,19 @@ export function labTools(lab: BareLab, options: { image: boolean }): Tool[] {
 export async function assertUsable(lab: BareLab, action: string, options: { image: boolean }): Promise<void> {
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
+  assertPortsFree(lab);
   assertHostReady(labTools(lab, options), action);
   assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
+}
+
+/** Host mode publishes on the host's own addresses: a port something already listens on there is refused (exit 2). */
+function assertPortsFree(lab: BareLab): void {
+  const ports = publishedPorts(lab.config, lab.topology);
+  if (ports.length === 0 || lab.config.network.mode !== 'host') return;
+  if (lab.profile.networkd) throw new UsageError('machines publish ports: that needs sandbox mode, or host mode with nftables (this host uses the networkd profile)');
+  const listening = listeningTcpPorts(['/proc/net/tcp', '/proc/net/tcp6'].filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8')));
+  const taken = ports.find((p) => p.protocol === 'tcp' && listening.has(p.hostPort));
+  if (taken) throw new UsageError(`machine ${taken.machine} publishes TCP port ${taken.hostPort}, and something on the host already listens on it`, `free the port, or publish another hostPort`);
 }
 
 /** What a booted machine takes at the most, measured at about 23 MB (PSS) idle: room to boot and work. */

@@ -316,7 +316,15 @@ class MachineJob {
     return this.loaded.stages.find((s) => s.name === stage.name)!;
   }
 
-  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+  /** The idempotence check: the stage applied again on a root made from its own snapshot, which is left as it is. */
+  async reapply(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore): Promise<void> {
+    await stopMachine(this.lab, this.state, this.name, { hard: true });
+    // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
+    await resetRoot(this.lab, this.state, this.name, this.snapshotPath(stage), { stage: `${stage.name} (applied again)`, key: `${stage.key}.again` });
+    await this.buildStage(stage, ready, bootSlots, () => undefined, { snapshot: false });
+  }
+
+  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void, options = { snapshot: true }): Promise<void> {
     const loaded = this.loadedStage(stage);
     const logFile = this.lab.dirs.stageLog(this.name, stage.name);
     mkdirSync(path.dirname(logFile), { recursive: true });
@@ -348,6 +356,7 @@ class MachineJob {
       if (error instanceof OnlineStageFailed) throw stageFailure(this.name, stage.name, error.cause, undefined, 'online run', logFile, kept);
       throw stageFailure(this.name, stage.name, error, logFile, 'run', undefined, kept);
     }
+    if (!options.snapshot) return;
     await takeSnapshot(this.lab, this.name, stage.name, stage.key);
     const ms = machineState(this.state, this.name);
     ms.rootKey = stage.key;
@@ -388,6 +397,26 @@ class MachineJob {
       throw stageFailure(this.name, stage.name, error, undefined, 'check', undefined, kept);
     }
   }
+}
+
+/**
+ * Applies a built stage of a machine a second time, on a root made from the stage's own snapshot
+ * (the machines it depends on running): what `lab up --idempotence` compares with the snapshot.
+ */
+export async function reapplyStage(lab: Lab, state: LabState, machine: string, stageName: string): Promise<void> {
+  const plan = planFor(lab).machines.find((m) => m.name === machine)!;
+  const stage = plan.stages.find((s) => s.name === stageName)!;
+  const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
+  const report: MachineReport = { name: machine, stages: [], booted: false, failedUnits: [] };
+  const ready = new Map(plan.dependsOn.map((dependency) => [dependency, upAlready()]));
+  await new MachineJob(lab, state, plan, loaded, '', report).reapply(stage, ready, new Semaphore(1));
+}
+
+/** A dependency that runs already (the lab is up): nothing to wait for, and not rebooted. */
+function upAlready(): Deferred {
+  const entry = deferred();
+  entry.resolve(false);
+  return entry;
 }
 
 function origin(stage: PlannedStage): { stage: string; key: string } {

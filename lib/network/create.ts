@@ -1,3 +1,4 @@
+import { publishedPorts, publishRules } from './ports.js';
 import type { LabConfig } from '../config/schema.js';
 import type { Topology } from '../config/topology.js';
 import type { LabDirs, LabNames } from '../lab.js';
@@ -8,5 +9,5 @@ import { SandboxNetwork } from './sandbox.js';
 
 export function createNetwork(config: LabConfig, topology: Topology, names: LabNames, dirs: LabDirs, profile: { networkd: boolean }): Network {
   if (config.network.mode === 'sandbox') return new SandboxNetwork(config, topology, names, dirs);
-  return profile.networkd ? new NetworkdNetwork(topology, names) : new HostNetwork(topology, names);
+  return profile.networkd ? new NetworkdNetwork(topology, names) : new HostNetwork(topology, names, publishRules(publishedPorts(config, topology), 'host'));
 }

@@ -15,13 +15,15 @@ export class HostNetwork implements Network {
   constructor(
     private readonly topology: Topology,
     private readonly names: LabNames,
+    /** DNAT rules of the published ports, on the host's own addresses. */
+    private readonly published: readonly string[] = [],
   ) {}
 
   async setup(state: LabState): Promise<void> {
     await setupBridges([], this.topology.networks);
     state.hostIpForward ??= readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim();
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
-    await setupNat([], this.names.nftTable, this.topology.networks);
+    await setupNat([], this.names.nftTable, this.topology.networks, this.published);
   }
 
   tools(): Tool[] {

@@ -44,13 +44,15 @@ export async function setupBridges(prefix: readonly string[], networks: readonly
  * masqueraded, and only replies come back. Routed networks get no rule: forwarding for them is
  * their router's business (its firewall). Replaces the table whole.
  */
-export function natRuleset(table: string, networks: readonly TopologyNetwork[]): string {
+export function natRuleset(table: string, networks: readonly TopologyNetwork[], published: readonly string[] = []): string {
   const bridges = networks.map((n) => `"${n.bridge}"`).join(', ');
   const natted = networks.filter((n) => n.nat);
   return [
     `table ip ${table}`,
     `delete table ip ${table}`,
     `table ip ${table} {`,
+    // Published ports: what comes to them from outside goes to their machine.
+    ...(published.length ? ['  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;', ...published, '  }'] : []),
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     ...natted.map((n) => `    ip saddr ${n.subnet} oifname != { ${bridges} } masquerade`),
@@ -64,8 +66,8 @@ export function natRuleset(table: string, networks: readonly TopologyNetwork[]):
   ].join('\n');
 }
 
-export async function setupNat(prefix: readonly string[], table: string, networks: readonly TopologyNetwork[]): Promise<void> {
-  await run([...prefix, 'nft', '-f', '-'], { input: natRuleset(table, networks) });
+export async function setupNat(prefix: readonly string[], table: string, networks: readonly TopologyNetwork[], published: readonly string[] = []): Promise<void> {
+  await run([...prefix, 'nft', '-f', '-'], { input: natRuleset(table, networks, published) });
 }
 
 export const IP_TOOL: Tool = { command: 'ip', debianPackage: 'iproute2', why: 'bridges, veths and namespaces' };

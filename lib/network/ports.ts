@@ -15,7 +15,7 @@ export interface PublishedPort {
 export function publishedPorts(config: LabConfig, topology: Topology): PublishedPort[] {
   return config.machines.flatMap((machine) => {
     const target = topology.machines.find((m) => m.name === machine.name)!.interfaces.find((i) => i.address !== 'dhcp' && topology.networks.find((n) => n.name === i.network)!.nat);
-    return (machine.publish ?? []).map((p) => ({ machine: machine.name, protocol: p.protocol, hostPort: p.hostPort ?? p.port, address: target?.address ?? '', port: p.port }));
+    return machine.publish.map((p) => ({ machine: machine.name, protocol: p.protocol, hostPort: p.hostPort ?? p.port, address: target?.address ?? '', port: p.port }));
   });
 }
 
@@ -23,7 +23,7 @@ export function publishedPorts(config: LabConfig, topology: Topology): Published
 export function publishProblem(config: LabConfig, topology: Topology): string | undefined {
   const taken = new Map<string, string>();
   for (const [i, machine] of config.machines.entries()) {
-    if (!machine.publish?.length) continue;
+    if (machine.publish.length === 0) continue;
     const field = `machines.${i}.publish`;
     if (machine.kind === 'vm') return `${field}: a vm publishes no port (its address is its DHCP server's to give)`;
     const onNat = topology.machines.find((m) => m.name === machine.name)!.interfaces.some((iface) => iface.address !== 'dhcp' && topology.networks.find((n) => n.name === iface.network)!.nat);
@@ -47,4 +47,16 @@ export function publishRules(ports: readonly PublishedPort[], on: { iifname: str
     const match = on === 'host' ? 'fib daddr type local' : `iifname "${on.iifname}" ip daddr ${on.daddr}`;
     return `    ${match} ${p.protocol} dport ${p.hostPort} dnat to ${p.address}:${p.port}`;
   });
+}
+
+/** TCP ports something listens on, from /proc/net/tcp and tcp6 (state 0A: LISTEN). */
+export function listeningTcpPorts(tables: readonly string[]): Set<number> {
+  const ports = new Set<number>();
+  for (const table of tables) {
+    for (const line of table.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[3] === '0A') ports.add(parseInt(fields[1]!.split(':').at(-1)!, 16));
+    }
+  }
+  return ports;
 }

@@ -12,6 +12,7 @@ import { packageRoot } from '../paths.js';
 import { isAlive, refOf, signalProcess } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { waitFor } from '../wait.js';
+import { publishedPorts, publishRules } from './ports.js';
 import { inNetns, IP_TOOL, linkExists, type Network, netnsPath, NFT_TOOL, setupBridges, setupNat } from './network.js';
 
 const UPLINK = 'uplink';
@@ -47,7 +48,12 @@ export class SandboxNetwork implements Network {
   async setup(state: LabState): Promise<void> {
     const { netns, wanNetns, nftTable } = this.names;
     // The WAN server starts last: when it runs in existing namespaces, an earlier setup completed.
-    if (existsSync(netnsPath(netns)) && existsSync(netnsPath(wanNetns)) && isAlive(state.wanServer)) return;
+    // Published ports: DNAT on the lab's uplink address, from the simulated internet's side.
+    const published = publishRules(publishedPorts(this.config, this.topology), { iifname: UPLINK, daddr: this.internet.uplinkAddress });
+    if (existsSync(netnsPath(netns)) && existsSync(netnsPath(wanNetns)) && isAlive(state.wanServer)) {
+      await setupNat(this.netnsPrefix, nftTable, this.topology.networks, published); // the config may have changed them
+      return;
+    }
     for (const ns of [netns, wanNetns]) if (!existsSync(netnsPath(ns))) await run(['ip', 'netns', 'add', ns]);
     const lab = this.netnsPrefix;
     const wan = inNetns(wanNetns);
@@ -63,7 +69,7 @@ export class SandboxNetwork implements Network {
     await run([...wan, 'ip', 'link', 'set', WAN, 'up']);
     await run([...lab, 'ip', 'route', 'replace', 'default', 'via', this.internet.address]);
     await run([...lab, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await setupNat(lab, nftTable, this.topology.networks);
+    await setupNat(lab, nftTable, this.topology.networks, published);
     await this.startWanServer(state);
   }
 

@@ -12,7 +12,9 @@ import { machineExecutor } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
 import { LabError } from '../errors.js';
-import { run, tail } from '../exec.js';
+import { run, type RunResult, tail } from '../exec.js';
+import type { IdempotenceReport } from '../engine/idempotence.js';
+import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
 import { AssertionFailure, Machine } from '../machine.js';
@@ -217,6 +219,27 @@ export class ScenarioLab {
   machine(name: string): LabMachine {
     if (!this.machineNames.includes(name)) throw new LabError(`unknown machine '${name}' (machines: ${this.machineNames.join(', ')})`, 2);
     return new LabMachine(name, this.lab);
+  }
+
+  /**
+   * Runs a command on the simulated internet (sandbox mode): the outside world, which reaches the
+   * lab through its NAT and its published ports (at `publishedAddress`).
+   */
+  async fromInternet(argv: readonly string[], options: { timeout?: number } = {}): Promise<RunResult> {
+    if (this.lab.network.mode !== 'sandbox') throw new LabError('fromInternet: only in sandbox mode (host mode has no simulated internet)', 2);
+    return run([...inNetns(this.lab.names.wanNetns), ...argv], { allowFailure: true, timeout: options.timeout ?? 30_000 });
+  }
+
+  /** Where the outside reaches published ports: the lab's uplink address in sandbox mode. */
+  get publishedAddress(): string | undefined {
+    return this.lab.network.internet?.uplinkAddress;
+  }
+
+  /** lab up --idempotence, from a scenario (exclusive ones only): every stage applied again, what it changed. */
+  async checkIdempotence(machines: readonly string[] = []): Promise<IdempotenceReport> {
+    assertExclusive('checkIdempotence');
+    const { checkIdempotence } = await import('../engine/idempotence.js');
+    return checkIdempotence(this.lab, { machines });
   }
 
   /** Puts machines back to a stage; only scenarios of the exclusive group may. */

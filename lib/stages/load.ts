@@ -11,12 +11,13 @@ import { hashOf } from '../plan/key.js';
 import type { MachineSpec, StageSpec } from '../plan/plan.js';
 import type { LabView, StageDefinition } from './define.js';
 import { shellStage } from './shell.js';
+import { TOOL_EXTENSIONS, toolStage } from './tools.js';
 import systemStage from './system.js';
 
 export const SYSTEM_STAGE = 'system';
 /** The built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const SYSTEM_STAGE_FILE = fileURLToPath(new URL(`./system${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh'];
+const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh', '.pp', '.yml', '.yaml'];
 const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
 
 export interface LoadedStage extends StageSpec {
@@ -72,7 +73,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
       const own = findStageFile(stagesDir, machine.name, name);
       const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
       const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-      const definition = file.endsWith('.sh') ? shellStage(file, name) : await loadDefinition(file);
+      const definition = file.endsWith('.sh') ? shellStage(file, name) : path.extname(file) in TOOL_EXTENSIONS ? toolStage(file, name, config.image) : await loadDefinition(file);
       stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
@@ -92,10 +93,10 @@ function findStageFile(stagesDir: string, machine: string, stage: string): strin
 function unknownStage(stagesDir: string, machine: string, stage: string, field: string): never {
   const dir = path.join(stagesDir, machine);
   const available = existsSync(dir)
-    ? readdirSync(dir).filter((f) => STAGE_EXTENSIONS.some((e) => f.endsWith(e) && !f.endsWith('.d.ts'))).map((f) => f.replace(/\.[mc]?[jt]s$/, ''))
+    ? readdirSync(dir).filter((f) => STAGE_EXTENSIONS.some((e) => f.endsWith(e) && !f.endsWith('.d.ts'))).map((f) => f.replace(/\.([mc]?[jt]s|sh|pp|ya?ml)$/, ''))
     : [];
   throw new UsageError(
-    `${field}: unknown stage '${stage}' for machine '${machine}': no ${path.join(dir, `${stage}.js`)} or .ts (stages there: ${available.join(', ') || 'none'})`,
+    `${field}: unknown stage '${stage}' for machine '${machine}': no ${path.join(dir, stage)}.js, .ts, .sh, .pp or .yml (stages there: ${available.join(', ') || 'none'})`,
   );
 }
 

@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import type { StageDefinition } from './define.js';
 
-/** The header keys a `.sh` stage may declare, exactly as `# lab: key=value` (or `# lab: online`). */
-export const SHELL_HEADER_KEYS = ['packages', 'fixtures', 'binds', 'online'] as const;
+/** The header keys a stage file (shell, Puppet, Ansible) may declare, as `# lab: key=value` (or `# lab: online`, `# lab: offline`). */
+export const SHELL_HEADER_KEYS = ['packages', 'fixtures', 'binds', 'online', 'offline'] as const;
 
 export interface ShellHeader {
   packages: string[];
@@ -13,11 +13,12 @@ export interface ShellHeader {
 }
 
 /**
- * Reads the `# lab:` lines at the top of a shell stage (after the #! line, before the first line
- * that is not a comment). An unknown key is a usage error naming it and the known ones.
+ * Reads the `# lab:` lines at the top of a stage file (after the #! line, before the first line
+ * that is not a comment). An unknown key is a usage error naming it and the known ones. Shell
+ * stages run offline unless `online`; tool stages (.pp, .yml) online unless `offline`.
  */
-export function parseShellHeader(text: string, file: string): ShellHeader {
-  const header: ShellHeader = { packages: [], fixtures: [], binds: [], online: false };
+export function parseStageHeader(text: string, file: string, options: { onlineByDefault?: boolean } = {}): ShellHeader {
+  const header: ShellHeader = { packages: [], fixtures: [], binds: [], online: options.onlineByDefault ?? false };
   for (const [index, line] of text.split('\n').entries()) {
     if (index === 0 && line.startsWith('#!')) continue;
     if (!line.startsWith('#')) break;
@@ -27,9 +28,9 @@ export function parseShellHeader(text: string, file: string): ShellHeader {
     if (!(SHELL_HEADER_KEYS as readonly string[]).includes(key!)) {
       throw new UsageError(`stage ${file}:${index + 1}: unknown header key '${key}' (known: ${SHELL_HEADER_KEYS.join(', ')})`);
     }
-    if (key === 'online') {
-      if (value !== undefined) throw new UsageError(`stage ${file}:${index + 1}: 'online' takes no value (# lab: online)`);
-      header.online = true;
+    if (key === 'online' || key === 'offline') {
+      if (value !== undefined) throw new UsageError(`stage ${file}:${index + 1}: '${key}' takes no value (# lab: ${key})`);
+      header.online = key === 'online';
     } else {
       if (value === undefined || value.trim() === '') throw new UsageError(`stage ${file}:${index + 1}: '${key}' needs a value (# lab: ${key}=a b c)`);
       header[key as 'packages' | 'fixtures' | 'binds'].push(...value.trim().split(/\s+/));
@@ -48,7 +49,7 @@ export const SHELL_FIXTURES = '/run/lab-stage/fixtures';
  */
 export function shellStage(file: string, stage: string): StageDefinition {
   const script = readFileSync(file, 'utf8');
-  const header = parseShellHeader(script, file);
+  const header = parseStageHeader(script, file);
   return {
     packages: header.packages,
     fixtures: header.fixtures,

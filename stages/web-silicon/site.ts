@@ -10,11 +10,13 @@ export default defineStage({
     const site = siteOf(machine.name, config.zone.domain);
     const values = { site, machine: machine.name, domain: config.zone.domain, lab: config.name };
     await ctx.exec(['mkdir', '-p', '/etc/ssl/lab', `/var/www/${site}`]);
-    await ctx.exec([
+    // Made once: applied again (lab up --idempotence), the stage keeps its certificate.
+    const openssl = [
       'openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '825',
       '-subj', `/CN=${site}`, '-addext', `subjectAltName=DNS:${site},DNS:${machine.name}.${config.zone.domain}`,
       '-keyout', `/etc/ssl/lab/${site}.key`, '-out', `/etc/ssl/lab/${site}.crt`,
-    ]);
+    ];
+    await ctx.exec(['sh', '-c', 'test -s "$1" && test -s "$2" && exit 0; shift 2; exec "$@"', 'make-certificate', `/etc/ssl/lab/${site}.key`, `/etc/ssl/lab/${site}.crt`, ...openssl]);
     await ctx.exec(['chmod', '600', `/etc/ssl/lab/${site}.key`]);
     await ctx.template('web-silicon/index.html', `/var/www/${site}/index.html`, values);
     await ctx.template('web-silicon/site.conf', '/etc/nginx/sites-available/lab-site', values);

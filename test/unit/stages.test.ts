@@ -6,22 +6,22 @@ import { defaultLab } from '../../lib/config/default.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { loadLab } from '../../lib/stages/load.js';
 import { planLab, type StageSpec } from '../../lib/plan/plan.js';
-import { parseShellHeader } from '../../lib/stages/shell.js';
+import { parseStageHeader } from '../../lib/stages/shell.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
-    const header = parseShellHeader(
+    const header = parseStageHeader(
       ['#!/bin/sh', '# lab: packages=nginx curl', '# lab: fixtures=web/site.conf web/index.html', '#lab: online', '# a comment', '# lab: binds=/root/sadm', 'set -e', '# lab: packages=not-a-header-any-more'].join('\n'),
       'site.sh',
     );
     expect(header).toEqual({ packages: ['nginx', 'curl'], fixtures: ['web/site.conf', 'web/index.html'], binds: ['/root/sadm'], online: true });
-    expect(parseShellHeader('#!/bin/sh\nset -e\n', 'x.sh')).toEqual({ packages: [], fixtures: [], binds: [], online: false });
+    expect(parseStageHeader('#!/bin/sh\nset -e\n', 'x.sh')).toEqual({ packages: [], fixtures: [], binds: [], online: false });
   });
 
   it('refuses an unknown key, a value for online, and a key without value, naming the line', () => {
-    expect(() => parseShellHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online)");
-    expect(() => parseShellHeader('# lab: online=yes\n', 'x.sh')).toThrow("stage x.sh:1: 'online' takes no value");
-    expect(() => parseShellHeader('# lab: packages=\n', 'x.sh')).toThrow("stage x.sh:1: 'packages' needs a value");
+    expect(() => parseStageHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online, offline)");
+    expect(() => parseStageHeader('# lab: online=yes\n', 'x.sh')).toThrow("stage x.sh:1: 'online' takes no value");
+    expect(() => parseStageHeader('# lab: packages=\n', 'x.sh')).toThrow("stage x.sh:1: 'packages' needs a value");
   });
 });
 
