@@ -6,7 +6,7 @@ import { type BareLab, openBareLab, openLab } from '../engine/lab.js';
 import { assertMachine, isRunning } from '../engine/machines.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
-import { printBisect, printIdempotence, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+import { printBisect, printIdempotence, printImages, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
 const BARE_COMMANDS = new Set(['exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
@@ -91,8 +91,23 @@ export async function runCommand(command: string, args: string[], passthrough: s
     }
     case 'image': {
       const [verb, file, ...extra] = args;
-      if (verb !== 'export' || !file || extra.length > 0) throw new UsageError('usage: lab image export <file.tar> [--from <machine>@<stage>]');
-      const { exportImage } = await import('../engine/image.js');
+      const usage = 'usage: lab image export <file.tar> [--from <machine>@<stage>] | upgrade | list';
+      const images = await import('../engine/image.js');
+      if (verb === 'upgrade' || verb === 'list') {
+        if (file !== undefined) throw new UsageError(usage);
+        if (verb === 'list') {
+          const list = await images.listImages(lab);
+          if (options.json) json(list);
+          else out(printImages(list));
+          return 0;
+        }
+        const upgraded = await images.upgradeImage(lab);
+        if (options.json) json(upgraded);
+        else out(upgraded.to ? `base image upgraded: ${upgraded.from} -> ${upgraded.to} in ${(upgraded.durationMs / 1000).toFixed(1)}s (log: ${upgraded.log})\nthe next lab up rebuilds every stage on it; lab restore still reaches the old snapshots until they are pruned` : `base image ${upgraded.from} is up to date: nothing to upgrade`);
+        return 0;
+      }
+      if (verb !== 'export' || !file || extra.length > 0) throw new UsageError(usage);
+      const { exportImage } = images;
       const result = await exportImage(lab, file, options.from);
       if (options.json) json(result);
       else out(`wrote ${result.file} (from ${result.source})`);

@@ -1,6 +1,7 @@
 import type { BisectReport } from '../engine/bisect.js';
 import type { Checkpoint } from '../engine/checkpoints.js';
 import type { IdempotenceReport } from '../engine/idempotence.js';
+import type { ImageInfo } from '../engine/image.js';
 import type { DoctorReport } from '../engine/doctor.js';
 import type { RestoreReport } from '../engine/restore.js';
 import type { SnapshotReport } from '../engine/snapshots.js';
@@ -132,4 +133,11 @@ export function printIdempotence(report: IdempotenceReport): string {
   }
   const verdict = report.idempotent ? 'idempotent: applying each stage again changed nothing' : 'NOT idempotent: applying these stages again changed their result';
   return [table(rows), ...details, `${verdict} (${seconds(report.durationMs)}; paths that always change are ignored: ${report.ignored.join(' ')})`].join('\n');
+}
+
+export function printImages(images: ImageInfo[]): string {
+  if (images.length === 0) return 'no base image yet (lab up builds it)';
+  const rows = [['IMAGE KEY', 'CURRENT', 'CREATED', 'EXCLUSIVE', 'USED BY (snapshots)']];
+  for (const image of images) rows.push([image.key, image.current ? 'yes' : 'old', image.createdAt ?? '-', bytes(image.exclusiveBytes), image.usedBy.join(',') || '-']);
+  return table(rows);
 }

@@ -27,6 +27,8 @@ Commands:
       --scenarios <dir>       where scenarios are
   image export <file>       a root filesystem tarball of the base image (for image.source: tarball)
       --from <machine@stage>  of a stage snapshot instead
+  image upgrade             clone the base, upgrade its packages, swap it in read-only (the next lab up rebuilds on it)
+  image list                base images: key, current, size, machines whose snapshots use them
   checkpoint save <name>    keep every machine as it is now (frozen for one moment), to restore later
   checkpoint list|delete    the checkpoints kept; delete <name> removes one
   status                    machines, state, addresses, stages done, snapshots

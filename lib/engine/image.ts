@@ -1,10 +1,14 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LabError, UsageError } from '../errors.js';
-import { exportTarball, imagePaths } from '../image/base.js';
-import { parseStageRef } from '../plan/plan.js';
+import { BASE_KEY_FILE, exportTarball, imagePaths } from '../image/base.js';
+import { withPackageCache } from '../image/packages.js';
+import { parseStageRef, stageKey } from '../plan/plan.js';
+import { acquireLock } from '../state/lock.js';
 import { stageSnapshot } from './snapshots.js';
-import type { Lab } from './lab.js';
+import { assertUsable, type BareLab, ensureDirs, type Lab } from './lab.js';
+import { repairInterrupted } from './recover.js';
 
 /**
  * `lab image export <file> [--from <machine>@<stage>]`: a root filesystem tarball of the base
@@ -24,4 +28,158 @@ export async function exportImage(lab: Lab, file: string, from?: string): Promis
   const target = path.resolve(file);
   await exportTarball(source, target);
   return { file: target, source };
+}
+
+/**
+ * The base image stages build on: the one `lab image upgrade` made last (for this image
+ * definition), else the one built from the config. Its key is the parent key of every `system`.
+ */
+export function currentBase(lab: BareLab): { key: string; path: string; upgradedFrom?: string } {
+  const pointer = readPointer(lab);
+  if (pointer && pointer.configKey === lab.image.key) {
+    const upgraded = basePath(lab, pointer.key);
+    if (existsSync(upgraded)) return { key: pointer.key, path: upgraded, upgradedFrom: pointer.from };
+  }
+  return { key: lab.image.key, path: imagePaths(lab.config.cacheDir, lab.storage, lab.image).poolImage };
+}
+
+interface Pointer {
+  /** The image definition (lab.image.key) it upgrades; a changed definition starts over. */
+  configKey: string;
+  key: string;
+  from: string;
+  createdAt: string;
+}
+
+const imagesDir = (lab: BareLab) => path.join(lab.storage.root, 'images');
+const pointerFile = (lab: BareLab) => path.join(imagesDir(lab), 'current.json');
+const basePath = (lab: BareLab, key: string) => path.join(imagesDir(lab), `base@${key}`);
+
+function readPointer(lab: BareLab): Pointer | undefined {
+  try {
+    return JSON.parse(readFileSync(pointerFile(lab), 'utf8')) as Pointer;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A digest of what a root has installed: the package manager's database. */
+function installedDigest(root: string, database: string): string {
+  const file = path.join(root, database);
+  const content = statSync(file).isDirectory() ? readdirSync(file).sort().join('\n') : readFileSync(file);
+  return createHash('sha256').update(content).digest('hex');
+}
+
+export interface UpgradeReport {
+  from: string;
+  /** The new base's key, or undefined when nothing needed upgrading. */
+  to?: string;
+  durationMs: number;
+  log: string;
+}
+
+/**
+ * `lab image upgrade`, seed 000's flow: the read-only base is cloned, the clone upgraded from the
+ * image's mirror (through the host's network), made read-only and swapped in as the new base.
+ * The old base stays while snapshots built on it remain (restore reaches them); the next lab up
+ * rebuilds every stage on the new one. Interrupted, it leaves the old base in place.
+ */
+export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
+  const started = Date.now();
+  if (lab.image.source === 'tarball') {
+    throw new UsageError('lab image upgrade: the image comes from a tarball (image.tarball), which lab cannot upgrade in place', 'upgrade the tarball itself (or build one with lab image export after changes), then point image.tarball at it');
+  }
+  await assertUsable(lab, 'image upgrade', { image: false });
+  const lock = await acquireLock(lab.dirs.lockFile, 'image upgrade');
+  try {
+    ensureDirs(lab);
+    await lab.storage.open();
+    await repairInterrupted(lab);
+    const base = currentBase(lab);
+    if (!existsSync(base.path)) throw new LabError('the base image is not built yet', 1, 'build it with: lab up');
+    const log = path.join(lab.dirs.logs, 'image-upgrade.log');
+    writeFileSync(log, `upgrading base ${base.key}\n`);
+    const partial = path.join(imagesDir(lab), 'upgrade.partial');
+    await lab.storage.remove(partial);
+    await lab.storage.snapshot(base.path, partial, { readonly: false });
+    try {
+      const pm = lab.image.packageManager(partial);
+      if (!pm) throw new LabError('the base image has no package manager lab knows (apt, pacman)', 1);
+      const before = installedDigest(partial, pm.database);
+      const sources = lab.image.upgradeSources?.();
+      if (sources) writeFileSync(path.join(partial, 'etc/apt/sources.list'), sources);
+      const target = { root: partial, nspawnName: `${lab.config.name}-image-upgrade`, logFile: log, packageCache: lab.packageCache };
+      await withPackageCache(lab.builds, pm, target, [pm.refresh(), pm.upgrade()]);
+      const after = installedDigest(partial, pm.database);
+      if (after === before) {
+        await lab.storage.remove(partial);
+        return { from: base.key, durationMs: Date.now() - started, log };
+      }
+      const key = createHash('sha256').update(`${base.key}\nupgraded\n${after}`).digest('hex').slice(0, 16);
+      mkdirSync(path.join(partial, 'etc'), { recursive: true });
+      writeFileSync(path.join(partial, BASE_KEY_FILE), `${key}\n`);
+      await lab.storage.seal(partial, basePath(lab, key));
+      // Last: until the pointer names it, the old base is the base.
+      const pointer: Pointer = { configKey: lab.image.key, key, from: base.key, createdAt: new Date().toISOString() };
+      writeFileSync(`${pointerFile(lab)}.tmp`, `${JSON.stringify(pointer, null, 2)}\n`);
+      renameSync(`${pointerFile(lab)}.tmp`, pointerFile(lab));
+      return { from: base.key, to: key, durationMs: Date.now() - started, log };
+    } catch (error) {
+      await lab.storage.remove(partial);
+      throw error;
+    }
+  } finally {
+    lock.release();
+  }
+}
+
+export interface ImageInfo {
+  key: string;
+  current: boolean;
+  createdAt?: string;
+  /** Space only it holds, where the storage can tell. */
+  exclusiveBytes?: number;
+  /** Machines with stage snapshots built on it. */
+  usedBy: string[];
+}
+
+/** Which base each machine's snapshots were built on: a `system` snapshot's key is made from its base's key. */
+function machinesOnBase(lab: Lab, baseKey: string): string[] {
+  return lab.loaded.machines
+    .filter((m) => m.stages.length > 0)
+    .filter((m) => {
+      const system = m.stages[0]!;
+      const key = stageKey(system, baseKey);
+      return existsSync(lab.dirs.snapshot(m.name, system.name, key));
+    })
+    .map((m) => m.name);
+}
+
+function baseKeys(lab: BareLab): string[] {
+  return existsSync(imagesDir(lab)) ? readdirSync(imagesDir(lab)).map((e) => /^base@([0-9a-f]+)$/.exec(e)?.[1]).filter((k): k is string => k !== undefined) : [];
+}
+
+/** `lab image list`: every base image in the pool, its key, size, and the machines whose snapshots use it. */
+export async function listImages(lab: Lab): Promise<ImageInfo[]> {
+  await lab.storage.open();
+  const current = currentBase(lab).key;
+  const pointer = readPointer(lab);
+  const keys = baseKeys(lab);
+  const sizes = await lab.storage.exclusiveBytes(keys.map((k) => basePath(lab, k)));
+  return keys.map((key, index) => ({
+    key,
+    current: key === current,
+    // A snapshot keeps its source's birth time: an upgraded base's own time is in the pointer.
+    createdAt: pointer?.key === key ? pointer.createdAt : statSync(basePath(lab, key)).birthtime.toISOString(),
+    exclusiveBytes: sizes[index],
+    usedBy: machinesOnBase(lab, key),
+  }));
+}
+
+/** Old bases no snapshot is built on any more: what lab up deletes after pruning snapshots (sizes are not measured: no quota on this path). */
+export async function pruneImages(lab: Lab): Promise<string[]> {
+  const current = currentBase(lab).key;
+  const unused = baseKeys(lab).filter((key) => key !== current && machinesOnBase(lab, key).length === 0);
+  for (const key of unused) await lab.storage.remove(basePath(lab, key));
+  return unused;
 }

@@ -17,6 +17,7 @@ import { offlineContext, onlineContext, type OfflineTarget } from '../stages/con
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
+import { currentBase, pruneImages } from './image.js';
 import { planFor } from './planning.js';
 import { repairInterrupted } from './recover.js';
 import { assertPoolHasRoom, POOL_FULL_HINT, poolFull } from './space.js';
@@ -99,6 +100,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     reports.push(...(await bootVms(lab, state, vms, reports)));
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
+    await pruneImages(lab); // an upgraded-from base goes once no snapshot is built on it
     return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered };
   } finally {
     lock.release();
@@ -128,8 +130,9 @@ const PER_PACKAGE_LINE = /^I: (Retrieving|Validating|Extracting|Unpacking|Config
 
 /** The base image, with its progress on screen and its whole output in the image log. */
 async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: string; source: UpReport['baseImage'] }> {
+  const upgraded = currentBase(lab);
+  if (existsSync(upgraded.path)) return { path: upgraded.path, source: 'pool' };
   const paths = imagePaths(lab.config.cacheDir, lab.storage, lab.image);
-  if (existsSync(paths.poolImage)) return { path: paths.poolImage, source: 'pool' };
   let base: { path: string; source: UpReport['baseImage'] } | undefined;
   writeFileSync(lab.dirs.imageLog, `base image ${lab.image.key}: ${lab.image.describe()}\n`);
   const task: ListrTask = {

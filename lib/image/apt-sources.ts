@@ -55,3 +55,18 @@ export function hostAptSources(etcApt = '/etc/apt'): AptSource[] {
   }
   return sources;
 }
+
+/**
+ * What an upgraded Debian or Ubuntu base fetches from: the release and its -updates on the image's
+ * mirror, and -security (Debian: where the host's sources name a security mirror; Ubuntu: on the
+ * mirror). Downloads stay on mirrors the host is configured with.
+ */
+export function upgradeSourcesList(distribution: string, suite: string, mirror: string, host: readonly AptSource[]): string {
+  const lines = [`deb ${mirror} ${suite} main`, `deb ${mirror} ${suite}-updates main`];
+  if (distribution === 'ubuntu') lines.push(`deb ${mirror} ${suite}-security main`);
+  else {
+    const security = host.find((s) => /security/.test(s.uri) && s.suites.includes(`${suite}-security`));
+    if (security) lines.push(`deb ${security.uri.replace(/\/+$/, '')} ${suite}-security main`);
+  }
+  return `# Written by lab image upgrade: the release, its updates and security fixes.\n${lines.join('\n')}\n`;
+}

@@ -7,6 +7,9 @@ import type { ImageDriver, ImageSourceKind } from './image.js';
 
 const TAR_TIMEOUT_MS = 20 * 60_000;
 
+/** Inside every base image lab makes or upgrades: its key, so a machine can tell which base it was built on. */
+export const BASE_KEY_FILE = 'etc/lab-base-key';
+
 export interface ImagePaths {
   /** The read-only base image in this lab's pool. */
   poolImage: string;
@@ -58,6 +61,9 @@ export async function ensureBaseImage(
       await exportTarball(building, paths.cacheTarball);
     }
   }
+  // Which base a machine was built on, readable inside it (lab image upgrade writes its own key).
+  mkdirSync(path.join(building, 'etc'), { recursive: true });
+  writeFileSync(path.join(building, BASE_KEY_FILE), `${image.key}\n`);
   await storage.seal(building, paths.poolImage);
   log(`base image ${image.key} ready`);
   return { path: paths.poolImage, source: cached ? 'cache' : image.source };

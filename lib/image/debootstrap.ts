@@ -6,6 +6,7 @@ import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import { hashOf } from '../plan/key.js';
 import { BUILD_TIMEOUT_MS, type ImageDriver, RECIPE_VERSION } from './image.js';
+import { hostAptSources, upgradeSourcesList } from './apt-sources.js';
 import { chooseMirror, type HostDistribution, type MirrorChoice } from './mirror.js';
 import { apt, type PackageManager } from './packages.js';
 
@@ -31,6 +32,10 @@ export class DebootstrapImage implements ImageDriver {
     this.packages = [...new Set([...DEBIAN_PACKAGES, ...config.image.packages])].sort();
     this.mirror = chooseMirror(this.distribution, config.image.mirror, host);
     this.key = hashOf({ recipe: RECIPE_VERSION, distribution: this.distribution, suite: this.suite, mirror: this.mirror.mirror ?? null, packages: this.packages });
+  }
+
+  upgradeSources(): string | undefined {
+    return this.mirror.mirror ? upgradeSourcesList(this.distribution, this.suite, this.mirror.mirror, hostAptSources()) : undefined;
   }
 
   describe(): string {

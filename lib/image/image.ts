@@ -26,4 +26,9 @@ export interface ImageDriver {
   build(target: string, cacheDir: string, log: (line: string) => void): Promise<void>;
   /** The package manager inside a root of this image. */
   packageManager(root: string): PackageManager | undefined;
+  /**
+   * apt's sources for `lab image upgrade`: the release with its updates (and security, where the
+   * host's sources name a security mirror); undefined where the image's own sources are kept.
+   */
+  upgradeSources?(): string | undefined;
 }

@@ -10,6 +10,10 @@ export interface PackageManager {
   install(packages: readonly string[]): string[];
   /** Brings the package lists up to date; run once when an install fails, then the install again. */
   refresh(): string[];
+  /** Upgrades every installed package from the (refreshed) lists: lab image upgrade. */
+  upgrade(): string[];
+  /** What lists the installed packages with their versions (a file, or a directory of one entry each): it changes when an upgrade did something. */
+  readonly database: string;
   /** Written into the base image: how stages' installs behave. */
   readonly configFiles: readonly { path: string; content: string }[];
 }
@@ -19,6 +23,8 @@ export const apt: PackageManager = {
   cacheDir: '/var/cache/apt/archives',
   install: (packages) => ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', ...packages],
   refresh: () => ['apt-get', 'update', '-q'],
+  upgrade: () => ['apt-get', 'dist-upgrade', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold'],
+  database: '/var/lib/dpkg/status',
   configFiles: [
     {
       path: '/etc/apt/apt.conf.d/90lab',
@@ -34,6 +40,8 @@ export const pacman: PackageManager = {
   install: (packages) => ['pacman', '-S', '--noconfirm', '--needed', ...packages],
   // Arch supports no partial upgrades: refreshing the lists means upgrading with them.
   refresh: () => ['pacman', '-Syu', '--noconfirm'],
+  upgrade: () => ['pacman', '-Syu', '--noconfirm'],
+  database: '/var/lib/pacman/local',
   configFiles: [],
 };
 
@@ -55,6 +63,15 @@ export interface InstallTarget {
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
 
 /** Installs packages into a stopped machine's root, from its mirror through the host's network. */
+/** Runs the package manager's commands in a root with the shared cache bound and its lock held: installs and upgrades. */
+export async function withPackageCache(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, commands: readonly string[][]): Promise<void> {
+  const lock = path.join(target.packageCache, '.lab-install.lock');
+  if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 });
+  for (const argv of commands) {
+    await runner.run(target.root, target.nspawnName, argv, { logFile: target.logFile, timeout: INSTALL_TIMEOUT_MS, binds: [{ source: target.packageCache, target: pm.cacheDir }], exclusive: lock });
+  }
+}
+
 export async function installPackages(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
   if (packages.length === 0) return;
   const lock = path.join(target.packageCache, '.lab-install.lock');
