@@ -50,9 +50,11 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
   const started = Date.now();
   return holdingLock(lab.dirs.lockFile, 'up --idempotence', async () => {
     await up(lab, { renderer: options.renderer ?? 'silent', waitForLock: true, plan: { only: options.machines ?? [] } });
-    const plan = planFor(lab, { only: options.machines ?? [] });
+    const asked = options.machines ?? [];
+    // The machines asked for (their dependencies are brought up, not re-applied), or every one.
+    const targets = planFor(lab, { only: asked }).machines.filter((m) => asked.length === 0 || asked.includes(m.name));
     const machines: IdempotenceReport['machines'] = [];
-    for (const machine of plan.machines) {
+    for (const machine of targets) {
       const state = readState(lab.dirs.stateFile);
       const wasRunning = isRunning(state, machine.name);
       const stages: IdempotenceReport['machines'][number]['stages'] = [];

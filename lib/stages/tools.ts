@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import type { StageDefinition } from './define.js';
+import type { StageContext, StageDefinition } from './define.js';
 import { parseStageHeader, SHELL_FIXTURES } from './shell.js';
 
 /**
@@ -87,4 +87,26 @@ export function toolStage(file: string, stage: string, image: { source: string; 
       });
     },
   };
+}
+
+/**
+ * A Puppet agent run against a server, for an online stage (seed 000's agents): waits for the
+ * server's port within a deadline (a JVM starts slowly), then `puppet agent --test` with the
+ * machine's certname; changes are success, failed resources fail the stage.
+ */
+export async function puppetAgent(ctx: StageContext, options: { server: string; timeoutS?: number }): Promise<void> {
+  const certname = `${ctx.lab.machine.name}.${ctx.lab.topology.domain}`;
+  const wait = options.timeoutS ?? 240;
+  const script = [
+    `deadline=$(( $(date +%s) + ${wait} ))`,
+    `until timeout 2 bash -c 'exec 3<>/dev/tcp/$0/8140' ${quote(options.server)} 2>/dev/null; do`,
+    `  [ "$(date +%s)" -lt "$deadline" ] || { echo "lab: ${options.server}:8140 not answering after ${wait} s" >&2; exit 1; }`,
+    '  sleep 1',
+    'done',
+    // --maxwaitforcert: an unsigned certificate is an error after 2 minutes, never a hang.
+    `puppet agent --test --color=false --server ${quote(options.server)} --certname ${quote(certname)} --waitforcert 5 --maxwaitforcert 120 --detailed-exitcodes`,
+    'code=$?',
+    'case $code in 0|2) exit 0 ;; *) echo "lab: puppet agent exited $code: the stage failed" >&2; exit 1 ;; esac',
+  ].join('\n');
+  await ctx.script(script, [], {});
 }
