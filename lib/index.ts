@@ -5,6 +5,7 @@
 import type { LabConfigInput } from './config/schema.js';
 
 export { defineStage } from './stages/define.js';
+export { puppetAgent } from './stages/tools.js';
 export type { LabView, StageContext, StageDefinition } from './stages/define.js';
 export type { LabConfigInput as LabConfig } from './config/schema.js';
 
