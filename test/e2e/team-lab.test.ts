@@ -90,7 +90,7 @@ describe('a team lab with lab as a dev dependency', () => {
     write('stages/web/site.sh', `#!/bin/sh\n# lab: pakages=nginx\n`);
     const up = await npx(['up']);
     expect(up.exitCode).toBe(2);
-    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online)");
+    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online, offline)");
     write('stages/web/site.sh', siteStage('v2'));
     await npx(['destroy']);
     expect(hostTraces(name)).toEqual([]);
