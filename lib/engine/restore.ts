@@ -1,4 +1,5 @@
-import { existsSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { delay } from '../wait.js';
 import { LabError, unknownName } from '../errors.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
@@ -171,9 +172,15 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
     const booting = new Set(targets.filter((t) => t.boot).map((t) => t.machine));
     await Promise.all([
       ...[...booting].map(async (machine) => {
-        bootMs.set(machine, (await startMachine(lab, state, machine, { waitForNetwork: false })).bootMs);
+        const boot = startMachine(lab, state, machine, { waitForNetwork: false });
+        // A DHCP server's clients ask again as soon as it listens (before the rest of its boot
+        // ends), and once more when it is up, in case the first request came too early for it.
+        const server = dhcpServes(lab, machine);
+        const kicked = server ? whenListening(lab, state, machine, boot).then(() => restartDhcpClients(lab, state, machine, booting)) : undefined;
+        bootMs.set(machine, (await boot).bootMs);
         booting.delete(machine);
-        await restartDhcpClients(lab, state, machine, booting);
+        await kicked;
+        if (server) await restartDhcpClients(lab, state, machine, booting);
       }),
       ...outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)), // no machine uses them any more
     ]);
@@ -219,6 +226,42 @@ function checkpointTargets(lab: Lab, checkpoint: Checkpoint, options: { exact?: 
     targets.push({ machine: name, stage: checkpoint.name, key: machine.rootKey ?? '', current: true, source: checkpointRoot(lab, checkpoint.name, name), ...origin, boot: machine.running });
   }
   return { targets, leftAlone };
+}
+
+function dhcpServes(lab: Lab, machine: string): boolean {
+  return lab.topology.networks.some((n) => n.dhcp?.server === machine);
+}
+
+const DHCP_PORT_HEX = ':0043'; // 67, as /proc/net/udp writes local ports
+
+/**
+ * Resolves once the machine has a socket on UDP port 67 (its DHCP server listens), read from its
+ * network namespace through /proc: no command runs. Resolves also when its boot ends, either way.
+ */
+async function whenListening(lab: Lab, state: LabState, machine: string, boot: Promise<unknown>): Promise<void> {
+  let booted = false;
+  void boot.then(
+    () => (booted = true),
+    () => (booted = true),
+  );
+  while (!booted) {
+    const process = state.machines[machine]?.process;
+    const leader = process ? await lab.runtime.leaderPid({ name: machine, process }) : undefined;
+    if (leader !== undefined && udpListening(leader)) return;
+    await delay(DHCP_POLL_MS);
+  }
+}
+
+const DHCP_POLL_MS = 20;
+
+function udpListening(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/net/udp`, 'utf8')
+      .split('\n')
+      .some((line) => line.trim().split(/\s+/)[1]?.endsWith(DHCP_PORT_HEX));
+  } catch {
+    return false;
+  }
 }
 
 /**
