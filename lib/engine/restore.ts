@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { localAddresses } from '../host/procs.js';
 import { delay } from '../wait.js';
 import { LabError, unknownName } from '../errors.js';
 import { topologicalOrder } from '../plan/graph.js';
@@ -276,11 +277,14 @@ async function restartDhcpClients(lab: Lab, state: LabState, server: string, boo
   await Promise.all(
     lab.topology.machines
       .filter((m) => m.kind === 'container' && booting.has(m.name) && state.machines[m.name]?.process)
-      .map((m) => {
+      .map(async (m) => {
         const interfaces = m.interfaces.filter((i) => i.address === 'dhcp' && served.has(i.network)).map((i) => i.name);
-        if (interfaces.length === 0) return undefined;
+        if (interfaces.length === 0) return;
         const handle = { name: m.name, process: state.machines[m.name]!.process! };
-        return lab.runtime.exec(handle, ['networkctl', 'reconfigure', ...interfaces], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
+        // One that has all its addresses already is left alone: reconfiguring would drop its lease.
+        const leader = await lab.runtime.leaderPid(handle);
+        if (leader === undefined || localAddresses(leader).length >= m.interfaces.length) return;
+        await lab.runtime.exec(handle, ['networkctl', 'reconfigure', ...interfaces], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
       }),
   );
 }
