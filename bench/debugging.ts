@@ -15,7 +15,7 @@ import { openLab } from '../lib/engine/lab.js';
 import { restoreStages } from '../lib/engine/restore.js';
 import { listScenarios, runScenarioFiles, selectScenarios } from '../lib/engine/test.js';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { median, wallMs, writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -25,12 +25,6 @@ const config = path.join(work, 'lab.config.json');
 writeFileSync(config, JSON.stringify({ name }));
 const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
 
-async function wallMs(action: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await action();
-  return performance.now() - started;
-}
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (ms: number) => Math.round(ms);
 
 /** What bisect replaces: every point restored and the scenario run there, then the lab's last stages back. */

@@ -10,3 +10,12 @@ export function writeBenchReport(name: string, figures: Record<string, unknown>,
   writeFileSync(path.join(reports, `bench-${name}.md`), `${markdown}\n`);
   console.log(markdown);
 }
+
+export const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** Wall time of an action, in milliseconds. */
+export async function wallMs(action: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await action();
+  return performance.now() - started;
+}

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { $ } from 'zx';
 import { openLab } from '../lib/engine/lab.js';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { median, wallMs, writeBenchReport } from './report.js';
 import { BtrfsStorage } from '../lib/storage/btrfs.js';
 import { CopyStorage } from '../lib/storage/copy.js';
 import type { Storage } from '../lib/storage/storage.js';
@@ -27,19 +27,12 @@ const config = path.join(work, 'lab.config.json');
 writeFileSync(config, JSON.stringify({ name }));
 const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
 
-async function wallMs(action: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await action();
-  return performance.now() - started;
-}
-
 async function samples(count: number, action: () => Promise<unknown>): Promise<number[]> {
   const times: number[] = [];
   for (let i = 0; i < count; i++) times.push(await wallMs(action));
   return times;
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const round = (ms: number) => Math.round(ms * 10) / 10;
 
 interface SwapTimes {

@@ -13,12 +13,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { median, writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const work = mkdtempSync('/var/tmp/lab-bench-');
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
 
 function scaleConfig(machines: number): string {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { median, writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -28,7 +28,6 @@ async function timedTest(...flags: string[]): Promise<{ wallMs: number; passed: 
   return { wallMs: performance.now() - started, passed: report.passed };
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const results: Record<string, { runsMs: number[]; medianMs: number; tests: number }> = {};
 try {
   await cli('up'); // warm: everything built and running

@@ -11,7 +11,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { median, wallMs, writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
@@ -20,21 +20,14 @@ const work = mkdtempSync('/var/tmp/lab-bench-');
 const defaultConfig = path.join(work, 'lab.config.json');
 writeFileSync(defaultConfig, JSON.stringify({ name: `bid${process.pid.toString(36)}`.slice(0, 12) }));
 const cli = (args: string[]) => $`${process.execPath} ${lab} ${args}`;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
-async function wallMs(action: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await action();
-  return Math.round(performance.now() - started);
-}
 
 const results: Record<string, unknown> = {};
 try {
-  const cold = await wallMs(() => cli([...seed, 'up', '--no-cache']));
+  const cold = Math.round(await wallMs(() => cli([...seed, 'up', '--no-cache'])));
   const cached: number[] = [];
   for (let i = 0; i < 3; i++) {
     await cli([...seed, 'down']);
-    cached.push(await wallMs(() => cli([...seed, 'up'])));
+    cached.push(Math.round(await wallMs(() => cli([...seed, 'up']))));
   }
   const status = JSON.parse((await cli([...seed, 'status', '--json'])).stdout) as { machines: { name: string; memoryBytes?: number }[] };
   const puppetMiB = Math.round((status.machines.find((m) => m.name === 'puppet')!.memoryBytes ?? 0) / 1048576);

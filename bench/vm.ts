@@ -14,14 +14,13 @@ import { status } from '../lib/engine/status.js';
 import { packageRoot } from '../lib/paths.js';
 import { readState } from '../lib/state/state.js';
 import { waitForConsoleText } from '../lib/vm/console.js';
-import { writeBenchReport } from './report.js';
+import { median, writeBenchReport } from './report.js';
 
 $.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const name = `bvm${process.pid.toString(36)}`.slice(0, 12);
 const config = path.join(packageRoot, 'examples', 'sadm', 'lab.config.yaml');
 const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} --name ${name} ${args}`;
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const MARKER = /LAB-NETBOOT-DONE name=r00p03/;
 
 const results: Record<string, unknown> = {};

@@ -48,7 +48,7 @@ export function readCheckpoint(lab: BareLab, name: string): Checkpoint | undefin
 }
 
 /** Stage names of every machine: a checkpoint may not take one (`lab restore <name>` would mean both). */
-function stageNames(lab: Lab): string[] {
+export function stageNames(lab: Lab): string[] {
   return [...new Set(lab.loaded.machines.flatMap((m) => m.stages.map((s) => s.name)))];
 }
 

@@ -8,7 +8,7 @@ import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
 import { assertUsable, type Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
-import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint } from './checkpoints.js';
+import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint, stageNames } from './checkpoints.js';
 import { repairInterrupted } from './recover.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { planFor } from './planning.js';
@@ -200,8 +200,8 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
 /** The checkpoint `text` names, undefined when it names a stage; exit 2 when it names neither. */
 function checkpointOf(lab: Lab, text: string): Checkpoint | undefined {
   if (text.includes('@') || text.endsWith(FAILED_SUFFIX)) return undefined;
-  const stages = new Set(lab.loaded.machines.flatMap((m) => m.stages.map((s) => s.name)));
-  if (stages.has(text)) return undefined;
+  const stages = stageNames(lab);
+  if (stages.includes(text)) return undefined;
   const found = readCheckpoint(lab, text);
   if (!found) throw unknownName('stage or checkpoint', text, [...stages, ...listCheckpoints(lab).map((c) => c.name)]);
   return found;

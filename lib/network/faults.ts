@@ -124,12 +124,18 @@ export async function removeFaultTables(prefix: readonly string[], nftTable: str
  * names as its peer (iflink), looked up in the namespace the bridges are in.
  */
 export function hostSideLinks(peerIndexes: readonly number[], ipLinkOutput: string): (string | undefined)[] {
+  const byIndex = linksByIndex(ipLinkOutput);
+  return peerIndexes.map((index) => byIndex.get(index));
+}
+
+/** `ip -o link show` lines (`9: vb-web@if2: <...>`): each link's name by its index. */
+function linksByIndex(ipLinkOutput: string): Map<number, string> {
   const byIndex = new Map<number, string>();
   for (const line of ipLinkOutput.split('\n')) {
     const match = /^(\d+): ([^:@\s]+)/.exec(line);
     if (match) byIndex.set(Number(match[1]), match[2]!);
   }
-  return peerIndexes.map((index) => byIndex.get(index));
+  return byIndex;
 }
 
 /** Every fault of the lab undone: its cut links, and any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
@@ -137,13 +143,6 @@ export async function clearLabFaults(prefix: readonly string[], nftTable: string
   await removeFaultTables(prefix, nftTable);
   for (const bridge of bridges) {
     const ports = await run([...prefix, 'ip', '-o', 'link', 'show', 'master', bridge], { allowFailure: true });
-    for (const port of portNames(ports.stdout)) await run([...prefix, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { allowFailure: true });
+    for (const port of linksByIndex(ports.stdout).values()) await run([...prefix, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { allowFailure: true });
   }
-}
-
-function portNames(ipLinkOutput: string): string[] {
-  return ipLinkOutput
-    .split('\n')
-    .map((line) => /^\d+: ([^:@\s]+)/.exec(line)?.[1])
-    .filter((name): name is string => name !== undefined);
 }

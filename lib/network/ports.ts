@@ -11,12 +11,17 @@ export interface PublishedPort {
   port: number;
 }
 
+/** Where a machine's published ports go: its static address on a NAT'ed network, if it has one. */
+function natAddress(topology: Topology, machine: string): string | undefined {
+  const nat = (network: string) => topology.networks.find((n) => n.name === network)!.nat;
+  return topology.machines.find((m) => m.name === machine)!.interfaces.find((i) => i.address !== 'dhcp' && nat(i.network))?.address;
+}
+
 /** Every published port of the lab, with the machine's address it goes to. */
 export function publishedPorts(config: LabConfig, topology: Topology): PublishedPort[] {
-  return config.machines.flatMap((machine) => {
-    const target = topology.machines.find((m) => m.name === machine.name)!.interfaces.find((i) => i.address !== 'dhcp' && topology.networks.find((n) => n.name === i.network)!.nat);
-    return machine.publish.map((p) => ({ machine: machine.name, protocol: p.protocol, hostPort: p.hostPort ?? p.port, address: target?.address ?? '', port: p.port }));
-  });
+  return config.machines.flatMap((machine) =>
+    machine.publish.map((p) => ({ machine: machine.name, protocol: p.protocol, hostPort: p.hostPort ?? p.port, address: natAddress(topology, machine.name) ?? '', port: p.port })),
+  );
 }
 
 /** A problem with the published ports, naming the field; undefined when there is none. */
@@ -26,8 +31,7 @@ export function publishProblem(config: LabConfig, topology: Topology): string | 
     if (machine.publish.length === 0) continue;
     const field = `machines.${i}.publish`;
     if (machine.kind === 'vm') return `${field}: a vm publishes no port (its address is its DHCP server's to give)`;
-    const onNat = topology.machines.find((m) => m.name === machine.name)!.interfaces.some((iface) => iface.address !== 'dhcp' && topology.networks.find((n) => n.name === iface.network)!.nat);
-    if (!onNat) return `${field}: '${machine.name}' needs a static address on a NAT'ed network to publish a port`;
+    if (!natAddress(topology, machine.name)) return `${field}: '${machine.name}' needs a static address on a NAT'ed network to publish a port`;
     for (const [j, p] of machine.publish.entries()) {
       const key = `${p.protocol}/${p.hostPort ?? p.port}`;
       const owner = taken.get(key);

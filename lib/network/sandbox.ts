@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { nthAddress, parseSubnet } from '../config/ip.js';
 import type { LabConfig } from '../config/schema.js';
@@ -13,7 +13,7 @@ import { isAlive, refOf, signalProcess } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { waitFor } from '../wait.js';
 import { publishedPorts, publishRules } from './ports.js';
-import { inNetns, IP_TOOL, linkExists, type Network, netnsPath, NFT_TOOL, setupBridges, setupNat } from './network.js';
+import { inNetns, IP_TOOL, linkExists, natRuleset, type Network, netnsPath, NFT_TOOL, setupBridges } from './network.js';
 
 const UPLINK = 'uplink';
 const WAN = 'wan';
@@ -46,12 +46,12 @@ export class SandboxNetwork implements Network {
   }
 
   async setup(state: LabState): Promise<void> {
-    const { netns, wanNetns, nftTable } = this.names;
+    const { netns, wanNetns } = this.names;
     // The WAN server starts last: when it runs in existing namespaces, an earlier setup completed.
     // Published ports: DNAT on the lab's uplink address, from the simulated internet's side.
     const published = publishRules(publishedPorts(this.config, this.topology), { iifname: UPLINK, daddr: this.internet.uplinkAddress });
     if (existsSync(netnsPath(netns)) && existsSync(netnsPath(wanNetns)) && isAlive(state.wanServer)) {
-      await setupNat(this.netnsPrefix, nftTable, this.topology.networks, published); // the config may have changed them
+      await this.applyNat(published); // the config may have changed the published ports
       return;
     }
     for (const ns of [netns, wanNetns]) if (!existsSync(netnsPath(ns))) await run(['ip', 'netns', 'add', ns]);
@@ -69,8 +69,20 @@ export class SandboxNetwork implements Network {
     await run([...wan, 'ip', 'link', 'set', WAN, 'up']);
     await run([...lab, 'ip', 'route', 'replace', 'default', 'via', this.internet.address]);
     await run([...lab, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
-    await setupNat(lab, nftTable, this.topology.networks, published);
+    await this.applyNat(published, { force: true });
     await this.startWanServer(state);
+  }
+
+  /**
+   * Loads the NAT table when its rules differ from those loaded last (kept beside the lab's state):
+   * on a lab already set up, restores and ups skip the command.
+   */
+  private async applyNat(published: readonly string[], options: { force?: boolean } = {}): Promise<void> {
+    const ruleset = natRuleset(this.names.nftTable, this.topology.networks, published);
+    const applied = path.join(this.dirs.state, 'nat.nft');
+    if (!options.force && existsSync(applied) && readFileSync(applied, 'utf8') === ruleset) return;
+    await run([...this.netnsPrefix, 'nft', '-f', '-'], { input: ruleset });
+    writeFileSync(applied, ruleset);
   }
 
   private async startWanServer(state: LabState): Promise<void> {
