@@ -125,6 +125,9 @@ async function bootVms(lab: Lab, state: LabState, vms: readonly LoadedMachine[],
   );
 }
 
+/** How long a running machine's systemd may take to say its state. */
+const SYSTEM_STATE_TIMEOUT_MS = 5000;
+
 /** debootstrap's phases, not its line per package: what the progress shows (the log has everything). */
 const PER_PACKAGE_LINE = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) \S+( \S+)?$/;
 
@@ -280,12 +283,26 @@ class MachineJob {
   }
 
   /**
-   * Running, and not on its way out: its process lives and so does its init (a command killed while
-   * stopping the machine leaves an nspawn whose container is already gone).
+   * Running as its systemd says, not merely alive: a command killed while it stopped or started the
+   * machine leaves an nspawn whose container is gone, on its way down, still booting (waited for),
+   * or about to fail its start (its veth raced the previous boot's). One bounded question, without
+   * `--wait`: a machine on its way down may never answer one that waits.
    */
   private async isUp(): Promise<boolean> {
     const process = this.state.machines[this.name]?.process;
-    return isRunning(this.state, this.name) && (await this.lab.runtime.leaderPid({ name: this.name, process: process! })) !== undefined;
+    if (!isRunning(this.state, this.name) || (await this.lab.runtime.leaderPid({ name: this.name, process: process! })) === undefined) return false;
+    const handle = { name: this.name, process: process! };
+    const asked = await this.lab.runtime.exec(handle, ['systemctl', 'is-system-running'], { allowFailure: true, timeout: SYSTEM_STATE_TIMEOUT_MS }).catch(() => undefined);
+    const systemState = asked?.stdout.trim();
+    if (systemState === 'running' || systemState === 'degraded') return true;
+    if (systemState !== 'initializing' && systemState !== 'starting') return false;
+    try {
+      await this.lab.runtime.waitReady(handle, this.lab.config.boot.timeoutSeconds * 1000);
+      return true;
+    } catch (error) {
+      if (error instanceof LabError) return false; // booted again below, which says what is wrong if it still is
+      throw error;
+    }
   }
 
   /** Waits for the machines this one depends on (those in this run); true when one of them was rebooted. */

@@ -127,6 +127,19 @@ describe('fault injection: kill -9 at seeded random points', () => {
     console.log(`fault injection (seed ${SEED}):\n${log.join('\n')}`);
   });
 
+  it('boots again a machine that a killed command left on its way down', async () => {
+    // What lab restore leaves when killed right after asking a machine to stop: nspawn and the
+    // container's init still alive, shutting down. lab up must not take it for a running machine.
+    const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { name: string; pid?: number }[] };
+    const pid = status.machines.find((m) => m.name === 'a')?.pid;
+    expect(pid).toBeGreaterThan(1);
+    process.kill(pid!, 'SIGTERM'); // nspawn's orderly shutdown
+    const up = JSON.parse(await labOk(['--config', config, 'up', '--json'])) as { machines: { name: string; booted: boolean }[] };
+    expect(up.machines.map((m) => `${m.name}:${m.booted}`)).toEqual(['a:true', 'b:false']);
+    await expectRecovered(config, name);
+    log.push('machine a stopping when lab up ran');
+  });
+
   it(`recovers from ${RESTORE_TRIALS} kills of lab restore`, async () => {
     for (let trial = 0; trial < RESTORE_TRIALS; trial++) {
       const ref = trial % 2 === 0 ? 'a@pkg' : 'pkg';
