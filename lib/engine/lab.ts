@@ -13,6 +13,7 @@ import type { ImageDriver } from '../image/image.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
+import { LinkRelays } from '../network/relay.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
 import { QemuVms } from '../vm/qemu.js';
@@ -43,6 +44,8 @@ export interface Lab {
   vms: QemuVms;
   /** Build steps on stopped roots, whatever the runtime. */
   builds: OfflineRunner;
+  /** Links that scenarios delay on a kernel without netem. */
+  relays: LinkRelays;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
   packageCache: string;
 }
@@ -85,13 +88,14 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       nspawnName: names.nspawnName,
     }),
     builds: new OfflineRunner(dirs.machinesDir, config.name),
+    relays: new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps, machines (then their cgroups) and link relays before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.relays, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

@@ -132,7 +132,7 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   });
   if (options.capture) attachCaptures(collector.scenarios, captureRoot, runDir);
   // Each test undoes its own link faults; a scenario worker that died could not.
-  await clearLabFaults(lab.network.netnsPrefix, lab.names.nftTable, lab.topology.networks.map((n) => n.bridge));
+  await clearLabFaults(lab.network.netnsPrefix, lab.names.nftTable, lab.topology.networks.map((n) => n.bridge), lab.relays);
 
   const counts = countTests(collector.scenarios, collector.unhandled);
   const failed = collector.failed || counts.failed > 0;

@@ -1,11 +1,13 @@
 import { HostError, UsageError } from '../errors.js';
 import { run } from '../exec.js';
+import type { LinkRelays } from './relay.js';
 
 /**
  * Link faults for scenarios, on the host side of a machine's veth (in the lab's namespace in
  * sandbox mode): a cut link drops every frame to and from the machine in the bridge (nftables,
  * bridge family: the machine keeps its carrier and its addresses, as with a cable cut behind a
- * switch); an impaired link goes through the kernel's netem. Every table carries the lab's name.
+ * switch); an impaired link goes through the kernel's netem, or where the kernel lacks it, nftables
+ * (loss), tbf (rate) and a relay (delay). Every table carries the lab's name.
  */
 
 export interface Impairment {
@@ -46,20 +48,23 @@ export function blockTable(nftTable: string, link: string): string {
   return `${nftTable}_fault_${link.replace(/[^A-Za-z0-9_]/g, '_')}`;
 }
 
-export function blockRuleset(table: string, link: string): string {
+/** Drops every frame through the bridge ports that stand for a link: its own, and its relay's while it is delayed. */
+export function blockRuleset(table: string, ports: readonly string[]): string {
+  const names = `{ ${ports.map((p) => `"${p}"`).join(', ')} }`;
   return [
     `table bridge ${table} {`,
-    `  chain from_machine { type filter hook prerouting priority -200; policy accept; iifname "${link}" drop; }`,
-    `  chain to_machine { type filter hook forward priority -200; policy accept; oifname "${link}" drop; }`,
-    `  chain from_host { type filter hook output priority -200; policy accept; oifname "${link}" drop; }`,
+    `  chain from_machine { type filter hook prerouting priority -200; policy accept; iifname ${names} drop; }`,
+    `  chain to_machine { type filter hook forward priority -200; policy accept; oifname ${names} drop; }`,
+    `  chain from_host { type filter hook output priority -200; policy accept; oifname ${names} drop; }`,
     '}',
     '',
   ].join('\n');
 }
 
-export async function blockLink(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
+export async function blockLink(prefix: readonly string[], nftTable: string, link: string, relays: LinkRelays): Promise<void> {
   const table = blockTable(nftTable, link);
-  await run([...prefix, 'nft', '-f', '-'], { input: `table bridge ${table}\ndelete table bridge ${table}\n${blockRuleset(table, link)}` });
+  const ruleset = blockRuleset(table, [link, relays.bridgePort(link)]);
+  await run([...prefix, 'nft', '-f', '-'], { input: `table bridge ${table}\ndelete table bridge ${table}\n${ruleset}` });
 }
 
 export async function unblockLink(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
@@ -67,17 +72,18 @@ export async function unblockLink(prefix: readonly string[], nftTable: string, l
 }
 
 /**
- * Impairs the link towards the machine with netem. A kernel without netem still gets loss (nftables'
- * random numbers, bridge family) and rate (tbf); delay needs netem, and lab says so (exit 3).
+ * Impairs the link towards the machine with netem. A kernel without netem gets the same from other
+ * parts: delay (with jitter and loss) from a relay of frames (relay.ts), loss alone from nftables'
+ * random numbers (bridge family), rate from tbf.
  */
-export async function impairLink(prefix: readonly string[], nftTable: string, link: string, impairment: Impairment): Promise<'netem' | 'nftables+tbf'> {
+export async function impairLink(prefix: readonly string[], nftTable: string, link: string, impairment: Impairment, relays: LinkRelays): Promise<'netem' | 'relay' | 'nftables+tbf'> {
+  await clearImpairment(prefix, nftTable, link, relays); // an impairment replaces the one before
   const result = await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'netem', ...netemArgs(impairment)], { allowFailure: true });
   if (result.exitCode === 0) return 'netem';
   if (!/qdisc kind is unknown/i.test(result.stderr)) throw new HostError(`impair: tc failed on ${link}: ${result.stderr.trim()}`);
-  if (impairment.delayMs !== undefined || impairment.jitterMs !== undefined) {
-    throw new HostError('impair: delay needs netem, which this kernel lacks (sch_netem, CONFIG_NET_SCH_NETEM)', 'modprobe sch_netem, or use a kernel that has it; loss and rate work without it');
-  }
-  if (impairment.lossPercent !== undefined) {
+  const relayed = impairment.delayMs !== undefined || impairment.jitterMs !== undefined;
+  if (relayed) await relays.start(link, { delayMs: impairment.delayMs ?? 0, jitterMs: impairment.jitterMs ?? 0, lossPercent: impairment.lossPercent ?? 0 });
+  else if (impairment.lossPercent !== undefined) {
     const table = lossTable(nftTable, link);
     // In hundredths of a percent; 100% is every packet (numgen's range ends below its modulus).
     const hundredths = Math.round(impairment.lossPercent * 100);
@@ -96,12 +102,13 @@ export async function impairLink(prefix: readonly string[], nftTable: string, li
   if (impairment.rateKbit !== undefined) {
     await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'tbf', 'rate', `${impairment.rateKbit}kbit`, 'burst', '32kbit', 'latency', '400ms']);
   }
-  return 'nftables+tbf';
+  return relayed ? 'relay' : 'nftables+tbf';
 }
 
 const lossTable = (nftTable: string, link: string) => `${blockTable(nftTable, link)}_loss`;
 
-export async function clearImpairment(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
+export async function clearImpairment(prefix: readonly string[], nftTable: string, link: string, relays: LinkRelays): Promise<void> {
+  await relays.stop(link);
   await run([...prefix, 'tc', 'qdisc', 'del', 'dev', link, 'root'], { allowFailure: true });
   await run([...prefix, 'nft', 'delete', 'table', 'bridge', lossTable(nftTable, link)], { allowFailure: true });
 }
@@ -138,8 +145,9 @@ function linksByIndex(ipLinkOutput: string): Map<number, string> {
   return byIndex;
 }
 
-/** Every fault of the lab undone: its cut links, and any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
-export async function clearLabFaults(prefix: readonly string[], nftTable: string, bridges: readonly string[]): Promise<void> {
+/** Every fault of the lab undone: its relays, its cut links, and any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
+export async function clearLabFaults(prefix: readonly string[], nftTable: string, bridges: readonly string[], relays: LinkRelays): Promise<void> {
+  await relays.stopAll();
   await removeFaultTables(prefix, nftTable);
   for (const bridge of bridges) {
     const ports = await run([...prefix, 'ip', '-o', 'link', 'show', 'master', bridge], { allowFailure: true });

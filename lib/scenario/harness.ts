@@ -17,6 +17,7 @@ import type { IdempotenceReport } from '../engine/idempotence.js';
 import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
+import type { LinkRelays } from '../network/relay.js';
 import { AssertionFailure, Machine } from '../machine.js';
 import { readState } from '../state/state.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
@@ -47,7 +48,7 @@ export interface CurlReply {
 }
 
 /** Links the running test cut or impaired (host side, with the lab's namespace and table): undone after it, pass or fail. */
-const faulted = new Map<string, { prefix: readonly string[]; nftTable: string }>();
+const faulted = new Map<string, { prefix: readonly string[]; nftTable: string; relays: LinkRelays }>();
 
 /** Whether a test of this scenario file failed: its packet captures are kept then. */
 let anyTestFailed = false;
@@ -125,29 +126,29 @@ export class LabMachine extends Machine {
   async block(network?: string): Promise<void> {
     for (const link of await this.links(network)) {
       this.undoAfterTest(link);
-      await blockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
+      await blockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, this.lab.relays);
     }
   }
 
   private undoAfterTest(link: string): void {
-    faulted.set(link, { prefix: this.lab.network.netnsPrefix, nftTable: this.lab.names.nftTable });
+    faulted.set(link, { prefix: this.lab.network.netnsPrefix, nftTable: this.lab.names.nftTable, relays: this.lab.relays });
   }
 
   async unblock(network?: string): Promise<void> {
     for (const link of await this.links(network)) await unblockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
   }
 
-  /** Delay, jitter, loss or rate on the way to the machine (netem), until clearImpairment or the test's end. */
+  /** Delay, jitter, loss or rate on the way to the machine (netem, or its stand-ins), until clearImpairment or the test's end. */
   async impair(impairment: Impairment, network?: string): Promise<void> {
     checkImpairment(impairment);
     for (const link of await this.links(network)) {
       this.undoAfterTest(link);
-      await impairLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, impairment);
+      await impairLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, impairment, this.lab.relays);
     }
   }
 
   async clearImpairment(network?: string): Promise<void> {
-    for (const link of await this.links(network)) await clearImpairment(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
+    for (const link of await this.links(network)) await clearImpairment(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, this.lab.relays);
   }
 
   /** A container's journal tail; a vm's console tail (it has no journal lab can read). */
@@ -291,9 +292,9 @@ export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab
   afterEach(async () => {
     const links = [...faulted];
     faulted.clear();
-    for (const [link, { prefix, nftTable }] of links) {
+    for (const [link, { prefix, nftTable, relays }] of links) {
       await unblockLink(prefix, nftTable, link);
-      await clearImpairment(prefix, nftTable, link);
+      await clearImpairment(prefix, nftTable, link, relays);
     }
   });
   const captureRoot = process.env[ENV_CAPTURE_DIR];

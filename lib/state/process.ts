@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { HostError } from '../errors.js';
+import { delay } from '../wait.js';
 import type { ProcessRef } from './state.js';
 
 /**
@@ -47,4 +49,14 @@ export function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** Ends a process of the lab's: SIGTERM, then SIGKILL, each given `withinMs` to take; an error names `what` if it outlives both. */
+export async function endProcess(process: ProcessRef, what: string, withinMs = 5000): Promise<void> {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    if (!isAlive(process)) return;
+    signalProcess(process.pid, signal);
+    for (const deadline = Date.now() + withinMs; isAlive(process) && Date.now() < deadline; ) await delay(10);
+  }
+  if (isAlive(process)) throw new HostError(`${what} (pid ${process.pid}) did not end within ${(2 * withinMs) / 1000} s of SIGKILL`);
 }

@@ -8,7 +8,7 @@ import { HostError, LabError } from '../errors.js';
 import { run, spawnDetached } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
-import { isAlive, refOf, signalProcess } from '../state/process.js';
+import { endProcess, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { delay } from '../wait.js';
 
@@ -149,7 +149,7 @@ export class QemuVms implements HostDriver {
 
   /** A vm has nothing to shut down cleanly for (no disk it writes): SIGTERM, then SIGKILL; its taps go. */
   async stop(machine: string, process: ProcessRef): Promise<void> {
-    await endProcess(process);
+    await endProcess(process, 'qemu', STOP_WITHIN_MS);
     for (const i of this.interfacesOf(machine)) await run([...this.options.netnsPrefix, 'ip', 'link', 'delete', i.hostLink], { allowFailure: true });
   }
 
@@ -174,22 +174,13 @@ export class QemuVms implements HostDriver {
 
   async destroy(state: LabState): Promise<void> {
     const known = this.names.map((m) => state.machines[m]?.process).filter(isAlive);
-    await Promise.all([...known, ...this.processes().map((p) => p.process)].map(endProcess));
+    await Promise.all([...known, ...this.processes().map((p) => p.process)].map((p) => endProcess(p, 'qemu', STOP_WITHIN_MS)));
     for (const machine of this.names) {
       delete state.machines[machine]?.process;
       for (const i of this.interfacesOf(machine)) await run([...this.options.netnsPrefix, 'ip', 'link', 'delete', i.hostLink], { allowFailure: true });
     }
     rmSync(this.options.socketsDir, { recursive: true, force: true });
   }
-}
-
-async function endProcess(process: ProcessRef): Promise<void> {
-  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
-    if (!isAlive(process)) return;
-    signalProcess(process.pid, signal);
-    for (const deadline = Date.now() + STOP_WITHIN_MS; isAlive(process) && Date.now() < deadline; ) await delay(10);
-  }
-  if (isAlive(process)) throw new HostError(`qemu (pid ${process.pid}) did not end within ${(2 * STOP_WITHIN_MS) / 1000} s of SIGKILL`);
 }
 
 function tailOf(file: string): string {

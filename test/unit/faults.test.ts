@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { blockRuleset, blockTable, checkImpairment, hostSideLinks, netemArgs } from '../../lib/network/faults.js';
+import { masterOf, relayPorts } from '../../lib/network/relay.js';
 
 describe('link faults', () => {
   it('turns an impairment into netem arguments', () => {
@@ -23,10 +24,20 @@ describe('link faults', () => {
   it("cuts a link in both directions, in a table named after the lab", () => {
     const table = blockTable('lab_dev', 'vb-dev-web');
     expect(table).toBe('lab_dev_fault_vb_dev_web');
-    const ruleset = blockRuleset(table, 'vb-dev-web');
-    expect(ruleset).toContain('hook prerouting priority -200; policy accept; iifname "vb-dev-web" drop;');
-    expect(ruleset).toContain('hook forward priority -200; policy accept; oifname "vb-dev-web" drop;');
-    expect(ruleset).toContain('hook output priority -200; policy accept; oifname "vb-dev-web" drop;');
+    // The link's own port, and its relay's while it is delayed without netem.
+    const ruleset = blockRuleset(table, ['vb-dev-web', relayPorts('dev', 'vb-dev-web').bridgeEnd]);
+    const ports = '{ "vb-dev-web", "lr0274958ab" }';
+    expect(ruleset).toContain(`hook prerouting priority -200; policy accept; iifname ${ports} drop;`);
+    expect(ruleset).toContain(`hook forward priority -200; policy accept; oifname ${ports} drop;`);
+    expect(ruleset).toContain(`hook output priority -200; policy accept; oifname ${ports} drop;`);
+  });
+
+  it("names a link's relay ports after the lab and the link, within the kernel's 15 characters, and reads a port's bridge", () => {
+    const ports = relayPorts('dev', 'vb-dev-web');
+    expect(ports).toEqual({ relayEnd: 'lr0274958ar', bridgeEnd: 'lr0274958ab' });
+    expect(relayPorts('other', 'vb-dev-web').relayEnd).not.toBe(ports.relayEnd);
+    expect(masterOf('9: vb-dev-web@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue master vz-prolo state UP')).toBe('vz-prolo');
+    expect(masterOf('9: vb-dev-web@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN')).toBeUndefined();
   });
 
   it("finds the host side of a machine's links by their peers' indexes", () => {
