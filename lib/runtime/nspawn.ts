@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, LabError } from '../errors.js';
 import { inCgroups, labCgroupRoots, labCgroups, processesIn, removeCgroupTree } from '../host/cgroups.js';
@@ -169,7 +169,10 @@ export class NspawnRuntime implements Runtime {
       machine,
       async (argv, timeout) => {
         const leader = nspawnLeader(process);
-        return leader ? this.execIn(leader, argv, { allowFailure: true, timeout }) : undefined;
+        // Until systemd listens on its private socket, systemctl could only say 'offline': looked for
+        // from the host's side instead, for nothing (a command in a booting machine costs it CPU).
+        if (!leader || !existsSync(`/proc/${leader}/root/run/systemd/private`)) return undefined;
+        return this.execIn(leader, argv, { allowFailure: true, timeout });
       },
       died,
       timeoutMs,
