@@ -7,7 +7,7 @@
  *   and running the scenario at each (the same engine calls, one per point), alternated, median of 3.
  * Results: reports/bench-debugging.{json,md}.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { bisectChain } from '../lib/engine/bisect.js';
@@ -88,6 +88,7 @@ try {
   });
 } finally {
   await cli('destroy').nothrow();
+  rmSync(work, { recursive: true, force: true });
 }
 
 const r = results as {

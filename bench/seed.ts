@@ -7,7 +7,7 @@
  * - `lab up --idempotence` on the default lab, everything cached (median of 3).
  * Results: reports/bench-seed.{json,md}.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
@@ -44,6 +44,7 @@ try {
 } finally {
   await cli([...seed, 'destroy']).nothrow();
   await cli(['--config', defaultConfig, 'destroy']).nothrow();
+  rmSync(work, { recursive: true, force: true });
 }
 const r = results as { seedUpNoCacheMs: number; seedUpCachedStoppedMs: { median: number; samples: number[] }; puppetServerMiB: number; idempotenceDefaultLabMs: { median: number; samples: number[] } };
 const markdown = [
