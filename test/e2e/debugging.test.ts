@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openBareLab } from '../../lib/engine/lab.js';
 import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 /** The debugging loop on one default lab: checkpoints, bisect, link faults, captures, record, graph. */
@@ -319,5 +320,19 @@ describe('lab record', () => {
     const unknown = await lab(['--config', config, 'record', 'nosuch']);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain("unknown machine 'nosuch'");
+  });
+});
+
+describe('a link relay left behind', () => {
+  it('is listed by lab doctor, and ended by lab destroy with its ports (afterAll finds nothing of the lab)', async () => {
+    // What a scenario worker killed in the middle of a delayed test leaves, where the kernel lacks netem.
+    const opened = await openBareLab({ file: config });
+    const ports = (await execa('ip', ['-n', `lab-${name}`, '-o', 'link', 'show', 'master', 'vz-prolo'])).stdout;
+    const link = /^\d+: (vb-[^@:]+)/m.exec(ports)?.[1];
+    expect(link).toBeDefined();
+    await opened.relays.start(link!, { delayMs: 1, jitterMs: 0, lossPercent: 0 });
+    const doctor = JSON.parse(await run('doctor', '--json')) as { leftovers: string[] };
+    expect(doctor.leftovers).toContainEqual(expect.stringMatching(new RegExp(`^link ${link} relayed \\(delay without netem\\), relay pid \\d+$`)));
+    expect(hostTraces(name).filter((t) => t.includes('/relays/'))).toHaveLength(1);
   });
 });
