@@ -290,8 +290,9 @@ class MachineJob {
    */
   private async isUp(): Promise<boolean> {
     const process = this.state.machines[this.name]?.process;
-    if (!isRunning(this.state, this.name) || (await this.lab.runtime.leaderPid({ name: this.name, process: process! })) === undefined) return false;
-    const handle = { name: this.name, process: process! };
+    if (!process || !isRunning(this.state, this.name)) return false;
+    const handle = { name: this.name, process };
+    if ((await this.lab.runtime.leaderPid(handle)) === undefined) return false;
     const asked = await this.lab.runtime.exec(handle, ['systemctl', 'is-system-running'], { allowFailure: true, timeout: SYSTEM_STATE_TIMEOUT_MS }).catch(() => undefined);
     const systemState = asked?.stdout.trim();
     if (systemState === 'running' || systemState === 'degraded') return true;

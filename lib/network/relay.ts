@@ -60,8 +60,9 @@ export class LinkRelays implements HostDriver {
     return relayPorts(this.options.labName, link).bridgeEnd;
   }
 
-  private ip(...args: string[]) {
-    return run([...this.options.netnsPrefix, 'ip', ...args], { allowFailure: true });
+  /** `ip` in the lab's namespace; `tolerant` for undoing what may already be gone. */
+  private ip(args: readonly string[], tolerant = false) {
+    return run([...this.options.netnsPrefix, 'ip', ...args], { allowFailure: tolerant });
   }
 
   private recordFile(link: string): string {
@@ -76,15 +77,15 @@ export class LinkRelays implements HostDriver {
     const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : findCommand('python3');
     if (!python) throw new HostError('impair: delay on a kernel without netem goes through a relay that needs python3, which is missing', 'apt-get install python3');
     await this.stop(link);
-    const bridge = masterOf((await this.ip('-o', 'link', 'show', 'dev', link)).stdout);
+    const bridge = masterOf((await this.ip(['-o', 'link', 'show', 'dev', link], true)).stdout);
     if (!bridge) throw new LabError(`impair: link ${link} is in no bridge`, 1);
     const { relayEnd, bridgeEnd } = relayPorts(this.options.labName, link);
     mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
     const log = this.logFile(link);
     rmSync(log, { force: true });
     try {
-      await run([...this.options.netnsPrefix, 'ip', 'link', 'add', relayEnd, 'type', 'veth', 'peer', 'name', bridgeEnd]);
-      await run([...this.options.netnsPrefix, 'ip', 'link', 'set', relayEnd, 'up']);
+      await this.ip(['link', 'add', relayEnd, 'type', 'veth', 'peer', 'name', bridgeEnd]);
+      await this.ip(['link', 'set', relayEnd, 'up']);
       const settingsArgs = [settings.delayMs, settings.jitterMs, settings.lossPercent].map(String);
       const record = this.recordFile(link);
       const process = refOf(spawnDetached([...this.options.netnsPrefix, python, RELAY_SCRIPT, record, link, relayEnd, ...settingsArgs], log));
@@ -97,12 +98,12 @@ export class LinkRelays implements HostDriver {
         return false;
       }, START_TIMEOUT_MS);
       // The machine's port leaves the bridge and the relay's pair takes its place: the bridge learns the machine's address anew from its next frame.
-      await run([...this.options.netnsPrefix, 'ip', 'link', 'set', link, 'nomaster']);
-      await run([...this.options.netnsPrefix, 'ip', 'link', 'set', bridgeEnd, 'master', bridge, 'up']);
+      await this.ip(['link', 'set', link, 'nomaster']);
+      await this.ip(['link', 'set', bridgeEnd, 'master', bridge, 'up']);
       // A new port forwards only once the kernel has seen its carrier (linkwatch, up to a second later): until then, frames are lost.
       await waitFor(`${bridgeEnd} to forward in ${bridge}`, async () => / state forwarding /.test((await run([...this.options.netnsPrefix, 'bridge', 'link', 'show', 'dev', bridgeEnd], { allowFailure: true })).stdout), START_TIMEOUT_MS);
     } catch (error) {
-      await this.ip('link', 'del', relayEnd); // also when no record was written
+      await this.ip(['link', 'del', relayEnd], true); // also when no record was written
       await this.stop(link);
       throw error;
     }
@@ -113,8 +114,8 @@ export class LinkRelays implements HostDriver {
     const file = this.recordFile(link);
     if (!existsSync(file)) return;
     const record = JSON.parse(readFileSync(file, 'utf8')) as RelayRecord;
-    await this.ip('link', 'del', relayPorts(this.options.labName, link).relayEnd); // its peer goes with it
-    await this.ip('link', 'set', link, 'master', record.bridge); // fails only when the machine's link is gone
+    await this.ip(['link', 'del', relayPorts(this.options.labName, link).relayEnd], true); // its peer goes with it
+    await this.ip(['link', 'set', link, 'master', record.bridge], true); // fails only when the machine's link is gone
     await endProcess(record.process, `the relay of ${link}`, STOP_TIMEOUT_MS);
     rmSync(file, { force: true });
     rmSync(this.logFile(link), { force: true });
