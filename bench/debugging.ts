@@ -9,21 +9,20 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { bisectChain } from '../lib/engine/bisect.js';
 import { openLab } from '../lib/engine/lab.js';
 import { restoreStages } from '../lib/engine/restore.js';
 import { listScenarios, runScenarioFiles, selectScenarios } from '../lib/engine/test.js';
 import { packageRoot } from '../lib/paths.js';
-import { median, wallMs, writeBenchReport } from './report.js';
+import { benchRun, median, wallMs, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const name = `bdbg${process.pid.toString(36)}`.slice(0, 12);
 const work = mkdtempSync('/var/tmp/lab-bench-');
 const config = path.join(work, 'lab.config.json');
 writeFileSync(config, JSON.stringify({ name }));
-const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
+const labArgv = (...args: string[]) => [process.execPath, lab, '--config', config, ...args];
+const cli = (...args: string[]) => benchRun(labArgv(...args));
 
 const round = (ms: number) => Math.round(ms);
 
@@ -87,7 +86,7 @@ try {
     },
   });
 } finally {
-  await cli('destroy').nothrow();
+  await benchRun(labArgv('destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 

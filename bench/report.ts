@@ -1,6 +1,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { run, type RunOptions, type RunResult } from '../lib/exec.js';
 import { packageRoot } from '../lib/paths.js';
+
+/** A benchmark's command may build a whole lab from nothing: far beyond run's default deadline for one command. */
+const BENCH_COMMAND_MS = 2 * 3600_000;
+
+/** Runs a command of a benchmark with lab's own `run`: argv only, output captured, a non-zero exit thrown unless `allowFailure`. */
+export function benchRun(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  return run(argv, { timeout: BENCH_COMMAND_MS, ...options });
+}
 
 /** Writes reports/bench-<name>.json (the figures, dated) and .md (the table), and prints the table. */
 export function writeBenchReport(name: string, figures: Record<string, unknown>, markdown: string): void {

@@ -11,21 +11,20 @@
  */
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { openLab } from '../lib/engine/lab.js';
 import { packageRoot } from '../lib/paths.js';
-import { median, wallMs, writeBenchReport } from './report.js';
+import { benchRun, median, wallMs, writeBenchReport } from './report.js';
 import { BtrfsStorage } from '../lib/storage/btrfs.js';
 import { CopyStorage } from '../lib/storage/copy.js';
 import type { Storage } from '../lib/storage/storage.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const name = `bench${process.pid.toString(36)}`.slice(0, 12);
 const work = mkdtempSync('/var/tmp/lab-bench-');
 const config = path.join(work, 'lab.config.json');
 writeFileSync(config, JSON.stringify({ name }));
-const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
+const labArgv = (...args: string[]) => [process.execPath, lab, '--config', config, ...args];
+const cli = (...args: string[]) => benchRun(labArgv(...args));
 
 async function samples(count: number, action: () => Promise<unknown>): Promise<number[]> {
   const times: number[] = [];
@@ -82,17 +81,17 @@ try {
   // global but harmless act: caches only). btrfs does not read the root's data at all.
   const copyColdSwap: SwapTimes[] = [];
   for (let i = 0; i < 3; i++) {
-    await $`sync`;
+    await benchRun(['sync']);
     writeFileSync('/proc/sys/vm/drop_caches', '3\n');
     copyColdSwap.push(await swap(copy, path.join(copyDir, 'root.snap'), path.join(copyDir, 'root')));
   }
-  const rootBytes = Number((await $`du -sb ${small}.snap`).stdout.split('\t')[0]);
+  const rootBytes = Number((await benchRun(['du', '-sb', `${small}.snap`])).stdout.split('\t')[0]);
 
   // The same root with ~2.7 GB more data in it.
   const large = path.join(benchDir, 'large');
   await pool.snapshot(webRoot, large, { readonly: false });
-  await $`dd if=/dev/urandom of=${path.join(large, 'var', 'bench.data')} bs=1M count=2700 status=none`;
-  await $`sync`;
+  await benchRun(['dd', 'if=/dev/urandom', `of=${path.join(large, 'var', 'bench.data')}`, 'bs=1M', 'count=2700', 'status=none']);
+  await benchRun(['sync']);
   await pool.snapshot(large, `${large}.snap`, { readonly: true });
   // Alternated, so that both sizes meet the same background work (btrfs deletes subvolumes lazily).
   const btrfsSmall: SwapTimes[] = [];
@@ -101,7 +100,7 @@ try {
     btrfsSmall.push(await swap(pool, `${small}.snap`, small));
     btrfsLarge.push(await swap(pool, `${large}.snap`, large));
   }
-  const largeBytes = Number((await $`du -sb ${large}.snap`).stdout.split('\t')[0]);
+  const largeBytes = Number((await benchRun(['du', '-sb', `${large}.snap`])).stdout.split('\t')[0]);
   for (const target of [small, `${small}.snap`, large, `${large}.snap`]) await pool.remove(target);
   rmSync(benchDir, { recursive: true, force: true });
 
@@ -133,10 +132,10 @@ try {
     targetAllCachedMs: 6000,
   };
 
-  const help = await samples(20, () => $`${process.execPath} ${lab} --help`);
+  const help = await samples(20, () => benchRun([process.execPath, lab, '--help']));
   results.helpStartup = { medianMs: round(median(help)), targetMs: 200 };
 } finally {
-  await cli('destroy').nothrow();
+  await benchRun(labArgv('destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -11,11 +11,9 @@
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { median, writeBenchReport } from './report.js';
+import { benchRun, median, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const work = mkdtempSync('/var/tmp/lab-bench-');
 const round = (value: number, digits = 2) => Number(value.toFixed(digits));
@@ -38,14 +36,15 @@ interface StatusJson {
 const scale: Record<string, unknown>[] = [];
 const defaultConfig = path.join(work, 'default.json');
 writeFileSync(defaultConfig, JSON.stringify({ name: 'bchdef' }));
-const cli = (config: string, ...args: string[]) => $`${process.execPath} ${lab} --config ${config} ${args}`;
+const labArgv = (config: string, ...args: string[]) => [process.execPath, lab, '--config', config, ...args];
+const cli = (config: string, ...args: string[]) => benchRun(labArgv(config, ...args));
 let cliRows: { command: string; medianMs: number; ratio: number }[] = [];
 const restores: Record<string, number> = {};
 try {
   // The default lab first, on a quiet host; then the big labs.
   await cli(defaultConfig, 'up');
   const export_ = path.join(work, 'hyperfine.json');
-  await $`hyperfine -N -w 3 -r 20 --export-json ${export_} ${'node -e 0'} ${`${process.execPath} ${lab} --config ${defaultConfig} exec web -- true`} ${`${process.execPath} ${lab} --config ${defaultConfig} status`}`;
+  await benchRun(['hyperfine', '-N', '-w', '3', '-r', '20', '--export-json', export_, 'node -e 0', labArgv(defaultConfig, 'exec', 'web', '--', 'true').join(' '), labArgv(defaultConfig, 'status').join(' ')]);
   const results = (JSON.parse(readFileSync(export_, 'utf8')) as { results: { command: string; median: number }[] }).results;
   const baseline = results[0]!.median;
   cliRows = results.map((r) => ({ command: r.command.replace(`${process.execPath} ${lab} --config ${defaultConfig} `, 'lab '), medianMs: round(r.median * 1000, 1), ratio: round(r.median / baseline) }));
@@ -82,8 +81,7 @@ try {
   }
 
 } finally {
-  for (const machines of [10, 25, 50]) await cli(scaleConfig(machines), 'destroy').nothrow();
-  await cli(defaultConfig, 'destroy').nothrow();
+  for (const config of [...[10, 25, 50].map(scaleConfig), defaultConfig]) await benchRun(labArgv(config, 'destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 

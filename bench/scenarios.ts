@@ -5,15 +5,14 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { median, writeBenchReport } from './report.js';
+import { benchRun, median, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const name = `bench${process.pid.toString(36)}`.slice(0, 12);
 const work = mkdtempSync('/var/tmp/lab-bench-');
-const cli = (...args: string[]) => $`${process.execPath} ${lab} --name ${name} ${args}`;
+const labArgv = (...args: string[]) => [process.execPath, lab, '--name', name, ...args];
+const cli = (...args: string[]) => benchRun(labArgv(...args));
 
 interface TestReport {
   passed: number;
@@ -38,7 +37,7 @@ try {
     results[mode] = { runsMs: runs.map((r) => Math.round(r.wallMs)), medianMs: Math.round(median(runs.map((r) => r.wallMs))), tests: runs[0].passed };
   }
 } finally {
-  await cli('destroy').nothrow();
+  await benchRun(labArgv('destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 

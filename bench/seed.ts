@@ -9,17 +9,16 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { median, wallMs, writeBenchReport } from './report.js';
+import { benchRun, median, wallMs, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const seed = ['--config', path.join(packageRoot, 'examples', 'seed-000', 'lab.config.yaml'), '--name', `bsd${process.pid.toString(36)}`.slice(0, 12)];
 const work = mkdtempSync('/var/tmp/lab-bench-');
 const defaultConfig = path.join(work, 'lab.config.json');
 writeFileSync(defaultConfig, JSON.stringify({ name: `bid${process.pid.toString(36)}`.slice(0, 12) }));
-const cli = (args: string[]) => $`${process.execPath} ${lab} ${args}`;
+const labArgv = (args: string[]) => [process.execPath, lab, ...args];
+const cli = (args: string[]) => benchRun(labArgv(args));
 
 const results: Record<string, unknown> = {};
 try {
@@ -42,8 +41,8 @@ try {
   }
   Object.assign(results, { seedUpNoCacheMs: cold, seedUpCachedStoppedMs: { samples: cached, median: median(cached) }, puppetServerMiB: puppetMiB, idempotenceDefaultLabMs: { samples: idempotence, median: median(idempotence) } });
 } finally {
-  await cli([...seed, 'destroy']).nothrow();
-  await cli(['--config', defaultConfig, 'destroy']).nothrow();
+  await benchRun(labArgv([...seed, 'destroy']), { allowFailure: true });
+  await benchRun(labArgv(['--config', defaultConfig, 'destroy']), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 const r = results as { seedUpNoCacheMs: number; seedUpCachedStoppedMs: { median: number; samples: number[] }; puppetServerMiB: number; idempotenceDefaultLabMs: { median: number; samples: number[] } };

@@ -6,13 +6,12 @@
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { packageRoot } from '../lib/paths.js';
-import { median, writeBenchReport } from './report.js';
+import { benchRun, median, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const work = mkdtempSync('/var/tmp/lab-bench-');
+const labArgv = (config: string, ...args: string[]) => [process.execPath, lab, '--config', config, ...args];
 
 interface UpJson {
   machines: { stages: { name: string; durationMs?: number }[] }[];
@@ -30,20 +29,20 @@ function labFor(mode: 'offline' | 'online'): string {
 const rows: { mode: string; stageMs: number; wallMs: number }[] = [];
 const configs = { offline: labFor('offline'), online: labFor('online') };
 try {
-  for (const config of Object.values(configs)) await $`${process.execPath} ${lab} --config ${config} up`;
+  for (const config of Object.values(configs)) await benchRun(labArgv(config, 'up'));
   for (const [mode, config] of Object.entries(configs)) {
     const stage: number[] = [];
     const wall: number[] = [];
     for (let run = 0; run < 5; run++) {
       const started = performance.now();
-      const up = JSON.parse((await $`${process.execPath} ${lab} --config ${config} up --from box@work --json`).stdout) as UpJson;
+      const up = JSON.parse((await benchRun(labArgv(config, 'up', '--from', 'box@work', '--json'))).stdout) as UpJson;
       wall.push(performance.now() - started);
       stage.push(up.machines[0]!.stages.find((s) => s.name === 'work')!.durationMs!);
     }
     rows.push({ mode, stageMs: Math.round(median(stage)), wallMs: Math.round(median(wall)) });
   }
 } finally {
-  for (const config of Object.values(configs)) await $`${process.execPath} ${lab} --config ${config} destroy`.nothrow();
+  for (const config of Object.values(configs)) await benchRun(labArgv(config, 'destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 const [offline, online] = rows;

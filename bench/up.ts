@@ -6,10 +6,9 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { $ } from 'zx';
 import { defaultLab } from '../lib/config/default.js';
 import { packageRoot } from '../lib/paths.js';
-import { writeBenchReport } from './report.js';
+import { benchRun, writeBenchReport } from './report.js';
 
 interface UpReport {
   baseImage: string;
@@ -23,26 +22,26 @@ const work = mkdtempSync('/var/tmp/lab-bench-');
 const config = path.join(work, 'lab.config.json');
 // Its own cache directory, so that "cold" really starts from nothing.
 writeFileSync(config, JSON.stringify({ ...defaultLab, name, cacheDir: path.join(work, 'cache') }));
-$.verbose = false;
+const labArgv = (...args: string[]) => [process.execPath, lab, '--config', config, ...args];
 
 async function timedUp(): Promise<{ wallMs: number; report: UpReport }> {
   const started = performance.now();
-  const output = await $`${process.execPath} ${lab} up --config ${config} --json`;
+  const output = await benchRun(labArgv('up', '--json'));
   return { wallMs: performance.now() - started, report: JSON.parse(output.stdout) as UpReport };
 }
 
 const results: Record<string, { wallMs: number; report: UpReport }> = {};
 try {
   results.cold = await timedUp();
-  await $`${process.execPath} ${lab} destroy --config ${config}`;
+  await benchRun(labArgv('destroy'));
   rmSync(path.join(work, 'cache', 'packages'), { recursive: true, force: true }); // packages are downloaded again
   results.baseImageBuilt = await timedUp();
-  await $`${process.execPath} ${lab} destroy --config ${config}`;
+  await benchRun(labArgv('destroy'));
   results.baseImageAndPackagesCached = await timedUp();
-  await $`${process.execPath} ${lab} down --config ${config}`;
+  await benchRun(labArgv('down'));
   results.allCachedMachinesStopped = await timedUp();
 } finally {
-  await $`${process.execPath} ${lab} destroy --config ${config}`.nothrow();
+  await benchRun(labArgv('destroy'), { allowFailure: true });
   rmSync(work, { recursive: true, force: true });
 }
 

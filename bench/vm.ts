@@ -7,20 +7,19 @@
  * Results: reports/bench-vm.{json,md}.
  */
 import path from 'node:path';
-import { $ } from 'zx';
 import { openLab } from '../lib/engine/lab.js';
 import { startMachine, stopMachine } from '../lib/engine/machines.js';
 import { status } from '../lib/engine/status.js';
 import { packageRoot } from '../lib/paths.js';
 import { readState } from '../lib/state/state.js';
 import { waitForConsoleText } from '../lib/vm/console.js';
-import { median, writeBenchReport } from './report.js';
+import { benchRun, median, writeBenchReport } from './report.js';
 
-$.verbose = false;
 const lab = path.join(packageRoot, 'bin', 'lab.js');
 const name = `bvm${process.pid.toString(36)}`.slice(0, 12);
 const config = path.join(packageRoot, 'examples', 'sadm', 'lab.config.yaml');
-const cli = (...args: string[]) => $`${process.execPath} ${lab} --config ${config} --name ${name} ${args}`;
+const labArgv = (...args: string[]) => [process.execPath, lab, '--config', config, '--name', name, ...args];
+const cli = (...args: string[]) => benchRun(labArgv(...args));
 const MARKER = /LAB-NETBOOT-DONE name=r00p03/;
 
 const results: Record<string, unknown> = {};
@@ -39,7 +38,7 @@ try {
   const vm = (await status(opened)).machines.find((m) => m.name === 'r00p03')!;
   results.netboot = { samplesMs: samples, medianMs: median(samples), accelerator: await opened.vms.accelerator(), memoryMiB: Math.round((vm.memoryBytes ?? 0) / 1048576), configuredMiB: 256 };
 } finally {
-  await cli('destroy').nothrow();
+  await benchRun(labArgv('destroy'), { allowFailure: true });
 }
 const r = results.netboot as { medianMs: number; samplesMs: number[]; accelerator: string; memoryMiB: number; configuredMiB: number };
 const markdown = [

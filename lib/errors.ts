@@ -1,8 +1,22 @@
 /**
- * Typed errors. Each carries the exit code the CLI ends with:
- * 2 = bad usage or config (nothing was touched), 1 = a stage or a check failed,
- * 3 = the host cannot do what was asked (missing tool, not root, lock held).
+ * Typed errors. Each carries the exit code the CLI ends with (EXIT): a failure of what was
+ * tested or built, bad usage, a host that cannot, and the lab's machinery failing are told apart.
  */
+export const EXIT = {
+  /** A stage, a check, a scenario or an assertion failed. */
+  FAILED: 1,
+  /** Bad usage or config: nothing was touched. */
+  USAGE: 2,
+  /** The host cannot do what was asked: not root, a tool missing, the lab busy. */
+  HOST: 3,
+  /** A machine or the lab's infrastructure failed: a machine that does not start, a wait for it that timed out. */
+  INFRA: 4,
+  /** A bug of lab's own: an error that is not a LabError. */
+  INTERNAL: 70,
+  /** lab is being interrupted (SIGINT, as a shell reports it). */
+  INTERRUPTED: 130,
+} as const;
+
 export class LabError extends Error {
   constructor(
     message: string,
@@ -16,13 +30,13 @@ export class LabError extends Error {
 
 export class UsageError extends LabError {
   constructor(message: string, hint?: string) {
-    super(message, 2, hint);
+    super(message, EXIT.USAGE, hint);
   }
 }
 
 export class HostError extends LabError {
   constructor(message: string, hint?: string) {
-    super(message, 3, hint);
+    super(message, EXIT.HOST, hint);
   }
 }
 
@@ -34,7 +48,32 @@ export class StageError extends LabError {
     readonly logFile?: string,
     hint?: string,
   ) {
-    super(message, 1, hint);
+    super(message, EXIT.FAILED, hint);
+  }
+}
+
+/** An assertion about a machine that did not hold: a test's verdict, not a broken lab. */
+export class AssertionFailure extends LabError {
+  /** `result`: the command whose outcome failed the assertion (a RunResult; exec.ts imports this module, not the reverse). */
+  constructor(message: string, readonly result?: { argv: readonly string[]; exitCode: number; stdout: string; stderr: string }) {
+    super(message, EXIT.FAILED);
+  }
+}
+
+/** A machine or the lab's own machinery failed (not what was built or tested): a machine that does not start, or is not running. */
+export class InfraError extends LabError {
+  constructor(message: string, hint?: string) {
+    super(message, EXIT.INFRA, hint);
+  }
+}
+
+/** A wait that ran out of time (see poll in wait.ts). */
+export class TimeoutError extends InfraError {}
+
+/** A command refused because lab is being interrupted. */
+export class Interrupted extends LabError {
+  constructor(message: string) {
+    super(message, EXIT.INTERRUPTED);
   }
 }
 

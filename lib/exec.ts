@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
 import { interruptionPhase } from './interrupt.js';
-import { LabError } from './errors.js';
+import { EXIT, HostError, Interrupted, LabError } from './errors.js';
 
 export interface RunOptions {
   /** Milliseconds before the command is ended; every command has one. */
@@ -42,7 +42,7 @@ const TAIL_LINES = 20;
 /** A command that failed: the argv, the exit code and the tail of its output travel with it. */
 export class CommandError extends LabError {
   constructor(readonly result: RunResult, readonly reason: string, readonly timedOut = false) {
-    super(`command failed (${reason}): ${formatArgv(result.argv)}\n${tail(result.stdout + result.stderr, TAIL_LINES)}`, 1);
+    super(`command failed (${reason}): ${formatArgv(result.argv)}\n${tail(result.stdout + result.stderr, TAIL_LINES)}`, EXIT.FAILED);
   }
 }
 
@@ -91,8 +91,8 @@ function killGroup(child: ChildProcess): void {
  */
 export async function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const [file, ...args] = argv;
-  if (!file) throw new LabError('run: empty argv', 3);
-  if (interruptionPhase() === 'ending') throw new LabError(`not started, lab is being interrupted: ${formatArgv(argv)}`, 130);
+  if (!file) throw new TypeError('run: empty argv'); // a bug of the caller's, not a state of the host
+  if (interruptionPhase() === 'ending') throw new Interrupted(`not started, lab is being interrupted: ${formatArgv(argv)}`);
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
   if (options.logFile) appendFileSync(options.logFile, `$ ${formatArgv(argv)}\n`);
@@ -181,12 +181,12 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
  */
 export function spawnDetached(argv: readonly string[], logFile: string): number {
   const [file, ...args] = argv;
-  if (!file) throw new LabError('spawnDetached: empty argv', 3);
+  if (!file) throw new TypeError('spawnDetached: empty argv');
   appendFileSync(logFile, `$ ${formatArgv(argv)}\n`);
   const out = openSync(logFile, 'a');
   try {
     const child = spawn(file, args, { detached: true, stdio: ['ignore', out, out] });
-    if (child.pid === undefined) throw new LabError(`could not start ${formatArgv(argv)}`, 3);
+    if (child.pid === undefined) throw new HostError(`could not start ${formatArgv(argv)}`);
     child.unref();
     return child.pid;
   } finally {

@@ -1,6 +1,6 @@
 import { CommandError, formatArgv, type RunResult, tail } from './exec.js';
-import { LabError } from './errors.js';
-import { delay } from './wait.js';
+import { AssertionFailure } from './errors.js';
+import { poll, SLOW } from './wait.js';
 
 /** A shell command line run by the machine's /bin/sh, or an argv. */
 export type Command = string | readonly string[];
@@ -8,16 +8,8 @@ export type Command = string | readonly string[];
 /** Runs a command inside a running machine; never throws for a non-zero exit. */
 export type MachineExecutor = (argv: readonly string[], options: { timeout: number; input?: string }) => Promise<RunResult>;
 
-/** An assertion about a machine that did not hold: a test result, not a broken lab. */
-export class AssertionFailure extends LabError {
-  constructor(message: string, readonly result?: RunResult) {
-    super(message, 1);
-  }
-}
-
 const DEFAULT_COMMAND_TIMEOUT_MS = 60_000;
 const DEFAULT_WAIT_MS = 30_000;
-const RETRY_MS = 100;
 
 function argvOf(command: Command): readonly string[] {
   return typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
@@ -75,30 +67,30 @@ export class Machine {
 
   async waitUntilSucceeds(command: Command, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const result = await this.attempt(command, { timeout: Math.max(1000, deadline - Date.now()) });
-      if (result.exitCode === 0 && !result.timedOut) return result.stdout;
-      if (Date.now() >= deadline) {
-        throw new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, result)}`, result);
-      }
-      await delay(RETRY_MS);
-    }
+    let last!: RunResult & { timedOut?: string };
+    const succeeded = await poll(`${this.name} to succeed in a command`, async () => {
+      last = await this.attempt(command, { timeout: Math.max(1000, deadline - Date.now()) });
+      return last.exitCode === 0 && !last.timedOut ? last : undefined;
+    }, {
+      within: timeoutMs,
+      every: SLOW,
+      onTimeout: () => new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, last)}`, last),
+    });
+    return succeeded.stdout;
   }
 
   /** Waits until the unit is active; fails at once, with its journal, when the unit has failed. */
   async waitForUnit(unit: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const state = (await this.execute(['systemctl', 'is-active', unit])).stdout.trim();
-      if (state === 'active') return;
-      if (state === 'failed' || Date.now() >= deadline) {
-        const journal = await this.execute(['journalctl', '--no-pager', '-n', '30', '-u', unit]);
-        throw new AssertionFailure(
-          `${this.name}: unit ${unit} is ${state}${state === 'failed' ? '' : ` after ${timeoutMs} ms`}\n${tail(journal.stdout, 30)}`,
-        );
-      }
-      await delay(RETRY_MS);
-    }
+    let state = '';
+    const notActive = async () => {
+      const journal = await this.execute(['journalctl', '--no-pager', '-n', '30', '-u', unit]);
+      return new AssertionFailure(`${this.name}: unit ${unit} is ${state}${state === 'failed' ? '' : ` after ${timeoutMs} ms`}\n${tail(journal.stdout, 30)}`);
+    };
+    await poll(`${this.name}: unit ${unit} to be active`, async () => {
+      state = (await this.execute(['systemctl', 'is-active', unit])).stdout.trim();
+      if (state === 'failed') throw await notActive();
+      return state === 'active';
+    }, { within: timeoutMs, every: SLOW, onTimeout: notActive });
   }
 
   /** Waits until something listens on the TCP port (connecting from inside the machine). */

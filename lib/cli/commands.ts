@@ -9,7 +9,7 @@ import { readState } from '../state/state.js';
 import { printBisect, printIdempotence, printImages, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
-const BARE_COMMANDS = new Set(['exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
+const BARE_COMMANDS = new Set(['inventory', 'exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
 
 export interface GlobalOptions {
   config?: string;
@@ -30,6 +30,8 @@ export interface GlobalOptions {
   runtime?: string;
   /** Milliseconds, from --timeout. */
   timeout?: number;
+  /** lab inventory --format. */
+  format?: string;
 }
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -55,8 +57,8 @@ export async function runCommand(command: string, args: string[], passthrough: s
         plan: {
           only: args,
           noCache: options.noCache,
-          from: options.from ? parseStageRef(options.from, lab.loaded.machines) : undefined,
-          until: options.until ? parseStageRef(options.until, lab.loaded.machines) : undefined,
+          from: options.from ? parseStageRef(options.from, lab.loaded.machines, { controller: lab.loaded.controller.map((s) => s.name) }) : undefined,
+          until: options.until ? parseStageRef(options.until, lab.loaded.machines, { controller: lab.loaded.controller.map((s) => s.name) }) : undefined,
         },
         waitForLock: options.wait,
         renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
@@ -192,6 +194,25 @@ async function runBareCommand(command: string, args: string[], passthrough: stri
       const { destroy } = await import('../engine/lifecycle.js');
       await destroy(lab);
       out(`lab ${lab.config.name} destroyed`);
+      return 0;
+    }
+    case 'inventory': {
+      if (args.length > 0) throw new UsageError('usage: lab inventory [--format yaml|ini|json|ssh]');
+      const format = options.format ?? 'yaml';
+      const formats = ['yaml', 'ini', 'json', 'ssh'];
+      if (!formats.includes(format)) throw new UsageError(`--format: unknown format '${format}' (valid: ${formats.join(', ')})`);
+      const controller = await import('../engine/controller.js');
+      const inventory = await import('../controller/inventory.js');
+      const state = readState(lab.dirs.stateFile);
+      if (format === 'ssh') {
+        const files = await controller.writeControllerFiles(lab, state);
+        out((await import('node:fs')).readFileSync(files.sshConfig, 'utf8').trimEnd());
+        return 0;
+      }
+      const found = await controller.labInventory(lab, state);
+      if (format === 'json') json(inventory.inventoryJson(found));
+      else if (format === 'ini') out(inventory.inventoryIni(found).trimEnd());
+      else out((await import('yaml')).stringify(inventory.inventoryYamlObject(found)).trimEnd());
       return 0;
     }
     case 'graph': {

@@ -29,7 +29,18 @@ export function printUp(report: UpReport): string {
   }
   const pruned = report.prunedSnapshots ? `, ${report.prunedSnapshots} old snapshot(s) pruned` : '';
   const limits = [...report.recovered.map((line) => `recovered ${line}`), ...report.hostLimits.map((line) => `host: ${line}`)].map((line) => `${line}\n`).join('');
-  return `${limits}${table(rows)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
+  return `${limits}${table(rows)}${printController(report)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
+}
+
+/** One row per controller stage: run or cached, how long, and Ansible's changed count per host. */
+function printController(report: UpReport): string {
+  if (report.controller.length === 0) return '';
+  const rows = [['CONTROLLER STAGE', 'ACTION', 'TIME', 'CHANGED (ANSIBLE RECAP)']];
+  for (const s of report.controller) {
+    const changed = s.recap.map((r) => `${r.host}=${r.changed}`).join(' ');
+    rows.push([s.name, s.action === 'build' ? 'ran' : 'cached', s.action === 'build' ? seconds(s.durationMs) : '-', changed || '-']);
+  }
+  return `\n\n${table(rows)}`;
 }
 
 export function printRestore(report: RestoreReport): string {
@@ -131,8 +142,14 @@ export function printIdempotence(report: IdempotenceReport): string {
       if (stage.changed) details.push(`${machine.machine}@${stage.stage}:`, ...stage.changes.slice(0, 20).map((c) => `  ${c}`), ...(stage.changes.length > 20 ? [`  ... and ${stage.changes.length - 20} more (--json lists them all)`] : []));
     }
   }
+  const controllerRows = [['CONTROLLER STAGE', 'APPLIED AGAIN (ANSIBLE RECAP)', 'FILES CHANGED (SHOWN, NOT JUDGED)', 'TIME']];
+  for (const stage of report.controller) {
+    const recap = stage.recap.length ? stage.recap.map((r) => `${r.host} changed=${r.changed}${r.failed ? ` failed=${r.failed}` : ''}`).join(' ') : `exit ${stage.exitCode}`;
+    const files = stage.machines.filter((m) => m.changes.length > 0).map((m) => `${m.machine}:${m.changes.length}`).join(' ') || 'none';
+    controllerRows.push([stage.stage, `${stage.changed ? 'CHANGED ' : ''}${recap}`, files, seconds(stage.durationMs)]);
+  }
   const verdict = report.idempotent ? 'idempotent: applying each stage again changed nothing' : 'NOT idempotent: applying these stages again changed their result';
-  return [table(rows), ...details, `${verdict} (${seconds(report.durationMs)}; paths that always change are ignored: ${report.ignored.join(' ')})`].join('\n');
+  return [table(rows), ...(report.controller.length ? ['', table(controllerRows)] : []), ...details, `${verdict} (${seconds(report.durationMs)}; paths that always change are ignored: ${report.ignored.join(' ')})`].join('\n');
 }
 
 export function printImages(images: ImageInfo[]): string {

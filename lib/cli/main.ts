@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { LabError, UsageError, unknownName } from '../errors.js';
+import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
 
 const HELP = `lab: build, snapshot, restore and test labs of systemd-nspawn machines
 
@@ -45,6 +45,10 @@ Commands:
                             listening ports, addresses (a starting point to edit)
       --file <path>           also assert this file's content (repeatable)
       -o, --output <file>     write it there (a .test.ts under scenarios/) instead of printing it
+  inventory                 the lab as an Ansible inventory (every machine, its groups, addresses, MACs,
+                            ansible_host as the controller reaches it)
+      --format <kind>         yaml (default), ini, json (as ansible-inventory --list), or ssh (an SSH config
+                              with ProxyJump through the router; ssh -F <file> <machine>)
   doctor                    prerequisites, the modes in use and why, leftovers of labs
 
 Global options:
@@ -54,9 +58,10 @@ Global options:
   --json                    machine-readable output (up, restore, test, status, snapshots, doctor)
   -h, --help                this help
 
-Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it.`;
+Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it,
+4 a machine or the lab's infrastructure failed (a machine did not start, a wait for it timed out).`;
 
-const COMMANDS = ['up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'console', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+const COMMANDS = ['inventory', 'up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'console', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -86,6 +91,7 @@ function parse(argv: string[]) {
         output: { type: 'string', short: 'o' },
         file: { type: 'string', multiple: true },
         idempotence: { type: 'boolean', default: false },
+        format: { type: 'string' },
       },
     });
     return { values, positionals, passthrough };
@@ -122,6 +128,7 @@ export async function main(argv: string[]): Promise<number> {
     files: values.file,
     idempotence: values.idempotence,
     runtime: values.runtime,
+    format: values.format,
   });
 }
 
@@ -176,8 +183,8 @@ export function reportError(error: unknown): number {
   if (code === 'ENOSPC' || code === 'EDQUOT') {
     const where = (error as NodeJS.ErrnoException).path;
     process.stderr.write(`lab: no space left on the device${where ? ` holding ${where}` : ''}\nhint: free some space there (lab destroy of labs you no longer need; lab up prunes old snapshots), or move stateDir\n`);
-    return 3;
+    return EXIT.HOST;
   }
   process.stderr.write(`lab: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
-  return 70;
+  return EXIT.INTERNAL;
 }

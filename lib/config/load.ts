@@ -44,6 +44,12 @@ function assertBindSources(config: LabConfig, file: string | undefined): void {
     const disk = machine.vm?.disk;
     if (disk && !existsSync(disk)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.vm.disk: ${disk} does not exist`);
   }
+  for (const [i, stage] of config.controller.entries()) {
+    const paths: [string, string | undefined][] = [['playbook', stage.playbook], ['cwd', stage.cwd], ...stage.inventory.map((p, j): [string, string] => [`inventory.${j}`, p]), ...stage.reads.map((p, j): [string, string] => [`reads.${j}`, p])];
+    for (const [field, value] of paths) {
+      if (value && !existsSync(value)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: controller.${i}.${field}: ${value} does not exist`);
+    }
+  }
 }
 
 /** The config file merged over the default lab, validated (zod, loaded only here), with its paths resolved. */
@@ -73,6 +79,15 @@ async function readAndValidate(file: string | undefined, options: LoadOptions, c
   for (const machine of config.machines) {
     for (const bind of machine.binds) bind.source = path.resolve(file ? path.dirname(file) : cwd, bind.source);
     if (machine.vm?.disk) machine.vm.disk = path.resolve(file ? path.dirname(file) : cwd, machine.vm.disk);
+  }
+  // A controller stage's files too; a command's first word only when it is a path (./x, dir/x).
+  const base = file ? path.dirname(file) : cwd;
+  for (const stage of config.controller) {
+    if (stage.playbook) stage.playbook = path.resolve(base, stage.playbook);
+    if (stage.cwd) stage.cwd = path.resolve(base, stage.cwd);
+    if (stage.run?.[0]?.includes('/')) stage.run[0] = path.resolve(base, stage.run[0]);
+    stage.inventory = stage.inventory.map((p) => path.resolve(base, p));
+    stage.reads = stage.reads.map((p) => path.resolve(base, p));
   }
   return { config, file };
 }

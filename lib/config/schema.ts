@@ -7,6 +7,11 @@ const labName = z
 const machineName = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,11}$/, 'lowercase letters, digits and dashes, starting with a letter, at most 12 characters');
+/** What Ansible accepts as a group name without transforming it. */
+const groupName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, 'an Ansible group name: letters, digits and _, not starting with a digit (Ansible refuses dashes)')
+  .refine((g) => g !== 'all' && g !== 'ungrouped', "'all' and 'ungrouped' are Ansible's own groups");
 const stageName = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, 'lowercase letters, digits and dashes, starting with a letter');
 const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.0.1')
   .refine((s) => s.split('.').every((o) => Number(o) <= 255), 'each octet must be at most 255');
@@ -82,6 +87,33 @@ export const machineSchema = z.strictObject({
   publish: z.array(publishSchema).default([]),
   /** Stage names, in order; each is a module `<stagesDir>/<machine>/<stage>.(js|ts)`. */
   stages: z.array(stageName).default([]),
+  /** Its groups in the lab's Ansible inventory (SADM's hosts.yml groups). */
+  groups: z.array(groupName).default([]),
+});
+
+/**
+ * A lab-wide stage run from the controller (the host side: the lab's namespace in sandbox mode)
+ * once every machine's own stages are built and the machines are up: an Ansible playbook across
+ * the lab's inventory, or a command. Every machine is snapshotted after it.
+ */
+export const controllerStageSchema = z.strictObject({
+  name: stageName,
+  /** A playbook (relative to the config file), run with ansible-playbook against the lab's inventory. */
+  playbook: z.string().min(1).optional(),
+  /** A command instead (argv; a first word with a slash is relative to the config file). */
+  run: z.array(z.string().min(1)).min(1).optional(),
+  tags: z.array(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'an Ansible tag: letters, digits, _ . -')).optional(),
+  /** ansible-playbook --limit. */
+  limit: z.string().min(1).optional(),
+  extraVars: z.record(z.string(), z.unknown()).optional(),
+  /** The team's own inventory files or directories (SADM's inventory/hosts.yml), used beside lab's: part of the key. */
+  inventory: z.array(z.string().min(1)).default([]),
+  /** Files or directories a `run` command reads (relative to the config file): part of the key. */
+  reads: z.array(z.string().min(1)).default([]),
+  /** Where it runs (relative to the config file); default: the playbook's directory, or the config's. */
+  cwd: z.string().min(1).optional(),
+  /** Deadline for the whole stage: then it ends, with everything it started. */
+  timeoutSeconds: z.number().int().min(1).max(86400).default(1800),
 });
 
 export const labConfigSchema = z.strictObject({
@@ -155,9 +187,12 @@ export const labConfigSchema = z.strictObject({
   stagesDir: z.string().optional(),
   fixturesDir: z.string().optional(),
   machines: z.array(machineSchema).min(1, 'a lab needs at least one machine'),
+  /** Lab-wide stages run from the controller, in order, after every machine's own stages. */
+  controller: z.array(controllerStageSchema).default([]),
 });
 
 export type LabConfigInput = z.input<typeof labConfigSchema>;
 export type LabConfig = z.output<typeof labConfigSchema>;
 export type MachineConfig = z.output<typeof machineSchema>;
+export type ControllerStageConfig = z.output<typeof controllerStageSchema>;
 

@@ -34,8 +34,8 @@ export interface TopologyInterface {
   hostLink: string;
   /** The machine's default route goes out of this interface (to the network's gateway). */
   defaultRoute: boolean;
-  /** A vm's card: the MAC lab gives it (stable, so DHCP can name it), and the host's tap is `hostLink`. */
-  mac?: string;
+  /** The MAC lab gives the card (stable for the lab, machine and network, so DHCP and an inventory can name it); a vm's tap is `hostLink`. */
+  mac: string;
 }
 
 export interface TopologyMachine {
@@ -66,10 +66,13 @@ export function configuredNetworks(config: LabConfig): { name: string; subnet: s
   return [{ name: config.zone.name, subnet: config.zone.subnet, nat: true, hostAddress: config.zone.hostAddress }];
 }
 
-/** A vm's MAC on a network: locally administered (qemu's 52:54:00 prefix), stable for the lab, machine and network. */
-export function vmMac(lab: string, machine: string, network: string): string {
-  const bytes = createHash('sha256').update(`mac/${lab}/${machine}/${network}`).digest('hex').slice(0, 6);
-  return `52:54:00:${bytes.match(/../g)!.join(':')}`;
+/**
+ * A machine's MAC on a network, stable for the lab, machine and network: a vm's with qemu's
+ * 52:54:00 prefix, a container's locally administered (02:), set by networkd in the machine.
+ */
+export function interfaceMac(lab: string, machine: string, network: string, kind: 'container' | 'vm'): string {
+  const bytes = createHash('sha256').update(`mac/${lab}/${machine}/${network}`).digest('hex');
+  return kind === 'vm' ? `52:54:00:${bytes.slice(0, 6).match(/../g)!.join(':')}` : `02:${bytes.slice(0, 10).match(/../g)!.join(':')}`;
 }
 
 /** A short, stable name for the host side of a veth: interface names have 15 characters at most. */
@@ -121,7 +124,7 @@ export function topologyOf(config: LabConfig): Topology {
         address: i.address,
         hostLink: hostLinkName(config.name, machine.name, i.network),
         defaultRoute: index === defaultIndex,
-        ...(machine.kind === 'vm' ? { mac: vmMac(config.name, machine.name, i.network) } : {}),
+        mac: interfaceMac(config.name, machine.name, i.network, machine.kind),
       })),
     };
   });

@@ -4,6 +4,7 @@ import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { type LabConfig, labConfigSchema, type MachineConfig } from './schema.js';
 import { publishProblem } from '../network/ports.js';
+import { limitTokens } from '../controller/inventory.js';
 import { machineDependencies, topologyOf, topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
@@ -129,6 +130,8 @@ function otherProblem(config: LabConfig): string | undefined {
   if (config.runtime === 'machinectl' && config.machines.some((m) => (m.interfaces?.length ?? 0) > 1)) {
     return 'runtime machinectl: machines with several interfaces need runtime nspawn (machinectl\'s .nspawn files join one bridge)';
   }
+  const controller = controllerProblem(config);
+  if (controller) return controller;
   const published = publishProblem(config, topologyOf(config));
   if (published) return published;
   const { image } = config;
@@ -140,6 +143,42 @@ function otherProblem(config: LabConfig): string | undefined {
     topologicalOrder(config.machines.map((m) => ({ name: m.name, dependsOn: machineDependencies(config, m) })));
   } catch (error) {
     return `${(error as Error).message}${config.zone.dnsMachine ? ` (machines using DHCP also wait for ${config.zone.dnsMachine})` : ''}`;
+  }
+  return undefined;
+}
+
+/** Stage names lab adds itself: `system` first on every machine, `ssh` when the lab has controller stages. */
+export const BUILTIN_STAGES = ['system', 'ssh'] as const;
+
+/** Controller stages and inventory groups: each stage a playbook or a command, names that mean one thing. */
+function controllerProblem(config: LabConfig): string | undefined {
+  const machines = config.machines.map((m) => m.name);
+  const stages = new Set([...BUILTIN_STAGES, ...config.machines.flatMap((m) => m.stages)]);
+  for (const [i, machine] of config.machines.entries()) {
+    const clash = machine.groups.find((g) => machines.includes(g));
+    if (clash) return `machines.${i}.groups: '${clash}' is the name of a machine (Ansible would not know which is meant)`;
+    const twice = machine.groups.find((g, j) => machine.groups.indexOf(g) !== j);
+    if (twice) return `machines.${i}.groups: '${twice}' is listed twice`;
+  }
+  if (config.controller.length > 0 && config.machines.some((m) => m.stages.includes('ssh'))) {
+    const m = config.machines.findIndex((x) => x.stages.includes('ssh'));
+    return `machines.${m}.stages: 'ssh' is the built-in stage that lets the controller in, in a lab with controller stages`;
+  }
+  const vms = config.machines.filter((m) => m.kind === 'vm');
+  for (const [i, stage] of config.controller.entries()) {
+    const field = `controller.${i}`;
+    if (config.controller.findIndex((s) => s.name === stage.name) !== i) return `${field}.name: the controller stage '${stage.name}' is declared twice`;
+    if (machines.includes(stage.name)) return `${field}.name: '${stage.name}' is the name of a machine`;
+    if (stages.has(stage.name)) return `${field}.name: '${stage.name}' is the name of a machine's stage (lab restore ${stage.name} would mean both)`;
+    if (Boolean(stage.playbook) === Boolean(stage.run)) return `${field}: give either playbook or run`;
+    if (stage.run) {
+      for (const key of ['tags', 'limit', 'extraVars'] as const) if (stage[key] !== undefined) return `${field}.${key}: only for a playbook stage (this one runs a command)`;
+      if (stage.inventory.length > 0) return `${field}.inventory: only for a playbook stage (a command finds lab's inventory in $LAB_INVENTORY)`;
+    }
+    if (stage.limit) {
+      const vm = vms.find((v) => limitTokens(stage.limit!).some((t) => t === v.name || v.groups.includes(t)));
+      if (vm) return `${field}.limit: names the vm '${vm.name}', which Ansible cannot reach (lab has no SSH into a vm)`;
+    }
   }
   return undefined;
 }

@@ -49,7 +49,7 @@ export function readCheckpoint(lab: BareLab, name: string): Checkpoint | undefin
 
 /** Stage names of every machine: a checkpoint may not take one (`lab restore <name>` would mean both). */
 export function stageNames(lab: Lab): string[] {
-  return [...new Set(lab.loaded.machines.flatMap((m) => m.stages.map((s) => s.name)))];
+  return [...new Set([...lab.loaded.machines.flatMap((m) => m.stages.map((s) => s.name)), ...lab.loaded.controller.map((s) => s.name)])];
 }
 
 export function assertNewCheckpointName(lab: Lab, name: string, options: { internal?: boolean } = {}): void {

@@ -2,7 +2,10 @@ import { diffTrees } from '../storage/treediff.js';
 import { holdingLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
-import { isRunning, resetRoot, startMachine } from './machines.js';
+import { isRunning, resetRoot, startMachine, stopMachine } from './machines.js';
+import { bootInOrder } from './boot-order.js';
+import { applyControllerStage } from './controller.js';
+import type { HostRecap } from '../controller/recap.js';
 import { planFor } from './planning.js';
 import { reapplyStage, type Renderer, up } from './up.js';
 
@@ -33,8 +36,22 @@ export const ALWAYS_CHANGING = [
   '/root/.ansible',
 ];
 
+export interface ControllerIdempotence {
+  stage: string;
+  /** Ansible's recap of the second run, per host (empty for a command). */
+  recap: HostRecap[];
+  /** A playbook is judged by its recap, as Molecule does (no task changed, none failed); a command by its exit. */
+  changed: boolean;
+  exitCode: number;
+  /** What differs in each machine's root from the stage's snapshot, both at rest: shown, not judged (services write as they run). */
+  machines: { machine: string; changes: string[] }[];
+  durationMs: number;
+}
+
 export interface IdempotenceReport {
   machines: { machine: string; stages: { stage: string; changed: boolean; changes: string[]; durationMs: number }[] }[];
+  /** The controller stages, each applied again on the whole lab at its snapshot (only when the whole lab is checked). */
+  controller: ControllerIdempotence[];
   idempotent: boolean;
   ignored: readonly string[];
   durationMs: number;
@@ -72,6 +89,44 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
       }
       machines.push({ machine: machine.name, stages });
     }
-    return { machines, idempotent: machines.every((m) => m.stages.every((s) => !s.changed)), ignored: ALWAYS_CHANGING, durationMs: Date.now() - started };
+    const controller = asked.length === 0 ? await reapplyControllerStages(lab) : [];
+    const idempotent = machines.every((m) => m.stages.every((s) => !s.changed)) && controller.every((s) => !s.changed);
+    return { machines, controller, idempotent, ignored: ALWAYS_CHANGING, durationMs: Date.now() - started };
   });
+}
+
+/**
+ * Each controller stage applied again on the lab at its own snapshot: every container's root made
+ * from the stage's snapshot and booted, the stage run, the machines stopped cleanly and their
+ * roots compared with the snapshot. The lab is left at its last controller stage, running.
+ */
+async function reapplyControllerStages(lab: Lab): Promise<ControllerIdempotence[]> {
+  const plan = planFor(lab);
+  if (plan.controller.length === 0) return [];
+  const state = readState(lab.dirs.stateFile);
+  const names = plan.machines.map((m) => m.name);
+  const rootsAt = async (stage: { name: string; key: string }, origin: { stage: string; key: string }) => {
+    for (const name of names) await stopMachine(lab, state, name, { hard: true });
+    for (const name of names) await resetRoot(lab, state, name, lab.dirs.snapshot(name, stage.name, stage.key), origin);
+    await bootInOrder(lab, state, names, { waitForNetwork: true });
+  };
+  const reports: ControllerIdempotence[] = [];
+  try {
+    for (const planned of plan.controller) {
+      const stageStarted = Date.now();
+      // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
+      await rootsAt(planned, { stage: `${planned.name} (applied again)`, key: `${planned.key}.again` });
+      const loaded = lab.loaded.controller.find((s) => s.name === planned.name)!;
+      const { result, outcome, timedOut } = await applyControllerStage(lab, state, loaded, lab.dirs.stageLog('controller', `${planned.name}.again`));
+      await Promise.all(names.map((name) => stopMachine(lab, state, name, { hard: false })));
+      const machines = names.map((name) => ({ machine: name, changes: diffTrees(lab.dirs.snapshot(name, planned.name, planned.key), lab.dirs.machineRoot(name), ALWAYS_CHANGING) }));
+      const failed = timedOut || result.exitCode !== 0;
+      const changed = failed || (loaded.config.playbook !== undefined && outcome.recap.some((r) => r.changed > 0 || r.failed > 0 || r.unreachable > 0));
+      reports.push({ stage: planned.name, recap: outcome.recap, changed, exitCode: timedOut ? -1 : result.exitCode, machines, durationMs: Date.now() - stageStarted });
+    }
+  } finally {
+    const last = plan.controller.at(-1)!;
+    await rootsAt(last, { stage: last.name, key: last.key });
+  }
+  return reports;
 }

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LabError, UsageError } from '../errors.js';
-import { BASE_KEY_FILE, exportTarball, imagePaths } from '../image/base.js';
+import { InfraError, UsageError } from '../errors.js';
+import { BASE_KEY_FILE, currentBase, exportTarball, imagePaths, poolBaseKeys, poolBasePath, poolImagesDir, readBasePointer, writeBasePointer } from '../image/base.js';
 import { withPackageCache } from '../image/packages.js';
 import { parseStageRef, stageKey } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { stageSnapshot } from './snapshots.js';
-import { assertUsable, type BareLab, ensureDirs, type Lab } from './lab.js';
+import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { repairInterrupted } from './recover.js';
 
 /**
@@ -23,44 +23,11 @@ export async function exportImage(lab: Lab, file: string, from?: string): Promis
     source = lab.dirs.snapshot(ref.machine, ref.stage, stageSnapshot(lab, ref.machine, ref.stage).key);
   } else {
     source = imagePaths(lab.config.cacheDir, lab.storage, lab.image).poolImage;
-    if (!existsSync(source)) throw new LabError('the base image is not built yet', 1, 'build it with: lab up');
+    if (!existsSync(source)) throw new InfraError('the base image is not built yet', 'build it with: lab up');
   }
   const target = path.resolve(file);
   await exportTarball(source, target);
   return { file: target, source };
-}
-
-/**
- * The base image stages build on: the one `lab image upgrade` made last (for this image
- * definition), else the one built from the config. Its key is the parent key of every `system`.
- */
-export function currentBase(lab: BareLab): { key: string; path: string; upgradedFrom?: string } {
-  const pointer = readPointer(lab);
-  if (pointer && pointer.configKey === lab.image.key) {
-    const upgraded = basePath(lab, pointer.key);
-    if (existsSync(upgraded)) return { key: pointer.key, path: upgraded, upgradedFrom: pointer.from };
-  }
-  return { key: lab.image.key, path: imagePaths(lab.config.cacheDir, lab.storage, lab.image).poolImage };
-}
-
-interface Pointer {
-  /** The image definition (lab.image.key) it upgrades; a changed definition starts over. */
-  configKey: string;
-  key: string;
-  from: string;
-  createdAt: string;
-}
-
-const imagesDir = (lab: BareLab) => path.join(lab.storage.root, 'images');
-const pointerFile = (lab: BareLab) => path.join(imagesDir(lab), 'current.json');
-const basePath = (lab: BareLab, key: string) => path.join(imagesDir(lab), `base@${key}`);
-
-function readPointer(lab: BareLab): Pointer | undefined {
-  try {
-    return JSON.parse(readFileSync(pointerFile(lab), 'utf8')) as Pointer;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A digest of what a root has installed: the package manager's database. */
@@ -96,15 +63,15 @@ export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
     await lab.storage.open();
     await repairInterrupted(lab);
     const base = currentBase(lab);
-    if (!existsSync(base.path)) throw new LabError('the base image is not built yet', 1, 'build it with: lab up');
+    if (!existsSync(base.path)) throw new InfraError('the base image is not built yet', 'build it with: lab up');
     const log = path.join(lab.dirs.logs, 'image-upgrade.log');
     writeFileSync(log, `upgrading base ${base.key}\n`);
-    const partial = path.join(imagesDir(lab), 'upgrade.partial');
+    const partial = path.join(poolImagesDir(lab.storage), 'upgrade.partial');
     await lab.storage.remove(partial);
     await lab.storage.snapshot(base.path, partial, { readonly: false });
     try {
       const pm = lab.image.packageManager(partial);
-      if (!pm) throw new LabError('the base image has no package manager lab knows (apt, pacman)', 1);
+      if (!pm) throw new UsageError('the base image has no package manager lab knows (apt, pacman)');
       const before = installedDigest(partial, pm.database);
       const sources = lab.image.upgradeSources?.();
       if (sources) writeFileSync(path.join(partial, 'etc/apt/sources.list'), sources);
@@ -118,11 +85,9 @@ export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
       const key = createHash('sha256').update(`${base.key}\nupgraded\n${after}`).digest('hex').slice(0, 16);
       mkdirSync(path.join(partial, 'etc'), { recursive: true });
       writeFileSync(path.join(partial, BASE_KEY_FILE), `${key}\n`);
-      await lab.storage.seal(partial, basePath(lab, key));
+      await lab.storage.seal(partial, poolBasePath(lab.storage, key));
       // Last: until the pointer names it, the old base is the base.
-      const pointer: Pointer = { configKey: lab.image.key, key, from: base.key, createdAt: new Date().toISOString() };
-      writeFileSync(`${pointerFile(lab)}.tmp`, `${JSON.stringify(pointer, null, 2)}\n`);
-      renameSync(`${pointerFile(lab)}.tmp`, pointerFile(lab));
+      writeBasePointer(lab.storage, { configKey: lab.image.key, key, from: base.key, createdAt: new Date().toISOString() });
       return { from: base.key, to: key, durationMs: Date.now() - started, log };
     } catch (error) {
       await lab.storage.remove(partial);
@@ -155,22 +120,18 @@ function machinesOnBase(lab: Lab, baseKey: string): string[] {
     .map((m) => m.name);
 }
 
-function baseKeys(lab: BareLab): string[] {
-  return existsSync(imagesDir(lab)) ? readdirSync(imagesDir(lab)).map((e) => /^base@([0-9a-f]+)$/.exec(e)?.[1]).filter((k): k is string => k !== undefined) : [];
-}
-
 /** `lab image list`: every base image in the pool, its key, size, and the machines whose snapshots use it. */
 export async function listImages(lab: Lab): Promise<ImageInfo[]> {
   await lab.storage.open();
   const current = currentBase(lab).key;
-  const pointer = readPointer(lab);
-  const keys = baseKeys(lab);
-  const sizes = await lab.storage.exclusiveBytes(keys.map((k) => basePath(lab, k)));
+  const pointer = readBasePointer(lab.storage);
+  const keys = poolBaseKeys(lab.storage);
+  const sizes = await lab.storage.exclusiveBytes(keys.map((k) => poolBasePath(lab.storage, k)));
   return keys.map((key, index) => ({
     key,
     current: key === current,
     // A snapshot keeps its source's birth time: an upgraded base's own time is in the pointer.
-    createdAt: pointer?.key === key ? pointer.createdAt : statSync(basePath(lab, key)).birthtime.toISOString(),
+    createdAt: pointer?.key === key ? pointer.createdAt : statSync(poolBasePath(lab.storage, key)).birthtime.toISOString(),
     exclusiveBytes: sizes[index],
     usedBy: machinesOnBase(lab, key),
   }));
@@ -179,7 +140,7 @@ export async function listImages(lab: Lab): Promise<ImageInfo[]> {
 /** Old bases no snapshot is built on any more: what lab up deletes after pruning snapshots (sizes are not measured: no quota on this path). */
 export async function pruneImages(lab: Lab): Promise<string[]> {
   const current = currentBase(lab).key;
-  const unused = baseKeys(lab).filter((key) => key !== current && machinesOnBase(lab, key).length === 0);
-  for (const key of unused) await lab.storage.remove(basePath(lab, key));
+  const unused = poolBaseKeys(lab.storage).filter((key) => key !== current && machinesOnBase(lab, key).length === 0);
+  for (const key of unused) await lab.storage.remove(poolBasePath(lab.storage, key));
   return unused;
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
 import { type Topology, topologyOf } from '../config/topology.js';
 import type { LabConfig } from '../config/schema.js';
+import { CONTROLLER_TOOLS } from '../controller/ssh.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
@@ -56,7 +57,7 @@ export type BareLab = Omit<Lab, 'loaded'>;
 export async function openLab(options: LoadOptions): Promise<Lab> {
   const bare = await openBareLab(options);
   const { loadLab } = await import('../stages/load.js');
-  return { ...bare, loaded: await loadLab(bare.config, bare.topology) };
+  return { ...bare, loaded: await loadLab(bare.config, bare.topology, bare.configFile) };
 }
 
 /** Opens the lab without loading its stage modules (nor the TypeScript loader they may need). */
@@ -100,7 +101,7 @@ export function hostDrivers(lab: BareLab): HostDriver[] {
 
 /** Every host tool the lab needs, each with the driver's reason. */
 export function labTools(lab: BareLab, options: { image: boolean }): Tool[] {
-  return [...hostDrivers(lab).flatMap((d) => d.tools()), ...(options.image ? lab.image.tools() : [])];
+  return [...hostDrivers(lab).flatMap((d) => d.tools()), ...(options.image ? lab.image.tools() : []), ...(lab.config.controller.length > 0 ? CONTROLLER_TOOLS : [])];
 }
 
 /**

@@ -1,17 +1,15 @@
 import { existsSync } from 'node:fs';
-import { LabError, unknownName } from '../errors.js';
+import { InfraError, unknownName, UsageError } from '../errors.js';
 import { tail } from '../exec.js';
 import { Machine, type MachineExecutor } from '../machine.js';
 import { type Readiness, StartRace } from '../runtime/runtime.js';
-import { delay } from '../wait.js';
+import { delay, SLOW } from '../wait.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { BareLab } from './lab.js';
 
-
-/** Starts tried when the previous boot's veth is still being torn down by the kernel. */
-const START_ATTEMPTS = 10;
-const START_RETRY_MS = 200;
+/** Starts tried, SLOW apart (about 2 s in all), when the previous boot's veth is still being torn down by the kernel. */
+const START_ATTEMPTS = 20;
 
 export function machineState(state: LabState, name: string): MachineState {
   return (state.machines[name] ??= {});
@@ -30,8 +28,8 @@ export function assertMachine(lab: BareLab, name: string): void {
 export function machineExecutor(lab: BareLab, name: string, currentProcess: () => ProcessRef | undefined): MachineExecutor {
   return (argv, options) => {
     const process = currentProcess();
-    if (!isAlive(process)) throw new LabError(`machine ${name} is not running (start it with: lab up)`, 1);
-    if (lab.vms.has(name)) throw new LabError(`${name} is a vm: lab runs no command in it; use its console (waitForConsoleText, sendConsole, lab console ${name})`, 2);
+    if (!isAlive(process)) throw new InfraError(`machine ${name} is not running (start it with: lab up)`);
+    if (lab.vms.has(name)) throw new UsageError(`${name} is a vm: lab runs no command in it; use its console (waitForConsoleText, sendConsole, lab console ${name})`);
     return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
   };
 }
@@ -49,7 +47,7 @@ export function machineApi(lab: BareLab, state: LabState, name: string): Machine
 export async function startMachine(lab: BareLab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   if (lab.vms.has(name)) return startVm(lab, state, name);
   const root = lab.dirs.machineRoot(name);
-  if (!existsSync(root)) throw new LabError(`machine ${name} has no root yet (build it with: lab up)`, 1);
+  if (!existsSync(root)) throw new InfraError(`machine ${name} has no root yet (build it with: lab up)`);
   const ms = machineState(state, name);
   const started = Date.now();
   const timeoutS = lab.config.boot.timeoutSeconds;
@@ -62,7 +60,7 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
       readiness = await lab.runtime.waitReady({ name, process }, timeoutS * 1000);
     } catch (error) {
       if (!(error instanceof StartRace) || attempt >= START_ATTEMPTS) throw error;
-      await delay(START_RETRY_MS);
+      await delay(SLOW);
     }
   }
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
@@ -74,7 +72,7 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   if (online.exitCode !== 0) {
     // The command's own words: "no address" and "could not ask" (too many open files, say) are different stories.
     const said = tail(`${online.stdout}${online.stderr}`, 10);
-    throw new LabError(`${name} booted but its interfaces (${interfaceNames(lab, name).join(', ')}) were not all configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`, 1);
+    throw new InfraError(`${name} booted but its interfaces (${interfaceNames(lab, name).join(', ')}) were not all configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`);
   }
   return recordBoot(lab, state, name, started, readiness);
 }

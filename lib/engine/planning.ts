@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { type Plan, type PlanOptions, planLab } from '../plan/plan.js';
-import { currentBase } from './image.js';
+import { currentBase } from '../image/base.js';
 import type { Lab } from './lab.js';
 
 /** The plan against the snapshots the pool holds: the pure planner, given what exists. Containers only: a vm has no stages. */
@@ -9,6 +9,7 @@ export function planFor(lab: Lab, options: PlanOptions = {}): Plan {
     machines: lab.loaded.machines.filter((m) => m.config.kind !== 'vm'),
     baseKey: currentBase(lab).key,
     hasSnapshot: (machine, stage, key) => existsSync(lab.dirs.snapshot(machine, stage, key)),
+    controller: lab.loaded.controller,
     options,
   });
 }

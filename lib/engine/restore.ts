@@ -2,7 +2,6 @@ import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { localAddresses } from '../host/procs.js';
 import { delay } from '../wait.js';
 import { LabError, unknownName } from '../errors.js';
-import { topologicalOrder } from '../plan/graph.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState, writeState } from '../state/state.js';
@@ -11,6 +10,7 @@ import { isRunning, machineState, startMachine, stopMachine } from './machines.j
 import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint, stageNames } from './checkpoints.js';
 import { repairInterrupted } from './recover.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
+import { bootInOrder, dependentsOf } from './boot-order.js';
 import { planFor } from './planning.js';
 
 export interface RestoreReport {
@@ -46,7 +46,7 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
   const targets: Target[] = [];
   const leftAlone: string[] = [];
   for (const machine of plan.machines) {
-    const stage: PlannedStage | undefined = ref.machine && ref.machine !== machine.name ? undefined : machine.stages.find((s) => s.name === ref.stage);
+    const stage: Pick<PlannedStage, 'name'> | undefined = ref.machine && ref.machine !== machine.name ? undefined : (machine.stages.find((s) => s.name === ref.stage) ?? plan.controller.find((s) => s.name === ref.stage));
     if (!stage) {
       leftAlone.push(machine.name);
       continue;
@@ -118,7 +118,7 @@ function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined
  */
 export async function restore(lab: Lab, refText: string, options: { waitForLock?: boolean } = {}): Promise<RestoreReport> {
   const checkpoint = checkpointOf(lab, refText); // an unknown name: exit 2, nothing touched
-  const ref = checkpoint ? undefined : parseStageRef(refText, lab.loaded.machines, { failed: true });
+  const ref = checkpoint ? undefined : parseStageRef(refText, lab.loaded.machines, { failed: true, controller: lab.loaded.controller.map((s) => s.name) });
   const report = await restoreTargets(lab, `restore ${refText}`, () => (checkpoint ? checkpointTargets(lab, checkpoint) : targetsOf(lab, ref!)), options);
   return { ...report, checkpoint: checkpoint?.name };
 }
@@ -185,7 +185,7 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
       }),
       ...outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)), // no machine uses them any more
     ]);
-    await bootInOrder(lab, state, dependents);
+    await bootInOrder(lab, state, dependents, { waitForNetwork: false });
     return {
       restored: targets.map(({ machine, stage, key, current }) => ({ machine, stage, key, current, bootMs: bootMs.get(machine) })),
       rebooted: dependents,
@@ -287,38 +287,4 @@ async function restartDhcpClients(lab: Lab, state: LabState, server: string, boo
         await lab.runtime.exec(handle, ['networkctl', 'reconfigure', ...interfaces], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
       }),
   );
-}
-
-/** Machines that depend, directly or not, on any of `names`, and are not among them. */
-function dependentsOf(lab: Lab, names: ReadonlySet<string>): string[] {
-  const found = new Set<string>();
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const machine of lab.loaded.machines) {
-      if (names.has(machine.name) || found.has(machine.name)) continue;
-      if (machine.dependsOn.some((d) => names.has(d) || found.has(d))) {
-        found.add(machine.name);
-        grew = true;
-      }
-    }
-  }
-  return [...found];
-}
-
-/** Boots the machines, each once the ones it depends on (among them) are up; independent ones in parallel. */
-async function bootInOrder(lab: Lab, state: LabState, names: string[]): Promise<void> {
-  const chosen = lab.loaded.machines.filter((m) => names.includes(m.name));
-  const booted = new Map<string, Promise<void>>();
-  for (const name of topologicalOrder(chosen.map((m) => ({ name: m.name, dependsOn: m.dependsOn.filter((d) => names.includes(d)) })))) {
-    const machine = chosen.find((m) => m.name === name)!;
-    const waitFor = machine.dependsOn.map((d) => booted.get(d)).filter((p): p is Promise<void> => p !== undefined);
-    booted.set(
-      name,
-      Promise.all(waitFor).then(async () => {
-        await startMachine(lab, state, name, { waitForNetwork: false });
-      }),
-    );
-  }
-  await Promise.all(booted.values());
 }

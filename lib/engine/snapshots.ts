@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { LabError } from '../errors.js';
-import { FAILED_SUFFIX } from '../plan/plan.js';
+import { FAILED_SUFFIX, type MachinePlan, type Plan } from '../plan/plan.js';
 import type { Lab } from './lab.js';
 import { planFor } from './planning.js';
 
@@ -86,7 +86,8 @@ export function stageSnapshot(lab: Lab, machine: string, stage: string): { key: 
 /** As stageSnapshot, undefined when there is none; `stage` may be `<stage>.failed`. */
 export function findStageSnapshot(lab: Lab, machine: string, stage: string): { key: string; current: boolean } | undefined {
   const stageName = stage.endsWith(FAILED_SUFFIX) ? stage.slice(0, -FAILED_SUFFIX.length) : stage;
-  const planned = planFor(lab).machines.find((m) => m.name === machine)?.stages.find((s) => s.name === stageName);
+  const plan = planFor(lab);
+  const planned = plan.machines.find((m) => m.name === machine)?.stages.find((s) => s.name === stageName) ?? plan.controller.find((s) => s.name === stageName);
   if (planned && existsSync(lab.dirs.snapshot(machine, stage, planned.key))) return { key: planned.key, current: true };
   const newest = listSnapshots(lab, machine, new Set()).filter((s) => s.stage === stage).at(-1);
   return newest && { key: newest.key, current: false };
@@ -95,18 +96,23 @@ export function findStageSnapshot(lab: Lab, machine: string, stage: string): { k
 /** Every stage snapshot of every machine, with the space only it holds (measured in one go). */
 export async function snapshotsReport(lab: Lab): Promise<SnapshotReport[]> {
   const plan = planFor(lab);
-  const listed = plan.machines.map((machine) => ({ machine: machine.name, snapshots: listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))) }));
+  const listed = plan.machines.map((machine) => ({ machine: machine.name, snapshots: listSnapshots(lab, machine.name, currentKeys(plan, machine)) }));
   const paths = listed.flatMap((m) => m.snapshots.map((s) => lab.dirs.snapshot(m.machine, s.stage, s.key)));
   const sizes = await lab.storage.exclusiveBytes(paths);
   let index = 0;
   return listed.map((m) => ({ machine: m.machine, snapshots: m.snapshots.map((s) => ({ ...s, exclusiveBytes: sizes[index++] })) }));
 }
 
+/** The keys the plan would use for a machine: its own stages' and the controller stages'. */
+function currentKeys(plan: Plan, machine: MachinePlan): Set<string> {
+  return new Set([...machine.stages, ...plan.controller].map((s) => s.key));
+}
+
 /** Snapshots of earlier definitions of each stage beyond the newest `keep`: what pruning deletes. */
 export function prunable(lab: Lab, keep: number): string[] {
   const plan = planFor(lab);
   return plan.machines.flatMap((machine) => {
-    const old = listSnapshots(lab, machine.name, new Set(machine.stages.map((s) => s.key))).filter((s) => !s.current);
+    const old = listSnapshots(lab, machine.name, currentKeys(plan, machine)).filter((s) => !s.current);
     return [...new Set(old.map((s) => s.stage))].flatMap((stage) =>
       old
         .filter((s) => s.stage === stage)

@@ -65,11 +65,12 @@ export async function status(lab: Lab): Promise<LabStatus> {
         state: running ? 'running' : existsSync(lab.dirs.machineRoot(machinePlan.name)) ? 'stopped' : 'not built',
         pid: running ? ms!.process!.pid : undefined,
         address,
-        stagesDone: machinePlan.stages.filter((s) => s.action === 'cached').map((s) => s.name),
-        stagesPending: machinePlan.stages.filter((s) => s.action === 'build').map((s) => s.name),
+        // A machine's own stages, then the lab's controller stages (each one of its snapshots).
+        stagesDone: [...machinePlan.stages, ...plan.controller].filter((s) => s.action === 'cached').map((s) => s.name),
+        stagesPending: [...machinePlan.stages, ...plan.controller].filter((s) => s.action === 'build').map((s) => s.name),
         rootStage: ms?.rootStage,
         memoryBytes,
-        snapshots: listSnapshots(lab, machinePlan.name, new Set(machinePlan.stages.map((s) => s.key))),
+        snapshots: listSnapshots(lab, machinePlan.name, new Set([...machinePlan.stages, ...plan.controller].map((s) => s.key))),
       };
     }),
   );

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 import { LabError, StageError } from '../errors.js';
 import { CommandError } from '../exec.js';
-import { ensureBaseImage, imagePaths } from '../image/base.js';
+import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
 import type { ImageSourceKind } from '../image/image.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlanOptions, PlannedStage } from '../plan/plan.js';
@@ -17,8 +17,9 @@ import { offlineContext, onlineContext, type OfflineTarget } from '../stages/con
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import { assertUsable, ensureDirs, type Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
-import { currentBase, pruneImages } from './image.js';
+import { pruneImages } from './image.js';
 import { planFor } from './planning.js';
+import { type ControllerStageReport, prepareControllerKey, runControllerStages } from './controller.js';
 import { repairInterrupted } from './recover.js';
 import { assertPoolHasRoom, POOL_FULL_HINT, poolFull } from './space.js';
 import { keepFailedState, prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
@@ -50,6 +51,8 @@ export interface UpReport {
   hostLimits: string[];
   /** What interrupted commands had left in the pool, finished or undone first. */
   recovered: string[];
+  /** The lab-wide stages run from the controller, after the machines' own. */
+  controller: ControllerStageReport[];
 }
 
 interface Deferred {
@@ -78,6 +81,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
   const lock = await acquireLock(lab.dirs.lockFile, 'up', { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
   try {
     ensureDirs(lab);
+    await prepareControllerKey(lab);
     const state = readState(lab.dirs.stateFile);
     // Build steps of an earlier `lab up` that was killed would still be writing into roots.
     await lab.builds.destroy();
@@ -97,11 +101,13 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const onlyVms = only.length > 0 && containersOnly.length === 0;
     const plan = planFor(lab, { ...options.plan, only: containersOnly });
     const reports = onlyVms ? [] : await runPlan(lab, state, plan, base.path, renderer);
+    // Plays span the lab: run only when the whole lab is brought up.
+    const controller = only.length === 0 ? await runController(lab, state, plan, renderer, reports) : [];
     reports.push(...(await bootVms(lab, state, vms, reports)));
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
     await pruneImages(lab); // an upgraded-from base goes once no snapshot is built on it
-    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered };
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered, controller };
   } finally {
     lock.release();
   }
@@ -151,6 +157,24 @@ async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: s
   };
   await new Listr([task], { renderer, registerSignalListeners: false, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
   return base!;
+}
+
+/** The controller stages, on one line of progress; machines rebooted by them count as booted (vms restart after). */
+async function runController(lab: Lab, state: LabState, plan: Plan, renderer: Renderer, machines: MachineReport[]): Promise<ControllerStageReport[]> {
+  if (plan.controller.length === 0) return [];
+  const pending = plan.controller.filter((s) => s.action === 'build');
+  if (pending.length === 0) return plan.controller.map((s) => ({ name: s.name, key: s.key, action: s.action, recap: [] }));
+  let reports: ControllerStageReport[] = [];
+  const task: ListrTask = {
+    title: `controller: ${pending.map((s) => s.name).join(', ')}`,
+    task: async (_, listrTask) => {
+      reports = await runControllerStages(lab, state, plan, (line) => (listrTask.title = `controller: ${line}`));
+      listrTask.title = `controller: ran ${pending.map((s) => s.name).join(', ')}`;
+    },
+  };
+  await new Listr([task], { renderer, registerSignalListeners: false, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
+  for (const machine of machines) machine.booted = true;
+  return reports;
 }
 
 async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
@@ -259,11 +283,12 @@ class MachineJob {
     }
     const summary = built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
 
-    const last = stages.at(-1)!;
+    // Its last stage, or the last controller stage cached (the lab after that play).
+    const last = this.plan.resumeFrom ?? origin(stages.at(-1)!);
     const ms = machineState(this.state, this.name);
     if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
       await stopMachine(this.lab, this.state, this.name, { hard: true });
-      await resetRoot(this.lab, this.state, this.name, this.snapshotPath(last), origin(last));
+      await resetRoot(this.lab, this.state, this.name, this.lab.dirs.snapshot(this.name, last.stage, last.key), last);
       rootChanged = true;
     }
     const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { delay } from '../wait.js';
+import { TimeoutError } from '../errors.js';
+import { FAST, poll } from '../wait.js';
 
 /**
  * Mount points of the cgroup hierarchies a machine's systemd manages: the unified (v2) one, and on
@@ -90,7 +91,6 @@ export function containerCgroup(leaderPid: number, hierarchies = systemdHierarch
 export async function setFrozen(dirs: readonly string[], frozen: boolean, timeoutMs = 5000): Promise<void> {
   const want = frozen ? '1' : '0';
   for (const dir of dirs) writeFileSync(path.join(dir, 'cgroup.freeze'), want);
-  const deadline = Date.now() + timeoutMs;
   const done = (dir: string) => {
     try {
       return new RegExp(`^frozen ${want}$`, 'm').test(readFileSync(path.join(dir, 'cgroup.events'), 'utf8'));
@@ -98,8 +98,9 @@ export async function setFrozen(dirs: readonly string[], frozen: boolean, timeou
       return true; // removed: nothing left to freeze
     }
   };
-  while (!dirs.every(done)) {
-    if (Date.now() > deadline) throw new Error(`cgroups not ${frozen ? 'frozen' : 'thawed'} within ${timeoutMs} ms: ${dirs.filter((d) => !done(d)).join(', ')}`);
-    await delay(5);
-  }
+  await poll(`cgroups to be ${frozen ? 'frozen' : 'thawed'}`, () => dirs.every(done), {
+    within: timeoutMs,
+    every: FAST,
+    onTimeout: () => new TimeoutError(`cgroups not ${frozen ? 'frozen' : 'thawed'} within ${timeoutMs} ms: ${dirs.filter((d) => !done(d)).join(', ')}`),
+  });
 }

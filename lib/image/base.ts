@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
 import { pathInRoot } from '../stages/context.js';
@@ -17,9 +17,59 @@ export interface ImagePaths {
   cacheTarball: string;
 }
 
+/**
+ * A pool's base images: `images/base@<key>` each, the one built from the config and those `lab
+ * image upgrade` made, and `images/current.json`, the pointer to the upgraded one in use.
+ */
+export const poolImagesDir = (storage: Storage) => path.join(storage.root, 'images');
+export const poolBasePath = (storage: Storage, key: string) => path.join(poolImagesDir(storage), `base@${key}`);
+const pointerFile = (storage: Storage) => path.join(poolImagesDir(storage), 'current.json');
+
+/** The keys of the base images the pool holds. */
+export function poolBaseKeys(storage: Storage): string[] {
+  const dir = poolImagesDir(storage);
+  return existsSync(dir) ? readdirSync(dir).map((e) => /^base@([0-9a-f]+)$/.exec(e)?.[1]).filter((k): k is string => k !== undefined) : [];
+}
+
+/** What names the upgraded base in use. */
+export interface BasePointer {
+  /** The image definition (the image driver's key) it upgrades; a changed definition starts over. */
+  configKey: string;
+  key: string;
+  from: string;
+  createdAt: string;
+}
+
+export function readBasePointer(storage: Storage): BasePointer | undefined {
+  try {
+    return JSON.parse(readFileSync(pointerFile(storage), 'utf8')) as BasePointer;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Swaps the pointer in whole: until it is renamed into place, the old base is the base. */
+export function writeBasePointer(storage: Storage, pointer: BasePointer): void {
+  writeFileSync(`${pointerFile(storage)}.tmp`, `${JSON.stringify(pointer, null, 2)}\n`);
+  renameSync(`${pointerFile(storage)}.tmp`, pointerFile(storage));
+}
+
+/**
+ * The base image stages build on: the one `lab image upgrade` made last (for this image
+ * definition), else the one built from the config. Its key is the parent key of every `system`.
+ */
+export function currentBase(lab: { storage: Storage; image: ImageDriver }): { key: string; path: string; upgradedFrom?: string } {
+  const pointer = readBasePointer(lab.storage);
+  if (pointer && pointer.configKey === lab.image.key) {
+    const upgraded = poolBasePath(lab.storage, pointer.key);
+    if (existsSync(upgraded)) return { key: pointer.key, path: upgraded, upgradedFrom: pointer.from };
+  }
+  return { key: lab.image.key, path: poolBasePath(lab.storage, lab.image.key) };
+}
+
 export function imagePaths(cacheDir: string, storage: Storage, image: ImageDriver): ImagePaths {
   return {
-    poolImage: path.join(storage.root, 'images', `base@${image.key}`),
+    poolImage: poolBasePath(storage, image.key),
     cacheTarball: path.join(cacheDir, 'images', `${image.distribution}-${image.suite}-${image.key}.tar`),
   };
 }

@@ -62,7 +62,6 @@ export interface InstallTarget {
 
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
 
-/** Installs packages into a stopped machine's root, from its mirror through the host's network. */
 /** Runs the package manager's commands in a root with the shared cache bound and its lock held: installs and upgrades. */
 export async function withPackageCache(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, commands: readonly string[][]): Promise<void> {
   const lock = path.join(target.packageCache, '.lab-install.lock');
@@ -72,6 +71,7 @@ export async function withPackageCache(runner: OfflineRunner, pm: PackageManager
   }
 }
 
+/** Installs packages into a stopped machine's root, from its mirror through the host's network. */
 export async function installPackages(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
   if (packages.length === 0) return;
   const lock = path.join(target.packageCache, '.lab-install.lock');

@@ -3,7 +3,7 @@ import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from '
 import path from 'node:path';
 import type { ReadableStream } from 'node:stream/web';
 import type { LabConfig } from '../config/schema.js';
-import { LabError, UsageError } from '../errors.js';
+import { HostError, UsageError } from '../errors.js';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import { hashOf } from '../plan/key.js';
@@ -88,7 +88,7 @@ export class TarballImage implements ImageDriver {
     mkdirSync(path.dirname(file), { recursive: true });
     const [{ Readable }, { pipeline }] = await Promise.all([import('node:stream'), import('node:stream/promises')]); // only for a download
     const response = await fetch(this.tarball);
-    if (!response.ok || !response.body) throw new LabError(`cannot download ${this.tarball}: HTTP ${response.status}`, 3);
+    if (!response.ok || !response.body) throw new HostError(`cannot download ${this.tarball}: HTTP ${response.status}`);
     await pipeline(Readable.fromWeb(response.body as ReadableStream), createWriteStream(`${file}.partial`));
     renameSync(`${file}.partial`, file);
     return file;

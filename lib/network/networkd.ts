@@ -5,7 +5,7 @@ import { run } from '../exec.js';
 import { faultTables, removeFaultTables } from './faults.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabNames } from '../lab.js';
-import { waitFor } from '../wait.js';
+import { NORMAL, poll } from '../wait.js';
 import { IP_TOOL, linkExists, type Network } from './network.js';
 
 /** A network's bridge, address and NAT as systemd-networkd files, the seeds' way, when networkd runs on the host. */
@@ -55,10 +55,10 @@ export class NetworkdNetwork implements Network {
     await run(['networkctl', 'reload']);
     // networkd configures the bridges asynchronously: wait for their addresses.
     for (const network of this.topology.networks.filter((n) => n.hostAddress)) {
-      await waitFor(`systemd-networkd to configure ${network.bridge} (networkctl status ${network.bridge})`, async () => {
+      await poll(`systemd-networkd to configure ${network.bridge} (networkctl status ${network.bridge})`, async () => {
         const address = await run(['ip', '-4', '-o', 'address', 'show', 'dev', network.bridge], { allowFailure: true });
         return address.stdout.includes(`inet ${network.hostAddress}/`);
-      }, 20_000);
+      }, { within: 20_000, every: NORMAL });
     }
   }
 

@@ -2,13 +2,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { HostDriver } from '../driver.js';
-import { HostError, LabError } from '../errors.js';
+import { HostError, InfraError } from '../errors.js';
 import { run, spawnDetached, tail } from '../exec.js';
 import { findCommand } from '../host/prereq.js';
 import { packageRoot } from '../paths.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
-import { waitFor } from '../wait.js';
+import { FAST, NORMAL, poll } from '../wait.js';
 
 const RELAY_SCRIPT = path.join(packageRoot, 'lib', 'network', 'link-relay.py');
 const START_TIMEOUT_MS = 5000;
@@ -78,7 +78,7 @@ export class LinkRelays implements HostDriver {
     if (!python) throw new HostError('impair: delay on a kernel without netem goes through a relay that needs python3, which is missing', 'apt-get install python3');
     await this.stop(link);
     const bridge = masterOf((await this.ip(['-o', 'link', 'show', 'dev', link], true)).stdout);
-    if (!bridge) throw new LabError(`impair: link ${link} is in no bridge`, 1);
+    if (!bridge) throw new InfraError(`impair: link ${link} is in no bridge`);
     const { relayEnd, bridgeEnd } = relayPorts(this.options.labName, link);
     mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
     const log = this.logFile(link);
@@ -91,17 +91,20 @@ export class LinkRelays implements HostDriver {
       const process = refOf(spawnDetached([...this.options.netnsPrefix, python, RELAY_SCRIPT, record, link, relayEnd, ...settingsArgs], log));
       // Recorded before anything waits, so that a relay that never says it started is still taken out.
       if (process) writeFileSync(record, JSON.stringify({ process, bridge } satisfies RelayRecord));
-      await waitFor(`the relay of ${link} to start`, () => {
+      await poll(`the relay of ${link} to start`, () => {
         const said = readFileSync(log, 'utf8');
         if (said.includes('relaying ')) return true;
         if (!isAlive(process)) throw new HostError(`impair: the relay of ${link} ended at once:\n${tail(said, 10)}`);
         return false;
-      }, START_TIMEOUT_MS);
+      }, { within: START_TIMEOUT_MS, every: FAST });
       // The machine's port leaves the bridge and the relay's pair takes its place: the bridge learns the machine's address anew from its next frame.
       await this.ip(['link', 'set', link, 'nomaster']);
       await this.ip(['link', 'set', bridgeEnd, 'master', bridge, 'up']);
       // A new port forwards only once the kernel has seen its carrier (linkwatch, up to a second later): until then, frames are lost.
-      await waitFor(`${bridgeEnd} to forward in ${bridge}`, async () => / state forwarding /.test((await run([...this.options.netnsPrefix, 'bridge', 'link', 'show', 'dev', bridgeEnd], { allowFailure: true })).stdout), START_TIMEOUT_MS);
+      await poll(`${bridgeEnd} to forward in ${bridge}`, async () => / state forwarding /.test((await run([...this.options.netnsPrefix, 'bridge', 'link', 'show', 'dev', bridgeEnd], { allowFailure: true })).stdout), {
+        within: START_TIMEOUT_MS,
+        every: NORMAL,
+      });
     } catch (error) {
       await this.ip(['link', 'del', relayEnd], true); // also when no record was written
       await this.stop(link);

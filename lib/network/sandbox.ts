@@ -3,7 +3,7 @@ import path from 'node:path';
 import { nthAddress, parseSubnet } from '../config/ip.js';
 import type { LabConfig } from '../config/schema.js';
 import type { Topology } from '../config/topology.js';
-import { LabError } from '../errors.js';
+import { InfraError } from '../errors.js';
 import { run, spawnDetached } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
@@ -11,7 +11,7 @@ import type { LabDirs, LabNames } from '../lab.js';
 import { packageRoot } from '../paths.js';
 import { isAlive, refOf, signalProcess } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
-import { waitFor } from '../wait.js';
+import { FAST, poll } from '../wait.js';
 import { publishedPorts, publishRules } from './ports.js';
 import { inNetns, IP_TOOL, linkExists, natRuleset, type Network, netnsPath, NFT_TOOL, setupBridges } from './network.js';
 
@@ -93,10 +93,10 @@ export class SandboxNetwork implements Network {
     const pid = spawnDetached([...inNetns(this.names.wanNetns), process.execPath, script, this.internet.address, String(WAN_SERVER_PORT), this.wanReady], log);
     state.wanServer = refOf(pid);
     const server = state.wanServer;
-    await waitFor("the simulated internet's server", () => {
-      if (!isAlive(server)) throw new LabError(`the simulated internet's server did not start: see ${log}`, 3);
+    await poll("the simulated internet's server", () => {
+      if (!isAlive(server)) throw new InfraError(`the simulated internet's server did not start: see ${log}`);
       return existsSync(this.wanReady);
-    }, 10_000);
+    }, { within: 10_000, every: FAST });
   }
 
   /** The simulated internet's servers of this lab, also one its state lost track of. */

@@ -49,18 +49,36 @@ export interface MachinePlan {
   name: string;
   dependsOn: readonly string[];
   stages: PlannedStage[];
+  /** The controller stage whose snapshot the machine's root comes from, when one is cached: later than its own stages. */
+  resumeFrom?: { stage: string; key: string };
+}
+
+/** A lab-wide stage run from the controller: its result is one snapshot per machine, all under its key. */
+export interface ControllerSpec {
+  name: string;
+  /** Hash of its definition and of everything it reads. */
+  definitionHash: string;
+}
+
+export interface PlannedControllerStage extends ControllerSpec {
+  /** Chained through every machine's last key and the controller stages before it. */
+  key: string;
+  action: 'cached' | 'build';
 }
 
 export interface Plan {
   baseKey: string;
   /** Dependency order: a machine comes after every machine it depends on. */
   machines: MachinePlan[];
+  /** After every machine's own stages, in order; cached only when every machine has its snapshot. */
+  controller: PlannedControllerStage[];
 }
 
 export interface PlanInput {
   machines: readonly MachineSpec[];
   baseKey: string;
   hasSnapshot(machine: string, stage: string, key: string): boolean;
+  controller?: readonly ControllerSpec[];
   options?: PlanOptions;
 }
 
@@ -69,24 +87,24 @@ export function stageKey(spec: StageSpec, parentKey: string, dependencies?: Reco
   return hashOf({ parent: parentKey, name: spec.name, packages: [...spec.packages], definition: spec.definitionHash, dependencies: spec.online ? dependencies : undefined });
 }
 
-export function parseStageRef(text: string, machines: readonly MachineSpec[], options: { failed?: boolean } = {}): StageRef {
+/** `controller`: the names of the lab's controller stages, which every container has after its own. */
+export function parseStageRef(text: string, machines: readonly MachineSpec[], options: { failed?: boolean; controller?: readonly string[] } = {}): StageRef {
   const failed = options.failed === true && text.endsWith(FAILED_SUFFIX);
-  const ref = parseRef(failed ? text.slice(0, -FAILED_SUFFIX.length) : text, machines, text);
+  const ref = parseRef(failed ? text.slice(0, -FAILED_SUFFIX.length) : text, machines, text, options.controller ?? []);
   return failed ? { ...ref, failed } : ref;
 }
 
-function parseRef(text: string, machines: readonly MachineSpec[], asGiven: string): StageRef {
+function parseRef(text: string, machines: readonly MachineSpec[], asGiven: string, controller: readonly string[]): StageRef {
   const [first, second, ...rest] = text.split('@');
   if (rest.length > 0 || first === '' || second === '') throw new UsageError(`bad stage '${asGiven}': use <stage> or <machine>@<stage>`);
   if (second !== undefined) {
     const machine = machines.find((m) => m.name === first);
     if (!machine) throw unknownName('machine', first, machines.map((m) => m.name));
-    if (!machine.stages.some((s) => s.name === second)) {
-      throw unknownName(`stage of ${first}`, second, machine.stages.map((s) => s.name));
-    }
+    const own = [...machine.stages.map((s) => s.name), ...(machine.stages.length > 0 ? controller : [])];
+    if (!own.includes(second)) throw unknownName(`stage of ${first}`, second, own);
     return { machine: first, stage: second };
   }
-  const all = [...new Set(machines.flatMap((m) => m.stages.map((s) => s.name)))];
+  const all = [...new Set([...machines.flatMap((m) => m.stages.map((s) => s.name)), ...controller])];
   if (!all.includes(first)) throw unknownName('stage', first, all);
   return { stage: first };
 }
@@ -118,6 +136,8 @@ export function planLab(input: PlanInput): Plan {
     lastKeys.set(name, machineKeys.at(-1) ?? input.baseKey);
   }
 
+  const controller = planController(input, order, keys, lastKeys);
+  const resume = controller.filter((s) => s.action === 'cached').at(-1);
   const machines = order
     .filter((name) => selected.has(name))
     .map((name): MachinePlan => {
@@ -131,7 +151,32 @@ export function planLab(input: PlanInput): Plan {
         rebuilding ||= Boolean(options.noCache) || index === fromIndex || !input.hasSnapshot(name, spec.name, key);
         return { ...spec, key, action: rebuilding ? 'build' : 'cached' };
       });
-      return { name, dependsOn: machine.dependsOn, stages };
+      return { name, dependsOn: machine.dependsOn, stages, ...(resume ? { resumeFrom: { stage: resume.name, key: resume.key } } : {}) };
     });
-  return { baseKey: input.baseKey, machines };
+  return { baseKey: input.baseKey, machines, controller };
+}
+
+/**
+ * The controller stages' keys and actions. The first one's parent is every machine's last key,
+ * so a machine's rebuilt stage runs every play again; a controller stage is cached only when
+ * every machine has its snapshot and everything before it is cached too. `--until` a machine's
+ * stage runs none; `--until` a controller stage stops after it.
+ */
+function planController(input: PlanInput, order: readonly string[], keys: ReadonlyMap<string, string[]>, lastKeys: ReadonlyMap<string, string>): PlannedControllerStage[] {
+  const specs = input.controller ?? [];
+  const options = input.options ?? {};
+  if (specs.length === 0 || options.until?.machine || (options.until && !specs.some((s) => s.name === options.until!.stage))) return [];
+  const byName = new Map(input.machines.map((m) => [m.name, m]));
+  const ownCached = !options.noCache && order.every((name) => byName.get(name)!.stages.every((spec, i) => input.hasSnapshot(name, spec.name, keys.get(name)![i]!)));
+  const untilIndex = options.until ? specs.findIndex((s) => s.name === options.until!.stage) : specs.length - 1;
+  let parent = hashOf({ machines: order.map((name) => [name, lastKeys.get(name)]) });
+  // A machine's stage rebuilt on purpose (--from) makes new roots: every play runs on them again.
+  const fromMachineStage = options.from !== undefined && (options.from.machine !== undefined || !specs.some((s) => s.name === options.from!.stage));
+  let rebuilding = !ownCached || fromMachineStage;
+  return specs.slice(0, untilIndex + 1).map((spec): PlannedControllerStage => {
+    const key = (parent = hashOf({ parent, controller: spec.name, definition: spec.definitionHash }));
+    rebuilding ||= options.from?.stage === spec.name;
+    rebuilding ||= !order.every((name) => input.hasSnapshot(name, spec.name, key));
+    return { ...spec, key, action: rebuilding ? 'build' : 'cached' };
+  });
 }

@@ -1,13 +1,15 @@
 import { existsSync, lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { LabError } from '../errors.js';
+import { HostError, InfraError } from '../errors.js';
 import { run, type RunOptions, type RunResult } from '../exec.js';
 import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
-import { delay, waitFor } from '../wait.js';
-import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime } from './runtime.js';
+import { holdsWithin, NORMAL, poll } from '../wait.js';
+import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime } from './runtime.js';
+
+const STOP_WITHIN_MS = 30_000;
 
 export interface MachinectlOptions {
   bridge: string;
@@ -109,13 +111,10 @@ export class MachinectlRuntime implements Runtime {
     if (existsOrLink(image)) rmSync(image, { force: true });
     symlinkSync(root, image);
     await run(['machinectl', 'start', name]);
-    let ref: ProcessRef | undefined;
-    await waitFor(`the leader process of ${name} (machinectl start)`, async () => {
+    return poll(`the leader process of ${name} (machinectl start)`, async () => {
       const leader = await this.leader(name);
-      ref = leader ? refOf(leader) : undefined;
-      return ref !== undefined;
-    }, 30_000);
-    return ref!;
+      return leader ? refOf(leader) : undefined;
+    }, { within: 30_000, every: NORMAL });
   }
 
   private async leader(name: string): Promise<number | undefined> {
@@ -126,7 +125,7 @@ export class MachinectlRuntime implements Runtime {
 
   waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness> {
     const name = this.options.nspawnName(handle.name);
-    const died = () => (isAlive(handle.process) ? undefined : new LabError(`${handle.name} stopped while booting (journalctl -u systemd-nspawn@${name})`, 1));
+    const died = () => (isAlive(handle.process) ? undefined : new InfraError(`${handle.name} stopped while booting (journalctl -u systemd-nspawn@${name})`));
     const consoleTail = () => `(journalctl -u systemd-nspawn@${name} on the host)`;
     return awaitBoot(handle.name, ([command, ...args], timeout) => run([command, '-M', name, ...args], { allowFailure: true, timeout }), died, timeoutMs, consoleTail);
   }
@@ -154,14 +153,10 @@ export class MachinectlRuntime implements Runtime {
     if (!isAlive(handle.process)) return;
     const name = this.options.nspawnName(handle.name);
     await run(['machinectl', options.hard ? 'terminate' : 'poweroff', name], { allowFailure: true });
-    const deadline = Date.now() + 30_000;
-    while (isAlive(handle.process) || (await this.leader(name))) {
-      if (Date.now() > deadline) {
-        if (options.hard) throw new LabError(`${handle.name} did not stop (machinectl terminate ${name})`, 3);
-        return this.stop(handle, { hard: true });
-      }
-      await delay(POLL_MS);
-    }
+    const stopped = async () => !isAlive(handle.process) && !(await this.leader(name));
+    if (await holdsWithin(stopped, { within: STOP_WITHIN_MS, every: NORMAL })) return;
+    if (options.hard) throw new HostError(`${handle.name} did not stop (machinectl terminate ${name})`);
+    return this.stop(handle, { hard: true });
   }
 }
 

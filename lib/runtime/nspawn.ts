@@ -1,18 +1,18 @@
-import { existsSync, mkdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { HostError, LabError } from '../errors.js';
+import { HostError, InfraError } from '../errors.js';
 import { inCgroups, labCgroupRoots, labCgroups, processesIn, removeCgroupTree } from '../host/cgroups.js';
 import { findProcesses, killByEnvironment } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../exec.js';
-import { childrenOf, isAlive, refOf, signalProcess, statFields } from '../state/process.js';
+import { isAlive, refOf, signalProcess, statFields } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
-import { delay, waitFor } from '../wait.js';
-import { bindOptions, type Bind } from './offline.js';
-import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, POLL_MS, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
+import { FAST, holdsWithin, NORMAL, poll } from '../wait.js';
+import { type Bind, bindOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
+import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
 
-const ORDERLY_STOP_MS = 30_000;
-const KILL_WAIT_MS = 10_000;
+/** How long what is left in the lab's cgroups, once its machines are stopped, is given to die of SIGKILL. */
+const LEFTOVER_KILL_MS = 1250;
 
 export interface NspawnOptions {
   /** nsenter argv prefix that puts nspawn into the lab's netns (sandbox mode), or empty (host mode). */
@@ -26,27 +26,6 @@ export interface NspawnOptions {
   binds(machine: string): readonly Bind[];
   nspawnName(machine: string): string;
   consoleLog(machine: string): string;
-}
-
-/**
- * The container's PID 1: the child of nspawn that lives in a PID namespace of its own. (nspawn's
- * first child is a short-lived helper in nspawn's own namespace that forks the real one.)
- */
-function nspawnLeader(process: ProcessRef): number | undefined {
-  if (!isAlive(process)) return undefined;
-  const own = pidNamespaceOf(process.pid);
-  return childrenOf(process.pid).find((child) => {
-    const namespace = pidNamespaceOf(child);
-    return namespace !== undefined && namespace !== own;
-  });
-}
-
-function pidNamespaceOf(pid: number): string | undefined {
-  try {
-    return readlinkSync(`/proc/${pid}/ns/pid`);
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -93,10 +72,13 @@ export class NspawnRuntime implements Runtime {
     for (const ms of Object.values(state.machines)) delete ms.process;
     // Whatever is left in the lab's cgroups is the lab's: machines whose nspawn died before them.
     const roots = labCgroupRoots(this.options.labName);
-    for (let round = 0; round < 50 && processesIn(roots).length > 0; round++) {
-      for (const pid of processesIn(roots)) signalProcess(pid, 'SIGKILL');
-      await delay(POLL_MS);
-    }
+    const killAll = () => {
+      const left = processesIn(roots);
+      for (const pid of left) signalProcess(pid, 'SIGKILL');
+      return left.length === 0;
+    };
+    // What outlives it keeps its cgroup, which lab doctor then lists.
+    await holdsWithin(killAll, { within: LEFTOVER_KILL_MS, every: FAST });
     for (const dir of roots) removeCgroupTree(dir);
   }
 
@@ -115,20 +97,12 @@ export class NspawnRuntime implements Runtime {
     const pid = spawnDetached(
       inCgroups(cgroups, [
         ...this.options.netnsPrefix,
-        'systemd-nspawn',
-        '--quiet',
-        `--directory=${root}`,
-        `--machine=${this.options.nspawnName(machine)}`,
-        // Without machined/systemd as PID 1 on the host, nspawn must neither register nor make its own scope.
-        '--register=no',
-        '--keep-unit',
+        ...nspawnArgv(root, this.options.nspawnName(machine)),
         '--boot',
         ...(bridged ? [`--network-bridge=${bridged.bridge}`] : []),
         ...extra.map((i) => `--network-veth-extra=${i.hostLink}:${i.name}`),
         ...bindOptions(this.options.binds(machine)),
         '--resolv-conf=off',
-        '--timezone=off',
-        '--link-journal=no',
         '--console=read-only',
       ]),
       log,
@@ -148,12 +122,12 @@ export class NspawnRuntime implements Runtime {
     const ip = (...args: string[]) => run([...this.options.netnsPrefix, 'ip', ...args], { allowFailure: true });
     for (const iface of interfaces) {
       // Until the link shows joined and up: nspawn may still be setting it up when it first appears.
-      await waitFor(`the veth ${iface.hostLink} of the machine to join ${iface.bridge}`, async () => {
+      await poll(`the veth ${iface.hostLink} of the machine to join ${iface.bridge}`, async () => {
         if (!isAlive(process)) return true; // it died: waitReady says why
         await ip('link', 'set', iface.hostLink, 'master', iface.bridge, 'up');
         const shown = (await ip('-o', 'link', 'show', 'dev', iface.hostLink)).stdout;
         return shown.includes(`master ${iface.bridge}`) && /[<,]UP[,>]/.test(shown);
-      }, 10_000);
+      }, { within: 10_000, every: NORMAL });
     }
   }
 
@@ -163,7 +137,7 @@ export class NspawnRuntime implements Runtime {
       if (isAlive(process)) return undefined;
       const said = consoleTail();
       const race = /Failed to add new veth interfaces|File exists/.test(said.split('\n').slice(-3).join('\n'));
-      return new (race ? StartRace : LabError)(`${machine} stopped while booting:\n${said}`, 1);
+      return new (race ? StartRace : InfraError)(`${machine} stopped while booting:\n${said}`);
     };
     return awaitBoot(
       machine,
@@ -182,7 +156,7 @@ export class NspawnRuntime implements Runtime {
 
   exec({ process }: MachineHandle, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
     const leader = nspawnLeader(process);
-    if (!leader) throw new LabError('the machine is not running', 1);
+    if (!leader) throw new InfraError('the machine is not running');
     return this.execIn(leader, argv, options);
   }
 
@@ -214,68 +188,6 @@ export class NspawnRuntime implements Runtime {
   }
 }
 
-export interface StopDeadlines {
-  /** For the orderly shutdown before killing. */
-  orderlyMs: number;
-  /** For the process to go once killed; beyond it the kernel holds it (D state) and lab says so. */
-  killMs: number;
-}
-
-/** How stopping touches processes; tests swap it for processes that never die. */
-export interface ProcessControl {
-  isAlive(process: ProcessRef): boolean;
-  kill(pid: number, signal: NodeJS.Signals): void;
-  leader(process: ProcessRef): number | undefined;
-}
-
-const realControl: ProcessControl = {
-  isAlive,
-  kill: signalProcess,
-  leader: nspawnLeader,
-};
-
-/** Polled often: a restore waits for its machines to be gone before it swaps their roots. */
-const GONE_POLL_MS = 5;
-
-async function gone(process: ProcessRef, withinMs: number, control: ProcessControl): Promise<boolean> {
-  const deadline = Date.now() + withinMs;
-  while (control.isAlive(process)) {
-    if (Date.now() > deadline) return false;
-    await delay(GONE_POLL_MS);
-  }
-  return true;
-}
-
-/**
- * Stops an nspawn process by pid (also one the state lost track of, found by its root's path):
- * an orderly shutdown first unless `hard`, then SIGKILL to the container's PID 1, which ends its
- * whole PID namespace (killing nspawn alone would orphan the machine). Every wait is bounded:
- * a process that outlives SIGKILL is reported, never waited for forever.
- */
-export async function stopNspawn(
-  process: ProcessRef,
-  options: { hard: boolean },
-  deadlines: StopDeadlines = { orderlyMs: ORDERLY_STOP_MS, killMs: KILL_WAIT_MS },
-  control: ProcessControl = realControl,
-): Promise<void> {
-  if (!control.isAlive(process)) return;
-  if (!options.hard) {
-    control.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
-    if (await gone(process, deadlines.orderlyMs, control)) return;
-  }
-  // Just after a start, PID 1 may not exist yet: give it a moment to appear.
-  let leader = control.leader(process);
-  for (const deadline = Date.now() + 2000; !leader && control.isAlive(process) && Date.now() < deadline; leader = control.leader(process)) await delay(POLL_MS);
-  control.kill(leader ?? process.pid, 'SIGKILL');
-  if (await gone(process, deadlines.killMs, control)) return;
-  control.kill(process.pid, 'SIGKILL');
-  if (await gone(process, deadlines.killMs, control)) return;
-  throw new HostError(
-    `process ${process.pid} (systemd-nspawn) did not end within ${(2 * deadlines.killMs) / 1000} s of SIGKILL (state ${processState(process.pid)})`,
-    'a process in state D waits for the kernel (a hung mount or device); see /proc/' + process.pid + '/stack',
-  );
-}
-
 function parentOf(pid: number): number | undefined {
   const parent = statFields(pid)?.[1];
   return parent === undefined ? undefined : Number(parent);
@@ -286,10 +198,6 @@ function isDescendantOf(pid: number, ancestors: ReadonlySet<number>): boolean {
   return false;
 }
 
-function processState(pid: number): string {
-  return statFields(pid)?.[0] ?? 'gone';
-}
-
 /** `systemd-nspawn --boot` processes whose root is inside `machinesDir`, with the machine each runs. */
 function findBootedMachines(machinesDir: string): { machine: string; process: ProcessRef }[] {
   const prefix = `--directory=${machinesDir}/`;
@@ -297,8 +205,3 @@ function findBootedMachines(machinesDir: string): { machine: string; process: Pr
     ({ process, argv }) => ({ machine: argv.find((a) => a.startsWith(prefix))!.slice(prefix.length), process }),
   );
 }
-
-export const NSPAWN_TOOLS: Tool[] = [
-  { command: 'systemd-nspawn', debianPackage: 'systemd-container', why: 'runs the machines' },
-  { command: 'nsenter', debianPackage: 'util-linux', why: 'runs commands inside machines and namespaces' },
-];

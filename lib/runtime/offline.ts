@@ -7,19 +7,11 @@ import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { isAlive, signalProcess } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
-import { NSPAWN_TOOLS, stopNspawn } from './nspawn.js';
+import { type Bind, bindOptions, NSPAWN_TOOLS, nspawnArgv, stopNspawn } from './nspawn-process.js';
 import { MACHINE_PATH } from './runtime.js';
 
-export interface Bind {
-  source: string;
-  target: string;
-  readonly?: boolean;
-}
-
-/** nspawn's options for binds: read-only ones with --bind-ro. */
-export function bindOptions(binds: readonly Bind[]): string[] {
-  return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${b.source}:${b.target}`);
-}
+/** What a build step binds (stage contexts take it from here, with the runner). */
+export type { Bind };
 
 export interface OfflineOptions extends RunOptions {
   /** Host paths bound into the root while the command runs. */
@@ -55,16 +47,9 @@ export class OfflineRunner implements HostDriver {
 
   private runIn(cgroups: string[], root: string, name: string, argv: readonly string[], options: OfflineOptions): Promise<RunResult> {
     const nspawn = [
-      'systemd-nspawn',
-      '--quiet',
-      `--directory=${root}`,
-      `--machine=${name}`,
-      '--register=no',
-      '--keep-unit',
+      ...nspawnArgv(root, name),
       '--pipe',
       '--resolv-conf=bind-host',
-      '--timezone=off',
-      '--link-journal=no',
       ...bindOptions(options.binds ?? []),
       '--setenv=DEBIAN_FRONTEND=noninteractive',
       `--setenv=PATH=${MACHINE_PATH}`,

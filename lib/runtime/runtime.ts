@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { HostDriver } from '../driver.js';
-import { LabError } from '../errors.js';
+import { InfraError, TimeoutError } from '../errors.js';
 import { CommandError, type RunOptions, type RunResult } from '../exec.js';
-import { delay } from '../wait.js';
+import { NORMAL, poll } from '../wait.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 
 /**
@@ -10,7 +10,7 @@ import type { LabState, ProcessRef } from '../state/state.js';
  * previous boot, whose network namespace the kernel frees a moment after its last process ends.
  * Trying again shortly is the answer.
  */
-export class StartRace extends LabError {}
+export class StartRace extends InfraError {}
 
 export interface Readiness {
   /** `running`, or `degraded` when some units failed (the machine is up all the same). */
@@ -46,7 +46,6 @@ export interface Runtime extends HostDriver {
 
 /** The PATH commands get inside machines (the host's means nothing there). */
 export const MACHINE_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-export const POLL_MS = 25;
 
 /**
  * Runs "$@" inside the machine and, when it gets SIGTERM (its parent-death signal: lab was killed,
@@ -89,22 +88,22 @@ const QUERY_SLICE_MS = 15_000;
 export async function awaitBoot(
   machine: string,
   query: SystemQuery,
-  alive: () => LabError | undefined,
+  alive: () => InfraError | undefined,
   timeoutMs: number,
   consoleTail: () => string,
 ): Promise<Readiness> {
   const started = Date.now();
   const deadline = started + timeoutMs;
   let state = '';
-  while (state !== 'running' && state !== 'degraded') {
+  await poll(`${machine} to boot`, async () => {
     const died = alive();
     if (died) throw died;
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) throw await bootTimeout(machine, query, state, timeoutMs, consoleTail);
-    state = (await queryOrUndefined(query, ['systemctl', 'is-system-running', '--wait'], Math.min(remaining, QUERY_SLICE_MS)))?.stdout.trim() ?? '';
-    if (state === 'maintenance' || state === 'stopping') throw new LabError(`${machine} booted into state '${state}'\n${consoleTail()}`, 1);
-    if (state !== 'running' && state !== 'degraded') await delay(POLL_MS);
-  }
+    // Never beyond the deadline, but at least a moment for the last try.
+    const slice = Math.max(1, Math.min(deadline - Date.now(), QUERY_SLICE_MS));
+    state = (await queryOrUndefined(query, ['systemctl', 'is-system-running', '--wait'], slice))?.stdout.trim() ?? '';
+    if (state === 'maintenance' || state === 'stopping') throw new InfraError(`${machine} booted into state '${state}'\n${consoleTail()}`);
+    return state === 'running' || state === 'degraded';
+  }, { within: timeoutMs, every: NORMAL, onTimeout: () => bootTimeout(machine, query, state, timeoutMs, consoleTail) });
   const failed = await queryOrUndefined(query, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], 10_000);
   return {
     state: state as Readiness['state'],
@@ -123,15 +122,14 @@ async function queryOrUndefined(query: SystemQuery, argv: readonly string[], tim
   }
 }
 
-async function bootTimeout(machine: string, query: SystemQuery, state: string, timeoutMs: number, consoleTail: () => string): Promise<LabError> {
+async function bootTimeout(machine: string, query: SystemQuery, state: string, timeoutMs: number, consoleTail: () => string): Promise<TimeoutError> {
   const jobs = (await queryOrUndefined(query, ['systemctl', 'list-jobs', '--no-legend', '--no-pager'], 5000))?.stdout.trim();
-  return new LabError(
+  return new TimeoutError(
     [
       `${machine} did not finish booting within ${timeoutMs / 1000} s (state: ${state || 'no answer from its systemd'})`,
       `jobs still running: ${jobs ? `\n${jobs}` : 'none listed'}`,
       `console (tail):\n${consoleTail()}`,
     ].join('\n'),
-    1,
     `the machine is left running: look inside with 'lab shell ${machine}'`,
   );
 }

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from '../engine/lab.js';
-import { LabError } from '../errors.js';
+import { InfraError } from '../errors.js';
 import { run } from '../exec.js';
 
 /** tcpdump writes each packet as it comes (-U), as root (-Z root: no file owned by a user it switched to). */
@@ -52,7 +52,7 @@ export class ScenarioCapture {
       done.then((result) => (result instanceof Error ? result.message : `tcpdump exited ${(result as { exitCode: number }).exitCode}: ${(result as { stderr: string }).stderr}`)),
       new Promise<string>((resolve) => setTimeout(() => resolve(`tcpdump was not listening on ${bridge} within ${LISTENING_WITHIN_MS} ms`), LISTENING_WITHIN_MS).unref()),
     ]);
-    if (outcome !== 'ready') throw new LabError(`capture of ${bridge} did not start: ${outcome}`, 1);
+    if (outcome !== 'ready') throw new InfraError(`capture of ${bridge} did not start: ${outcome}`);
   }
 
   /** Ends every tcpdump; the pcaps stay when `keep`, else they go with their directory. */

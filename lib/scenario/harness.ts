@@ -11,14 +11,14 @@ import { type Lab, openLab } from '../engine/lab.js';
 import { machineExecutor } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
-import { LabError } from '../errors.js';
+import { AssertionFailure, InfraError, TimeoutError, UsageError } from '../errors.js';
 import { run, type RunResult, tail } from '../exec.js';
 import type { IdempotenceReport } from '../engine/idempotence.js';
 import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
 import type { LinkRelays } from '../network/relay.js';
-import { AssertionFailure, Machine } from '../machine.js';
+import { Machine } from '../machine.js';
 import { readState } from '../state/state.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
 import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR } from './environment.js';
@@ -113,12 +113,12 @@ export class LabMachine extends Machine {
     const interfaces = this.lab.topology.machines.find((m) => m.name === this.name)!.interfaces.filter((i) => !network || i.network === network);
     if (interfaces.length === 0) {
       const networks = this.lab.topology.machines.find((m) => m.name === this.name)!.interfaces.map((i) => i.network);
-      throw new LabError(`${this.name} has no interface on network '${network}' (its networks: ${networks.join(', ')})`, 2);
+      throw new UsageError(`${this.name} has no interface on network '${network}' (its networks: ${networks.join(', ')})`);
     }
     const peers = await this.succeed(['cat', ...interfaces.map((i) => `/sys/class/net/${i.name}/iflink`)]);
     const listed = await run([...this.lab.network.netnsPrefix, 'ip', '-o', 'link', 'show']);
     const links = hostSideLinks(peers.trim().split('\n').map(Number), listed.stdout);
-    if (links.some((l) => l === undefined)) throw new LabError(`${this.name}: the host side of its links was not found`, 1);
+    if (links.some((l) => l === undefined)) throw new InfraError(`${this.name}: the host side of its links was not found`);
     return links as string[];
   }
 
@@ -168,7 +168,9 @@ export class LabMachine extends Machine {
     try {
       return await waitForConsoleText(this.lab.dirs.consoleLog(this.name), pattern, timeoutMs, this.name);
     } catch (error) {
-      throw new AssertionFailure((error as Error).message);
+      // The text not coming in time is the test's verdict, not a broken lab.
+      if (error instanceof TimeoutError) throw new AssertionFailure(error.message);
+      throw error;
     }
   }
 
@@ -180,7 +182,7 @@ export class LabMachine extends Machine {
   }
 
   private assertVm(verb: string): void {
-    if (!this.lab.vms.has(this.name)) throw new LabError(`${verb}: ${this.name} is a container (use execute, succeed)`, 2);
+    if (!this.lab.vms.has(this.name)) throw new UsageError(`${verb}: ${this.name} is a container (use execute, succeed)`);
   }
 }
 
@@ -218,7 +220,7 @@ export class ScenarioLab {
   }
 
   machine(name: string): LabMachine {
-    if (!this.machineNames.includes(name)) throw new LabError(`unknown machine '${name}' (machines: ${this.machineNames.join(', ')})`, 2);
+    if (!this.machineNames.includes(name)) throw new UsageError(`unknown machine '${name}' (machines: ${this.machineNames.join(', ')})`);
     return new LabMachine(name, this.lab);
   }
 
@@ -227,7 +229,7 @@ export class ScenarioLab {
    * lab through its NAT and its published ports (at `publishedAddress`).
    */
   async fromInternet(argv: readonly string[], options: { timeout?: number } = {}): Promise<RunResult> {
-    if (this.lab.network.mode !== 'sandbox') throw new LabError('fromInternet: only in sandbox mode (host mode has no simulated internet)', 2);
+    if (this.lab.network.mode !== 'sandbox') throw new UsageError('fromInternet: only in sandbox mode (host mode has no simulated internet)');
     return run([...inNetns(this.lab.names.wanNetns), ...argv], { allowFailure: true, timeout: options.timeout ?? 30_000 });
   }
 
@@ -272,7 +274,7 @@ export class ScenarioLab {
 
 function assertExclusive(what: string): void {
   if (process.env[ENV_GROUP] !== 'exclusive') {
-    throw new LabError(`${what}: only scenarios under scenarios/exclusive/ may change machines (they run alone, after the others)`, 2);
+    throw new UsageError(`${what}: only scenarios under scenarios/exclusive/ may change machines (they run alone, after the others)`);
   }
 }
 

@@ -2,4 +2,5 @@
 export { LabMachine, ScenarioLab, tapChecks, useLab } from './harness.js';
 export type { CurlOptions, CurlReply, ScenarioOptions, TapPoint } from './harness.js';
 export type { Impairment } from '../network/faults.js';
-export { AssertionFailure, Machine } from '../machine.js';
+export { AssertionFailure } from '../errors.js';
+export { Machine } from '../machine.js';

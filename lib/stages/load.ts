@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
@@ -13,10 +12,14 @@ import type { LabView, StageDefinition } from './define.js';
 import { shellStage } from './shell.js';
 import { TOOL_EXTENSIONS, toolStage } from './tools.js';
 import systemStage from './system.js';
+import { sshStage } from './ssh.js';
+import { type LoadedControllerStage, loadControllerStages } from '../controller/load.js';
+import { sha, treeHash } from './content.js';
 
 export const SYSTEM_STAGE = 'system';
-/** The built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
-const SYSTEM_STAGE_FILE = fileURLToPath(new URL(`./system${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+export const SSH_STAGE = 'ssh';
+/** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
+const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh', '.pp', '.yml', '.yaml'];
 const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
 
@@ -36,6 +39,8 @@ export interface LoadedMachine extends MachineSpec {
 export interface LoadedLab {
   machines: LoadedMachine[];
   fixturesDir: string;
+  /** The lab-wide stages run from the controller, in order. */
+  controller: LoadedControllerStage[];
 }
 
 export function labView(config: LabConfig, machine: MachineConfig, topology: Topology = topologyOf(config)): LabView {
@@ -52,14 +57,12 @@ function dnsAddressFor(topology: Topology, self: TopologyMachine): string | unde
   return (shared ?? statics[0])?.address;
 }
 
-const sha = (content: string | Buffer) => createHash('sha256').update(content).digest('hex');
-
 /**
  * Finds and loads every machine's stage modules and fixtures (the built-in `system` stage
  * first), and hashes what defines each stage. Fails with a usage error naming the machine
  * and stage before anything on the host is touched.
  */
-export async function loadLab(config: LabConfig, topology: Topology = topologyOf(config)): Promise<LoadedLab> {
+export async function loadLab(config: LabConfig, topology: Topology = topologyOf(config), configFile?: string): Promise<LoadedLab> {
   const stagesDir = config.stagesDir ?? builtinStagesDir;
   const fixturesDir = config.fixturesDir ?? builtinFixturesDir;
   const machines: LoadedMachine[] = [];
@@ -67,7 +70,9 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
     const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];
     // A vm has no root of lab's to build: no stage at all, not even system.
-    if (machine.kind !== 'vm') stages.push(describeStage(machine.name, SYSTEM_STAGE, SYSTEM_STAGE_FILE, systemStage, view, fixturesDir));
+    if (machine.kind !== 'vm') stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
+    // The controller's way in, before the machine's own stages (which may then use it too).
+    if (machine.kind !== 'vm' && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
     for (const name of machine.stages) {
       // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
       const own = findStageFile(stagesDir, machine.name, name);
@@ -79,7 +84,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
     machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages });
   }
-  return { machines, fixturesDir };
+  return { machines, fixturesDir, controller: loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd()) };
 }
 
 /** A stage's file; two files of one stage (say dns.ts and dns.sh) are refused: which one is meant? */
@@ -143,22 +148,4 @@ function describeStage(machine: string, name: string, file: string, definition: 
   }
   const definitionHash = hashOf({ source: sha(readFileSync(definitionSource(file))), fixtures, binds, inputs: definition.inputs?.(view) ?? null });
   return { machine, name, file, definition, packages: [...(definition.packages ?? [])], definitionHash, fixturesDir, online: Boolean(definition.online) };
-}
-
-/** The content of a directory tree: every file's path and content, every link's target (.git left out: it is history, not content). */
-export function treeHash(root: string): string {
-  const hash = createHash('sha256');
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (entry.name === '.git') continue;
-      const full = path.join(dir, entry.name);
-      const relative = path.relative(root, full);
-      if (entry.isSymbolicLink()) hash.update(`l ${relative} ${readlinkSync(full)}\0`);
-      else if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) hash.update(`f ${relative} ${sha(readFileSync(full))}\0`);
-    }
-  };
-  if (statSync(root).isDirectory()) walk(root);
-  else hash.update(sha(readFileSync(root)));
-  return hash.digest('hex');
 }

@@ -36,7 +36,7 @@ export default defineStage({
       // Sorts before systemd's own 80-container-host0.network, which would otherwise win.
       await ctx.writeFile(
         `/etc/systemd/network/10-lab-${iface.name}.network`,
-        ['[Match]', `Name=${iface.name}`, '', '[Network]', 'LinkLocalAddressing=no', 'IPv6AcceptRA=no', ...(self.router ? ['IPForward=ipv4'] : []), ...settings, ''].join('\n'),
+        ['[Match]', `Name=${iface.name}`, '', '[Link]', `MACAddress=${iface.mac}`, '', '[Network]', 'LinkLocalAddressing=no', 'IPv6AcceptRA=no', ...(self.router ? ['IPForward=ipv4'] : []), ...settings, ''].join('\n'),
       );
     }
     const nameserver = topology.dnsMachine === machine.name ? '127.0.0.1' : ctx.lab.dnsAddress;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { HostError } from '../errors.js';
 import { isAlive, refOf } from './process.js';
 import type { ProcessRef } from './state.js';
-import { delay } from '../wait.js';
+import { FAST, holdsWithin, poll, SLOW } from '../wait.js';
 
 const TORN_LOCK_GRACE_MS = 2000;
 
@@ -42,39 +42,53 @@ export function releaseHeldLocks(): string[] {
 export async function acquireLock(file: string, command: string, options: { waitMs?: number } = {}): Promise<Lock> {
   // The lab's state directory is closed to other users: roots, logs and the pool are inside it.
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const deadline = Date.now() + (options.waitMs ?? 0);
-  for (;;) {
-    const me = refOf(process.pid)!;
-    const owner: LockOwner = { ...me, command, since: new Date().toISOString() };
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, JSON.stringify(owner));
-      closeSync(fd);
-      held.set(file, me.pid);
-      return {
-        release: () => {
-          held.delete(file);
-          if (readOwner(file)?.pid === me.pid) rmSync(file, { force: true });
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const holder = readOwner(file);
-    if (!holder && Date.now() - mtimeMs(file) < TORN_LOCK_GRACE_MS) continue; // its owner is still writing it
-    if (!holder || !isAlive(holder)) {
-      rmSync(file, { force: true });
-      continue;
-    }
-    if (process.env[ENV_LOCK_HOLDER] === `${holder.pid}:${holder.startTime}`) return { release: () => undefined, borrowed: true }; // held for us by the run we belong to
-    if (Date.now() >= deadline) {
-      throw new HostError(
-        `this lab is busy: 'lab ${holder.command}' (pid ${holder.pid}) has held its lock since ${holder.since}`,
-        'wait for it to finish, or pass --wait to queue behind it',
-      );
-    }
-    await delay(200);
+  let holder: LockOwner | undefined;
+  return poll(`the lock ${file}`, async () => {
+    const taken = await tryLock(file, command);
+    if ('release' in taken) return taken;
+    holder = taken;
+    return undefined;
+  }, {
+    within: options.waitMs ?? 0,
+    every: SLOW,
+    onTimeout: () => new HostError(
+      `this lab is busy: 'lab ${holder!.command}' (pid ${holder!.pid}) has held its lock since ${holder!.since}`,
+      'wait for it to finish, or pass --wait to queue behind it',
+    ),
+  });
+}
+
+/** One try: the lock, or the live process that holds it. A lock whose owner is gone is taken over. */
+async function tryLock(file: string, command: string): Promise<Lock | LockOwner> {
+  const me = refOf(process.pid)!;
+  const owner: LockOwner = { ...me, command, since: new Date().toISOString() };
+  try {
+    const fd = openSync(file, 'wx', 0o600);
+    writeSync(fd, JSON.stringify(owner));
+    closeSync(fd);
+    held.set(file, me.pid);
+    return {
+      release: () => {
+        held.delete(file);
+        if (readOwner(file)?.pid === me.pid) rmSync(file, { force: true });
+      },
+    };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
+  const holder = readOwner(file);
+  const justMade = () => Date.now() - mtimeMs(file) < TORN_LOCK_GRACE_MS;
+  if (!holder && justMade()) {
+    // Its owner is still writing it: until it has, or had the time to.
+    await holdsWithin(() => readOwner(file) !== undefined || !justMade(), { within: TORN_LOCK_GRACE_MS, every: FAST });
+    return tryLock(file, command);
+  }
+  if (!holder || !isAlive(holder)) {
+    rmSync(file, { force: true });
+    return tryLock(file, command);
+  }
+  if (process.env[ENV_LOCK_HOLDER] === `${holder.pid}:${holder.startTime}`) return { release: () => undefined, borrowed: true }; // held for us by the run we belong to
+  return holder;
 }
 
 function mtimeMs(file: string): number {

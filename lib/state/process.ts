@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { HostError } from '../errors.js';
-import { delay } from '../wait.js';
+import { FAST, holdsWithin } from '../wait.js';
 import type { ProcessRef } from './state.js';
 
 /**
@@ -56,7 +56,7 @@ export async function endProcess(process: ProcessRef, what: string, withinMs = 5
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
     if (!isAlive(process)) return;
     signalProcess(process.pid, signal);
-    for (const deadline = Date.now() + withinMs; isAlive(process) && Date.now() < deadline; ) await delay(10);
+    await holdsWithin(() => !isAlive(process), { within: withinMs, every: FAST });
   }
   if (isAlive(process)) throw new HostError(`${what} (pid ${process.pid}) did not end within ${(2 * withinMs) / 1000} s of SIGKILL`);
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { LabError } from '../errors.js';
-import { delay } from '../wait.js';
+import { InfraError, TimeoutError } from '../errors.js';
+import { poll, SLOW } from '../wait.js';
 
 /**
  * A vm's serial console: everything it printed since it booted is in its log file (qemu writes
@@ -29,19 +29,23 @@ export function cleanConsole(text: string): string {
  */
 export async function waitForConsoleText(file: string, pattern: RegExp | string, timeoutMs: number, what: string): Promise<string> {
   const regex = typeof pattern === 'string' ? new RegExp(pattern.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) : pattern;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const matchingLine = () => {
     let text = '';
     try {
       text = cleanConsole(readFileSync(file, 'utf8'));
     } catch {
       // not written yet
     }
+    // A line found, even an empty one, ends the wait.
     const line = text.split('\n').find((l) => regex.test(l));
-    if (line !== undefined) return line;
-    if (Date.now() > deadline) throw new LabError(`${what}: ${regex} not on its console within ${timeoutMs} ms; its console ends with:\n${consoleTail(file, 30)}`, 1);
-    await delay(100);
-  }
+    return line === undefined ? undefined : { line };
+  };
+  const found = await poll(`${what}: ${regex} on its console`, matchingLine, {
+    within: timeoutMs,
+    every: SLOW,
+    onTimeout: () => new TimeoutError(`${what}: ${regex} not on its console within ${timeoutMs} ms; its console ends with:\n${consoleTail(file, 30)}`),
+  });
+  return found.line;
 }
 
 /** Types `text` on the console (through its socket); fails if nothing listens there. */
@@ -50,11 +54,11 @@ export async function sendConsole(socket: string, text: string, timeoutMs = 5000
     const connection = net.createConnection(socket);
     const timer = setTimeout(() => {
       connection.destroy();
-      reject(new LabError(`console ${socket}: no answer within ${timeoutMs} ms`, 1));
+      reject(new TimeoutError(`console ${socket}: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     connection.on('error', (error) => {
       clearTimeout(timer);
-      reject(new LabError(`console ${socket}: ${error.message}`, 1));
+      reject(new InfraError(`console ${socket}: ${error.message}`));
     });
     connection.on('connect', () => connection.end(text, () => (clearTimeout(timer), resolve())));
   });
@@ -68,7 +72,7 @@ export async function attachConsole(socket: string, input: NodeJS.ReadStream, ou
   const connection = net.createConnection(socket);
   await new Promise<void>((resolve, reject) => {
     connection.once('connect', resolve);
-    connection.once('error', (error) => reject(new LabError(`console ${socket}: ${error.message}`, 1)));
+    connection.once('error', (error) => reject(new InfraError(`console ${socket}: ${error.message}`)));
   });
   output.write('lab: attached to the console; Ctrl-] leaves\r\n');
   const raw = input.isTTY;

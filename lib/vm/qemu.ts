@@ -4,13 +4,13 @@ import path from 'node:path';
 import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
 import type { HostDriver } from '../driver.js';
-import { HostError, LabError } from '../errors.js';
+import { HostError, UsageError } from '../errors.js';
 import { run, spawnDetached } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
-import { delay } from '../wait.js';
+import { FAST, poll } from '../wait.js';
 
 export const QEMU_TOOL: Tool = { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', why: 'runs the vm machines' };
 
@@ -131,19 +131,22 @@ export class QemuVms implements HostDriver {
       await run([...prefix, 'ip', 'link', 'set', i.hostLink, 'master', i.bridge, 'up']);
     }
     const spec = await this.spec(machine);
-    if (spec.disk && !existsSync(spec.disk)) throw new LabError(`${machine}: its disk ${spec.disk} does not exist`, 2);
+    if (spec.disk && !existsSync(spec.disk)) throw new UsageError(`${machine}: its disk ${spec.disk} does not exist`);
     mkdirSync(this.options.socketsDir, { recursive: true, mode: 0o700 });
     mkdirSync(path.dirname(spec.consoleLog), { recursive: true });
     rmSync(spec.consoleSocket, { force: true });
     const pid = spawnDetached([...prefix, ...qemuArgv(spec)], path.join(path.dirname(spec.consoleLog), 'qemu.log'));
     const process = refOf(pid);
     if (!process) throw new HostError(`qemu for ${machine} exited at once: see ${path.join(path.dirname(spec.consoleLog), 'qemu.log')}`);
-    const deadline = Date.now() + CONSOLE_WITHIN_MS;
-    while (!existsSync(spec.consoleSocket)) {
+    await poll(`qemu for ${machine} to open its console`, () => {
+      if (existsSync(spec.consoleSocket)) return true;
       if (!isAlive(process)) throw new HostError(`qemu for ${machine} exited: ${tailOf(path.join(path.dirname(spec.consoleLog), 'qemu.log'))}`);
-      if (Date.now() > deadline) throw new HostError(`qemu for ${machine} did not open its console within ${CONSOLE_WITHIN_MS} ms`);
-      await delay(10);
-    }
+      return false;
+    }, {
+      within: CONSOLE_WITHIN_MS,
+      every: FAST,
+      onTimeout: () => new HostError(`qemu for ${machine} did not open its console within ${CONSOLE_WITHIN_MS} ms`),
+    });
     return process;
   }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openBareLab } from '../../lib/engine/lab.js';
+import { FAST, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 /** The debugging loop on one default lab: checkpoints, bisect, link faults, captures, record, graph. */
@@ -15,12 +16,6 @@ const exec = (machine: string, ...argv: string[]) => run('exec', machine, '--', 
 const fails = async (machine: string, ...argv: string[]) => (await lab(['--config', config, 'exec', machine, '--', ...argv])).exitCode !== 0;
 
 const readState = (lab: string) => JSON.parse(readFileSync(path.join(STATE_ROOT, lab, 'state.json'), 'utf8')) as { machines: Record<string, { rootStage?: string }> };
-
-async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !condition(); await new Promise((resolve) => setTimeout(resolve, 50))) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-  }
-}
 
 beforeAll(async () => {
   writeFileSync(config, JSON.stringify({ name }));
@@ -120,7 +115,7 @@ describe('lab bisect', () => {
     const before = await rootStages();
     const child = execa('node', [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'bisect', 'proxy'], { reject: false });
     // Interrupted once it has restored the lab to its first stage: gw runs a root of that stage.
-    await waitFor(() => readState(name).machines.gw?.rootStage === 'system', 60_000);
+    await poll('bisect to restore gw to its first stage', () => readState(name).machines.gw?.rootStage === 'system', { within: 60_000, every: FAST });
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode).toBe(130);

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync } from 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../lib/wait.js';
+import { FAST, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const made: string[] = [];
@@ -106,7 +106,7 @@ describe('a machine whose nspawn died before it', () => {
     const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { pid?: number }[] };
     const nspawn = status.machines[0]!.pid!;
     process.kill(nspawn, 'SIGKILL'); // nspawn alone: its container's init outlives it
-    await waitFor('nspawn to be gone', () => !existsSync(`/proc/${nspawn}`) || readFileSync(`/proc/${nspawn}/stat`, 'utf8').includes(') Z '), 10_000);
+    await poll('nspawn to be gone', () => !existsSync(`/proc/${nspawn}`) || readFileSync(`/proc/${nspawn}/stat`, 'utf8').includes(') Z '), { within: 10_000, every: FAST });
     const doctor = JSON.parse(await labOk(['--config', config, 'doctor', '--json'])) as { leftovers: string[] };
     expect(doctor.leftovers.join('\n')).toMatch(/\d+ process\(es\) in the lab's cgroups without their machine/);
     expect(doctor.leftovers.join('\n')).not.toContain('machine solo running');

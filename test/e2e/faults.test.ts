@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { delay } from '../../lib/wait.js';
+import { delay, FAST, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const SEED = 20261123;
@@ -111,9 +111,12 @@ describe('fault injection: kill -9 at seeded random points', () => {
       let point: string;
       if (queued) {
         // Both machines install at once: the second waits on the shared lock in a flock of its own.
-        const deadline = Date.now() + 60_000;
-        while (labProcesses(name).flock < 2 && Date.now() < deadline) await delay(5);
-        point = `with ${labProcesses(name).flock} installs on the lock`;
+        const queuedInstalls = () => {
+          const { flock } = labProcesses(name);
+          return flock >= 2 && flock;
+        };
+        const flocks = await poll('two installs on the shared lock', queuedInstalls, { within: 60_000, every: FAST });
+        point = `with ${flocks} installs on the lock`;
       } else {
         const wait = Math.floor(next() * fullRunMs);
         await delay(wait);
@@ -162,9 +165,7 @@ describe('kill -9 while the pool is being made', () => {
     const config = twoMachineLab(name);
     const child = startLab(['--config', config, 'up']);
     const partial = path.join(STATE_ROOT, name, 'pool.img.partial');
-    const deadline = Date.now() + 30_000;
-    while (!existsSync(partial) && Date.now() < deadline) await delay(1);
-    expect(existsSync(partial)).toBe(true); // made under a temporary name until formatted
+    await poll('the pool to be made under a temporary name until formatted', () => existsSync(partial), { within: 30_000, every: FAST });
     child.kill('SIGKILL');
     await child;
     await expectRecovered(config, name);
@@ -177,8 +178,7 @@ describe('signals', () => {
     const name = uniqueName('sig');
     const config = twoMachineLab(name);
     const child = startLab(['--config', config, 'up']);
-    const deadline = Date.now() + 60_000;
-    while (labProcesses(name).nspawn === 0 && Date.now() < deadline) await delay(5);
+    await poll('lab up to start a build step', () => labProcesses(name).nspawn > 0, { within: 60_000, every: FAST });
     child.kill('SIGINT');
     const result = await child;
     expect(result.exitCode).toBe(130);
@@ -261,8 +261,7 @@ describe('lab test holds the lock for its whole run', () => {
     await labOk(['--config', config, 'up']);
     const test = startLab(['--config', config, 'test', '--scenarios', scenarios, '--reports', path.join(scenarios, 'reports')]);
     const lockFile = path.join(STATE_ROOT, name, 'lock');
-    const deadline = Date.now() + 60_000;
-    while (!(existsSync(lockFile) && readFileSync(lockFile, 'utf8').includes('"command":"test"')) && Date.now() < deadline) await delay(20);
+    await poll('lab test to hold the lock', () => existsSync(lockFile) && readFileSync(lockFile, 'utf8').includes('"command":"test"'), { within: 60_000, every: FAST });
     const up = await lab(['--config', config, 'up', '--no-cache']);
     expect(up.exitCode).toBe(3);
     expect(up.stderr).toContain("this lab is busy: 'lab test'");

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FAST, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const name = uniqueName('img');
@@ -29,9 +30,7 @@ describe('lab image upgrade', () => {
     const [before] = await images();
     const child = execa('node', [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'image', 'upgrade'], { reject: false });
     const partial = path.join(STATE_ROOT, name, 'pool', 'images', 'upgrade.partial');
-    for (const deadline = Date.now() + 60_000; !existsSync(partial); await new Promise((resolve) => setTimeout(resolve, 20))) {
-      if (Date.now() > deadline) throw new Error('the upgrade never made its clone');
-    }
+    await poll('the upgrade to make its clone', () => existsSync(partial), { within: 60_000, every: FAST });
     child.kill('SIGINT');
     expect((await child).exitCode).toBe(130);
     expect(await images()).toEqual([expect.objectContaining({ key: before!.key, current: true })]);

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnDetached } from '../../lib/exec.js';
-import { waitFor } from '../../lib/wait.js';
-import { stopNspawn } from '../../lib/runtime/nspawn.js';
+import { FAST, NORMAL, poll } from '../../lib/wait.js';
+import { stopNspawn } from '../../lib/runtime/nspawn-process.js';
 import { childrenOf, isAlive, refOf } from '../../lib/state/process.js';
 import type { ProcessRef } from '../../lib/state/state.js';
 import { expectDefaultScenariosPassed, lab, labOk, latestReport, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
@@ -70,17 +70,17 @@ describe('the machinectl runtime inside a systemd host', () => {
         path.join(dir, 'systemd-host.log'),
       ),
     );
-    await waitFor('the systemd host to start', async () => (await execa('ip', ['-n', internetNs, 'link', 'show', 've-sdhost'], { reject: false })).exitCode === 0, 60_000);
+    await poll('the systemd host to start', async () => (await execa('ip', ['-n', internetNs, 'link', 'show', 've-sdhost'], { reject: false })).exitCode === 0, { within: 60_000, every: NORMAL });
     await execa('ip', ['-n', internetNs, 'address', 'add', '198.51.100.1/24', 'dev', 've-sdhost']);
     await execa('ip', ['-n', internetNs, 'link', 'set', 've-sdhost', 'up']);
     echoServer = refOf(spawnDetached([...nsenter, process.execPath, path.join(repoRoot, 'dist', 'lib', 'network', 'wan-echo.js'), '198.51.100.1', '80', readyFile], path.join(dir, 'echo.log')));
-    await waitFor('the echo server', () => existsSync(readyFile), 10_000);
+    await poll('the echo server', () => existsSync(readyFile), { within: 10_000, every: FAST });
     // Its PID 1: the child of nspawn in a PID namespace of its own.
-    await waitFor('the systemd host PID 1', () => {
-      leader = childrenOf(systemdHost!.pid).find((child) => pidNamespace(child) !== pidNamespace(systemdHost!.pid)) ?? 0;
-      return leader > 0;
-    }, 60_000);
-    await waitFor('the systemd host to boot', async () => /running|degraded/.test((await execa('nsenter', [`--target=${leader}`, '--all', '--', 'systemctl', 'is-system-running', '--wait'], { reject: false })).stdout), 120_000);
+    leader = await poll('the systemd host PID 1', () => childrenOf(systemdHost!.pid).find((child) => pidNamespace(child) !== pidNamespace(systemdHost!.pid)), { within: 60_000, every: FAST });
+    await poll('the systemd host to boot', async () => /running|degraded/.test((await execa('nsenter', [`--target=${leader}`, '--all', '--', 'systemctl', 'is-system-running', '--wait'], { reject: false })).stdout), {
+      within: 120_000,
+      every: NORMAL,
+    });
   });
 
   afterAll(async () => {

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../../lib/wait.js';
+import { FAST, NORMAL, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, soloLab, STATE_ROOT, uniqueName } from './helpers.js';
 
 const okStage = "export default { async run(ctx) { await ctx.writeFile('/etc/ok-marker', 'ok\\n'); } };\n";
@@ -58,7 +58,7 @@ describe('an interrupted lab up', () => {
     const snapshots = path.join(STATE_ROOT, name, 'pool', 'snapshots', 'solo');
 
     const first = execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'up'], { reject: false });
-    await waitFor('the slow stage to start', () => existsSync(path.join(root, 'started')), 120_000);
+    await poll('the slow stage to start', () => existsSync(path.join(root, 'started')), { within: 120_000, every: FAST });
 
     const busy = await lab(['--config', config, 'restore', 'solo@ok']);
     expect(busy.exitCode).toBe(3);
@@ -68,7 +68,8 @@ describe('an interrupted lab up', () => {
     await first;
     const orphans = () => hostTraces(name).filter((t) => t.startsWith('process') && t.includes('--pipe'));
     // The build step dies with lab (parent-death signal): nothing goes on writing into the root.
-    await waitFor('the build step to die with lab', () => orphans().length === 0, 10_000);
+    // NORMAL: each look reads all of /proc.
+    await poll('the build step to die with lab', () => orphans().length === 0, { within: 10_000, every: NORMAL });
     expect(readdirSync(snapshots).filter((s) => !s.endsWith('.json')).map((s) => s.split('@')[0]).sort()).toEqual(['ok', 'system']);
 
     writeFileSync(gate, '');

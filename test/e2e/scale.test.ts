@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openLab } from '../../lib/engine/lab.js';
 import { machineApi } from '../../lib/engine/machines.js';
 import { readState } from '../../lib/state/state.js';
-import { delay } from '../../lib/wait.js';
+import { NORMAL, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, uniqueName } from './helpers.js';
 
 const MACHINES = 20;
@@ -45,14 +45,6 @@ function processesRunning(argv: string[]): number[] {
     .map(Number);
 }
 
-async function until(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
-
 /** A command that ignores its deadline: a background child holds its output, another leaves its session, and it sleeps. */
 const stubborn = (seconds: number) => `sleep ${seconds} & setsid sleep ${seconds + 1} & exec sleep ${seconds + 2}`;
 const stubbornProcesses = (seconds: number) => [seconds, seconds + 1, seconds + 2].flatMap((s) => processesRunning(['sleep', String(s)]));
@@ -88,11 +80,12 @@ describe(`a lab of ${MACHINES} machines`, () => {
   for (const [signal, seconds] of [['SIGINT', 3021], ['SIGTERM', 3031], ['SIGKILL', 3041]] as const) {
     it(`an interrupted lab exec (${signal}) leaves nothing running in the machine`, async () => {
       const child = execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'exec', 'm02', '--', 'sh', '-c', stubborn(seconds)], { reject: false });
-      await until('the command to start in the machine', () => stubbornProcesses(seconds).length === 3);
+      // NORMAL: each look reads all of /proc.
+      await poll('the command to start in the machine', () => stubbornProcesses(seconds).length === 3, { within: 10_000, every: NORMAL });
       child.kill(signal);
       const result = await child;
       if (signal !== 'SIGKILL') expect(result.exitCode).toBe(signal === 'SIGINT' ? 130 : 143);
-      await until(`every process of the command to end after ${signal}`, () => stubbornProcesses(seconds).length === 0, 5000);
+      await poll(`every process of the command to end after ${signal}`, () => stubbornProcesses(seconds).length === 0, { within: 5000, every: NORMAL });
     });
   }
 

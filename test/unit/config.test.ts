@@ -103,7 +103,7 @@ describe('config files', () => {
     expect(file).toBe(path.join(d, 'lab.config.yaml'));
     expect(config.name).toBe('other');
     expect(config.stateDir).toBe(path.join(d, 'state'));
-    expect(config.machines).toEqual([{ name: 'solo', kind: 'container', address: '10.224.0.7', dependsOn: [], stages: [], binds: [], aliases: [], publish: [] }]);
+    expect(config.machines).toEqual([{ name: 'solo', kind: 'container', address: '10.224.0.7', dependsOn: [], stages: [], binds: [], aliases: [], publish: [], groups: [] }]);
   });
 
   it('reads a TypeScript config', async () => {

@@ -11,8 +11,9 @@ import { parseDeb822Sources, parseOneLineSources } from '../../lib/image/apt-sou
 import { createImage } from '../../lib/image/create.js';
 import { chooseMirror, type HostDistribution, parseOsRelease } from '../../lib/image/mirror.js';
 import { apt, detectPackageManager, pacman } from '../../lib/image/packages.js';
-import { AssertionFailure, Machine } from '../../lib/machine.js';
-import { stopNspawn } from '../../lib/runtime/nspawn.js';
+import { AssertionFailure } from '../../lib/errors.js';
+import { Machine } from '../../lib/machine.js';
+import { stopNspawn } from '../../lib/runtime/nspawn-process.js';
 
 const config = (overrides: object) => validateConfig({ ...defaultLab, ...overrides });
 

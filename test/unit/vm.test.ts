@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig } from '../../lib/config/load.js';
-import { topologyOf, vmMac } from '../../lib/config/topology.js';
+import { interfaceMac, topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { probeImage } from '../../lib/vm/accelerator.js';
 import { cleanConsole } from '../../lib/vm/console.js';
@@ -79,9 +79,9 @@ describe('vm machines in the config', () => {
     const topology = topologyOf(validateConfig(sadmLike));
     const pc = topology.machines.find((m) => m.name === 'pc')!;
     expect(pc.kind).toBe('vm');
-    expect(pc.interfaces[0]!.mac).toBe(vmMac('lab', 'pc', 'users'));
+    expect(pc.interfaces[0]!.mac).toBe(interfaceMac('lab', 'pc', 'users', 'vm'));
     expect(pc.interfaces[0]!.mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
-    expect(vmMac('other', 'pc', 'users')).not.toBe(pc.interfaces[0]!.mac);
+    expect(interfaceMac('other', 'pc', 'users', 'vm')).not.toBe(pc.interfaces[0]!.mac);
   });
 
   it('refuse what a vm cannot have, naming the field, before the host is touched', () => {
@@ -116,7 +116,7 @@ describe("gw's netboot settings", () => {
       'dhcp-boot=tag:uplink,tag:ipxe,http://10.9.0.254/boot.ipxe',
       'dhcp-boot=tag:users,tag:!ipxe,undionly.kpxe,gw,192.168.0.254',
       'dhcp-boot=tag:users,tag:ipxe,http://192.168.0.254/boot.ipxe',
-      `dhcp-host=${vmMac('lab', 'pc', 'users')},pc`,
+      `dhcp-host=${interfaceMac('lab', 'pc', 'users', 'vm')},pc`,
       '',
     ]);
   });

@@ -1,0 +1,126 @@
+import { readlinkSync } from 'node:fs';
+import { HostError } from '../errors.js';
+import type { Tool } from '../host/prereq.js';
+import { childrenOf, isAlive, signalProcess, statFields } from '../state/process.js';
+import type { ProcessRef } from '../state/state.js';
+import { FAST, holdsWithin } from '../wait.js';
+
+/**
+ * What an nspawn process is, for the two ways lab runs one: booted machines (nspawn.ts) and build
+ * steps on stopped roots (offline.ts). Its argv, its binds, the tools, its container's PID 1, and
+ * how it is stopped.
+ */
+
+export const NSPAWN_TOOLS: Tool[] = [
+  { command: 'systemd-nspawn', debianPackage: 'systemd-container', why: 'runs the machines' },
+  { command: 'nsenter', debianPackage: 'util-linux', why: 'runs commands inside machines and namespaces' },
+];
+
+export interface Bind {
+  source: string;
+  target: string;
+  readonly?: boolean;
+}
+
+/** nspawn's options for binds: read-only ones with --bind-ro. */
+export function bindOptions(binds: readonly Bind[]): string[] {
+  return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${b.source}:${b.target}`);
+}
+
+/** The argv every nspawn of lab's starts with: a root, a machine name, and nothing of the host's time zone or journal. */
+export function nspawnArgv(root: string, machine: string): string[] {
+  return [
+    'systemd-nspawn',
+    '--quiet',
+    `--directory=${root}`,
+    `--machine=${machine}`,
+    // Without machined/systemd as PID 1 on the host, nspawn must neither register nor make its own scope.
+    '--register=no',
+    '--keep-unit',
+    '--timezone=off',
+    '--link-journal=no',
+  ];
+}
+
+/**
+ * The container's PID 1: the child of nspawn that lives in a PID namespace of its own. (nspawn's
+ * first child is a short-lived helper in nspawn's own namespace that forks the real one.)
+ */
+export function nspawnLeader(process: ProcessRef): number | undefined {
+  if (!isAlive(process)) return undefined;
+  const own = pidNamespaceOf(process.pid);
+  return childrenOf(process.pid).find((child) => {
+    const namespace = pidNamespaceOf(child);
+    return namespace !== undefined && namespace !== own;
+  });
+}
+
+function pidNamespaceOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/pid`);
+  } catch {
+    return undefined;
+  }
+}
+
+const ORDERLY_STOP_MS = 30_000;
+const KILL_WAIT_MS = 10_000;
+/** Just after a start, PID 1 may not exist yet: how long it is given to appear before nspawn itself is killed. */
+const LEADER_WAIT_MS = 2000;
+
+export interface StopDeadlines {
+  /** For the orderly shutdown before killing. */
+  orderlyMs: number;
+  /** For the process to go once killed; beyond it the kernel holds it (D state) and lab says so. */
+  killMs: number;
+}
+
+/** How stopping touches processes; tests swap it for processes that never die. */
+export interface ProcessControl {
+  isAlive(process: ProcessRef): boolean;
+  kill(pid: number, signal: NodeJS.Signals): void;
+  leader(process: ProcessRef): number | undefined;
+}
+
+const realControl: ProcessControl = {
+  isAlive,
+  kill: signalProcess,
+  leader: nspawnLeader,
+};
+
+/** Polled FAST: a restore waits for its machines to be gone before it swaps their roots. */
+function gone(process: ProcessRef, withinMs: number, control: ProcessControl): Promise<boolean> {
+  return holdsWithin(() => !control.isAlive(process), { within: withinMs, every: FAST });
+}
+
+/**
+ * Stops an nspawn process by pid (also one the state lost track of, found by its root's path):
+ * an orderly shutdown first unless `hard`, then SIGKILL to the container's PID 1, which ends its
+ * whole PID namespace (killing nspawn alone would orphan the machine). Every wait is bounded:
+ * a process that outlives SIGKILL is reported, never waited for forever.
+ */
+export async function stopNspawn(
+  process: ProcessRef,
+  options: { hard: boolean },
+  deadlines: StopDeadlines = { orderlyMs: ORDERLY_STOP_MS, killMs: KILL_WAIT_MS },
+  control: ProcessControl = realControl,
+): Promise<void> {
+  if (!control.isAlive(process)) return;
+  if (!options.hard) {
+    control.kill(process.pid, 'SIGTERM'); // nspawn turns it into an orderly shutdown
+    if (await gone(process, deadlines.orderlyMs, control)) return;
+  }
+  await holdsWithin(() => control.leader(process) !== undefined || !control.isAlive(process), { within: LEADER_WAIT_MS, every: FAST });
+  control.kill(control.leader(process) ?? process.pid, 'SIGKILL');
+  if (await gone(process, deadlines.killMs, control)) return;
+  control.kill(process.pid, 'SIGKILL');
+  if (await gone(process, deadlines.killMs, control)) return;
+  throw new HostError(
+    `process ${process.pid} (systemd-nspawn) did not end within ${(2 * deadlines.killMs) / 1000} s of SIGKILL (state ${processState(process.pid)})`,
+    'a process in state D waits for the kernel (a hung mount or device); see /proc/' + process.pid + '/stack',
+  );
+}
+
+function processState(pid: number): string {
+  return statFields(pid)?.[0] ?? 'gone';
+}
