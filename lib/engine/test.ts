@@ -76,7 +76,12 @@ function stageTimeline(report: UpReport): TimelineEntry[] {
       .filter((s) => s.startedAt !== undefined)
       .map((s): TimelineEntry => ({ kind: 'stage', name: `${m.name}@${s.name}`, startedAt: s.startedAt!, durationMs: s.durationMs ?? 0, outcome: 'built' })),
     ...(m.bootStartedAt !== undefined ? [{ kind: 'boot' as const, name: m.name, startedAt: m.bootStartedAt, durationMs: m.bootMs ?? 0, outcome: 'passed' as const }] : []),
-  ]);
+  ]).concat(
+    // A controller stage spans the lab: one bar, with its snapshots and the lab's boot after it.
+    report.controller
+      .filter((s) => s.startedAt !== undefined)
+      .map((s): TimelineEntry => ({ kind: 'controller', name: s.name, startedAt: s.startedAt!, durationMs: s.durationMs ?? 0, outcome: 'built' })),
+  );
 }
 
 async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {

@@ -4,7 +4,7 @@ import type { ScenarioResult, TestResult } from './collector.js';
 import { redact } from './redact.js';
 
 export interface TimelineEntry {
-  kind: 'stage' | 'boot' | 'scenario';
+  kind: 'stage' | 'boot' | 'controller' | 'scenario';
   name: string;
   startedAt: number;
   durationMs: number;
