@@ -7,6 +7,7 @@ import { assertMachine, isRunning } from '../engine/machines.js';
 import type { MachineHandle } from '../runtime/runtime.js';
 import { readState } from '../state/state.js';
 import { printBisect, printIdempotence, printImages, printCheckpoints, printCheckpointSaved, printDoctor, printRestore, printSnapshots, printStatus, printUp } from './format.js';
+import { rendererFor, upProgress } from './progress.js';
 
 /** Commands that run no stage: they open the lab without its stage modules. */
 const BARE_COMMANDS = new Set(['inventory', 'exec', 'shell', 'console', 'down', 'destroy', 'doctor', 'graph', 'record']);
@@ -46,9 +47,10 @@ export async function runCommand(command: string, args: string[], passthrough: s
     case 'up': {
       const [{ up }, { parseStageRef }] = await Promise.all([import('../engine/up.js'), import('../plan/plan.js')]);
       for (const name of args) assertMachine(lab, name);
+      const onProgress = await upProgress(rendererFor(options.json));
       if (options.idempotence) {
         const { checkIdempotence } = await import('../engine/idempotence.js');
-        const report = await checkIdempotence(lab, { machines: args, renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple' });
+        const report = await checkIdempotence(lab, { machines: args, onProgress });
         if (options.json) json(report);
         else out(printIdempotence(report));
         return report.idempotent ? 0 : 1;
@@ -61,7 +63,7 @@ export async function runCommand(command: string, args: string[], passthrough: s
           until: options.until ? parseStageRef(options.until, lab.loaded.machines, { controller: lab.loaded.controller.map((s) => s.name) }) : undefined,
         },
         waitForLock: options.wait,
-        renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
+        onProgress,
       });
       if (options.json) json(report);
       else out(printUp(report));
@@ -78,13 +80,15 @@ export async function runCommand(command: string, args: string[], passthrough: s
     }
     case 'test': {
       const { runTests } = await import('../engine/test.js');
+      const renderer = rendererFor(options.json);
       const { report, dir } = await runTests(lab, {
         scenarios: args,
         scenariosDir: options.scenarios,
         reportsDir: path.resolve(options.reports ?? 'reports'),
         serial: options.serial,
         capture: options.capture,
-        renderer: options.json ? 'silent' : process.stdout.isTTY ? 'default' : 'simple',
+        renderer,
+        onProgress: await upProgress(renderer),
         verbose: options.verbose,
       });
       if (options.json) json({ ...report, reportDir: dir });

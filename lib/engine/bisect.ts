@@ -17,14 +17,16 @@ export interface BisectStep {
 /**
  * The points to search. For one machine, its stages. For the whole lab, the stage names in the
  * order the lab builds them (machines in dependency order), each point being the lab built up to
- * that stage: every machine at its last stage not later than it (at least its first).
+ * that stage: every machine at its last stage not later than it (at least its first). The lab's
+ * controller stages come last, after every machine's own: each is a snapshot of every machine.
  */
-export function bisectChain(machines: readonly { name: string; stages: readonly string[] }[], machine?: string): BisectStep[] {
+export function bisectChain(own: readonly { name: string; stages: readonly string[] }[], machine?: string, controller: readonly string[] = []): BisectStep[] {
+  const machines = own.map((m) => ({ name: m.name, stages: [...m.stages, ...controller] }));
   if (machine) {
     const stages = machines.find((m) => m.name === machine)!.stages;
     return stages.map((stage) => ({ label: `${machine}@${stage}`, stages: new Map([[machine, stage]]) }));
   }
-  const order = [...new Set(machines.flatMap((m) => m.stages))];
+  const order = [...new Set([...own.flatMap((m) => m.stages), ...controller])];
   return order.map((label, index) => ({
     label,
     stages: new Map(machines.map((m) => [m.name, m.stages.filter((s) => order.indexOf(s) <= index).at(-1) ?? m.stages[0]!])),
@@ -86,6 +88,7 @@ export async function bisect(
   const steps = bisectChain(
     lab.loaded.machines.filter((m) => m.stages.length > 0).map((m) => ({ name: m.name, stages: m.stages.map((s) => s.name) })),
     machine,
+    lab.loaded.controller.map((s) => s.name),
   );
   return holdingLock(lab.dirs.lockFile, `bisect ${scenario}`, async () => {
     const wayBack = `${INTERNAL_PREFIX}bisect-${process.pid}`;

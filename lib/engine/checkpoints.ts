@@ -4,10 +4,9 @@ import { UsageError, unknownName } from '../errors.js';
 import { containerCgroup, setFrozen } from '../host/cgroups.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { acquireLock } from '../state/lock.js';
-import { readState } from '../state/state.js';
-import { assertUsable, type BareLab, type Lab } from './lab.js';
+import type { BareLab, Lab } from './lab.js';
 import { isRunning } from './machines.js';
-import { repairInterrupted } from './recover.js';
+import { withSession } from './session.js';
 
 /** What a checkpoint holds: every machine's root at one moment, and what each was then. */
 export interface Checkpoint {
@@ -72,15 +71,10 @@ export function checkpointNamed(lab: BareLab, name: string): Checkpoint {
  * machines are frozen (cgroup v2 freezer) while their roots are taken, so that the checkpoint is
  * one moment of the whole lab, and thawed at once after, also when lab is interrupted.
  */
-export async function saveCheckpoint(lab: Lab, name: string, options: { internal?: boolean; lockHeld?: boolean } = {}): Promise<Checkpoint> {
+export async function saveCheckpoint(lab: Lab, name: string, options: { internal?: boolean } = {}): Promise<Checkpoint> {
   const started = Date.now();
   assertNewCheckpointName(lab, name, options);
-  await assertUsable(lab, 'checkpoint save', { image: false });
-  const lock = options.lockHeld ? undefined : await acquireLock(lab.dirs.lockFile, `checkpoint save ${name}`);
-  try {
-    await lab.storage.open();
-    await repairInterrupted(lab);
-    const state = readState(lab.dirs.stateFile);
+  return withSession(lab, `checkpoint save ${name}`, { action: 'checkpoint save', image: false }, async ({ state }) => {
     const machines = lab.config.machines.map((m) => m.name).filter((m) => existsSync(lab.dirs.machineRoot(m)));
     const running = machines.filter((m) => isRunning(state, m));
     const cgroups: string[] = [];
@@ -113,20 +107,18 @@ export async function saveCheckpoint(lab: Lab, name: string, options: { internal
     };
     writeFileSync(metaFile(lab, name), `${JSON.stringify(checkpoint, null, 2)}\n`); // last: the checkpoint exists from here
     return checkpoint;
-  } finally {
-    lock?.release();
-  }
+  });
 }
 
-export async function deleteCheckpoint(lab: BareLab, name: string, options: { lockHeld?: boolean } = {}): Promise<void> {
+export async function deleteCheckpoint(lab: BareLab, name: string): Promise<void> {
   checkpointNamed(lab, name);
-  const lock = options.lockHeld ? undefined : await acquireLock(lab.dirs.lockFile, `checkpoint delete ${name}`);
+  const lock = await acquireLock(lab.dirs.lockFile, `checkpoint delete ${name}`);
   try {
     await lab.storage.open();
     rmSync(metaFile(lab, name), { force: true }); // first: a half-deleted checkpoint is no checkpoint
     await removeTree(lab, checkpointDir(lab, name));
   } finally {
-    lock?.release();
+    lock.release();
   }
 }
 

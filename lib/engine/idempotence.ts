@@ -7,7 +7,8 @@ import { bootInOrder } from './boot-order.js';
 import { applyControllerStage } from './controller.js';
 import type { HostRecap } from '../controller/recap.js';
 import { planFor } from './planning.js';
-import { reapplyStage, type Renderer, up } from './up.js';
+import type { UpProgress } from './progress.js';
+import { reapplyStage, up } from './up.js';
 
 /**
  * Paths that change whenever anything runs, whatever the stage: logs, caches, package lists,
@@ -63,10 +64,10 @@ export interface IdempotenceReport {
  * on a copy of its own result, and what differs from that result is reported. Each machine is put
  * back to its last stage afterwards, running if it ran.
  */
-export async function checkIdempotence(lab: Lab, options: { machines?: readonly string[]; renderer?: Renderer } = {}): Promise<IdempotenceReport> {
+export async function checkIdempotence(lab: Lab, options: { machines?: readonly string[]; onProgress?: UpProgress } = {}): Promise<IdempotenceReport> {
   const started = Date.now();
   return holdingLock(lab.dirs.lockFile, 'up --idempotence', async () => {
-    await up(lab, { renderer: options.renderer ?? 'silent', waitForLock: true, plan: { only: options.machines ?? [] } });
+    await up(lab, { onProgress: options.onProgress, waitForLock: true, plan: { only: options.machines ?? [] } });
     const asked = options.machines ?? [];
     // The machines asked for (their dependencies are brought up, not re-applied), or every one.
     const targets = planFor(lab, { only: asked }).machines.filter((m) => asked.length === 0 || asked.includes(m.name));

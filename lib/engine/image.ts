@@ -5,10 +5,9 @@ import { InfraError, UsageError } from '../errors.js';
 import { BASE_KEY_FILE, currentBase, exportTarball, imagePaths, poolBaseKeys, poolBasePath, poolImagesDir, readBasePointer, writeBasePointer } from '../image/base.js';
 import { withPackageCache } from '../image/packages.js';
 import { parseStageRef, stageKey } from '../plan/plan.js';
-import { acquireLock } from '../state/lock.js';
 import { stageSnapshot } from './snapshots.js';
-import { assertUsable, ensureDirs, type Lab } from './lab.js';
-import { repairInterrupted } from './recover.js';
+import type { Lab } from './lab.js';
+import { withSession } from './session.js';
 
 /**
  * `lab image export <file> [--from <machine>@<stage>]`: a root filesystem tarball of the base
@@ -56,12 +55,7 @@ export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
   if (lab.image.source === 'tarball') {
     throw new UsageError('lab image upgrade: the image comes from a tarball (image.tarball), which lab cannot upgrade in place', 'upgrade the tarball itself (or build one with lab image export after changes), then point image.tarball at it');
   }
-  await assertUsable(lab, 'image upgrade', { image: false });
-  const lock = await acquireLock(lab.dirs.lockFile, 'image upgrade');
-  try {
-    ensureDirs(lab);
-    await lab.storage.open();
-    await repairInterrupted(lab);
+  return withSession(lab, 'image upgrade', { action: 'image upgrade', image: false }, async () => {
     const base = currentBase(lab);
     if (!existsSync(base.path)) throw new InfraError('the base image is not built yet', 'build it with: lab up');
     const log = path.join(lab.dirs.logs, 'image-upgrade.log');
@@ -93,9 +87,7 @@ export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
       await lab.storage.remove(partial);
       throw error;
     }
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 export interface ImageInfo {

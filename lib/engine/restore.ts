@@ -1,14 +1,12 @@
-import { existsSync, readFileSync, renameSync } from 'node:fs';
-import { localAddresses } from '../host/procs.js';
-import { delay } from '../wait.js';
+import { existsSync, renameSync } from 'node:fs';
 import { LabError, unknownName } from '../errors.js';
+import { kickDhcpClients, servesDhcp, whenDhcpListens } from '../network/dhcp-kick.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
-import { acquireLock } from '../state/lock.js';
-import { type LabState, readState, writeState } from '../state/state.js';
-import { assertUsable, type Lab } from './lab.js';
+import { type LabState, writeState } from '../state/state.js';
+import type { Lab } from './lab.js';
 import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
 import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint, stageNames } from './checkpoints.js';
-import { repairInterrupted } from './recover.js';
+import { withSession } from './session.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { bootInOrder, dependentsOf } from './boot-order.js';
 import { planFor } from './planning.js';
@@ -152,13 +150,7 @@ export async function restoreStages(lab: Lab, stages: ReadonlyMap<string, string
 
 async function restoreTargets(lab: Lab, label: string, resolve: () => { targets: Target[]; leftAlone: string[] }, options: { waitForLock?: boolean }): Promise<RestoreReport> {
   const started = Date.now();
-  await assertUsable(lab, 'restore', { image: false });
-  const lock = await acquireLock(lab.dirs.lockFile, label, { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
-  try {
-    const state = readState(lab.dirs.stateFile);
-    await lab.storage.open(); // a loopback pool is not mounted after a reboot
-    await lab.runtime.stopUnrecorded(state);
-    await repairInterrupted(lab);
+  return withSession(lab, label, { action: 'restore', image: false, waitForLock: options.waitForLock }, async ({ state }) => {
     const { targets, leftAlone } = resolve();
     await lab.network.setup(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
@@ -176,12 +168,12 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
         const boot = startMachine(lab, state, machine, { waitForNetwork: false });
         // A DHCP server's clients ask again as soon as it listens (before the rest of its boot
         // ends), and once more when it is up, in case the first request came too early for it.
-        const server = dhcpServes(lab, machine);
-        const kicked = server ? whenListening(lab, state, machine, boot).then(() => restartDhcpClients(lab, state, machine, booting)) : undefined;
+        const server = servesDhcp(lab.topology, machine);
+        const kicked = server ? whenDhcpListens(lab, state, machine, boot, lab.config.boot.timeoutSeconds * 1000).then(() => kickDhcpClients(lab, state, machine, booting)) : undefined;
         bootMs.set(machine, (await boot).bootMs);
         booting.delete(machine);
         await kicked;
-        if (server) await restartDhcpClients(lab, state, machine, booting);
+        if (server) await kickDhcpClients(lab, state, machine, booting);
       }),
       ...outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)), // no machine uses them any more
     ]);
@@ -192,9 +184,7 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
       leftAlone,
       durationMs: Date.now() - started,
     };
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 /** The checkpoint `text` names, undefined when it names a stage; exit 2 when it names neither. */
@@ -227,64 +217,4 @@ function checkpointTargets(lab: Lab, checkpoint: Checkpoint, options: { exact?: 
     targets.push({ machine: name, stage: checkpoint.name, key: machine.rootKey ?? '', current: true, source: checkpointRoot(lab, checkpoint.name, name), ...origin, boot: machine.running });
   }
   return { targets, leftAlone };
-}
-
-function dhcpServes(lab: Lab, machine: string): boolean {
-  return lab.topology.networks.some((n) => n.dhcp?.server === machine);
-}
-
-const DHCP_PORT_HEX = ':0043'; // 67, as /proc/net/udp writes local ports
-
-/**
- * Resolves once the machine has a socket on UDP port 67 (its DHCP server listens), read from its
- * network namespace through /proc: no command runs. Resolves also when its boot ends, either way.
- */
-async function whenListening(lab: Lab, state: LabState, machine: string, boot: Promise<unknown>): Promise<void> {
-  let booted = false;
-  void boot.then(
-    () => (booted = true),
-    () => (booted = true),
-  );
-  while (!booted) {
-    const process = state.machines[machine]?.process;
-    const leader = process ? await lab.runtime.leaderPid({ name: machine, process }) : undefined;
-    if (leader !== undefined && udpListening(leader)) return;
-    await delay(DHCP_POLL_MS);
-  }
-}
-
-const DHCP_POLL_MS = 20;
-
-function udpListening(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/net/udp`, 'utf8')
-      .split('\n')
-      .some((line) => line.trim().split(/\s+/)[1]?.endsWith(DHCP_PORT_HEX));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Once a DHCP server is up, the machines still booting that take addresses from it ask again at
- * once: booted together, their first request went out before the server listened, and the
- * client's backoff would wait seconds before the next one. Best effort: a machine whose networkd
- * is not up yet asks on its own when it is.
- */
-async function restartDhcpClients(lab: Lab, state: LabState, server: string, booting: ReadonlySet<string>): Promise<void> {
-  const served = new Set(lab.topology.networks.filter((n) => n.dhcp?.server === server).map((n) => n.name));
-  if (served.size === 0) return;
-  await Promise.all(
-    lab.topology.machines
-      .filter((m) => m.kind === 'container' && booting.has(m.name) && state.machines[m.name]?.process)
-      .map(async (m) => {
-        const interfaces = m.interfaces.filter((i) => i.address === 'dhcp' && served.has(i.network)).map((i) => i.name);
-        if (interfaces.length === 0) return;
-        const handle = { name: m.name, process: state.machines[m.name]!.process! };
-        // One that has all its addresses already is left alone: reconfiguring would drop its lease.
-        const leader = await lab.runtime.leaderPid(handle);
-        if (leader === undefined || localAddresses(leader).length >= m.interfaces.length) return;
-        await lab.runtime.exec(handle, ['networkctl', 'reconfigure', ...interfaces], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
-      }),
-  );
 }

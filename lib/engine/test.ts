@@ -14,7 +14,8 @@ import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
-import { type Renderer, up, type UpReport } from './up.js';
+import type { Renderer, UpProgress } from './progress.js';
+import { up, type UpReport } from './up.js';
 
 const SCENARIO_FILE = /\.test\.[cm]?[jt]s$/;
 const SCENARIO_TIMEOUT_MS = 120_000;
@@ -29,7 +30,10 @@ export interface TestOptions {
   reportsDir: string;
   /** Run every scenario one after the other (to compare with the parallel default). */
   serial?: boolean;
+  /** How vitest reports the scenarios ('silent': not at all). */
   renderer: Renderer;
+  /** Told what its lab up does, as it does it. */
+  onProgress?: UpProgress;
   /** Print each test as it finishes. */
   verbose: boolean;
 }
@@ -127,7 +131,7 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
 }
 
 async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: string, files: string[], started: Date, id: string, runDir: string): Promise<TestRun> {
-  const upReport = await up(lab, { renderer: options.renderer, waitForLock: true });
+  const upReport = await up(lab, { onProgress: options.onProgress, waitForLock: true });
 
   const captureRoot = path.join(runDir, 'captures');
   const collector = await runScenarioFiles(lab, files, scenariosDir, {

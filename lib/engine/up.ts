@@ -1,7 +1,6 @@
 import { appendFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 import { LabError, StageError } from '../errors.js';
 import { CommandError } from '../exec.js';
 import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
@@ -10,25 +9,24 @@ import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlanOptions, PlannedStage } from '../plan/plan.js';
 import type { Readiness } from '../runtime/runtime.js';
 import { bootConcurrency, raiseLimits } from '../host/limits.js';
-import { acquireLock } from '../state/lock.js';
 import { Semaphore } from '../wait.js';
-import { type LabState, readState, writeState } from '../state/state.js';
+import { type LabState, writeState } from '../state/state.js';
 import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
-import { assertUsable, ensureDirs, type Lab } from './lab.js';
+import type { Lab } from './lab.js';
 import { isRunning, machineApi, machineState, resetRoot, startMachine, stopMachine } from './machines.js';
 import { pruneImages } from './image.js';
 import { planFor } from './planning.js';
 import { type ControllerStageReport, prepareControllerKey, runControllerStages } from './controller.js';
-import { repairInterrupted } from './recover.js';
+import type { UpEvent, UpProgress } from './progress.js';
+import { withSession } from './session.js';
 import { assertPoolHasRoom, POOL_FULL_HINT, poolFull } from './space.js';
 import { keepFailedState, prunable, removeSnapshot, takeSnapshot } from './snapshots.js';
 
-export type Renderer = 'default' | 'simple' | 'silent';
-
 export interface UpOptions {
   plan?: PlanOptions;
-  renderer?: Renderer;
+  /** Told what lab up does as it does it; without it, nothing is shown. */
+  onProgress?: UpProgress;
   waitForLock?: boolean;
 }
 
@@ -76,41 +74,30 @@ function deferred(): Deferred {
  */
 export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
   const started = Date.now();
-  await assertUsable(lab, 'up', { image: true }); // exit 2 or 3 before anything exists
-  const renderer = options.renderer ?? 'default';
-  const lock = await acquireLock(lab.dirs.lockFile, 'up', { waitMs: options.waitForLock ? 24 * 3600_000 : 0 });
-  try {
-    ensureDirs(lab);
+  const progress = options.onProgress ?? (() => undefined);
+  return withSession(lab, 'up', { action: 'up', image: true, waitForLock: options.waitForLock }, async ({ state, recovered }) => {
     await prepareControllerKey(lab);
-    const state = readState(lab.dirs.stateFile);
-    // Build steps of an earlier `lab up` that was killed would still be writing into roots.
-    await lab.builds.destroy();
-    await lab.runtime.stopUnrecorded(state);
-    await lab.storage.open();
-    const recovered = await repairInterrupted(lab);
     assertPoolHasRoom(lab); // a full pool fails every stage and boots machines that cannot write
     await lab.network.setup(state);
     writeState(lab.dirs.stateFile, state);
     // What dozens of systemd instances need from the kernel, raised before any of them boots.
     const hostLimits = raiseLimits(lab.config.machines.length);
-    const base = await prepareBaseImage(lab, renderer);
+    const base = await prepareBaseImage(lab, progress);
     // A vm asked for brings the containers it depends on; vms boot once every container is up.
     const only = options.plan?.only ?? [];
     const vms = lab.loaded.machines.filter((m) => m.config.kind === 'vm' && (only.length === 0 || only.includes(m.name)));
     const containersOnly = only.flatMap((name) => vms.find((vm) => vm.name === name)?.dependsOn ?? [name]);
     const onlyVms = only.length > 0 && containersOnly.length === 0;
     const plan = planFor(lab, { ...options.plan, only: containersOnly });
-    const reports = onlyVms ? [] : await runPlan(lab, state, plan, base.path, renderer);
+    const reports = onlyVms ? [] : await runPlan(lab, state, plan, base.path, progress);
     // Plays span the lab: run only when the whole lab is brought up.
-    const controller = only.length === 0 ? await runController(lab, state, plan, renderer, reports) : [];
+    const controller = only.length === 0 ? await runController(lab, state, plan, progress, reports) : [];
     reports.push(...(await bootVms(lab, state, vms, reports)));
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
     await pruneImages(lab); // an upgraded-from base goes once no snapshot is built on it
     return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered, controller };
-  } finally {
-    lock.release();
-  }
+  });
 }
 
 /**
@@ -134,61 +121,65 @@ async function bootVms(lab: Lab, state: LabState, vms: readonly LoadedMachine[],
 /** How long a running machine's systemd may take to say its state. */
 const SYSTEM_STATE_TIMEOUT_MS = 5000;
 
-/** debootstrap's phases, not its line per package: what the progress shows (the log has everything). */
-const PER_PACKAGE_LINE = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) \S+( \S+)?$/;
-
-/** The base image, with its progress on screen and its whole output in the image log. */
-async function prepareBaseImage(lab: Lab, renderer: Renderer): Promise<{ path: string; source: UpReport['baseImage'] }> {
+/** The base image, its build's phases told as progress and its whole output kept in the image log. */
+async function prepareBaseImage(lab: Lab, progress: UpProgress): Promise<{ path: string; source: UpReport['baseImage'] }> {
   const upgraded = currentBase(lab);
   if (existsSync(upgraded.path)) return { path: upgraded.path, source: 'pool' };
   const paths = imagePaths(lab.config.cacheDir, lab.storage, lab.image);
-  let base: { path: string; source: UpReport['baseImage'] } | undefined;
   writeFileSync(lab.dirs.imageLog, `base image ${lab.image.key}: ${lab.image.describe()}\n`);
-  const task: ListrTask = {
-    title: `base image (${lab.image.source}; log: ${lab.dirs.imageLog})`,
-    task: async (_, listrTask) => {
-      base = await ensureBaseImage(lab.image, paths, lab.storage, lab.config.cacheDir, (line) => {
+  progress({ kind: 'image-start', source: lab.image.source, log: lab.dirs.imageLog });
+  return progressTask(
+    progress,
+    () =>
+      ensureBaseImage(lab.image, paths, lab.storage, lab.config.cacheDir, (line) => {
         appendFileSync(lab.dirs.imageLog, `${line}\n`);
-        if (!PER_PACKAGE_LINE.test(line)) listrTask.output = line;
-      });
-      listrTask.title = `base image: ${base.source === 'cache' ? 'imported from the cache' : `built with ${base.source}`}`;
-    },
-    rendererOptions: { outputBar: 1, persistentOutput: false },
-  };
-  await new Listr([task], { renderer, registerSignalListeners: false, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
-  return base!;
+        if (!lab.image.isDetail?.(line)) progress({ kind: 'image', line });
+      }),
+    ({ result, error }) => ({ kind: 'image-end', from: result?.source, error }),
+  );
 }
 
-/** The controller stages, on one line of progress; machines rebooted by them count as booted (vms restart after). */
-async function runController(lab: Lab, state: LabState, plan: Plan, renderer: Renderer, machines: MachineReport[]): Promise<ControllerStageReport[]> {
+/** The controller stages, as one task of the progress; machines rebooted by them count as booted (vms restart after). */
+async function runController(lab: Lab, state: LabState, plan: Plan, progress: UpProgress, machines: MachineReport[]): Promise<ControllerStageReport[]> {
   if (plan.controller.length === 0) return [];
-  const pending = plan.controller.filter((s) => s.action === 'build');
+  const pending = plan.controller.filter((s) => s.action === 'build').map((s) => s.name);
   if (pending.length === 0) return plan.controller.map((s) => ({ name: s.name, key: s.key, action: s.action, recap: [] }));
-  let reports: ControllerStageReport[] = [];
-  const task: ListrTask = {
-    title: `controller: ${pending.map((s) => s.name).join(', ')}`,
-    task: async (_, listrTask) => {
-      reports = await runControllerStages(lab, state, plan, (line) => (listrTask.title = `controller: ${line}`));
-      listrTask.title = `controller: ran ${pending.map((s) => s.name).join(', ')}`;
-    },
-  };
-  await new Listr([task], { renderer, registerSignalListeners: false, fallbackRenderer: 'simple', rendererOptions: { timer: PRESET_TIMER }, fallbackRendererOptions: { timer: PRESET_TIMER } }).run();
+  progress({ kind: 'controller-start', stages: pending });
+  const reports = await progressTask(
+    progress,
+    () => runControllerStages(lab, state, plan, (line) => progress({ kind: 'controller', line })),
+    ({ error }) => ({ kind: 'controller-end', stages: pending, error }),
+  );
   for (const machine of machines) machine.booted = true;
   return reports;
 }
 
-async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, renderer: Renderer): Promise<MachineReport[]> {
+/** Runs a task of the progress: its end is told, with its error if it fails, and awaited before it returns or throws. */
+async function progressTask<T>(progress: UpProgress, body: () => Promise<T>, end: (outcome: { result?: T; error?: unknown }) => UpEvent): Promise<T> {
+  let result: T;
+  try {
+    result = await body();
+  } catch (error) {
+    await progress(end({ error }));
+    throw error;
+  }
+  await progress(end({ result }));
+  return result;
+}
+
+/** Every machine at once, each told as it goes (where it is, then its end). */
+async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, progress: UpProgress): Promise<MachineReport[]> {
   const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
   const bootSlots = new Semaphore(bootConcurrency(availableParallelism(), plan.machines.length, lab.config.boot.concurrency));
   const reports: MachineReport[] = [];
   const failures: Error[] = [];
-  // One line per machine, whatever the lab's size: its title says where it is.
-  const tasks: ListrTask[] = plan.machines.map((machinePlan) => ({
-    title: machinePlan.name,
-    task: async (_, task) => {
-      const loaded = lab.loaded.machines.find((m) => m.name === machinePlan.name)!;
+  progress({ kind: 'machines-start', machines: plan.machines.map((m) => m.name) });
+  await Promise.all(
+    plan.machines.map(async (machinePlan) => {
+      const machine = machinePlan.name;
+      const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
       const report: MachineReport = {
-        name: machinePlan.name,
+        name: machine,
         stages: machinePlan.stages.map((s) => ({ name: s.name, key: s.key, action: s.action })),
         booted: false,
         failedUnits: [],
@@ -196,24 +187,15 @@ async function runPlan(lab: Lab, state: LabState, plan: Plan, basePath: string, 
       reports.push(report);
       const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
       try {
-        await job.run(ready, bootSlots, (line) => (task.title = `${machinePlan.name}: ${line}`));
+        await job.run(ready, bootSlots, (line) => progress({ kind: 'machine', machine, line }));
+        progress({ kind: 'machine-end', machine });
       } catch (error) {
         failures.push(error as Error);
-        throw error;
+        progress({ kind: 'machine-end', machine, error });
       }
-    },
-  }));
-  const listr = new Listr(tasks, {
-    concurrent: true,
-    exitOnError: false,
-    // lab handles SIGINT itself (cli/main.ts): listr2's own handler would exit 127 and leave the lock.
-    registerSignalListeners: false,
-    renderer,
-    fallbackRenderer: 'simple',
-    rendererOptions: { timer: PRESET_TIMER },
-    fallbackRendererOptions: { timer: PRESET_TIMER },
-  });
-  await listr.run();
+    }),
+  );
+  await progress({ kind: 'machines-end' });
   if (failures.length > 0) throw firstCause(failures);
   return reports;
 }

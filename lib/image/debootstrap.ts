@@ -17,6 +17,9 @@ export function debootstrapCommand(suite: string, packages: readonly string[], m
   return ['debootstrap', '--variant=minbase', `--include=${packages.join(',')}`, `--cache-dir=${cacheDir}`, suite, target, mirror];
 }
 
+/** debootstrap's line per package, beside its phases (what `lab up` shows). */
+const PER_PACKAGE_LINE = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring) \S+( \S+)?$/;
+
 /** Debian and Ubuntu images, built with debootstrap from the chosen mirror. */
 export class DebootstrapImage implements ImageDriver {
   readonly source = 'debootstrap' as const;
@@ -55,6 +58,10 @@ export class DebootstrapImage implements ImageDriver {
     mkdirSync(debs, { recursive: true });
     log(`debootstrap ${this.suite} from ${this.mirror.mirror}`);
     await run(debootstrapCommand(this.suite, this.packages, this.mirror.mirror!, target, debs), { timeout: BUILD_TIMEOUT_MS, onLine: log });
+  }
+
+  isDetail(line: string): boolean {
+    return PER_PACKAGE_LINE.test(line);
   }
 
   packageManager(): PackageManager {

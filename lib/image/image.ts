@@ -24,6 +24,8 @@ export interface ImageDriver {
   check(): Promise<void>;
   /** Fills `target`, an empty directory, with the root filesystem; progress goes to `log` line by line. */
   build(target: string, cacheDir: string, log: (line: string) => void): Promise<void>;
+  /** Whether a line of the build's output is a detail (one per package): kept in the log, not shown as progress. */
+  isDetail?(line: string): boolean;
   /** The package manager inside a root of this image. */
   packageManager(root: string): PackageManager | undefined;
   /**

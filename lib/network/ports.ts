@@ -53,14 +53,18 @@ export function publishRules(ports: readonly PublishedPort[], on: { iifname: str
   });
 }
 
-/** TCP ports something listens on, from /proc/net/tcp and tcp6 (state 0A: LISTEN). */
+/** The sockets of a /proc/net/{tcp,udp}[6] table: each one's local port, and its state (hex; TCP's LISTEN is 0A). */
+export function socketPorts(table: string): { port: number; state: string }[] {
+  return table
+    .split('\n')
+    .slice(1)
+    .flatMap((line) => {
+      const [, local, , state] = line.trim().split(/\s+/);
+      return local && state ? [{ port: parseInt(local.split(':').at(-1)!, 16), state }] : [];
+    });
+}
+
+/** TCP ports something listens on, from /proc/net/tcp and tcp6. */
 export function listeningTcpPorts(tables: readonly string[]): Set<number> {
-  const ports = new Set<number>();
-  for (const table of tables) {
-    for (const line of table.split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[3] === '0A') ports.add(parseInt(fields[1]!.split(':').at(-1)!, 16));
-    }
-  }
-  return ports;
+  return new Set(tables.flatMap((table) => socketPorts(table).filter((s) => s.state === '0A').map((s) => s.port)));
 }

@@ -254,7 +254,7 @@ export class ScenarioLab {
   /** Brings the whole lab back to its last stages. */
   async up(): Promise<void> {
     assertExclusive('lab up');
-    await up(this.lab, { renderer: 'silent', waitForLock: true });
+    await up(this.lab, { waitForLock: true });
   }
 
   /**

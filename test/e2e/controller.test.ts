@@ -38,7 +38,7 @@ describe('examples/sadm-ansible: playbooks from the controller, a snapshot of th
     // The example's own scenarios (they import lab's harness by a path relative to the repository).
     const run = await lab([...args, 'test', '--reports', reports, '--scenarios', path.join(repoRoot, 'examples', 'sadm-ansible', 'scenarios')]);
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
-    expect(run.stdout).toMatch(/gw-play\s+ran/);
+    expect(run.stdout).toContain('controller: ran gw-play, register, web-play, rhfs-play');
     const report = latestReport(reports);
     expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(['netboot:passed', 'services:passed']);
     const status = JSON.parse(await labOk([...args, 'status', '--json'])) as { machines: { name: string; state: string; rootStage: string }[] };
@@ -85,6 +85,23 @@ describe('examples/sadm-ansible: playbooks from the controller, a snapshot of th
     expect(ran(resumed)).toEqual(['web-play', 'rhfs-play']);
     expect(await exec('web', ['tail', '-n', '1', '/etc/nginx/sites-enabled/concours'])).toBe('# edited by the test');
     expect(await exec('r00p01', ['curl', '-fsS', 'http://concours.prolo/'])).toBe('Prologin concours');
+  });
+
+  it('ends a stage that hangs at its deadline, with what it started on the host and in the machines', async () => {
+    const file = path.join(dir, 'lab.config.yaml');
+    const config = readFileSync(file, 'utf8');
+    writeFileSync(file, `${config}  - { name: hang, run: [sh, -c, 'ssh -F "$LAB_SSH_CONFIG" web sleep 313'], timeoutSeconds: 5 }\n`);
+    try {
+      const hung = await lab([...args, 'up']);
+      expect(hung.exitCode, hung.stderr).toBe(1);
+      expect(hung.stderr).toContain('controller stage hang failed (timed out after 5 s)');
+      const sleeping = "for p in /proc/[0-9]*; do [ \"$(cat $p/comm 2>/dev/null)\" = sleep ] && echo $p; done; true";
+      expect(await exec('web', ['sh', '-c', sleeping])).toBe('');
+      const onHost = await execa('sh', ['-c', 'for p in /proc/[0-9]*; do tr "\\0" " " < $p/cmdline 2>/dev/null | grep -q "web slee[p] 313" && echo $p; done; true']);
+      expect(onHost.stdout).toBe('');
+    } finally {
+      writeFileSync(file, config);
+    }
   });
 
   it('applies every play again on its own result and finds nothing changed in its recap, then leaves nothing after destroy', async () => {

@@ -23,6 +23,15 @@ describe('bisectChain', () => {
       'proxy: gw@dns web@proxy',
     ]);
   });
+
+  it('ends with the controller stages, every machine at each in turn, after all their own', () => {
+    expect(bisectChain(lab, undefined, ['gw-play', 'web-play']).map((s) => `${s.label}: ${[...s.stages].map(([m, st]) => `${m}@${st}`).join(' ')}`).slice(-3)).toEqual([
+      'proxy: gw@dns web@proxy',
+      'gw-play: gw@gw-play web@gw-play',
+      'web-play: gw@web-play web@web-play',
+    ]);
+    expect(bisectChain(lab, 'gw', ['gw-play']).map((s) => s.label)).toEqual(['gw@system', 'gw@dns', 'gw@gw-play']);
+  });
 });
 
 describe('bisectSearch', () => {

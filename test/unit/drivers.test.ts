@@ -55,6 +55,14 @@ describe('the mirror an image is built from', () => {
     expect(onDebian.key).not.toBe(onUbuntu.key);
     expect(onUbuntu.describe()).toContain('from http://deb.debian.org/debian');
   });
+
+  it("has lab up show debootstrap's phases, not its line per package (the image log keeps both)", () => {
+    const image = createImage(config({}), DEBIAN_HOST);
+    const details = ['I: Retrieving libc6 2.36-9', 'I: Validating libc6 2.36-9', 'I: Extracting base-files...', 'I: Unpacking dbus...', 'I: Configuring dbus...'];
+    const phases = ['I: Unpacking the base system...', 'I: Configuring the base system...', 'I: Base system installed successfully.', 'importing the base image from /var/cache/lab/x.tar'];
+    expect(details.filter((line) => !image.isDetail?.(line))).toEqual([]);
+    expect(phases.filter((line) => image.isDetail?.(line))).toEqual([]);
+  });
 });
 
 describe('package managers', () => {
