@@ -8,11 +8,12 @@ Usage: lab <command> [options]
 Commands:
   up [machine...]           build what changed (one snapshot per stage) and boot the lab
       --no-cache              rebuild every stage
-      --from <stage>          rebuild from this stage on (<stage> or <machine>@<stage>)
+      --from <stage>          rebuild from this stage on (<stage>, <machine>@<stage>, or a controller stage)
       --until <stage>         stop after this stage
       --wait                  wait for another lab command to finish instead of failing
       --idempotence           then apply every stage again on its own result and report what that changed (exit 1 if anything)
-  restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>)
+  restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>); a controller
+                            stage (a play) puts the whole lab back to just after it
   restore <checkpoint>      put every machine back to a checkpoint, running if it ran then
   restore <m>@<stage>.failed  a machine's root as it was when the stage failed (kept by lab up)
       --wait                  wait for another lab command to finish instead of failing

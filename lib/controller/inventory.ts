@@ -150,9 +150,9 @@ export function inventoryJson(inventory: Inventory): unknown {
   };
 }
 
-/** The INI form: scalar variables inline, lists as JSON (which Ansible's INI parser reads as such). */
+/** The INI form: variables inline, a string with spaces double-quoted, lists as single-quoted JSON (what Ansible's INI parser reads back as they were). */
 export function inventoryIni(inventory: Inventory): string {
-  const value = (v: unknown) => (typeof v === 'string' && /^[\w.:/-]+$/.test(v) ? v : `'${JSON.stringify(v)}'`);
+  const value = (v: unknown) => (typeof v !== 'string' ? `'${JSON.stringify(v)}'` : /^[\w.:/-]+$/.test(v) ? v : JSON.stringify(v));
   const line = (h: InventoryHost) => [h.name, ...Object.entries(hostVars(h, inventory)).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${value(v)}`)].join(' ');
   const sections = [`[all]\n${inventory.hosts.map(line).join('\n')}`];
   for (const [group, hosts] of groupsOf(inventory)) sections.push(`[${group}]\n${hosts.join('\n')}`);

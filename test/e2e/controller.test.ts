@@ -46,6 +46,13 @@ describe('examples/sadm-ansible: playbooks from the controller, a snapshot of th
     const inventory = JSON.parse(await labOk([...args, 'inventory', '--format', 'json'])) as { _meta: { hostvars: Record<string, { ansible_host: string }> }; contestants: { hosts: string[] } };
     expect(inventory._meta.hostvars.web!.ansible_host).toBe('192.168.1.10');
     expect(inventory.contestants.hosts).toEqual(['r00p01']);
+    // The INI and YAML forms read back by Ansible itself as the JSON one says.
+    for (const format of ['ini', 'yaml']) {
+      const file = path.join(reports, `inventory.${format === 'ini' ? 'ini' : 'yml'}`);
+      writeFileSync(file, await labOk([...args, 'inventory', '--format', format]));
+      const read = JSON.parse((await execa('ansible-inventory', ['-i', file, '--list'], { env: { ANSIBLE_HOME: reports } })).stdout) as typeof inventory;
+      expect(read._meta.hostvars, format).toEqual(inventory._meta.hostvars);
+    }
     // The key pair: root's alone, and in no report.
     expect((await execa('stat', ['-c', '%a %U', path.join(state, 'ssh', 'id_ed25519')])).stdout).toBe('600 root');
     const privateKey = readFileSync(path.join(state, 'ssh', 'id_ed25519'), 'utf8').split('\n')[1]!;

@@ -85,7 +85,7 @@ describe('the inventory of a lab', () => {
     expect(json._meta.hostvars.web!.ansible_host).toBe('192.168.1.10');
     const ini = inventoryIni(inventory);
     expect(ini).toContain('\n[contestants]\nr00p01\n');
-    expect(ini).toMatch(/^web ansible_host=192\.168\.1\.10 /m);
+    expect(ini).toMatch(/^web ansible_host=192\.168\.1\.10 ansible_ssh_common_args="-F \/state\/controller\/ssh_config" /m);
   });
 
   it('writes an SSH config that jumps through gw and checks the lab host keys strictly', () => {
