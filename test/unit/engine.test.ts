@@ -1,0 +1,244 @@
+/**
+ * The engine's orchestration (lab up, restore, checkpoint) against fake drivers (./fakes.ts): what
+ * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
+ * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
+ */
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
+import { isRunning, stopMachine } from '../../lib/engine/machines.js';
+import type { UpEvent } from '../../lib/engine/progress.js';
+import { restore } from '../../lib/engine/restore.js';
+import { up } from '../../lib/engine/up.js';
+import { StageError } from '../../lib/errors.js';
+import { runInterruptCleanups } from '../../lib/interrupt.js';
+import { type FakeLab, fakeLab, STAGES } from './fakes.js';
+
+const host = vi.hoisted(() => ({ record: (_event: string) => undefined as void }));
+
+// What the engine does to the host itself, whatever its drivers: raise kernel limits in /proc/sys
+// (lab up), and freeze the cgroups of running machines (checkpoint save), which for the fakes'
+// machines (plain processes) would be the cgroup of the test itself.
+vi.mock('../../lib/host/limits.js', async (importOriginal) => ({ ...(await importOriginal<typeof import('../../lib/host/limits.js')>()), raiseLimits: () => [] }));
+vi.mock('../../lib/host/cgroups.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../../lib/host/cgroups.js')>()),
+  containerCgroup: (leaderPid: number) => `/fake/cgroup/${leaderPid}`,
+  setFrozen: async (dirs: readonly string[], frozen: boolean) => host.record(`${frozen ? 'freeze' : 'thaw'} ${dirs.length}`),
+}));
+
+let fake: FakeLab;
+
+beforeEach(async () => {
+  // The host checks ask for root: these tests run as root whoever runs them (the fakes need no tool).
+  vi.spyOn(process, 'getuid').mockReturnValue(0);
+  fake = await fakeLab();
+  host.record = (event) => fake.events.push(event);
+});
+
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await fake.cleanup();
+});
+
+const MACHINES = Object.keys(STAGES);
+const stagesOf = (machine: string) => ['system', ...STAGES[machine]!];
+const root = (machine: string) => fake.lab.dirs.machineRoot(machine);
+const running = (machine: string) => isRunning(fake.state(), machine);
+
+describe('lab up', () => {
+  it('builds every stage once, in order, then boots each machine after those it depends on', async () => {
+    const report = await up(fake.lab);
+    const { events } = fake;
+    expect(events.of('image')).toEqual(['build']);
+    for (const machine of MACHINES) {
+      const own = stagesOf(machine).map((stage) => `${machine}@${stage}`);
+      expect(events.of('step').filter((s) => s.startsWith(`${machine}@`))).toEqual(own);
+      expect(fake.taken().filter((s) => s.startsWith(`${machine}@`))).toEqual(own);
+      expect(events.at(`start ${machine}`)).toBeGreaterThan(events.at(`snapshot machines/${machine} -> snapshots/${machine}/${stagesOf(machine).at(-1)}@${fake.keyOf(machine, stagesOf(machine).at(-1)!)}`));
+      const last = stagesOf(machine).at(-1)!;
+      expect(fake.state().machines[machine]).toMatchObject({ rootStage: last, rootKey: fake.keyOf(machine, last) });
+      expect(running(machine)).toBe(true);
+    }
+    expect(events.of('step')).toHaveLength(8);
+    // web-silicon takes its address from gw's DHCP: it starts once gw is up with its interfaces configured; web after both.
+    expect(events.of('start')).toEqual(['gw', 'web-silicon', 'web']);
+    expect(events.at('start web-silicon')).toBeGreaterThan(events.at('online gw'));
+    expect(events.at('start web')).toBeGreaterThan(events.at('online web-silicon'));
+    expect(report.machines.map((m) => [m.name, m.booted, m.stages.map((s) => s.action)])).toEqual(MACHINES.map((m) => [m, true, stagesOf(m).map(() => 'build')]));
+  });
+
+  it('a second time builds nothing and boots nothing that runs already', async () => {
+    await up(fake.lab);
+    const mark = fake.events.mark();
+    const report = await up(fake.lab);
+    for (const kind of ['image', 'step', 'snapshot', 'copy', 'start', 'stop']) expect(fake.events.of(kind, mark), kind).toEqual([]);
+    expect(report.baseImage).toBe('pool');
+    expect(report.machines.map((m) => [m.name, m.booted, m.stages.map((s) => s.action)])).toEqual(MACHINES.map((m) => [m, false, stagesOf(m).map(() => 'cached')]));
+    for (const machine of MACHINES) expect(running(machine)).toBe(true);
+  });
+
+  it('rebuilds a changed stage and the later ones of its machine only, and reboots what depends on that machine', async () => {
+    await up(fake.lab);
+    const before = Object.fromEntries(MACHINES.flatMap((m) => stagesOf(m).map((s) => [`${m}@${s}`, fake.keyOf(m, s)])));
+    await fake.writeStage('web-silicon', 'nginx', '#!/bin/sh\necho nginx, configured otherwise\n');
+    const mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual(['web-silicon@nginx', 'web-silicon@site']);
+    expect(fake.taken(mark)).toEqual(['web-silicon@nginx', 'web-silicon@site']);
+    // Its root starts again from the stage before, which is not rebuilt.
+    expect(fake.events.of('copy', mark)).toEqual([`snapshots/web-silicon/system@${before['web-silicon@system']} -> machines/web-silicon`]);
+    for (const [stage, key] of Object.entries(before)) {
+      if (stage === 'web-silicon@nginx' || stage === 'web-silicon@site') expect(fake.keyOf(...(stage.split('@') as [string, string])), stage).not.toBe(key);
+      else expect(fake.keyOf(...(stage.split('@') as [string, string])), stage).toBe(key);
+    }
+    expect(fake.marks(root('web-silicon')).nginx).toBe('started\n#!/bin/sh\necho nginx, configured otherwise\n');
+    // web is rebuilt from nothing but rebooted after web-silicon, to see it afresh; gw is left running.
+    expect(fake.events.of('stop', mark)).toEqual(['web-silicon hard', 'web clean']);
+    expect(fake.events.of('start', mark)).toEqual(['web-silicon', 'web']);
+    // The earlier definition's snapshot is kept (restorable, pruned later).
+    expect(existsSync(fake.lab.dirs.snapshot('web-silicon', 'nginx', before['web-silicon@nginx']!))).toBe(true);
+  });
+
+  it('on a failing stage, keeps the last good snapshot and the failed root apart, exits 1, and boots nothing that depends on the machine', async () => {
+    fake.builds.failing.add('web-silicon@nginx');
+    const error = await up(fake.lab).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StageError);
+    expect(error).toMatchObject({ exitCode: 1, machine: 'web-silicon', stage: 'nginx' });
+    expect((error as StageError).message).toContain('fails on purpose');
+    expect((error as StageError).hint).toContain('lab restore web-silicon@nginx.failed');
+    // The stage after it never ran; its machine's last good snapshot is the stage before.
+    expect(fake.events.of('step').filter((s) => s.startsWith('web-silicon@'))).toEqual(['web-silicon@system', 'web-silicon@nginx']);
+    const keys = { system: fake.keyOf('web-silicon', 'system'), nginx: fake.keyOf('web-silicon', 'nginx') };
+    expect(fake.snapshotsOf('web-silicon')).toEqual([`nginx.failed@${keys.nginx}`, `system@${keys.system}`]);
+    expect(fake.marks(fake.lab.dirs.snapshot('web-silicon', 'nginx.failed', keys.nginx))).toEqual({ nginx: 'started\n' });
+    expect(fake.state().machines['web-silicon']!.rootKey).toBeUndefined(); // its root holds half a stage
+    // gw boots; web's own stages are built, but it does not boot without web-silicon.
+    expect(fake.taken().filter((s) => s.startsWith('web@'))).toEqual(stagesOf('web').map((s) => `web@${s}`));
+    expect(fake.events.of('start')).toEqual(['gw']);
+    expect([running('gw'), running('web-silicon'), running('web')]).toEqual([true, false, false]);
+
+    // Fixed, the next up resumes from the failed stage.
+    fake.builds.failing.clear();
+    const mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual(['web-silicon@nginx', 'web-silicon@site']);
+    expect(fake.events.of('start', mark)).toEqual(['web-silicon', 'web']);
+    for (const machine of MACHINES) expect(running(machine)).toBe(true);
+  });
+});
+
+describe('lab restore', () => {
+  it('<stage>: swaps the roots of the machines that have it, boots them, then reboots the running machines that depend on them', async () => {
+    await up(fake.lab);
+    writeFileSync(path.join(root('gw'), 'etc', 'written-while-running'), 'x\n');
+    const mark = fake.events.mark();
+    const report = await restore(fake.lab, 'dns');
+    expect(report.restored).toEqual([expect.objectContaining({ machine: 'gw', stage: 'dns', key: fake.keyOf('gw', 'dns'), current: true })]);
+    expect(report.rebooted).toEqual(['web-silicon', 'web']);
+    expect(report.leftAlone).toEqual(['web-silicon', 'web']);
+    // The dependents go down first, cleanly; gw's root is swapped while it is stopped; they come back after it, in order.
+    expect(fake.events.since(mark).filter((e) => /^(stop|start) /.test(e))).toEqual(['stop web-silicon clean', 'stop web clean', 'stop gw hard', 'start gw', 'start web-silicon', 'start web']);
+    expect(fake.events.since(mark).indexOf('ready gw')).toBeLessThan(fake.events.since(mark).indexOf('start web-silicon'));
+    expect(fake.events.of('copy', mark)).toEqual([`snapshots/gw/dns@${fake.keyOf('gw', 'dns')} -> machines/gw.incoming`]);
+    expect(fake.events.of('remove', mark)).toEqual(['machines/gw.outgoing']);
+    expect(existsSync(path.join(root('gw'), 'etc', 'written-while-running'))).toBe(false);
+    expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
+    expect(readdirSync(fake.lab.dirs.machinesDir).sort()).toEqual(['gw', 'web', 'web-silicon']);
+    expect(fake.state().machines.gw).toMatchObject({ rootStage: 'dns', rootKey: fake.keyOf('gw', 'dns') });
+    for (const machine of MACHINES) expect(running(machine)).toBe(true);
+    expect(fake.events.of('step', mark)).toEqual([]);
+  });
+
+  it('<machine>@<stage>: that machine alone goes back, and the next up brings its later stages back from their snapshots', async () => {
+    await up(fake.lab);
+    let mark = fake.events.mark();
+    const report = await restore(fake.lab, 'gw@system');
+    expect(report.restored.map((r) => `${r.machine}@${r.stage}`)).toEqual(['gw@system']);
+    expect(report.rebooted).toEqual(['web-silicon', 'web']);
+    expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
+    expect(fake.marks(root('gw'))).toEqual({});
+    expect(fake.state().machines.gw).toMatchObject({ rootStage: 'system', rootKey: fake.keyOf('gw', 'system') });
+
+    mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual([]);
+    expect(fake.events.of('copy', mark)).toEqual([`snapshots/gw/dns@${fake.keyOf('gw', 'dns')} -> machines/gw`]);
+    expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
+    expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
+  });
+});
+
+describe('lab checkpoint', () => {
+  it('save keeps every root, the running machines frozen meanwhile; restore puts them back, running as they were, and up then builds nothing', async () => {
+    await up(fake.lab);
+    await stopMachine(fake.lab, fake.state(), 'web', { hard: false }); // stopped when the checkpoint is taken
+    let mark = fake.events.mark();
+    const checkpoint = await saveCheckpoint(fake.lab, 'before');
+    expect(checkpoint).toMatchObject({
+      name: 'before',
+      frozen: true,
+      machines: MACHINES.map((m) => ({ name: m, running: m !== 'web', rootStage: stagesOf(m).at(-1), rootKey: fake.keyOf(m, stagesOf(m).at(-1)!) })),
+    });
+    // Frozen before the first root is taken, thawed after the last.
+    expect(fake.events.since(mark).filter((e) => /^(freeze|thaw|snapshot) /.test(e))).toEqual([
+      'freeze 2',
+      ...MACHINES.map((m) => `snapshot machines/${m} -> checkpoints/before.partial/${m}`),
+      'thaw 2',
+    ]);
+    expect(readdirSync(fake.lab.dirs.checkpointsDir).sort()).toEqual(['before', 'before.json']);
+
+    // The lab changes after it: gw back to an earlier stage, a file written in web-silicon.
+    await restore(fake.lab, 'gw@system');
+    writeFileSync(path.join(root('web-silicon'), 'etc', 'written-after'), 'x\n');
+    mark = fake.events.mark();
+    const report = await restore(fake.lab, 'before');
+    expect(report.checkpoint).toBe('before');
+    expect(report.restored.map((r) => [r.machine, r.stage, r.bootMs !== undefined])).toEqual([['gw', 'before', true], ['web-silicon', 'before', true], ['web', 'before', false]]);
+    expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon']);
+    expect([running('gw'), running('web-silicon'), running('web')]).toEqual([true, true, false]);
+    expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
+    expect(existsSync(path.join(root('web-silicon'), 'etc', 'written-after'))).toBe(false);
+    for (const machine of MACHINES) expect(fake.state().machines[machine]).toMatchObject({ rootStage: 'checkpoint:before', rootKey: 'checkpoint:before' });
+
+    // The roots' origin is no stage: up puts each back from its last snapshot, building nothing.
+    mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual([]);
+    expect(fake.events.of('copy', mark).sort()).toEqual(MACHINES.map((m) => `snapshots/${m}/${stagesOf(m).at(-1)}@${fake.keyOf(m, stagesOf(m).at(-1)!)} -> machines/${m}`).sort());
+    expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
+  });
+});
+
+// Last in this file: lab's interruption is for the rest of the process (lab exits after it), and
+// lib/interrupt.ts has no way back to 'running'.
+describe('an interrupted lab up', () => {
+  it('leaves no snapshot of the stage being built, and the next up builds that stage again', async () => {
+    // web@proxy is interrupted once gw and web-silicon are through (up), so that what they do is known.
+    const ended = new Set<string>();
+    let othersEnded!: () => void;
+    fake.builds.interruptAt('web@proxy', new Promise<void>((resolve) => (othersEnded = resolve)));
+    const onProgress = (event: UpEvent) => {
+      if (event.kind !== 'machine-end') return;
+      ended.add(event.machine);
+      if (ended.has('gw') && ended.has('web-silicon')) othersEnded();
+    };
+    const error = await up(fake.lab, { onProgress }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StageError);
+    expect((error as StageError).message).toContain('interrupted');
+    expect(fake.snapshotsOf('web')).toEqual([`haproxy@${fake.keyOf('web', 'haproxy')}`, `system@${fake.keyOf('web', 'system')}`]);
+    expect(fake.taken().filter((s) => s.startsWith('web@'))).toEqual(['web@system', 'web@haproxy']);
+    expect(fake.state().machines.web!.rootKey).toBeUndefined();
+    expect(fake.events.of('start')).toEqual(['gw', 'web-silicon']);
+    expect([running('gw'), running('web-silicon'), running('web')]).toEqual([true, true, false]);
+
+    // lab runs the cleanups and exits; the next up (where nothing is refused any more) resumes at the interrupted stage.
+    await runInterruptCleanups();
+    const mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual(['web@proxy']);
+    expect(fake.events.of('copy', mark)).toEqual([`snapshots/web/haproxy@${fake.keyOf('web', 'haproxy')} -> machines/web`]);
+    expect(fake.events.of('start', mark)).toEqual(['web']);
+    expect(fake.marks(root('web')).proxy).toBe('started\n#!/bin/sh\necho web proxy\n');
+  });
+});
