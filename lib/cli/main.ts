@@ -1,68 +1,66 @@
 import { parseArgs } from 'node:util';
 import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
+import type { GlobalOptions, HelpLine, Verb } from './verb.js';
 
-const HELP = `lab: build, snapshot, restore and test labs of systemd-nspawn machines
+/**
+ * Every verb, in the order lab --help shows them. A verb's module is loaded only when it is the
+ * one asked for (or for the help), so that lab exec and lab status load nothing of the others'.
+ */
+const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
+  up: () => import('./verbs/up.js'),
+  restore: () => import('./verbs/restore.js'),
+  test: () => import('./verbs/test.js'),
+  bisect: () => import('./verbs/bisect.js'),
+  image: () => import('./verbs/image.js'),
+  checkpoint: () => import('./verbs/checkpoint.js'),
+  status: () => import('./verbs/status.js'),
+  snapshots: () => import('./verbs/snapshots.js'),
+  exec: () => import('./verbs/exec.js'),
+  shell: () => import('./verbs/shell.js'),
+  console: () => import('./verbs/console.js'),
+  down: () => import('./verbs/down.js'),
+  destroy: () => import('./verbs/destroy.js'),
+  graph: () => import('./verbs/graph.js'),
+  record: () => import('./verbs/record.js'),
+  inventory: () => import('./verbs/inventory.js'),
+  doctor: () => import('./verbs/doctor.js'),
+};
 
-Usage: lab <command> [options]
+const COMMANDS = [...Object.keys(VERBS), 'help'];
 
-Commands:
-  up [machine...]           build what changed (one snapshot per stage) and boot the lab
-      --no-cache              rebuild every stage
-      --from <stage>          rebuild from this stage on (<stage>, <machine>@<stage>, or a controller stage)
-      --until <stage>         stop after this stage
-      --wait                  wait for another lab command to finish instead of failing
-      --idempotence           then apply every stage again on its own result and report what that changed (exit 1 if anything)
-  restore <stage>           put every machine that has the stage back to it (or <machine>@<stage>); a controller
-                            stage (a play) puts the whole lab back to just after it
-  restore <checkpoint>      put every machine back to a checkpoint, running if it ran then
-  restore <m>@<stage>.failed  a machine's root as it was when the stage failed (kept by lab up)
-      --wait                  wait for another lab command to finish instead of failing
-  test [scenario...]        bring the lab up, run the scenarios, write reports (reports/<run>/, reports/latest)
-      --scenarios <dir>       where scenarios are (default: the ones shipped with lab)
-      --reports <dir>         where reports go (default: ./reports)
-      --serial                one scenario at a time (default: read-only ones in parallel)
-      --verbose               print every test as it ends
-      --capture               record each network (tcpdump) while each scenario runs; keep the pcaps of failing ones
-  bisect <scenario> [machine]  where along the build (a machine's stages, or the lab's) the scenario's result changes;
-                            restores as few stages as a binary search needs, then puts the lab back as it was
-      --scenarios <dir>       where scenarios are
-  image export <file>       a root filesystem tarball of the base image (for image.source: tarball)
-      --from <machine@stage>  of a stage snapshot instead
-  image upgrade             clone the base, upgrade its packages, swap it in read-only (the next lab up rebuilds on it)
-  image list                base images: key, current, size, machines whose snapshots use them
-  checkpoint save <name>    keep every machine as it is now (frozen for one moment), to restore later
-  checkpoint list|delete    the checkpoints kept; delete <name> removes one
-  status                    machines, state, addresses, stages done, snapshots
-  snapshots                 every stage snapshot: created, cache key, space it holds
-  exec <machine> -- <cmd>   run a command in a machine; its output and exit code are lab's
-      --timeout <duration>    end it, and all it started in the machine, after this long (10s, 2m, 500ms); exit 124
-  shell <machine>           an interactive shell in a machine
-  console <vm>              a vm's serial console on this terminal (Ctrl-] leaves); its log: logs/<vm>/console.log
-  down                      stop the machines, keep everything
-  destroy                   remove everything the lab made on the host
-  graph                     the lab's topology (machines, networks, addresses, DNS/DHCP, routers) as Mermaid
-      -o, --output <file>     write it as .svg, .html (self-contained) or .mmd instead
-  record <machine>          a scenario asserting what the machine is now: enabled and active services,
-                            listening ports, addresses (a starting point to edit)
-      --file <path>           also assert this file's content (repeatable)
-      -o, --output <file>     write it there (a .test.ts under scenarios/) instead of printing it
-  inventory                 the lab as an Ansible inventory (every machine, its groups, addresses, MACs,
-                            ansible_host as the controller reaches it)
-      --format <kind>         yaml (default), ini, json (as ansible-inventory --list), or ssh (an SSH config
-                              with ProxyJump through the router; ssh -F <file> <machine>)
-  doctor                    prerequisites, the modes in use and why, leftovers of labs
+const GLOBAL_OPTIONS: HelpLine[] = [
+  ['--config <file>', 'a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)'],
+  ['--runtime <kind>', 'nspawn, machinectl or auto (default: the config\'s, auto)'],
+  ['--name <lab>', 'the lab\'s name (also LAB_NAME); labs with different names run side by side'],
+  ['--json', 'machine-readable output (up, restore, test, status, snapshots, doctor)'],
+  ['-h, --help', 'this help'],
+];
 
-Global options:
-  --config <file>           a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)
-  --runtime <kind>          nspawn, machinectl or auto (default: the config's, auto)
-  --name <lab>              the lab's name (also LAB_NAME); labs with different names run side by side
-  --json                    machine-readable output (up, restore, test, status, snapshots, doctor)
-  -h, --help                this help
+async function help(): Promise<string> {
+  const verbs = await Promise.all(Object.values(VERBS).map(async (load) => (await load()).default));
+  return [
+    'lab: build, snapshot, restore and test labs of systemd-nspawn machines',
+    '',
+    'Usage: lab <command> [options]',
+    '',
+    'Commands:',
+    ...verbs.flatMap((verb) => helpLines(verb.help, { nested: true })),
+    '',
+    'Global options:',
+    ...helpLines(GLOBAL_OPTIONS, { nested: false }),
+    '',
+    'Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it,',
+    '4 a machine or the lab\'s infrastructure failed (a machine did not start, a wait for it timed out).',
+  ].join('\n');
+}
 
-Exit codes: 0 ok, 1 a stage, check or scenario failed, 2 bad usage or config, 3 the host cannot do it,
-4 a machine or the lab's infrastructure failed (a machine did not start, a wait for it timed out).`;
-
-const COMMANDS = ['inventory', 'up', 'restore', 'checkpoint', 'bisect', 'graph', 'record', 'console', 'test', 'image', 'status', 'snapshots', 'exec', 'shell', 'down', 'destroy', 'doctor', 'help'];
+/** Usages from column 2 and a verb's options (nested) from column 6; what they do from column 28, or 30 for options. */
+function helpLines(lines: HelpLine[], { nested }: { nested: boolean }): string[] {
+  return lines.flatMap(([left, ...about]) => {
+    const [indent, column] = nested && left.startsWith('-') ? [6, 30] : [2, 28];
+    return about.map((line, i) => `${i === 0 ? `${' '.repeat(indent)}${left}  ` : ''}`.padEnd(column) + line);
+  });
+}
 
 function parse(argv: string[]) {
   const dashDash = argv.indexOf('--');
@@ -105,13 +103,13 @@ export async function main(argv: string[]): Promise<number> {
   const { values, positionals, passthrough } = parse(argv);
   const [command, ...args] = positionals;
   if (values.help || command === undefined || command === 'help') {
-    process.stdout.write(`${HELP}\n`);
+    process.stdout.write(`${await help()}\n`);
     return 0;
   }
-  if (!COMMANDS.includes(command)) throw unknownName('command', command, COMMANDS);
+  if (!Object.hasOwn(VERBS, command)) throw unknownName('command', command, COMMANDS);
   handleInterruptions();
-  const { runCommand } = await import('./commands.js');
-  return runCommand(command, args, passthrough, {
+  const [{ default: verb }, { openBareLab, openLab }] = await Promise.all([VERBS[command]!(), import('../engine/lab.js')]);
+  const options: GlobalOptions = {
     config: values.config,
     name: values.name ?? process.env.LAB_NAME,
     json: values.json,
@@ -130,7 +128,10 @@ export async function main(argv: string[]): Promise<number> {
     idempotence: values.idempotence,
     runtime: values.runtime,
     format: values.format,
-  });
+  };
+  const where = { file: options.config, name: options.name, runtime: options.runtime };
+  if (verb.needsStages) return verb.run(await openLab(where), args, passthrough, options);
+  return verb.run(await openBareLab(where), args, passthrough, options);
 }
 
 /** "500ms", "10s", "2m", "1h", or a number of seconds. */

@@ -10,11 +10,11 @@ import { CommandError, formatArgv, run, type RunResult } from '../exec.js';
 import { localAddresses } from '../host/procs.js';
 import { packageRoot } from '../paths.js';
 import type { Plan, PlannedControllerStage } from '../plan/plan.js';
-import { type LabState, writeState } from '../state/state.js';
+import type { LabState } from '../state/state.js';
 import { loadLab } from '../stages/load.js';
 import { bootInOrder } from './boot-order.js';
 import type { BareLab, Lab } from './lab.js';
-import { isRunning, machineState, stopMachine } from './machines.js';
+import { invalidateRoot, isRunning, recordRoot, stopMachine } from './machines.js';
 import { keepFailedState, takeSnapshot } from './snapshots.js';
 
 export interface ControllerStageReport {
@@ -185,8 +185,7 @@ export async function runControllerStages(lab: Lab, state: LabState, plan: Plan,
     const report = reports[index]!;
     report.startedAt = Date.now();
     // From here until the snapshots, the roots hold half a stage: the next lab up restores them.
-    for (const name of names) machineState(state, name).rootKey = undefined;
-    writeState(lab.dirs.stateFile, state);
+    for (const name of names) invalidateRoot(lab, state, name);
     const logFile = lab.dirs.stageLog('controller', stage.name);
     progress(`${stage.name}: running ${stage.config.playbook ? path.basename(stage.config.playbook) : stage.config.run!.join(' ')} (${index + 1}/${plan.controller.length})`);
     const { result, outcome, timedOut } = await applyControllerStage(lab, state, stage, logFile, (line) => {
@@ -198,8 +197,7 @@ export async function runControllerStages(lab: Lab, state: LabState, plan: Plan,
     progress(`${stage.name}: snapshotting every machine at rest`);
     await Promise.all(names.map((name) => stopMachine(lab, state, name, { hard: false })));
     await Promise.all(names.map((name) => takeSnapshot(lab, name, planned.name, planned.key)));
-    for (const name of names) Object.assign(machineState(state, name), { rootKey: planned.key, rootStage: planned.name });
-    writeState(lab.dirs.stateFile, state);
+    for (const name of names) recordRoot(lab, state, name, { stage: planned.name, key: planned.key });
     progress(`${stage.name}: booting the lab again`);
     await bootInOrder(lab, state, names, { waitForNetwork: true });
     report.durationMs = Date.now() - report.startedAt;

@@ -8,7 +8,8 @@ import { applyControllerStage } from './controller.js';
 import type { HostRecap } from '../controller/recap.js';
 import { planFor } from './planning.js';
 import type { UpProgress } from './progress.js';
-import { reapplyStage, up } from './up.js';
+import { reapplyStage } from './machine-job.js';
+import { up } from './up.js';
 
 /**
  * Paths that change whenever anything runs, whatever the stage: logs, caches, package lists,
@@ -64,13 +65,13 @@ export interface IdempotenceReport {
  * on a copy of its own result, and what differs from that result is reported. Each machine is put
  * back to its last stage afterwards, running if it ran.
  */
-export async function checkIdempotence(lab: Lab, options: { machines?: readonly string[]; onProgress?: UpProgress } = {}): Promise<IdempotenceReport> {
+export async function checkIdempotence(lab: Lab, options: { machines?: readonly string[]; plays?: readonly string[]; onProgress?: UpProgress } = {}): Promise<IdempotenceReport> {
   const started = Date.now();
   return holdingLock(lab.dirs.lockFile, 'up --idempotence', async () => {
     await up(lab, { onProgress: options.onProgress, waitForLock: true, plan: { only: options.machines ?? [] } });
     const asked = options.machines ?? [];
-    // The machines asked for (their dependencies are brought up, not re-applied), or every one.
-    const targets = planFor(lab, { only: asked }).machines.filter((m) => asked.length === 0 || asked.includes(m.name));
+    // The machines asked for (their dependencies are brought up, not re-applied), or every one; none when plays are asked for.
+    const targets = options.plays ? [] : planFor(lab, { only: asked }).machines.filter((m) => asked.length === 0 || asked.includes(m.name));
     const machines: IdempotenceReport['machines'] = [];
     for (const machine of targets) {
       const state = readState(lab.dirs.stateFile);
@@ -90,20 +91,21 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
       }
       machines.push({ machine: machine.name, stages });
     }
-    const controller = asked.length === 0 ? await reapplyControllerStages(lab) : [];
+    const controller = asked.length === 0 ? await reapplyControllerStages(lab, options.plays) : [];
     const idempotent = machines.every((m) => m.stages.every((s) => !s.changed)) && controller.every((s) => !s.changed);
     return { machines, controller, idempotent, ignored: ALWAYS_CHANGING, durationMs: Date.now() - started };
   });
 }
 
 /**
- * Each controller stage applied again on the lab at its own snapshot: every container's root made
+ * Each controller stage (of `only`, or every one) applied again on the lab at its own snapshot: every container's root made
  * from the stage's snapshot and booted, the stage run, the machines stopped cleanly and their
  * roots compared with the snapshot. The lab is left at its last controller stage, running.
  */
-async function reapplyControllerStages(lab: Lab): Promise<ControllerIdempotence[]> {
+async function reapplyControllerStages(lab: Lab, only?: readonly string[]): Promise<ControllerIdempotence[]> {
   const plan = planFor(lab);
   if (plan.controller.length === 0) return [];
+  const asked = plan.controller.filter((s) => !only || only.includes(s.name));
   const state = readState(lab.dirs.stateFile);
   const names = plan.machines.map((m) => m.name);
   const rootsAt = async (stage: { name: string; key: string }, origin: { stage: string; key: string }) => {
@@ -113,7 +115,7 @@ async function reapplyControllerStages(lab: Lab): Promise<ControllerIdempotence[
   };
   const reports: ControllerIdempotence[] = [];
   try {
-    for (const planned of plan.controller) {
+    for (const planned of asked) {
       const stageStarted = Date.now();
       // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
       await rootsAt(planned, { stage: `${planned.name} (applied again)`, key: `${planned.key}.again` });

@@ -106,13 +106,33 @@ export async function stopMachine(lab: BareLab, state: LabState, name: string, o
   return true;
 }
 
-/** Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). */
-export async function resetRoot(lab: BareLab, state: LabState, name: string, source: string, origin?: { stage: string; key: string }): Promise<void> {
-  const root = lab.dirs.machineRoot(name);
-  await lab.storage.remove(root);
-  await lab.storage.snapshot(source, root, { readonly: false });
+/** The snapshot a machine's root was made from: the stage it was taken after, and its key. */
+export interface RootOrigin {
+  stage: string;
+  key: string;
+}
+
+/**
+ * Records where the machine's root came from, at once in the state file: the one writer of it.
+ * Without a key the root is no stage's result, which lab up rebuilds; `undefined`: from no stage
+ * at all (the base image, a root being swapped).
+ */
+export function recordRoot(lab: BareLab, state: LabState, name: string, origin: Partial<RootOrigin> | undefined): void {
   const ms = machineState(state, name);
   ms.rootStage = origin?.stage;
   ms.rootKey = origin?.key;
   writeState(lab.dirs.stateFile, state);
+}
+
+/** The root holds half a stage, or one whose check failed: lab up rebuilds it; its stage still tells what it grew from. */
+export function invalidateRoot(lab: BareLab, state: LabState, name: string): void {
+  recordRoot(lab, state, name, { stage: machineState(state, name).rootStage });
+}
+
+/** Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). */
+export async function resetRoot(lab: BareLab, state: LabState, name: string, source: string, origin?: RootOrigin): Promise<void> {
+  const root = lab.dirs.machineRoot(name);
+  await lab.storage.remove(root);
+  await lab.storage.snapshot(source, root, { readonly: false });
+  recordRoot(lab, state, name, origin);
 }

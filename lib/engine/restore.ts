@@ -2,9 +2,9 @@ import { existsSync, renameSync } from 'node:fs';
 import { LabError, unknownName } from '../errors.js';
 import { kickDhcpClients, servesDhcp, whenDhcpListens } from '../network/dhcp-kick.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
-import { type LabState, writeState } from '../state/state.js';
+import type { LabState } from '../state/state.js';
 import type { Lab } from './lab.js';
-import { isRunning, machineState, startMachine, stopMachine } from './machines.js';
+import { isRunning, recordRoot, startMachine, stopMachine } from './machines.js';
 import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint, stageNames } from './checkpoints.js';
 import { withSession } from './session.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
@@ -91,10 +91,7 @@ function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined
   const hadRoot = existsSync(root);
   // Until the renames are done and recorded, the root is of no known stage: if this process dies
   // between them, the next command rebuilds the root from its snapshot rather than trust it.
-  const ms = machineState(state, target.machine);
-  ms.rootKey = undefined;
-  ms.rootStage = undefined;
-  writeState(lab.dirs.stateFile, state);
+  recordRoot(lab, state, target.machine, undefined);
   if (hadRoot) renameSync(root, outgoing);
   try {
     renameSync(incoming, root);
@@ -102,9 +99,7 @@ function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined
     if (hadRoot) renameSync(outgoing, root);
     throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
   }
-  ms.rootKey = target.rootKey;
-  ms.rootStage = target.rootStage;
-  writeState(lab.dirs.stateFile, state);
+  recordRoot(lab, state, target.machine, { stage: target.rootStage, key: target.rootKey });
   return hadRoot ? outgoing : undefined;
 }
 

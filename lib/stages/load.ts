@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
-import type { LabConfig, MachineConfig } from '../config/schema.js';
+import { isContainer, type LabConfig, type MachineConfig } from '../config/schema.js';
 import { machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
@@ -70,9 +70,9 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
     const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];
     // A vm has no root of lab's to build: no stage at all, not even system.
-    if (machine.kind !== 'vm') stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
+    if (isContainer(machine)) stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
     // The controller's way in, before the machine's own stages (which may then use it too).
-    if (machine.kind !== 'vm' && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
+    if (isContainer(machine) && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
     for (const name of machine.stages) {
       // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
       const own = findStageFile(stagesDir, machine.name, name);

@@ -1,0 +1,54 @@
+import type { BareLab, Lab } from '../engine/lab.js';
+
+/** What main.ts parsed from the command line, for every verb (each reads the options it has). */
+export interface GlobalOptions {
+  config?: string;
+  name?: string;
+  json: boolean;
+  noCache: boolean;
+  from?: string;
+  until?: string;
+  wait: boolean;
+  scenarios?: string;
+  reports?: string;
+  serial: boolean;
+  verbose: boolean;
+  capture: boolean;
+  output?: string;
+  idempotence: boolean;
+  files?: string[];
+  runtime?: string;
+  /** Milliseconds, from --timeout. */
+  timeout?: number;
+  /** lab inventory --format. */
+  format?: string;
+}
+
+/**
+ * A line of lab --help: what is written on the left (a usage, or an option when it starts with
+ * '-'), then what it does, one string per line.
+ */
+export type HelpLine = [left: string, about: string, ...more: string[]];
+
+interface VerbBase {
+  name: string;
+  /** Its lines in lab --help, its options under the usage they belong to. */
+  help: HelpLine[];
+}
+
+type Run<L> = (lab: L, args: string[], passthrough: string[], options: GlobalOptions) => Promise<number>;
+
+/**
+ * One CLI verb, in one file under cli/verbs/. A verb that runs no stage opens the lab without its
+ * stage modules (needsStages: false), which is what keeps lab exec fast.
+ */
+export type Verb = VerbBase & ({ needsStages: true; run: Run<Lab> } | { needsStages: false; run: Run<BareLab> });
+
+export const out = (text: string) => process.stdout.write(`${text}\n`);
+export const json = (value: unknown) => out(JSON.stringify(value, null, 2));
+
+/** A verb's result: the report itself with --json, else as print writes it. */
+export function show<T>(options: GlobalOptions, report: T, print: (report: T) => string): void {
+  if (options.json) json(report);
+  else out(print(report));
+}

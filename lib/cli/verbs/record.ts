@@ -1,0 +1,32 @@
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { UsageError } from '../../errors.js';
+import { json, out, type Verb } from '../verb.js';
+
+export default {
+  name: 'record',
+  help: [
+    ['record <machine>', 'a scenario asserting what the machine is now: enabled and active services,', 'listening ports, addresses (a starting point to edit)'],
+    ['--file <path>', 'also assert this file\'s content (repeatable)'],
+    ['-o, --output <file>', 'write it there (a .test.ts under scenarios/) instead of printing it'],
+  ],
+  needsStages: false,
+  async run(lab, args, _passthrough, options) {
+    const [machine, ...extra] = args;
+    if (!machine || extra.length > 0) throw new UsageError('usage: lab record <machine> [--file <path in the machine>]... [--output <file.test.ts>]');
+    const record = await import('../../engine/record.js');
+    const recorded = await record.recordMachine(lab, machine, options.files ?? []);
+    if (options.json) {
+      json(recorded);
+      return 0;
+    }
+    const target = options.output ? path.resolve(options.output) : undefined;
+    const scenario = record.recordedScenario(recorded, record.scenarioImport(target ? path.dirname(target) : process.cwd()), new Date().toISOString());
+    if (!target) out(scenario.trimEnd());
+    else {
+      writeFileSync(target, scenario);
+      out(`wrote ${target}: ${recorded.services.length} services, ${recorded.ports.length} ports, ${recorded.addresses.length} addresses, ${recorded.files.length} files`);
+    }
+    return 0;
+  },
+} satisfies Verb;

@@ -1,0 +1,330 @@
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { LabError, StageError } from '../errors.js';
+import { installPackages } from '../image/packages.js';
+import type { MachinePlan, Plan, PlannedStage } from '../plan/plan.js';
+import type { Readiness } from '../runtime/runtime.js';
+import { bootConcurrency } from '../host/limits.js';
+import { Semaphore } from '../wait.js';
+import type { LabState } from '../state/state.js';
+import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
+import type { LoadedMachine, LoadedStage } from '../stages/load.js';
+import type { Lab } from './lab.js';
+import { invalidateRoot, isRunning, machineApi, machineState, recordRoot, resetRoot, type RootOrigin, startMachine, stopMachine } from './machines.js';
+import { planFor } from './planning.js';
+import type { UpProgress } from './progress.js';
+import { POOL_FULL_HINT, poolFull } from './space.js';
+import { keepFailedState, removeSnapshot, takeSnapshot } from './snapshots.js';
+import { stageFailure } from './stage-failure.js';
+
+export interface MachineReport {
+  name: string;
+  stages: { name: string; key: string; action: 'cached' | 'build'; startedAt?: number; durationMs?: number }[];
+  booted: boolean;
+  bootStartedAt?: number;
+  bootMs?: number;
+  failedUnits: string[];
+}
+
+interface Deferred {
+  promise: Promise<boolean>;
+  resolve(booted: boolean): void;
+  reject(error: Error): void;
+}
+
+function deferred(): Deferred {
+  let resolve!: (booted: boolean) => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<boolean>((res, rej) => ((resolve = res), (reject = rej)));
+  promise.catch(() => undefined); // observed by dependents; an unawaited rejection is not a crash
+  return { promise, resolve, reject };
+}
+
+/** How long a running machine's systemd may take to say its state. */
+const SYSTEM_STATE_TIMEOUT_MS = 5000;
+
+/** Every machine of the plan at once, each told as it goes (where it is, then its end). */
+export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, basePath: string, progress: UpProgress): Promise<MachineReport[]> {
+  const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
+  const bootSlots = new Semaphore(bootConcurrency(availableParallelism(), plan.machines.length, lab.config.boot.concurrency));
+  const reports: MachineReport[] = [];
+  const failures: Error[] = [];
+  progress({ kind: 'machines-start', machines: plan.machines.map((m) => m.name) });
+  await Promise.all(
+    plan.machines.map(async (machinePlan) => {
+      const machine = machinePlan.name;
+      const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
+      const report: MachineReport = {
+        name: machine,
+        stages: machinePlan.stages.map((s) => ({ name: s.name, key: s.key, action: s.action })),
+        booted: false,
+        failedUnits: [],
+      };
+      reports.push(report);
+      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
+      try {
+        await job.run(ready, bootSlots, (line) => progress({ kind: 'machine', machine, line }));
+        progress({ kind: 'machine-end', machine });
+      } catch (error) {
+        failures.push(error as Error);
+        progress({ kind: 'machine-end', machine, error });
+      }
+    }),
+  );
+  await progress({ kind: 'machines-end' });
+  if (failures.length > 0) throw firstCause(failures);
+  return reports;
+}
+
+/** A dependent that did not start because its dependency failed is not the story: the dependency is. */
+function firstCause(failures: Error[]): LabError {
+  const cause = failures.find((f) => !(f instanceof DependencyFailed)) ?? failures[0];
+  return cause instanceof LabError ? cause : new LabError(String(cause.stack ?? cause), 1);
+}
+
+class DependencyFailed extends LabError {}
+
+/** An online stage failed with its machine running: it is left so. */
+class OnlineStageFailed extends Error {}
+
+/** One machine of a lab up: its stages built from the first changed one, then its boot and the checks of what was built. */
+class MachineJob {
+  /** Each stage's definition, by name: the plan keeps only what its keys are made of. */
+  private readonly definitions: ReadonlyMap<string, LoadedStage>;
+
+  constructor(
+    private readonly lab: Lab,
+    private readonly state: LabState,
+    private readonly plan: MachinePlan,
+    private readonly loaded: LoadedMachine,
+    private readonly basePath: string,
+    private readonly report: MachineReport,
+  ) {
+    this.definitions = new Map(loaded.stages.map((s) => [s.name, s]));
+  }
+
+  private get name(): string {
+    return this.plan.name;
+  }
+
+  private snapshotPath(stage: PlannedStage): string {
+    return this.lab.dirs.snapshot(this.name, stage.name, stage.key);
+  }
+
+  private loadedStage(stage: PlannedStage): LoadedStage {
+    return this.definitions.get(stage.name)!;
+  }
+
+  /**
+   * Builds what changed, boots once the machines it depends on are up (holding one of the boot
+   * slots), runs the checks of what was built, and tells the machines waiting for it. `progress`
+   * gets one short line at each step: the machine's single line on screen.
+   */
+  async run(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    const entry = ready.get(this.name)!;
+    try {
+      await this.steps(ready, bootSlots, progress);
+      entry.resolve(this.report.booted);
+    } catch (error) {
+      entry.reject(error as Error); // the machines waiting for this one fail too
+      throw error;
+    }
+  }
+
+  private async steps(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    const { stages } = this.plan;
+    const firstBuild = stages.findIndex((s) => s.action === 'build');
+    const built = firstBuild >= 0 ? stages.slice(firstBuild) : [];
+    let rootChanged = false;
+    for (const [offset, stage] of built.entries()) {
+      const index = firstBuild + offset;
+      progress(`building ${stage.name} (${offset + 1}/${built.length})`);
+      if (offset === 0) {
+        await stopMachine(this.lab, this.state, this.name, { hard: true }); // its root is about to be replaced
+        const parent = index === 0 ? undefined : stages[index - 1];
+        await resetRoot(this.lab, this.state, this.name, parent ? this.snapshotPath(parent) : this.basePath, parent && origin(parent));
+        rootChanged = true;
+      }
+      const startedAt = Date.now();
+      await this.buildStage(stage, ready, bootSlots, progress);
+      Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
+    }
+    const summary = built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
+
+    // Its last stage, or the last controller stage cached (the lab after that play).
+    const last = this.plan.resumeFrom ?? origin(stages.at(-1)!);
+    const ms = machineState(this.state, this.name);
+    if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
+      await stopMachine(this.lab, this.state, this.name, { hard: true });
+      await resetRoot(this.lab, this.state, this.name, this.lab.dirs.snapshot(this.name, last.stage, last.key), last);
+      rootChanged = true;
+    }
+    const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));
+    if ((await this.isUp()) && !rootChanged && !dependencyRebooted) {
+      progress(`${summary}, already running`);
+    } else {
+      progress(`${summary}, waiting to boot`);
+      // Booted after what it depends on, so it sees their current addresses and names.
+      await stopMachine(this.lab, this.state, this.name, { hard: rootChanged });
+      this.report.bootStartedAt = Date.now();
+      const readiness = await this.boot(bootSlots, () => progress(`${summary}, booting`));
+      Object.assign(this.report, { booted: true, bootMs: readiness.bootMs, failedUnits: readiness.failedUnits });
+      const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
+      progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
+    }
+    for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
+  }
+
+  /**
+   * Running as its systemd says, not merely alive: a command killed while it stopped or started the
+   * machine leaves an nspawn whose container is gone, on its way down, still booting (waited for),
+   * or about to fail its start (its veth raced the previous boot's). One bounded question, without
+   * `--wait`: a machine on its way down may never answer one that waits.
+   */
+  private async isUp(): Promise<boolean> {
+    const process = this.state.machines[this.name]?.process;
+    if (!process || !isRunning(this.state, this.name)) return false;
+    const handle = { name: this.name, process };
+    if ((await this.lab.runtime.leaderPid(handle)) === undefined) return false;
+    const asked = await this.lab.runtime.exec(handle, ['systemctl', 'is-system-running'], { allowFailure: true, timeout: SYSTEM_STATE_TIMEOUT_MS }).catch(() => undefined);
+    const systemState = asked?.stdout.trim();
+    if (systemState === 'running' || systemState === 'degraded') return true;
+    if (systemState !== 'initializing' && systemState !== 'starting') return false;
+    try {
+      await this.lab.runtime.waitReady(handle, this.lab.config.boot.timeoutSeconds * 1000);
+      return true;
+    } catch (error) {
+      if (error instanceof LabError) return false; // booted again below, which says what is wrong if it still is
+      throw error;
+    }
+  }
+
+  /** Waits for the machines this one depends on (those in this run); true when one of them was rebooted. */
+  private async dependenciesUp(ready: Map<string, Deferred>, waiting: (dependency: string) => void): Promise<boolean> {
+    let rebooted = false;
+    for (const dependency of this.plan.dependsOn) {
+      const dependencyReady = ready.get(dependency);
+      if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
+      waiting(dependency);
+      try {
+        rebooted = (await dependencyReady.promise) || rebooted; // awaited for every dependency, not short-circuited
+      } catch {
+        throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
+      }
+    }
+    return rebooted;
+  }
+
+  /** Boots the machine in one of the boot slots, until running with its interfaces configured. */
+  private async boot(bootSlots: Semaphore, booting: () => void): Promise<Readiness> {
+    const release = await bootSlots.acquire();
+    try {
+      booting();
+      return await startMachine(this.lab, this.state, this.name, { waitForNetwork: true });
+    } finally {
+      release();
+    }
+  }
+
+  /** The idempotence check: the stage applied again on a root made from its own snapshot, which is left as it is. */
+  async reapply(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore): Promise<void> {
+    await stopMachine(this.lab, this.state, this.name, { hard: true });
+    // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
+    await resetRoot(this.lab, this.state, this.name, this.snapshotPath(stage), { stage: `${stage.name} (applied again)`, key: `${stage.key}.again` });
+    await this.buildStage(stage, ready, bootSlots, () => undefined, { snapshot: false });
+  }
+
+  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void, options = { snapshot: true }): Promise<void> {
+    const loaded = this.loadedStage(stage);
+    const logFile = this.lab.dirs.stageLog(this.name, stage.name);
+    mkdirSync(path.dirname(logFile), { recursive: true });
+    rmSync(logFile, { force: true });
+    const root = this.lab.dirs.machineRoot(this.name);
+    const pm = this.lab.image.packageManager(root);
+    const target: OfflineTarget = {
+      runner: this.lab.builds,
+      root,
+      nspawnName: this.lab.names.nspawnName(this.name),
+      fixturesDir: loaded.fixturesDir,
+      logFile,
+      binds: [...this.loaded.config.binds, ...(pm ? [{ source: this.lab.packageCache, target: pm.cacheDir }] : [])],
+    };
+    try {
+      if (stage.packages.length > 0) {
+        // Always offline, also for an online stage: downloads go through the host's network, never the lab's.
+        if (!pm) throw new LabError(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`, 1);
+        await installPackages(this.lab.builds, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
+      }
+      if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);
+      else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
+    } catch (error) {
+      invalidateRoot(this.lab, this.state, this.name); // the root holds half a stage
+      const full = poolFull(this.lab);
+      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
+      const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
+      if (error instanceof OnlineStageFailed) throw stageFailure({ machine: this.name, stage: stage.name, step: 'online run', error: error.cause, log: logFile, kept });
+      throw stageFailure({ machine: this.name, stage: stage.name, step: 'run', error, log: logFile, kept });
+    }
+    if (!options.snapshot) return;
+    await takeSnapshot(this.lab, this.name, stage.name, stage.key);
+    recordRoot(this.lab, this.state, this.name, origin(stage));
+  }
+
+  /**
+   * An online stage: the machines it depends on up, the machine booted with its earlier stages,
+   * the stage run in it, then a clean stop, so that its snapshot is a root at rest. A failure leaves
+   * the machine running, to look inside.
+   */
+  private async runOnline(stage: PlannedStage, loaded: LoadedStage, target: OfflineTarget, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    await this.dependenciesUp(ready, (dependency) => progress(`building ${stage.name}: waiting for ${dependency}`));
+    await this.boot(bootSlots, () => progress(`building ${stage.name}: booting for it`));
+    const process = machineState(this.state, this.name).process!;
+    progress(`building ${stage.name} in the running machine`);
+    try {
+      await loaded.definition.run?.(
+        onlineContext(target, this.loaded.view, loaded.definition.fixtures ?? [], (argv, options) => this.lab.runtime.exec({ name: this.name, process }, argv, options)),
+      );
+    } catch (error) {
+      throw new OnlineStageFailed(String(error), { cause: error });
+    }
+    await stopMachine(this.lab, this.state, this.name, { hard: false });
+  }
+
+  /** A failed check invalidates its stage and those after it: the last good snapshot is the one before. */
+  private async checkStage(stage: PlannedStage, built: PlannedStage[]): Promise<void> {
+    const machine = machineApi(this.lab, this.state, this.name);
+    try {
+      await this.loadedStage(stage).definition.check!(machine, this.loaded.view);
+    } catch (error) {
+      const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
+      for (const invalid of built.slice(built.indexOf(stage))) await removeSnapshot(this.lab, this.snapshotPath(invalid));
+      invalidateRoot(this.lab, this.state, this.name);
+      throw stageFailure({ machine: this.name, stage: stage.name, step: 'check', error, kept });
+    }
+  }
+}
+
+/**
+ * Applies a built stage of a machine a second time, on a root made from the stage's own snapshot
+ * (the machines it depends on running): what `lab up --idempotence` compares with the snapshot.
+ */
+export async function reapplyStage(lab: Lab, state: LabState, machine: string, stageName: string): Promise<void> {
+  const plan = planFor(lab).machines.find((m) => m.name === machine)!;
+  const stage = plan.stages.find((s) => s.name === stageName)!;
+  const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
+  const report: MachineReport = { name: machine, stages: [], booted: false, failedUnits: [] };
+  const ready = new Map(plan.dependsOn.map((dependency) => [dependency, upAlready()]));
+  await new MachineJob(lab, state, plan, loaded, '', report).reapply(stage, ready, new Semaphore(1));
+}
+
+/** A dependency that runs already (the lab is up): nothing to wait for, and not rebooted. */
+function upAlready(): Deferred {
+  const entry = deferred();
+  entry.resolve(false);
+  return entry;
+}
+
+function origin(stage: PlannedStage): RootOrigin {
+  return { stage: stage.name, key: stage.key };
+}

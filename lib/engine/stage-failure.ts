@@ -1,0 +1,25 @@
+import { LabError, StageError } from '../errors.js';
+import { CommandError } from '../exec.js';
+
+export interface StageFailure {
+  machine: string;
+  stage: string;
+  /** An offline run leaves the machine stopped; an online run or a check fails with it running, and leaves it so. */
+  step: 'run' | 'online run' | 'check';
+  error: unknown;
+  /** The stage's log, when it has one. */
+  log?: string;
+  /** The name the failed state was kept under, to restore it later. */
+  kept?: string;
+}
+
+/** A stage's failure as the user reads it: what failed, then where to look (inside the machine, its log, its kept root). */
+export function stageFailure({ machine, stage, step, error, log, kept }: StageFailure): StageError {
+  const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
+  const hints = [
+    ...(step === 'run' ? [] : [`the machine is still running: look inside with 'lab shell ${machine}'`]),
+    ...(log ? [`full log: ${log}`] : []),
+    ...(kept ? [`its root at the failure is kept: lab restore ${kept}`] : []),
+  ];
+  return new StageError(`stage ${machine}@${stage} failed (${step}): ${detail}`, machine, stage, log, hints.join('; '));
+}
