@@ -196,8 +196,3 @@ export type LabConfig = z.output<typeof labConfigSchema>;
 export type MachineConfig = z.output<typeof machineSchema>;
 export type ControllerStageConfig = z.output<typeof controllerStageSchema>;
 
-
-/** A container has a root lab builds in stages; a vm boots its own disk or from the network, with no stage at all. */
-export function isContainer(machine: Pick<MachineConfig, 'kind'>): boolean {
-  return machine.kind !== 'vm';
-}

@@ -209,3 +209,12 @@ export function machineDependencies(config: Pick<LabConfig, 'zone'>, machine: Ma
   const implicit = dhcp && dns && dns !== machine.name ? [dns] : [];
   return [...new Set([...machine.dependsOn, ...implicit])];
 }
+
+/**
+ * A container has a root lab builds in stages; a vm boots its own disk or from the network, with no
+ * stage at all. Here and not beside the schema: the schema loads zod, which the commands people type
+ * all day (restore, exec, status) must not pay for.
+ */
+export function isContainer(machine: Pick<MachineConfig, 'kind'>): boolean {
+  return machine.kind !== 'vm';
+}

@@ -163,6 +163,8 @@ export function inventoryIni(inventory: Inventory): string {
 export interface SshFiles {
   key: string;
   knownHosts: string;
+  /** `NAME=value` sent to every session (SetEnv): what a stage's timeout finds its processes in the machines by. */
+  sessionTag?: string;
 }
 
 /**
@@ -191,6 +193,7 @@ export function sshConfig(inventory: Inventory, files: SshFiles): string {
       '  ServerAliveInterval 5',
       '  ServerAliveCountMax 6',
       '  LogLevel ERROR',
+      ...(files.sessionTag ? [`  SetEnv ${files.sessionTag}`] : []),
     ].join('\n'),
   );
   return `# lab ${inventory.lab}: SSH from the controller (ssh -F this-file <machine>)\n${blocks.join('\n\n')}\n`;

@@ -1,7 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
-import { childrenOf, processStartTime, signalProcess } from '../state/process.js';
 
 /** What a lab with controller stages needs on the host. */
 export const CONTROLLER_TOOLS = [
@@ -40,29 +39,9 @@ export async function endControlMasters(socketsDir: string): Promise<void> {
 }
 
 /**
- * Ends every SSH session in a machine, with all each started: the processes under its SSH
- * server's listener (the listener itself stays). Found on the host through /proc, by pid: what a
- * play that timed out left running in the machine.
+ * The environment entry every process of one controller stage run carries: the command on the
+ * host, and, sent by the SSH client (SetEnv, accepted by the ssh stage's sshd config), every
+ * process its sessions start in the machines, also the ones reparented to a machine's init
+ * once their session ended. What a timeout ends, by pid.
  */
-export function endSshSessions(leaderPid: number): number {
-  const listener = childrenOf(leaderPid).find((pid) => commOf(pid) === 'sshd');
-  if (listener === undefined) return 0;
-  const tree: number[] = [];
-  const walk = (pid: number) => {
-    for (const child of childrenOf(pid)) {
-      tree.push(child);
-      walk(child);
-    }
-  };
-  walk(listener);
-  for (const pid of tree) if (processStartTime(pid) !== undefined) signalProcess(pid, 'SIGKILL');
-  return tree.length;
-}
-
-function commOf(pid: number): string | undefined {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
+export const RUN_TAG = 'LAB_CONTROLLER_RUN';

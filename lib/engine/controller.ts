@@ -1,13 +1,14 @@
+import { randomUUID } from 'node:crypto';
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { addressesByNetwork, type Inventory, inventoryOf, inventoryYamlObject, knownHosts, type LiveAddresses, sshConfig } from '../controller/inventory.js';
 import type { LoadedControllerStage } from '../controller/load.js';
 import { type AnsibleOutcome, describeFailures, parseAnsibleOutput } from '../controller/recap.js';
-import { endControlMasters, endSshSessions, ensureKeyPair, hostKeyOf } from '../controller/ssh.js';
+import { endControlMasters, ensureKeyPair, hostKeyOf, RUN_TAG } from '../controller/ssh.js';
 import { StageError } from '../errors.js';
 import { CommandError, formatArgv, run, type RunResult } from '../exec.js';
-import { localAddresses } from '../host/procs.js';
+import { killByEnvironment, localAddresses } from '../host/procs.js';
 import { packageRoot } from '../paths.js';
 import type { Plan, PlannedControllerStage } from '../plan/plan.js';
 import type { LabState } from '../state/state.js';
@@ -62,7 +63,7 @@ export async function labInventory(lab: BareLab, state: LabState): Promise<Inven
 }
 
 /** Writes lab's inventory, SSH config, known hosts (each machine's host key, from its root) and `$LAB`. */
-export async function writeControllerFiles(lab: BareLab, state: LabState): Promise<ControllerFiles> {
+export async function writeControllerFiles(lab: BareLab, state: LabState, sessionTag?: string): Promise<ControllerFiles> {
   const dir = lab.dirs.controllerDir;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -80,7 +81,7 @@ export async function writeControllerFiles(lab: BareLab, state: LabState): Promi
     if (key) keys.set(host.name, key);
   }
   writeFileSync(files.inventory, stringify(inventoryYamlObject(inventory)));
-  writeFileSync(files.sshConfig, sshConfig(inventory, { key: lab.dirs.sshKey, knownHosts: files.knownHosts }));
+  writeFileSync(files.sshConfig, sshConfig(inventory, { key: lab.dirs.sshKey, knownHosts: files.knownHosts, sessionTag }));
   writeFileSync(files.knownHosts, knownHosts(keys));
   const cli = [process.execPath, path.join(packageRoot, 'bin', 'lab.js'), ...(lab.configFile ? ['--config', lab.configFile] : []), '--name', lab.config.name];
   writeFileSync(files.labCommand, `#!/bin/sh\n# lab ${lab.config.name}'s CLI, for controller stages\nexec ${formatArgv(cli)} "$@"\n`, { mode: 0o700 });
@@ -139,18 +140,21 @@ const containers = (lab: BareLab) => lab.topology.machines.filter((m) => m.kind 
  * session in the machines ends with what it started there.
  */
 export async function applyControllerStage(lab: BareLab, state: LabState, stage: LoadedControllerStage, logFile: string, onLine?: (line: string) => void): Promise<{ result: RunResult; outcome: AnsibleOutcome; timedOut: boolean }> {
-  const files = await writeControllerFiles(lab, state);
+  const tag = `${RUN_TAG}=${randomUUID()}`;
+  const files = await writeControllerFiles(lab, state, tag);
   mkdirSync(path.dirname(logFile), { recursive: true });
   rmSync(logFile, { force: true });
   let timedOut = false;
   try {
     const result = await run([...lab.network.netnsPrefix, ...controllerArgv(stage, files)], {
       cwd: stage.cwd,
-      env: controllerEnv(lab, files, stage.name),
+      env: { ...controllerEnv(lab, files, stage.name), [RUN_TAG]: tag.slice(RUN_TAG.length + 1) },
       timeout: stage.config.timeoutSeconds * 1000,
       logFile,
       onLine,
       allowFailure: true,
+      // On the host beyond the command's process group, and in the machines: every process with the run's tag.
+      endAll: async () => void killByEnvironment(tag),
     }).catch((error: unknown) => {
       if (!(error instanceof CommandError && error.timedOut)) throw error;
       timedOut = true;
@@ -159,13 +163,6 @@ export async function applyControllerStage(lab: BareLab, state: LabState, stage:
     return { result, outcome: parseAnsibleOutput(result.stdout), timedOut };
   } finally {
     await endControlMasters(files.controlSockets);
-    if (timedOut) {
-      for (const name of containers(lab)) {
-        const process = state.machines[name]?.process;
-        const leader = process && isRunning(state, name) ? await lab.runtime.leaderPid({ name, process }) : undefined;
-        if (leader !== undefined) endSshSessions(leader);
-      }
-    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
-import { isContainer } from '../config/schema.js';
+import { isContainer } from '../config/topology.js';
 import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
 import type { ImageSourceKind } from '../image/image.js';
 import type { Plan, PlanOptions } from '../plan/plan.js';

@@ -2,8 +2,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
-import { isContainer, type LabConfig, type MachineConfig } from '../config/schema.js';
-import { machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
+import type { LabConfig, MachineConfig } from '../config/schema.js';
+import { isContainer, machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
@@ -13,7 +13,7 @@ import { shellStage } from './shell.js';
 import { TOOL_EXTENSIONS, toolStage } from './tools.js';
 import systemStage from './system.js';
 import { sshStage } from './ssh.js';
-import { type LoadedControllerStage, loadControllerStages } from '../controller/load.js';
+import type { LoadedControllerStage } from '../controller/load.js';
 import { sha, treeHash } from './content.js';
 
 export const SYSTEM_STAGE = 'system';
@@ -84,7 +84,9 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
     machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages });
   }
-  return { machines, fixturesDir, controller: loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd()) };
+  // What a playbook reads is found with the YAML parser: loaded only by a lab that has controller stages.
+  const controller = config.controller.length === 0 ? [] : (await import('../controller/load.js')).loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd());
+  return { machines, fixturesDir, controller };
 }
 
 /** A stage's file; two files of one stage (say dns.ts and dns.sh) are refused: which one is meant? */

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { LabConfig } from '../config/schema.js';
 import { labDirs } from '../lab.js';
+import { RUN_TAG } from '../controller/ssh.js';
 import { defineStage } from './define.js';
 
 /** The lab's public key, as the stage installs it; none before `lab up` made the key pair. */
@@ -33,7 +34,7 @@ export const sshStage = (config: LabConfig) => defineStage({
     if (!key) throw new Error(`the lab's SSH key pair is missing (${labDirs(ctx.lab.config).sshKey}.pub): lab up makes it`);
     await ctx.exec(['install', '-d', '-m', '0700', '/root/.ssh']);
     await ctx.writeFile('/root/.ssh/authorized_keys', `${key}\n`, { mode: 0o600 });
-    await ctx.writeFile('/etc/ssh/sshd_config.d/lab.conf', 'PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n');
+    await ctx.writeFile('/etc/ssh/sshd_config.d/lab.conf', `PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n# A controller stage's sessions carry its run's tag: its timeout ends what they started.\nAcceptEnv ${RUN_TAG}\n`);
     // The package made host keys when it was installed; any type missing is made now.
     await ctx.exec(['ssh-keygen', '-A']);
     await ctx.enable(config.image.distribution === 'arch' ? 'sshd' : 'ssh');

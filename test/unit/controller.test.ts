@@ -94,6 +94,8 @@ describe('the inventory of a lab', () => {
     expect(text).toContain('Host web 192.168.1.10\n  HostName 192.168.1.10\n  HostKeyAlias web\n  ProxyJump gw\n');
     expect(text).toContain('StrictHostKeyChecking yes');
     expect(text).toContain('UserKnownHostsFile /k/known_hosts');
+    expect(text).not.toContain('SetEnv');
+    expect(sshConfig(inventoryOf(config, topology), { key: '/k', knownHosts: '/h', sessionTag: 'LAB_CONTROLLER_RUN=x1' })).toContain('  SetEnv LAB_CONTROLLER_RUN=x1\n');
     expect(knownHosts(new Map([['gw', 'ssh-ed25519 AAAAC3Nz root@gw\n']]))).toBe('gw ssh-ed25519 AAAAC3Nz\n');
   });
 });
