@@ -66,30 +66,25 @@ export function inventoryOf(config: LabConfig, topology: Topology, live: LiveAdd
     if (!iface) return undefined;
     return iface.address !== 'dhcp' ? iface.address : live.get(machine.name)?.get(network);
   };
-  const direct = new Set(topology.networks.filter((n) => n.hostAddress !== undefined).map((n) => n.name));
+  // The networks the controller has an address on.
+  const directNetworks = new Set(topology.networks.filter((n) => n.hostAddress !== undefined).map((n) => n.name));
   // `seen`: the machines asking, so that two machines routing each other's networks end the search.
   const reachOf = (machine: TopologyMachine, seen: ReadonlySet<string>): Reach | undefined => {
     if (machine.kind === 'vm' || seen.has(machine.name)) return undefined;
-    let reach: Reach | undefined;
-    for (const iface of machine.interfaces.filter((i) => direct.has(i.network))) {
-      const address = addressOn(machine, iface.network);
-      if (address) reach ??= { address };
-    }
+    const asking = new Set([...seen, machine.name]);
+    const direct = machine.interfaces.filter((i) => directNetworks.has(i.network)).map((i) => addressOn(machine, i.network)).find((a) => a !== undefined);
+    if (direct) return { address: direct };
     // Through the router of one of its networks; a DHCP address not known yet is the router's to resolve (its DNS).
     for (const iface of machine.interfaces) {
-      if (reach) break;
-      const router = topology.networks.find((n) => n.name === iface.network)?.router;
-      const routerMachine = topology.machines.find((m) => m.name === router);
-      if (!routerMachine || router === machine.name) continue;
-      if (!reachOf(routerMachine, new Set([...seen, machine.name]))) continue;
-      reach = { address: addressOn(machine, iface.network) ?? `${machine.name}.${topology.domain}`, via: router };
+      const router = topology.machines.find((m) => m.name === topology.networks.find((n) => n.name === iface.network)?.router);
+      if (router && router.name !== machine.name && reachOf(router, asking)) return { address: addressOn(machine, iface.network) ?? `${machine.name}.${topology.domain}`, via: router.name };
     }
     // On a NAT'ed network by DHCP before its address is known: through the DNS machine, which names it.
     const dns = topology.machines.find((m) => m.name === topology.dnsMachine);
-    if (!reach && dns && dns.name !== machine.name && machine.interfaces.some((i) => direct.has(i.network)) && reachOf(dns, new Set([...seen, machine.name]))) {
-      reach = { address: `${machine.name}.${topology.domain}`, via: dns.name };
+    if (dns && dns.name !== machine.name && machine.interfaces.some((i) => directNetworks.has(i.network)) && reachOf(dns, asking)) {
+      return { address: `${machine.name}.${topology.domain}`, via: dns.name };
     }
-    return reach;
+    return undefined;
   };
   const hosts = topology.machines.map((machine): InventoryHost => {
     const configured = config.machines.find((m) => m.name === machine.name)!;

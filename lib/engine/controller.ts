@@ -190,7 +190,7 @@ export async function runControllerStages(lab: Lab, state: LabState, plan: Plan,
       if (task) progress(`${stage.name}: ${task}`);
     });
     report.recap = outcome.recap;
-    if (timedOut || result.exitCode !== 0) await failControllerStage(lab, names, planned, outcome, result, timedOut, logFile);
+    if (timedOut || result.exitCode !== 0) await failControllerStage(lab, names, stage, planned, { outcome, result, timedOut, logFile });
     progress(`${stage.name}: snapshotting every machine at rest`);
     await Promise.all(names.map((name) => stopMachine(lab, state, name, { hard: false })));
     await Promise.all(names.map((name) => takeSnapshot(lab, name, planned.name, planned.key)));
@@ -202,9 +202,14 @@ export async function runControllerStages(lab: Lab, state: LabState, plan: Plan,
   return reports;
 }
 
-async function failControllerStage(lab: Lab, names: readonly string[], planned: PlannedControllerStage, outcome: AnsibleOutcome, result: RunResult, timedOut: boolean, logFile: string): Promise<never> {
+async function failControllerStage(
+  lab: Lab,
+  names: readonly string[],
+  stage: LoadedControllerStage,
+  planned: PlannedControllerStage,
+  { outcome, result, timedOut, logFile }: { outcome: AnsibleOutcome; result: RunResult; timedOut: boolean; logFile: string },
+): Promise<never> {
   const kept = (await Promise.all(names.map((name) => keepFailedState(lab, name, planned.name, planned.key)))).filter(Boolean);
-  const stage = lab.loaded.controller.find((s) => s.name === planned.name)!;
   const why = timedOut ? `timed out after ${stage.config.timeoutSeconds} s` : `exit ${result.exitCode}`;
   const failures = describeFailures(outcome) || (result.stdout + result.stderr).trimEnd().split('\n').slice(-10).join('\n');
   throw new StageError(

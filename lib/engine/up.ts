@@ -92,7 +92,7 @@ async function prepareBaseImage(lab: Lab, progress: UpProgress): Promise<{ path:
 async function runController(lab: Lab, state: LabState, plan: Plan, progress: UpProgress, machines: MachineReport[]): Promise<ControllerStageReport[]> {
   if (plan.controller.length === 0) return [];
   const pending = plan.controller.filter((s) => s.action === 'build').map((s) => s.name);
-  if (pending.length === 0) return plan.controller.map((s) => ({ name: s.name, key: s.key, action: s.action, recap: [] }));
+  if (pending.length === 0) return runControllerStages(lab, state, plan, () => undefined); // every one cached: their reports only
   progress({ kind: 'controller-start', stages: pending });
   const reports = await progressTask(
     progress,
