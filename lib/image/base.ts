@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import path from 'node:path';
 import { run } from '../exec.js';
 import { pathInRoot } from '../stages/context.js';
+import { acquireLock } from '../state/lock.js';
 import type { Storage } from '../storage/storage.js';
 import type { ImageDriver, ImageSourceKind } from './image.js';
 
@@ -86,6 +87,22 @@ export async function ensureBaseImage(
   log: (line: string) => void,
 ): Promise<{ path: string; source: 'pool' | 'cache' | ImageSourceKind }> {
   if (existsSync(paths.poolImage)) return { path: paths.poolImage, source: 'pool' };
+  // Two labs coming up at once on a fresh host build the base once: the second waits and imports it.
+  const lock = await acquireLock(`${paths.cacheTarball}.lock`, 'build a base image', { waitMs: TAR_TIMEOUT_MS, what: 'the shared base image cache' });
+  try {
+    return await buildOrImport(image, paths, storage, cacheDir, log);
+  } finally {
+    lock.release();
+  }
+}
+
+async function buildOrImport(
+  image: ImageDriver,
+  paths: ImagePaths,
+  storage: Storage,
+  cacheDir: string,
+  log: (line: string) => void,
+): Promise<{ path: string; source: 'cache' | ImageSourceKind }> {
   const building = `${paths.poolImage}.partial`;
   await storage.remove(building);
   await storage.create(building);

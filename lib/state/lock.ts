@@ -39,7 +39,7 @@ export function releaseHeldLocks(): string[] {
  * One `lab` command at a time per lab. The lock file names its owner; a lock whose owner
  * is gone (crashed, killed) is taken over, a live one is reported with who holds it.
  */
-export async function acquireLock(file: string, command: string, options: { waitMs?: number } = {}): Promise<Lock> {
+export async function acquireLock(file: string, command: string, options: { waitMs?: number; what?: string } = {}): Promise<Lock> {
   // The lab's state directory is closed to other users: roots, logs and the pool are inside it.
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let holder: LockOwner | undefined;
@@ -52,7 +52,7 @@ export async function acquireLock(file: string, command: string, options: { wait
     within: options.waitMs ?? 0,
     every: SLOW,
     onTimeout: () => new HostError(
-      `this lab is busy: 'lab ${holder!.command}' (pid ${holder!.pid}) has held its lock since ${holder!.since}`,
+      `${options.what ?? 'this lab'} is busy: 'lab ${holder!.command}' (pid ${holder!.pid}) has held its lock since ${holder!.since}`,
       'wait for it to finish, or pass --wait to queue behind it',
     ),
   });
