@@ -39,6 +39,8 @@ export interface LabDirs {
   logs: string;
   stateFile: string;
   lockFile: string;
+  /** Machines a running command froze (see state/frozen.ts). */
+  frozenFile: string;
   /** Where machine roots are, inside the pool. */
   machinesDir: string;
   /** Roots of machines, snapshots and images, inside the pool. */
@@ -67,6 +69,7 @@ export function labDirs(config: LabConfig): LabDirs {
     logs: path.join(state, 'logs'),
     stateFile: path.join(state, 'state.json'),
     lockFile: path.join(state, 'lock'),
+    frozenFile: path.join(state, 'frozen.json'),
     machinesDir: path.join(pool, 'machines'),
     machineRoot: (machine) => path.join(pool, 'machines', machine),
     snapshotsOf: (machine) => path.join(pool, 'snapshots', machine),

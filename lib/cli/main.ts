@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
 import type { GlobalOptions, HelpLine, Verb } from './verb.js';
@@ -130,7 +131,14 @@ export async function main(argv: string[]): Promise<number> {
     format: values.format,
   };
   const where = { file: options.config, name: options.name, runtime: options.runtime };
-  if (verb.needsStages) return verb.run(await openLab(where), args, passthrough, options);
+  if (verb.needsStages) {
+    const lab = await openLab(where);
+    // A bisect killed before it put the lab back left its checkpoint: the way back (one directory read when there is none).
+    if (existsSync(lab.dirs.checkpointsDir) && readdirSync(lab.dirs.checkpointsDir).some((f) => /^lab-bisect-\d+\.json$/.test(f))) {
+      await (await import('../engine/bisect.js')).finishAbandonedBisects(lab);
+    }
+    return verb.run(lab, args, passthrough, options);
+  }
   return verb.run(await openBareLab(where), args, passthrough, options);
 }
 

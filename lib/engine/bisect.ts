@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from '../errors.js';
+import { HostError, UsageError } from '../errors.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
-import { INTERNAL_PREFIX, deleteCheckpoint, saveCheckpoint } from './checkpoints.js';
+import { INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, saveCheckpoint } from './checkpoints.js';
 import type { Lab } from './lab.js';
 import { assertMachine } from './machines.js';
 import { restoreCheckpointExactly, restoreStages } from './restore.js';
@@ -95,11 +96,21 @@ export async function bisect(
     await saveCheckpoint(lab, wayBack, { internal: true });
     let putBackMs = 0;
     const touched = new Set<string>();
+    // Registered until it has run whole: a signal during the put-back (which ends its commands)
+    // runs it again from the interruption's cleanups, after the attempt in flight has settled.
+    let putBackDone = false;
+    let inFlight: Promise<void> | undefined;
     const putBack = async () => {
-      const from = Date.now();
-      if (touched.size > 0) await restoreCheckpointExactly(lab, wayBack, touched);
-      await deleteCheckpoint(lab, wayBack);
-      putBackMs = Date.now() - from;
+      await inFlight?.catch(() => undefined);
+      if (putBackDone) return;
+      inFlight = (async () => {
+        const from = Date.now();
+        if (touched.size > 0) await restoreCheckpointExactly(lab, wayBack, touched);
+        await deleteCheckpoint(lab, wayBack);
+        putBackMs = Date.now() - from;
+        putBackDone = true;
+      })();
+      return inFlight;
     };
     const unregister = onInterrupt(putBack);
     const timings = new Map<number, { restoreMs: number; scenarioMs: number }>();
@@ -119,8 +130,8 @@ export async function bisect(
     } finally {
       // Interrupted, the cleanup registered puts the lab back, after every command is ended.
       if (!interrupted()) {
-        unregister();
         await putBack();
+        unregister();
       }
     }
     const outcome = (passed: boolean) => (passed ? 'passed' : 'failed');
@@ -142,4 +153,34 @@ export async function bisect(
       putBackMs,
     };
   });
+}
+
+const BISECT_CHECKPOINT = /^lab-bisect-(\d+)$/;
+
+/**
+ * Puts the lab back as it was before a bisect that was killed (kill -9: no cleanup of its own ran):
+ * its checkpoint is the record of how it was, and its name the bisect's pid. Every machine goes
+ * back exactly (which ones the bisect had touched died with it). A command that cannot take the
+ * lab's lock now leaves it to the next one.
+ */
+export async function finishAbandonedBisects(lab: Lab): Promise<void> {
+  for (const checkpoint of listCheckpoints(lab)) {
+    const pid = Number(BISECT_CHECKPOINT.exec(checkpoint.name)?.[1] ?? NaN);
+    if (Number.isNaN(pid) || isBisectRunning(pid)) continue;
+    try {
+      await restoreCheckpointExactly(lab, checkpoint.name, undefined, { waitForLock: false });
+      await deleteCheckpoint(lab, checkpoint.name);
+      process.stderr.write(`lab: put the lab back as it was before an interrupted bisect (pid ${pid}, checkpoint ${checkpoint.name})\n`);
+    } catch (error) {
+      if (!(error instanceof HostError && /is busy/.test(error.message))) throw error;
+    }
+  }
+}
+
+function isBisectRunning(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('bisect');
+  } catch {
+    return false;
+  }
 }

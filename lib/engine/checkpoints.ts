@@ -1,12 +1,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError, unknownName } from '../errors.js';
+import { HostError, UsageError, unknownName } from '../errors.js';
 import { containerCgroup, setFrozen } from '../host/cgroups.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
+import { clearFrozen, recordFrozen } from '../state/frozen.js';
 import { acquireLock } from '../state/lock.js';
 import type { BareLab, Lab } from './lab.js';
 import { isRunning } from './machines.js';
 import { withSession } from './session.js';
+import { POOL_FULL_HINT, poolFull } from './space.js';
 
 /** What a checkpoint holds: every machine's root at one moment, and what each was then. */
 export interface Checkpoint {
@@ -84,30 +86,54 @@ export async function saveCheckpoint(lab: Lab, name: string, options: { internal
       if (cgroup) cgroups.push(cgroup);
     }
     const frozen = cgroups.length === running.length && running.length > 0;
-    const partial = `${checkpointDir(lab, name)}.partial`;
-    mkdirSync(partial, { recursive: true });
-    const thaw = () => setFrozen(cgroups, false);
-    const unregister = onInterrupt(thaw);
-    try {
-      if (frozen) await setFrozen(cgroups, true);
-      await Promise.all(machines.map((m) => lab.storage.snapshot(lab.dirs.machineRoot(m), path.join(partial, m), { readonly: true })));
-    } finally {
-      if (!interrupted()) {
-        await thaw();
-        unregister();
-      }
-    }
-    renameSync(partial, checkpointDir(lab, name));
-    const checkpoint: Checkpoint = {
-      name,
-      createdAt: new Date().toISOString(),
-      machines: machines.map((m) => ({ name: m, running: running.includes(m), rootStage: state.machines[m]?.rootStage, rootKey: state.machines[m]?.rootKey })),
-      frozen,
-      durationMs: Date.now() - started,
+    const dir = checkpointDir(lab, name);
+    const partial = `${dir}.partial`;
+    const thaw = async () => {
+      await setFrozen(cgroups, false);
+      clearFrozen(lab.dirs.frozenFile);
     };
-    writeFileSync(metaFile(lab, name), `${JSON.stringify(checkpoint, null, 2)}\n`); // last: the checkpoint exists from here
-    return checkpoint;
+    try {
+      mkdirSync(partial, { recursive: true });
+      const unregister = onInterrupt(thaw);
+      try {
+        if (frozen) {
+          recordFrozen(lab.dirs.frozenFile, `checkpoint save ${name}`, running, cgroups);
+          await setFrozen(cgroups, true);
+        }
+        await Promise.all(machines.map((m) => lab.storage.snapshot(lab.dirs.machineRoot(m), path.join(partial, m), { readonly: true })));
+      } finally {
+        if (!interrupted()) {
+          await thaw();
+          unregister();
+        }
+      }
+      renameSync(partial, dir);
+      const checkpoint: Checkpoint = {
+        name,
+        createdAt: new Date().toISOString(),
+        machines: machines.map((m) => ({ name: m, running: running.includes(m), rootStage: state.machines[m]?.rootStage, rootKey: state.machines[m]?.rootKey })),
+        frozen,
+        durationMs: Date.now() - started,
+      };
+      // Last, and whole or not at all: the checkpoint exists from the rename on.
+      writeFileSync(`${metaFile(lab, name)}.partial`, `${JSON.stringify(checkpoint, null, 2)}\n`);
+      renameSync(`${metaFile(lab, name)}.partial`, metaFile(lab, name));
+      return checkpoint;
+    } catch (error) {
+      if (interrupted()) throw error; // the next command repairs what is left (recover.ts)
+      rmSync(`${metaFile(lab, name)}.partial`, { force: true });
+      await removeTree(lab, partial);
+      await removeTree(lab, dir);
+      throw poolFullError(lab, error);
+    }
   });
+}
+
+/** A write that failed for want of space is said as the pool being full, with what to do. */
+function poolFullError(lab: BareLab, error: unknown): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  if ((error as NodeJS.ErrnoException)?.code !== 'ENOSPC' && !/No space left on device/i.test(message)) return error;
+  return new HostError(poolFull(lab, Number.POSITIVE_INFINITY) ?? `the pool is full at ${lab.storage.root}`, POOL_FULL_HINT);
 }
 
 export async function deleteCheckpoint(lab: BareLab, name: string): Promise<void> {

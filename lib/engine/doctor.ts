@@ -1,7 +1,11 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { containerCgroup } from '../host/cgroups.js';
 import { checkLimits, type LimitCheck } from '../host/limits.js';
 import { findCommand, uniqueTools } from '../host/prereq.js';
-import { readState } from '../state/state.js';
+import { readFrozen } from '../state/frozen.js';
+import { isAlive } from '../state/process.js';
+import { type LabState, readState } from '../state/state.js';
 import { interruptedWork } from './recover.js';
 import { type BareLab, hostDrivers, labTools } from './lab.js';
 
@@ -30,6 +34,7 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
   } catch (error) {
     problems.push((error as Error).message);
   }
+  if (root) problems.push(...(await frozenMachines(lab, readState(lab.dirs.stateFile))));
   const host = `systemd as PID 1: ${profile.systemdPid1 ? 'yes' : 'no'}, machined: ${profile.machined ? 'running' : 'no'}, networkd: ${profile.networkd ? 'running' : 'no'}`;
   const fallback = !profile.systemdPid1 && lab.image.source === 'tarball' ? ' (the CoreOS fallback: tarball image, lab-run machines and network)' : '';
   const why = [
@@ -56,6 +61,21 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
     leftovers: root ? await leftovers(lab) : ['(run as root to look for leftovers)'],
     otherLabs: existsSync(lab.config.stateDir) ? readdirSync(lab.config.stateDir).filter((name) => name !== lab.config.name) : [],
   };
+}
+
+/** Running containers whose cgroup is frozen: they answer nothing. Opening the lab thawed what a killed command left. */
+async function frozenMachines(lab: BareLab, state: LabState): Promise<string[]> {
+  const frozen: string[] = [];
+  for (const [name, machine] of Object.entries(state.machines)) {
+    if (lab.vms.has(name) || !isAlive(machine.process)) continue;
+    const leader = await lab.runtime.leaderPid({ name, process: machine.process }).catch(() => undefined);
+    const cgroup = leader === undefined ? undefined : containerCgroup(leader);
+    if (cgroup && readFileSync(path.join(cgroup, 'cgroup.freeze'), 'utf8').trim() === '1') frozen.push(name);
+  }
+  if (!frozen.length) return [];
+  const record = readFrozen(lab.dirs.frozenFile);
+  const by = record && isAlive(record.by) ? `by 'lab ${record.command}' (pid ${record.by.pid}, still running)` : 'and no lab command that froze them is running (thaw: write 0 to cgroup.freeze of their cgroups)';
+  return [`machines frozen ${by}: ${frozen.join(', ')}`];
 }
 
 /** What this lab has on the host right now, from every driver; after `lab destroy` the list is empty. */

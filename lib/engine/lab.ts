@@ -14,19 +14,22 @@ import type { ImageDriver } from '../image/image.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
+import { LinkFaults } from '../network/faults.js';
 import { LinkRelays } from '../network/relay.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
 import { QemuVms } from '../vm/qemu.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { LoadedLab } from '../stages/load.js';
+import { thawAbandoned } from '../state/frozen.js';
 import { createStorage } from '../storage/create.js';
 import type { Storage } from '../storage/storage.js';
 
 /**
  * Everything about one lab, resolved and validated. Opening it reads the config, the stages and
- * the host's files, and runs, creates and checks nothing on the host: the commands that touch the
- * host check what they need (`assertUsable`), so that doctor and destroy work on a broken host.
+ * the host's files, and runs, creates and checks nothing on the host (but thaws machines a killed
+ * command left frozen): the commands that touch the host check what they need (`assertUsable`),
+ * so that doctor and destroy work on a broken host.
  */
 export interface Lab {
   config: LabConfig;
@@ -45,8 +48,8 @@ export interface Lab {
   vms: QemuVms;
   /** Build steps on stopped roots, whatever the runtime. */
   builds: OfflineRunner;
-  /** Links that scenarios delay on a kernel without netem. */
-  relays: LinkRelays;
+  /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
+  faults: LinkFaults;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
   packageCache: string;
 }
@@ -68,6 +71,10 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
   const profile = hostProfile(config);
   const topology = topologyOf(config);
   const network = createNetwork(config, topology, names, dirs, profile);
+  // The one thing opening a lab may do to the host: undo a freeze whose command was killed, so that no
+  // command meets machines that answer nothing.
+  const thawed = thawAbandoned(dirs.frozenFile);
+  if (thawed) process.stderr.write(`lab: ${thawed}\n`);
   return {
     config,
     configFile: file,
@@ -88,15 +95,18 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds: new OfflineRunner(dirs.machinesDir, config.name),
-    relays: new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
+    builds: new OfflineRunner([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
+    faults: new LinkFaults(
+      { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
+      new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
+    ),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps, machines (then their cgroups) and link relays before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps, machines (then their cgroups) and link faults (and relays) before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.relays, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.faults, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

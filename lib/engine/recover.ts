@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from './lab.js';
 
@@ -9,9 +9,10 @@ export interface Interrupted {
 }
 
 const exists = (file: string) => existsSync(file);
+const rmLater = (found: Interrupted[], file: string, why: string) => found.push({ what: `${file}: ${why}`, repair: async () => rmSync(file, { force: true }) });
 
 /**
- * What interrupted restores and builds left in the pool (names only: nothing is read):
+ * What interrupted restores and builds left in the pool (by names, and whether a checkpoint's metadata reads):
  * - `<root>.incoming.partial`, `<root>.partial`, `<snapshot>.partial`: copies never finished;
  * - `<root>.incoming` beside a root: a restore that never swapped;
  * - `<root>.incoming` and `<root>.outgoing` without a root: a restore stopped between its two
@@ -51,10 +52,23 @@ export function interruptedWork(lab: BareLab): Interrupted[] {
       for (const entry of readdirSync(dir).filter((e) => e.endsWith('.partial'))) remove(path.join(dir, entry), 'a snapshot that was never finished');
     }
   }
-  // A checkpoint's metadata is written last and deleted first: a directory without it is no checkpoint.
+  // A checkpoint's metadata is written last (whole, by a rename) and deleted first: a directory
+  // without it is no checkpoint, nor is metadata that does not read (written by an older lab).
   const checkpoints = lab.dirs.checkpointsDir;
   if (exists(checkpoints)) {
-    for (const entry of readdirSync(checkpoints).filter((e) => !e.endsWith('.json') && !exists(path.join(checkpoints, `${e}.json`)))) {
+    const entries = readdirSync(checkpoints);
+    const readable = (meta: string) => {
+      try {
+        JSON.parse(readFileSync(path.join(checkpoints, meta), 'utf8'));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const entry of entries.filter((e) => e.endsWith('.json.partial') || (e.endsWith('.json') && !readable(e)))) {
+      rmLater(found, path.join(checkpoints, entry), 'the metadata of a checkpoint never finished');
+    }
+    for (const entry of entries.filter((e) => !e.includes('.json') && !readable(`${e}.json`))) {
       const dir = path.join(checkpoints, entry);
       found.push({
         what: `${dir}: a checkpoint never finished, or half deleted`,

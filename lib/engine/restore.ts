@@ -120,9 +120,9 @@ export async function restore(lab: Lab, refText: string, options: { waitForLock?
  * Machines back to a checkpoint exactly as they were: the state records the origin their roots had
  * then (lab bisect puts the lab back so). `machines`: only these (default: all of it).
  */
-export async function restoreCheckpointExactly(lab: Lab, name: string, machines?: ReadonlySet<string>): Promise<RestoreReport> {
+export async function restoreCheckpointExactly(lab: Lab, name: string, machines?: ReadonlySet<string>, options: { waitForLock: boolean } = { waitForLock: true }): Promise<RestoreReport> {
   const checkpoint = checkpointNamed(lab, name);
-  return restoreTargets(lab, `restore ${name}`, () => checkpointTargets(lab, checkpoint, { exact: true, machines }), { waitForLock: true });
+  return restoreTargets(lab, `restore ${name}`, () => checkpointTargets(lab, checkpoint, { exact: true, machines }), options);
 }
 
 /** Several machines at once, each to a stage of its own (`lab bisect` walks the lab's build so). */

@@ -30,7 +30,8 @@ const LOCK_QUEUE_MS = 24 * 3600_000;
  * - build steps of a killed `lab up`, which would still be writing into roots, ended;
  * - machines a killed command started and never recorded, stopped;
  * - only then the pool opened (a loopback pool is not mounted after a reboot) and what interrupted
- *   commands left in it repaired: nothing still runs on a root that a repair renames or deletes.
+ *   commands left in it repaired: nothing still runs on a root that a repair renames or deletes;
+ * - link faults whose scenario worker died (a killed lab test) undone.
  */
 export async function withSession<T>(lab: BareLab, label: string, options: SessionOptions, body: (session: Session) => Promise<T>): Promise<T> {
   await assertUsable(lab, options.action, { image: options.image });
@@ -41,7 +42,7 @@ export async function withSession<T>(lab: BareLab, label: string, options: Sessi
     await lab.builds.destroy();
     await lab.runtime.stopUnrecorded(state);
     await lab.storage.open();
-    const recovered = await repairInterrupted(lab);
+    const recovered = [...(await repairInterrupted(lab)), ...(await lab.faults.clearAbandoned())];
     return await body({ state, recovered });
   } finally {
     lock.release();

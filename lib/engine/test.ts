@@ -3,7 +3,6 @@ import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
-import { clearLabFaults } from '../network/faults.js';
 import { packageRoot } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
 import { assertHostReady } from '../host/prereq.js';
@@ -141,7 +140,7 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   });
   if (options.capture) attachCaptures(collector.scenarios, captureRoot, runDir);
   // Each test undoes its own link faults; a scenario worker that died could not.
-  await clearLabFaults(lab.network.netnsPrefix, lab.names.nftTable, lab.topology.networks.map((n) => n.bridge), lab.relays);
+  await lab.faults.clearAll();
 
   const counts = countTests(collector.scenarios, collector.unhandled);
   const failed = collector.failed || counts.failed > 0;
@@ -211,6 +210,14 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       hookTimeout: SCENARIO_TIMEOUT_MS * 2,
     },
   });
+  // vitest answers SIGINT and SIGTERM by exiting 1 ms later: lab's own handler (cli/main.ts) must
+  // end the commands and run the cleanups (a bisect's put-back) first, so vitest's go once it is set up.
+  const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  const keepSignalsForLab = () => ({
+    onInit: () => {
+      for (const signal of ['SIGINT', 'SIGTERM'] as const) for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.off(signal, listener);
+    },
+  });
   const vitest = await startVitest(
     'test',
     files,
@@ -219,7 +226,7 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       root: scenariosDir,
       watch: false,
       passWithNoTests: false,
-      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
+      reporters: [collector, keepSignalsForLab(), ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
       // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
       maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
       outputFile: options.junitFile ? { junit: options.junitFile } : undefined,

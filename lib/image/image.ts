@@ -4,7 +4,7 @@ import type { PackageManager } from './packages.js';
 export type ImageSourceKind = 'debootstrap' | 'pacstrap' | 'tarball';
 
 /** Bump when the way base images are made changes, so cached images are rebuilt. */
-export const RECIPE_VERSION = 2;
+export const RECIPE_VERSION = 3;
 export const BUILD_TIMEOUT_MS = 20 * 60_000;
 
 /**

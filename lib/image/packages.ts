@@ -8,6 +8,11 @@ export interface PackageManager {
   /** Where it keeps downloaded packages inside a root: the shared package cache is bound there. */
   readonly cacheDir: string;
   install(packages: readonly string[]): string[];
+  /**
+   * Where downloading apart from installing is safe: `download` fills the shared cache (holding
+   * its lock), then `installDownloaded` installs from it alone (no lock: roots install side by side).
+   */
+  readonly split?: { download(packages: readonly string[]): string[]; installDownloaded(packages: readonly string[]): string[] };
   /** Brings the package lists up to date; run once when an install fails, then the install again. */
   refresh(): string[];
   /** Upgrades every installed package from the (refreshed) lists: lab image upgrade. */
@@ -22,6 +27,11 @@ export const apt: PackageManager = {
   name: 'apt',
   cacheDir: '/var/cache/apt/archives',
   install: (packages) => ['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', ...packages],
+  split: {
+    download: (packages) => ['apt-get', 'install', '--download-only', '-y', '-q', ...packages],
+    // Nothing to fetch, so nothing written to the shared cache: its lock (apt's, and lab's) is not needed.
+    installDownloaded: (packages) => ['apt-get', 'install', '--no-download', '-y', '-q', '-o', 'Debug::NoLocking=true', '-o', 'Dpkg::Options::=--force-confold', ...packages],
+  },
   refresh: () => ['apt-get', 'update', '-q'],
   upgrade: () => ['apt-get', 'dist-upgrade', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold'],
   database: '/var/lib/dpkg/status',
@@ -30,6 +40,11 @@ export const apt: PackageManager = {
       path: '/etc/apt/apt.conf.d/90lab',
       // Keep downloads: the cache is the host's shared one, bound in while a stage runs.
       content: 'APT::Install-Recommends "false";\nBinary::apt::APT::Keep-Downloaded-Packages "true";\n',
+    },
+    {
+      path: '/etc/dpkg/dpkg.cfg.d/90lab',
+      // No fsync per file: a stage interrupted by a crash is built again from its snapshot anyway.
+      content: 'force-unsafe-io\n',
     },
   ],
 };
@@ -80,12 +95,15 @@ export async function installPackages(runner: OfflineRunner, pm: PackageManager,
     logFile: target.logFile,
     timeout: INSTALL_TIMEOUT_MS,
     binds: [{ source: target.packageCache, target: pm.cacheDir }],
-    // Package managers lock the shared cache: one install at a time, the others queue.
+    // Package managers lock the shared cache: one download (or install) at a time, the others queue.
     exclusive: lock,
   };
-  const first = await runner.run(target.root, target.nspawnName, pm.install(packages), { ...options, allowFailure: true });
-  if (first.exitCode === 0) return;
-  // The image's package lists may be older than the mirror: refresh them once and retry.
-  await runner.run(target.root, target.nspawnName, pm.refresh(), options);
-  await runner.run(target.root, target.nspawnName, pm.install(packages), options);
+  const fetch = pm.split?.download ?? pm.install;
+  const first = await runner.run(target.root, target.nspawnName, fetch(packages), { ...options, allowFailure: true });
+  if (first.exitCode !== 0) {
+    // The image's package lists may be older than the mirror: refresh them once and retry.
+    await runner.run(target.root, target.nspawnName, pm.refresh(), options);
+    await runner.run(target.root, target.nspawnName, fetch(packages), options);
+  }
+  if (pm.split) await runner.run(target.root, target.nspawnName, pm.split.installDownloaded(packages), { ...options, exclusive: undefined });
 }

@@ -1,5 +1,10 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
 import { run } from '../exec.js';
+import { isAlive, refOf } from '../state/process.js';
+import type { ProcessRef } from '../state/state.js';
 import type { LinkRelays } from './relay.js';
 
 /**
@@ -43,10 +48,14 @@ export function netemArgs(impairment: Impairment): string[] {
   return args;
 }
 
-/** The nftables table (bridge family) that cuts one link. */
-export function blockTable(nftTable: string, link: string): string {
-  return `${nftTable}_fault_${link.replace(/[^A-Za-z0-9_]/g, '_')}`;
+/** The nftables table (bridge family) in which one scenario worker (`owner`, a pid) cuts one link. */
+export function blockTable(nftTable: string, link: string, owner: number): string {
+  return `${faultPrefix(nftTable)}${link.replace(/[^A-Za-z0-9_]/g, '_')}_${owner}`;
 }
+
+const faultPrefix = (nftTable: string) => `${nftTable}_fault_`;
+/** Impairments of one link do not add up: one table per link, held by one worker at a time. */
+const lossTable = (nftTable: string, link: string) => `${faultPrefix(nftTable)}${link.replace(/[^A-Za-z0-9_]/g, '_')}_loss`;
 
 /** Drops every frame through the bridge ports that stand for a link: its own, and its relay's while it is delayed. */
 export function blockRuleset(table: string, ports: readonly string[]): string {
@@ -61,69 +70,169 @@ export function blockRuleset(table: string, ports: readonly string[]): string {
   ].join('\n');
 }
 
-export async function blockLink(prefix: readonly string[], nftTable: string, link: string, relays: LinkRelays): Promise<void> {
-  const table = blockTable(nftTable, link);
-  const ruleset = blockRuleset(table, [link, relays.bridgePort(link)]);
-  await run([...prefix, 'nft', '-f', '-'], { input: `table bridge ${table}\ndelete table bridge ${table}\n${ruleset}` });
-}
-
-export async function unblockLink(prefix: readonly string[], nftTable: string, link: string): Promise<void> {
-  await run([...prefix, 'nft', 'delete', 'table', 'bridge', blockTable(nftTable, link)], { allowFailure: true });
+/** Who set a fault on a link: kept as a file of the lab's until it is undone. */
+interface FaultClaim {
+  kind: 'block' | 'impair';
+  link: string;
+  owner: ProcessRef;
 }
 
 /**
- * Impairs the link towards the machine with netem. A kernel without netem gets the same from other
- * parts: delay (with jitter and loss) from a relay of frames (relay.ts), loss alone from nftables'
- * random numbers (bridge family), rate from tbf.
+ * The lab's link faults, each claimed by the scenario worker that set it (a file under the lab's
+ * state, written before the fault): a test undoes only its own, so that two scenarios running side
+ * by side cut the same link each in a table of its own and neither's end undoes the other's, and
+ * impairing a link another live worker impairs is refused. What a worker that died set (a killed
+ * `lab test`) is undone by the next lab command that holds the lab's lock (see engine/session.ts).
  */
-export async function impairLink(prefix: readonly string[], nftTable: string, link: string, impairment: Impairment, relays: LinkRelays): Promise<'netem' | 'relay' | 'nftables+tbf'> {
-  await clearImpairment(prefix, nftTable, link, relays); // an impairment replaces the one before
-  const result = await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'netem', ...netemArgs(impairment)], { allowFailure: true });
-  if (result.exitCode === 0) return 'netem';
-  if (!/qdisc kind is unknown/i.test(result.stderr)) throw new HostError(`impair: tc failed on ${link}: ${result.stderr.trim()}`);
-  const relayed = impairment.delayMs !== undefined || impairment.jitterMs !== undefined;
-  if (relayed) await relays.start(link, { delayMs: impairment.delayMs ?? 0, jitterMs: impairment.jitterMs ?? 0, lossPercent: impairment.lossPercent ?? 0 });
-  else if (impairment.lossPercent !== undefined) {
-    const table = lossTable(nftTable, link);
-    // In hundredths of a percent; 100% is every packet (numgen's range ends below its modulus).
-    const hundredths = Math.round(impairment.lossPercent * 100);
-    const drop = `oifname "${link}" ${hundredths >= 10_000 ? '' : `numgen random mod 10000 < ${hundredths} `}drop;`;
-    const ruleset = [
-      `table bridge ${table}`,
-      `delete table bridge ${table}`,
-      `table bridge ${table} {`,
-      `  chain to_machine { type filter hook forward priority -200; policy accept; ${drop} }`,
-      `  chain from_host { type filter hook output priority -200; policy accept; ${drop} }`,
-      '}',
-      '',
-    ].join('\n');
-    await run([...prefix, 'nft', '-f', '-'], { input: ruleset });
+export class LinkFaults implements HostDriver {
+  constructor(
+    private readonly options: { dir: string; netnsPrefix: readonly string[]; nftTable: string; bridges: readonly string[] },
+    readonly relays: LinkRelays,
+  ) {}
+
+  tools() {
+    return [];
   }
-  if (impairment.rateKbit !== undefined) {
-    await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'tbf', 'rate', `${impairment.rateKbit}kbit`, 'burst', '32kbit', 'latency', '400ms']);
+
+  describe(): string {
+    return 'link faults of scenarios (nftables in the bridge family, netem or tc, relays)';
   }
-  return relayed ? 'relay' : 'nftables+tbf';
-}
 
-const lossTable = (nftTable: string, link: string) => `${blockTable(nftTable, link)}_loss`;
+  private claimFile(kind: FaultClaim['kind'], link: string, owner: number): string {
+    return path.join(this.options.dir, kind === 'block' ? `block-${link}-${owner}.json` : `impair-${link}.json`);
+  }
 
-export async function clearImpairment(prefix: readonly string[], nftTable: string, link: string, relays: LinkRelays): Promise<void> {
-  await relays.stop(link);
-  await run([...prefix, 'tc', 'qdisc', 'del', 'dev', link, 'root'], { allowFailure: true });
-  await run([...prefix, 'nft', 'delete', 'table', 'bridge', lossTable(nftTable, link)], { allowFailure: true });
-}
+  private claims(): FaultClaim[] {
+    if (!existsSync(this.options.dir)) return [];
+    return readdirSync(this.options.dir).flatMap((file) => {
+      try {
+        return [JSON.parse(readFileSync(path.join(this.options.dir, file), 'utf8')) as FaultClaim];
+      } catch {
+        return []; // half written: the fault after it was never set
+      }
+    });
+  }
 
-/** Every link cut by the lab's scenarios (tables named after the lab), to remove on destroy or after a run. */
-export async function faultTables(prefix: readonly string[], nftTable: string): Promise<string[]> {
-  const listed = await run([...prefix, 'nft', 'list', 'tables', 'bridge'], { allowFailure: true });
-  return listed.stdout
-    .split('\n')
-    .map((line) => /^table bridge (\S+)$/.exec(line.trim())?.[1])
-    .filter((t): t is string => t !== undefined && t.startsWith(`${nftTable}_fault_`));
-}
+  private claim(kind: FaultClaim['kind'], link: string): void {
+    mkdirSync(this.options.dir, { recursive: true, mode: 0o700 });
+    const owner = refOf(process.pid)!;
+    writeFileSync(this.claimFile(kind, link, owner.pid), JSON.stringify({ kind, link, owner } satisfies FaultClaim));
+  }
 
-export async function removeFaultTables(prefix: readonly string[], nftTable: string): Promise<void> {
-  for (const table of await faultTables(prefix, nftTable)) await run([...prefix, 'nft', 'delete', 'table', 'bridge', table], { allowFailure: true });
+  private release(kind: FaultClaim['kind'], link: string, owner = process.pid): void {
+    rmSync(this.claimFile(kind, link, owner), { force: true });
+  }
+
+  /** Cuts the link, in this worker's own table (removed by its `unblock`). */
+  async block(link: string): Promise<void> {
+    this.claim('block', link);
+    const table = blockTable(this.options.nftTable, link, process.pid);
+    const ruleset = blockRuleset(table, [link, this.relays.bridgePort(link)]);
+    await run([...this.options.netnsPrefix, 'nft', '-f', '-'], { input: `table bridge ${table}\ndelete table bridge ${table}\n${ruleset}` });
+  }
+
+  async unblock(link: string, owner = process.pid): Promise<void> {
+    await run([...this.options.netnsPrefix, 'nft', 'delete', 'table', 'bridge', blockTable(this.options.nftTable, link, owner)], { allowFailure: true });
+    this.release('block', link, owner);
+  }
+
+  /**
+   * Impairs the link towards the machine with netem. A kernel without netem gets the same from other
+   * parts: delay (with jitter and loss) from a relay of frames (relay.ts), loss alone from nftables'
+   * random numbers (bridge family), rate from tbf. Replaces this worker's impairment before it.
+   */
+  async impair(link: string, impairment: Impairment, machine: string): Promise<'netem' | 'relay' | 'nftables+tbf'> {
+    const holder = this.claims().find((c) => c.kind === 'impair' && c.link === link && c.owner.pid !== process.pid && isAlive(c.owner));
+    if (holder) {
+      throw new UsageError(
+        `impair: ${machine}'s link ${link} is impaired by another scenario running now (pid ${holder.owner.pid}), and impairments of one link cannot overlap`,
+        'put one of the two scenarios under exclusive/, so that they run one after the other',
+      );
+    }
+    await this.clearImpairment(link);
+    this.claim('impair', link);
+    const prefix = this.options.netnsPrefix;
+    const result = await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'netem', ...netemArgs(impairment)], { allowFailure: true });
+    if (result.exitCode === 0) return 'netem';
+    if (!/qdisc kind is unknown/i.test(result.stderr)) throw new HostError(`impair: tc failed on ${link}: ${result.stderr.trim()}`);
+    const relayed = impairment.delayMs !== undefined || impairment.jitterMs !== undefined;
+    if (relayed) await this.relays.start(link, { delayMs: impairment.delayMs ?? 0, jitterMs: impairment.jitterMs ?? 0, lossPercent: impairment.lossPercent ?? 0 });
+    else if (impairment.lossPercent !== undefined) {
+      const table = lossTable(this.options.nftTable, link);
+      // In hundredths of a percent; 100% is every packet (numgen's range ends below its modulus).
+      const hundredths = Math.round(impairment.lossPercent * 100);
+      const drop = `oifname "${link}" ${hundredths >= 10_000 ? '' : `numgen random mod 10000 < ${hundredths} `}drop;`;
+      const ruleset = [
+        `table bridge ${table}`,
+        `delete table bridge ${table}`,
+        `table bridge ${table} {`,
+        `  chain to_machine { type filter hook forward priority -200; policy accept; ${drop} }`,
+        `  chain from_host { type filter hook output priority -200; policy accept; ${drop} }`,
+        '}',
+        '',
+      ].join('\n');
+      await run([...prefix, 'nft', '-f', '-'], { input: ruleset });
+    }
+    if (impairment.rateKbit !== undefined) {
+      await run([...prefix, 'tc', 'qdisc', 'replace', 'dev', link, 'root', 'tbf', 'rate', `${impairment.rateKbit}kbit`, 'burst', '32kbit', 'latency', '400ms']);
+    }
+    return relayed ? 'relay' : 'nftables+tbf';
+  }
+
+  /** Undoes the link's impairment, this worker's or `owner`'s (a worker that died); another live worker's stays. */
+  async clearImpairment(link: string, owner = process.pid): Promise<void> {
+    const claim = this.claims().find((c) => c.kind === 'impair' && c.link === link);
+    if (claim && claim.owner.pid !== owner && isAlive(claim.owner)) return;
+    const prefix = this.options.netnsPrefix;
+    await this.relays.stop(link);
+    await run([...prefix, 'tc', 'qdisc', 'del', 'dev', link, 'root'], { allowFailure: true });
+    await run([...prefix, 'nft', 'delete', 'table', 'bridge', lossTable(this.options.nftTable, link)], { allowFailure: true });
+    if (claim) this.release('impair', link, claim.owner.pid);
+  }
+
+  /** Undoes the faults whose worker is gone; one directory read when there are none. Returns what it undid. */
+  async clearAbandoned(): Promise<string[]> {
+    const undone: string[] = [];
+    for (const claim of this.claims().filter((c) => !isAlive(c.owner))) {
+      if (claim.kind === 'block') await this.unblock(claim.link, claim.owner.pid);
+      else await this.clearImpairment(claim.link, claim.owner.pid);
+      undone.push(`${claim.kind === 'block' ? 'cut' : 'impaired'} link ${claim.link}, by a scenario worker (pid ${claim.owner.pid}) that ended without undoing it`);
+    }
+    return undone;
+  }
+
+  /** Every fault of the lab undone: its relays, its cut links, any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
+  async clearAll(): Promise<void> {
+    const prefix = this.options.netnsPrefix;
+    await this.relays.stopAll();
+    for (const table of await this.tables()) await run([...prefix, 'nft', 'delete', 'table', 'bridge', table], { allowFailure: true });
+    for (const bridge of this.options.bridges) {
+      const ports = await run([...prefix, 'ip', '-o', 'link', 'show', 'master', bridge], { allowFailure: true });
+      for (const port of linksByIndex(ports.stdout).values()) await run([...prefix, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { allowFailure: true });
+    }
+    rmSync(this.options.dir, { recursive: true, force: true });
+  }
+
+  /** The lab's fault tables (named after the lab) in the namespace of its bridges; a host without nft has none. */
+  private async tables(): Promise<string[]> {
+    const listed = await run([...this.options.netnsPrefix, 'nft', 'list', 'tables', 'bridge'], { allowFailure: true }).catch(() => ({ stdout: '' }));
+    return listed.stdout
+      .split('\n')
+      .map((line) => /^table bridge (\S+)$/.exec(line.trim())?.[1])
+      .filter((t): t is string => t !== undefined && t.startsWith(faultPrefix(this.options.nftTable)));
+  }
+
+  async leftovers(): Promise<string[]> {
+    const found = await this.relays.leftovers();
+    for (const table of await this.tables()) found.push(`nft table bridge ${table} (a link ${table.endsWith('_loss') ? 'impaired' : 'cut'} by a scenario)`);
+    for (const claim of this.claims().filter((c) => !isAlive(c.owner))) found.push(`link ${claim.link} ${claim.kind === 'block' ? 'cut' : 'impaired'} by a scenario worker that is gone (pid ${claim.owner.pid})`);
+    return found;
+  }
+
+  async destroy(): Promise<void> {
+    await this.clearAll();
+    await this.relays.destroy();
+  }
 }
 
 /**
@@ -145,12 +254,3 @@ function linksByIndex(ipLinkOutput: string): Map<number, string> {
   return byIndex;
 }
 
-/** Every fault of the lab undone: its relays, its cut links, and any qdisc on a port of its bridges (after a run, whatever its scenarios left). */
-export async function clearLabFaults(prefix: readonly string[], nftTable: string, bridges: readonly string[], relays: LinkRelays): Promise<void> {
-  await relays.stopAll();
-  await removeFaultTables(prefix, nftTable);
-  for (const bridge of bridges) {
-    const ports = await run([...prefix, 'ip', '-o', 'link', 'show', 'master', bridge], { allowFailure: true });
-    for (const port of linksByIndex(ports.stdout).values()) await run([...prefix, 'tc', 'qdisc', 'del', 'dev', port, 'root'], { allowFailure: true });
-  }
-}

@@ -1,7 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Topology } from '../config/topology.js';
 import { run } from '../exec.js';
-import { faultTables, removeFaultTables } from './faults.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabNames } from '../lab.js';
 import type { LabState } from '../state/state.js';
@@ -36,14 +35,12 @@ export class HostNetwork implements Network {
     const found: string[] = [];
     for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) found.push(`bridge ${bridge}`);
     if (await nftTableExists([], this.names.nftTable)) found.push(`nft table ip ${this.names.nftTable}`);
-    for (const table of await faultTables([], this.names.nftTable)) found.push(`nft table bridge ${table} (a link cut by a scenario)`);
     return found;
   }
 
   async destroy(state: LabState): Promise<void> {
     for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) await run(['ip', 'link', 'delete', bridge]);
     await run(['nft', 'delete', 'table', 'ip', this.names.nftTable], { allowFailure: true });
-    await removeFaultTables([], this.names.nftTable);
     if (state.hostIpForward !== undefined) writeFileSync('/proc/sys/net/ipv4/ip_forward', `${state.hostIpForward}\n`);
     delete state.hostIpForward;
   }

@@ -41,8 +41,11 @@ export async function setupBridges(prefix: readonly string[], networks: readonly
 
 /**
  * The NAT of the NAT'ed networks: their traffic leaving through anything but a lab bridge is
- * masqueraded, and only replies come back. Routed networks get no rule: forwarding for them is
- * their router's business (its firewall). Replaces the table whole.
+ * masqueraded, and from outside only replies and published ports (DNAT'ed) come in: a route to a
+ * zone's subnet added outside reaches no machine. Routed networks behind a router on a NAT'ed
+ * network are closed the same way; between its own bridges the lab forwards freely. Other traffic
+ * the host forwards (host mode) is not this table's business: the policy stays accept. Replaces
+ * the table whole.
  */
 export function natRuleset(table: string, networks: readonly TopologyNetwork[], published: readonly string[] = []): string {
   const bridges = networks.map((n) => `"${n.bridge}"`).join(', ');
@@ -59,7 +62,12 @@ export function natRuleset(table: string, networks: readonly TopologyNetwork[], 
     '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
-    ...natted.flatMap((n) => [`    iifname "${n.bridge}" oifname != { ${bridges} } accept`, `    oifname "${n.bridge}" ct state established,related accept`]),
+    ...natted.flatMap((n) => [
+      `    iifname "${n.bridge}" oifname != { ${bridges} } accept`,
+      `    oifname "${n.bridge}" ct state established,related accept`,
+      `    oifname "${n.bridge}" ct status dnat accept`,
+      `    oifname "${n.bridge}" iifname != { ${bridges} } drop`,
+    ]),
     '  }',
     '}',
     '',

@@ -2,7 +2,6 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Topology, TopologyNetwork } from '../config/topology.js';
 import { run } from '../exec.js';
-import { faultTables, removeFaultTables } from './faults.js';
 import type { Tool } from '../host/prereq.js';
 import type { LabNames } from '../lab.js';
 import { NORMAL, poll } from '../wait.js';
@@ -71,8 +70,6 @@ export class NetworkdNetwork implements Network {
   async leftovers(): Promise<string[]> {
     const found = this.files().filter(existsSync).map((file) => `networkd file ${file}`);
     for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) found.push(`bridge ${bridge}`);
-    // Links cut by scenarios are nftables tables; a host without nft has none.
-    for (const table of await faultTables([], this.names.nftTable).catch(() => [])) found.push(`nft table bridge ${table} (a link cut by a scenario)`);
     return found;
   }
 
@@ -81,7 +78,6 @@ export class NetworkdNetwork implements Network {
     await run(['networkctl', 'reload'], { allowFailure: true });
     // networkd does not delete a netdev whose file went away.
     for (const { bridge } of this.topology.networks) if (await linkExists([], bridge)) await run(['ip', 'link', 'delete', bridge]);
-    await removeFaultTables([], this.names.nftTable).catch(() => undefined);
   }
 
   describe(): string {

@@ -31,7 +31,8 @@ const MAX_SWEEPS = 10;
  */
 export class OfflineRunner implements HostDriver {
   constructor(
-    private readonly machinesDir: string,
+    /** Where the lab builds in: its machines' roots and its base images (lab image upgrade). */
+    private readonly buildDirs: readonly string[],
     private readonly labName: string,
   ) {}
 
@@ -60,13 +61,14 @@ export class OfflineRunner implements HostDriver {
   }
 
   /**
-   * Build steps of a `lab up` that was killed: nspawn processes on a root of this lab, and the
-   * `flock` wrappers queued to start more (their argv holds the nspawn argv). Wrappers first,
-   * so that none starts a new step while the running ones are ended.
+   * Build steps of a `lab up` or `lab image upgrade` that was killed: nspawn processes on a root or
+   * an image of this lab, and the `flock` wrappers queued to start more (their argv holds the nspawn
+   * argv; an nspawn outlives its killed wrapper, holding the install lock). Wrappers first, so that
+   * none starts a new step while the running ones are ended.
    */
   strays(): { process: ProcessRef; wrapper: boolean }[] {
-    const prefix = `--directory=${this.machinesDir}/`;
-    return findProcesses((argv) => argv.includes('--pipe') && argv.some((a) => a.startsWith(prefix)))
+    const prefixes = this.buildDirs.map((dir) => `--directory=${dir}/`);
+    return findProcesses((argv) => argv.includes('--pipe') && argv.some((a) => prefixes.some((prefix) => a.startsWith(prefix))))
       .map(({ process, argv }) => ({ process, wrapper: !argv[0]?.endsWith('systemd-nspawn') }))
       .sort((a, b) => Number(b.wrapper) - Number(a.wrapper));
   }
@@ -80,7 +82,7 @@ export class OfflineRunner implements HostDriver {
   }
 
   async leftovers(): Promise<string[]> {
-    return this.strays().map(({ process, wrapper }) => `${wrapper ? 'queued build step' : 'build step'} ${process.pid} of a lab up that was killed`);
+    return this.strays().map(({ process, wrapper }) => `${wrapper ? 'queued build step' : 'build step'} ${process.pid} of a lab command that was killed`);
   }
 
   /**

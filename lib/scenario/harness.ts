@@ -16,8 +16,7 @@ import { run, type RunResult, tail } from '../exec.js';
 import type { IdempotenceReport } from '../engine/idempotence.js';
 import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
-import { blockLink, checkImpairment, clearImpairment, hostSideLinks, type Impairment, impairLink, unblockLink } from '../network/faults.js';
-import type { LinkRelays } from '../network/relay.js';
+import { checkImpairment, hostSideLinks, type Impairment, type LinkFaults } from '../network/faults.js';
 import { Machine } from '../machine.js';
 import { readState } from '../state/state.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
@@ -47,8 +46,8 @@ export interface CurlReply {
   remoteIp: string;
 }
 
-/** Links the running test cut or impaired (host side, with the lab's namespace and table): undone after it, pass or fail. */
-const faulted = new Map<string, { prefix: readonly string[]; nftTable: string; relays: LinkRelays }>();
+/** Links the running test cut or impaired (host side), with the lab's faults: its own undone after it, pass or fail. */
+const faulted = new Map<string, LinkFaults>();
 
 /** Whether a test of this scenario file failed: its packet captures are kept then. */
 let anyTestFailed = false;
@@ -125,30 +124,26 @@ export class LabMachine extends Machine {
   /** Cuts the machine's links (all, or the one on `network`): nothing goes in or out, as with a cable pulled. */
   async block(network?: string): Promise<void> {
     for (const link of await this.links(network)) {
-      this.undoAfterTest(link);
-      await blockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, this.lab.relays);
+      faulted.set(link, this.lab.faults);
+      await this.lab.faults.block(link);
     }
   }
 
-  private undoAfterTest(link: string): void {
-    faulted.set(link, { prefix: this.lab.network.netnsPrefix, nftTable: this.lab.names.nftTable, relays: this.lab.relays });
-  }
-
   async unblock(network?: string): Promise<void> {
-    for (const link of await this.links(network)) await unblockLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link);
+    for (const link of await this.links(network)) await this.lab.faults.unblock(link);
   }
 
   /** Delay, jitter, loss or rate on the way to the machine (netem, or its stand-ins), until clearImpairment or the test's end. */
   async impair(impairment: Impairment, network?: string): Promise<void> {
     checkImpairment(impairment);
     for (const link of await this.links(network)) {
-      this.undoAfterTest(link);
-      await impairLink(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, impairment, this.lab.relays);
+      faulted.set(link, this.lab.faults);
+      await this.lab.faults.impair(link, impairment, this.name);
     }
   }
 
   async clearImpairment(network?: string): Promise<void> {
-    for (const link of await this.links(network)) await clearImpairment(this.lab.network.netnsPrefix, this.lab.names.nftTable, link, this.lab.relays);
+    for (const link of await this.links(network)) await this.lab.faults.clearImpairment(link);
   }
 
   /** A container's journal tail; a vm's console tail (it has no journal lab can read). */
@@ -282,6 +277,14 @@ function assertExclusive(what: string): void {
  * Opens the lab `lab test` runs against. With `restore`, the machines are brought to that
  * stage before the scenario's tests and back to their last stage after them.
  */
+/**
+ * A scenario worker dies with the `lab test` that started it (its IPC channel closes when lab is
+ * killed, even by SIGKILL): it stops running commands in machines at once, and what it runs itself
+ * dies with it (run() gives every command a parent-death signal). Its link faults are undone by the
+ * next lab command (they are claimed by its pid).
+ */
+if (process.send) process.once('disconnect', () => process.kill(process.pid, 'SIGKILL'));
+
 export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab> {
   const lab = await openLab({ file: process.env[ENV_CONFIG] || undefined, name: process.env[ENV_NAME] || undefined });
   const scenario = new ScenarioLab(lab);
@@ -294,9 +297,9 @@ export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab
   afterEach(async () => {
     const links = [...faulted];
     faulted.clear();
-    for (const [link, { prefix, nftTable, relays }] of links) {
-      await unblockLink(prefix, nftTable, link);
-      await clearImpairment(prefix, nftTable, link, relays);
+    for (const [link, faults] of links) {
+      await faults.unblock(link);
+      await faults.clearImpairment(link);
     }
   });
   const captureRoot = process.env[ENV_CAPTURE_DIR];

@@ -325,7 +325,7 @@ describe('a link relay left behind', () => {
     const ports = (await execa('ip', ['-n', `lab-${name}`, '-o', 'link', 'show', 'master', 'vz-prolo'])).stdout;
     const link = /^\d+: (vb-[^@:]+)/m.exec(ports)?.[1];
     expect(link).toBeDefined();
-    await opened.relays.start(link!, { delayMs: 1, jitterMs: 0, lossPercent: 0 });
+    await opened.faults.relays.start(link!, { delayMs: 1, jitterMs: 0, lossPercent: 0 });
     const doctor = JSON.parse(await run('doctor', '--json')) as { leftovers: string[] };
     expect(doctor.leftovers).toContainEqual(expect.stringMatching(new RegExp(`^link ${link} relayed \\(delay without netem\\), relay pid \\d+$`)));
     expect(hostTraces(name).filter((t) => t.includes('/relays/'))).toHaveLength(1);

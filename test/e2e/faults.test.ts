@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { delay, FAST, poll } from '../../lib/wait.js';
+import { delay, FAST, NORMAL, poll } from '../../lib/wait.js';
 import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const SEED = 20261123;
@@ -267,5 +267,160 @@ describe('lab test holds the lock for its whole run', () => {
     expect(up.stderr).toContain("this lab is busy: 'lab test'");
     const result = await test;
     expect(result.exitCode, `${result.stdout}\n${result.stderr}`).toBe(0);
+  });
+});
+
+const CHECKPOINT_TRIALS = 5;
+const BISECT_KILLS = 3;
+const BISECT_SIGINTS = 2;
+const TEST_KILLS = 3;
+const UPGRADE_KILLS = 2;
+
+/** Processes whose environment holds `entry` (scenario workers and all they started carry lab test's). */
+function processesWithEnvironment(entry: string): number[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Processes with `needle` in their argv. */
+function processesWith(needle: string): number[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(needle);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('fault injection: the debugging verbs killed at seeded points', () => {
+  const name = uniqueName('kdbg');
+  const config = twoMachineLab(name);
+  const dir = path.dirname(config);
+  const next = random(SEED + 1);
+  const log: string[] = [];
+  const scenario = (file: string, body: string) => {
+    const scenarios = path.join(dir, path.dirname(file));
+    mkdirSync(scenarios, { recursive: true });
+    writeFileSync(path.join(dir, file), `import { expect, it } from 'vitest';\nimport { useLab } from '${path.join(repoRoot, 'lib', 'scenario', 'harness.js')}';\nconst lab = await useLab();\n${body}\n`);
+    return scenarios;
+  };
+  const checkpointsDir = path.join(STATE_ROOT, name, 'pool', 'checkpoints');
+  const bisectCheckpoints = () => (existsSync(checkpointsDir) ? readdirSync(checkpointsDir).filter((f) => f.startsWith('lab-bisect-')) : []);
+  const status = async () => JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { name: string; state: string; rootStage?: string }[] };
+  afterAll(() => console.log(`fault injection of the debugging verbs (seed ${SEED + 1}):\n${log.join('\n')}`));
+
+  it(`thaws what a checkpoint save killed while machines were frozen left frozen (${CHECKPOINT_TRIALS} trials)`, async () => {
+    await labOk(['--config', config, 'up']);
+    const frozenFile = path.join(STATE_ROOT, name, 'frozen.json');
+    let hit = 0;
+    for (let trial = 0; trial < CHECKPOINT_TRIALS; trial++) {
+      const child = startLab(['--config', config, 'checkpoint', 'save', `t${trial}`]);
+      const extra = Math.floor(next() * 20);
+      const frozen = await poll('the machines to be frozen', () => existsSync(frozenFile) || child.exitCode !== null, { within: 30_000, every: 1 });
+      if (extra) await delay(extra);
+      const whileFrozen = existsSync(frozenFile);
+      child.kill('SIGKILL');
+      await child;
+      if (whileFrozen) hit++;
+      const opened = await lab(['--config', config, 'status', '--json']);
+      expect(opened.exitCode).toBe(0);
+      if (whileFrozen) expect(opened.stderr).toContain("thawed a, b: 'lab checkpoint save");
+      // A frozen machine runs nothing: exec would time out.
+      expect((await lab(['--config', config, 'exec', '--timeout', '10s', 'a', '--', 'true'])).exitCode).toBe(0);
+      expect((await lab(['--config', config, 'exec', '--timeout', '10s', 'b', '--', 'true'])).exitCode).toBe(0);
+      const doctor = JSON.parse(await labOk(['--config', config, 'doctor', '--json'])) as { problems: string[]; leftovers: string[] };
+      expect(doctor.problems.filter((p) => p.includes('frozen'))).toEqual([]);
+      expect(doctor.leftovers.filter((l) => l.includes('interrupted'))).toEqual([]);
+      log.push(`checkpoint save killed ${whileFrozen ? `while frozen (${extra} ms after freezing)` : `after it ended (${frozen ? 'done' : '?'})`}: machines answer`);
+    }
+    expect(hit).toBeGreaterThan(0);
+  });
+
+  it(`puts the lab back after a bisect killed (${BISECT_KILLS}) or interrupted (${BISECT_SIGINTS})`, async () => {
+    const scenarios = scenario('bisect/marked.test.ts', "it('finds a marked', async () => { expect(await lab.machine('a').succeed('cat /etc/mark')).toBe('a\\n'); });");
+    for (let trial = 0; trial < BISECT_KILLS + BISECT_SIGINTS; trial++) {
+      const signal = trial < BISECT_KILLS ? 'SIGKILL' : 'SIGINT';
+      await labOk(['--config', config, 'exec', 'a', '--', 'sh', '-c', `echo ${trial} > /root/before-bisect`]);
+      const child = startLab(['--config', config, 'bisect', 'marked', 'a', '--scenarios', scenarios]);
+      await poll('the bisect to save its way back', () => bisectCheckpoints().length > 0, { within: 60_000, every: FAST });
+      const wait = Math.floor(next() * 4000);
+      await delay(wait);
+      child.kill(signal);
+      const result = await child;
+      if (signal === 'SIGINT') {
+        expect(result.exitCode, String(result.stderr)).toBe(130);
+        expect(bisectCheckpoints()).toEqual([]); // put back by the interrupted bisect itself
+      }
+      const after = await status(); // the next command finishes a put-back that a killed bisect left
+      expect(bisectCheckpoints()).toEqual([]);
+      expect(after.machines.map((m) => `${m.name}:${m.state}`)).toEqual(['a:running', 'b:running']);
+      expect(await labOk(['--config', config, 'exec', 'a', '--', 'cat', '/root/before-bisect', '/etc/mark'])).toBe(`${trial}\na\n`);
+      log.push(`bisect ${signal === 'SIGKILL' ? 'killed' : 'interrupted'} ${wait} ms after its checkpoint: put back`);
+    }
+  });
+
+  it(`undoes the link faults, and ends the scenario workers and captures, of a lab test killed (${TEST_KILLS} trials)`, async () => {
+    const scenarios = scenario(
+      'faulty/hold.test.ts',
+      "it('holds b cut and a delayed', async () => {\n  await lab.machine('b').block();\n  await lab.machine('a').impair({ delayMs: 200 });\n  await lab.machine('a').succeed('sleep 171', { timeout: 120_000 });\n});",
+    );
+    const faultsDir = path.join(STATE_ROOT, name, 'faults');
+    for (let trial = 0; trial < TEST_KILLS; trial++) {
+      const reports = path.join(dir, `reports-${trial}`);
+      const child = startLab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--capture']);
+      await poll('the scenario to hold its faults', () => existsSync(faultsDir) && readdirSync(faultsDir).length === 2 && processesWith('sleep\u0000171').length > 0, { within: 60_000, every: FAST });
+      const wait = Math.floor(next() * 1000);
+      await delay(wait);
+      child.kill('SIGKILL');
+      await child;
+      // The relay that delays a's link is a fault (the next lab command ends it, below), not a worker.
+      const relays = () => processesWith(`${path.join(STATE_ROOT, name, 'relays')}/`);
+      const leaked = () => [...processesWithEnvironment(`LAB_TEST_NAME=${name}`), ...processesWith('sleep\u0000171'), ...processesWith(`${reports}/`)].filter((pid) => !relays().includes(pid));
+      const gone = await poll('the workers, their commands and tcpdump to end', () => leaked().length === 0, { within: 10_000, every: NORMAL }).catch(() => false);
+      const argvOf = (pid: number) => (existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') : '(gone)');
+      expect(gone, `left running: ${leaked().map((pid) => `${pid} ${argvOf(pid)}`).join('; ')}`).toBe(true);
+      const up = JSON.parse(await labOk(['--config', config, 'up', '--json'])) as { recovered: string[] };
+      expect(up.recovered.filter((r) => /link .* by a scenario worker/.test(r))).toHaveLength(2);
+      const tables = await execa('ip', ['netns', 'exec', `lab-${name}`, 'nft', 'list', 'tables', 'bridge']);
+      expect(tables.stdout).toBe('');
+      expect(relays()).toEqual([]);
+      const links = (await execa('ip', ['-n', `lab-${name}`, '-o', 'link', 'show'])).stdout;
+      expect(links).not.toMatch(/: lr[0-9a-f]{8}[rb]@/);
+      const rtt = Number(/time=([0-9.]+) ms/.exec(await labOk(['--config', config, 'exec', 'b', '--', 'ping', '-c', '1', '-W', '3', '10.224.0.2']))?.[1]);
+      expect(rtt).toBeLessThan(100);
+      log.push(`lab test killed ${wait} ms into its faults: workers, commands and tcpdump gone; faults undone by the next lab up`);
+    }
+  });
+
+  it(`ends the build step of a lab image upgrade killed (${UPGRADE_KILLS} trials) before the next command touches the image`, async () => {
+    const partial = path.join(STATE_ROOT, name, 'pool', 'images', 'upgrade.partial');
+    for (let trial = 0; trial < UPGRADE_KILLS; trial++) {
+      const child = startLab(['--config', config, 'image', 'upgrade']);
+      await poll('the upgrade to run in its clone', () => processesWith(`--directory=${partial}`).length > 0, { within: 120_000, every: FAST });
+      const wait = Math.floor(next() * 2000);
+      await delay(wait);
+      child.kill('SIGKILL');
+      await child;
+      const strays = processesWith(`--directory=${partial}`).length;
+      const up = await lab(['--config', config, 'up']);
+      expect(up.exitCode, up.stderr).toBe(0);
+      expect(processesWith(`--directory=${partial}`)).toEqual([]);
+      expect(existsSync(partial)).toBe(false);
+      log.push(`lab image upgrade killed ${wait} ms into its build step (${strays} of its processes still running): ended by the next lab up`);
+    }
+    await labOk(['--config', config, 'destroy']);
+    expect(hostTraces(name)).toEqual([]);
   });
 });

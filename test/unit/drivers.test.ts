@@ -73,7 +73,11 @@ describe('package managers', () => {
     expect(pacman.refresh()).toEqual(['pacman', '-Syu', '--noconfirm']);
     expect(pacman.cacheDir).toBe('/var/cache/pacman/pkg');
     expect(apt.install(['nginx'])).toEqual(['apt-get', 'install', '-y', '-q', '-o', 'Dpkg::Options::=--force-confold', 'nginx']);
-    expect(apt.configFiles.map((f) => f.path)).toEqual(['/etc/apt/apt.conf.d/90lab']);
+    expect(apt.configFiles.map((f) => f.path)).toEqual(['/etc/apt/apt.conf.d/90lab', '/etc/dpkg/dpkg.cfg.d/90lab']);
+    // apt downloads into the shared cache under its lock, then installs from it without.
+    expect(apt.split!.download(['nginx'])).toEqual(['apt-get', 'install', '--download-only', '-y', '-q', 'nginx']);
+    expect(apt.split!.installDownloaded(['nginx'])).toEqual(['apt-get', 'install', '--no-download', '-y', '-q', '-o', 'Debug::NoLocking=true', '-o', 'Dpkg::Options::=--force-confold', 'nginx']);
+    expect(pacman.split).toBeUndefined();
   });
 
   it("finds a tarball image's package manager in its root", () => {

@@ -11,7 +11,8 @@ import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
 import { up } from '../../lib/engine/up.js';
-import { StageError } from '../../lib/errors.js';
+import { HostError, StageError } from '../../lib/errors.js';
+import { interruptedWork } from '../../lib/engine/recover.js';
 import { runInterruptCleanups } from '../../lib/interrupt.js';
 import { type FakeLab, fakeLab, STAGES } from './fakes.js';
 
@@ -207,6 +208,40 @@ describe('lab checkpoint', () => {
     expect(fake.events.of('step', mark)).toEqual([]);
     expect(fake.events.of('copy', mark).sort()).toEqual(MACHINES.map((m) => `snapshots/${m}/${stagesOf(m).at(-1)}@${fake.keyOf(m, stagesOf(m).at(-1)!)} -> machines/${m}`).sort());
     expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
+  });
+});
+
+describe('lab checkpoint, when it cannot finish', () => {
+  it('records what it freezes while they are frozen, and nothing once thawed', async () => {
+    await up(fake.lab);
+    const seen: boolean[] = [];
+    host.record = (event) => {
+      if (/^(freeze|thaw) /.test(event)) seen.push(existsSync(fake.lab.dirs.frozenFile));
+    };
+    await saveCheckpoint(fake.lab, 'before');
+    expect(seen).toEqual([true, true]); // written before freezing, removed only after thawing
+    expect(existsSync(fake.lab.dirs.frozenFile)).toBe(false);
+  });
+
+  it('on a full pool, says the pool is full and leaves no checkpoint half made', async () => {
+    await up(fake.lab);
+    vi.spyOn(fake.storage, 'snapshot').mockRejectedValueOnce(new Error('btrfs subvolume snapshot: ERROR: cannot snapshot: No space left on device'));
+    const failed = await saveCheckpoint(fake.lab, 'full').catch((error: Error) => error);
+    expect(failed).toBeInstanceOf(HostError);
+    expect((failed as HostError).message).toMatch(/^the pool is full/);
+    expect((failed as HostError).hint).toContain('storage.poolSize');
+    expect(readdirSync(fake.lab.dirs.checkpointsDir)).toEqual([]);
+    expect(existsSync(fake.lab.dirs.frozenFile)).toBe(false);
+  });
+
+  it('metadata that never got written whole is repaired by the next command', async () => {
+    await up(fake.lab);
+    await saveCheckpoint(fake.lab, 'torn');
+    writeFileSync(path.join(fake.lab.dirs.checkpointsDir, 'torn.json'), ''); // as a full pool left it, before metadata went through a rename
+    writeFileSync(path.join(fake.lab.dirs.checkpointsDir, 'other.json.partial'), '');
+    expect(interruptedWork(fake.lab).map((w) => path.basename(w.what.split(':')[0]!)).sort()).toEqual(['other.json.partial', 'torn', 'torn.json']);
+    await saveCheckpoint(fake.lab, 'next'); // any command of the lab repairs first
+    expect(readdirSync(fake.lab.dirs.checkpointsDir).sort()).toEqual(['next', 'next.json']);
   });
 });
 

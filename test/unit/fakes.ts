@@ -23,6 +23,7 @@ import type { ImageDriver } from '../../lib/image/image.js';
 import { beginInterruption, interruptionPhase } from '../../lib/interrupt.js';
 import { labDirs, labNames } from '../../lib/lab.js';
 import type { Network } from '../../lib/network/network.js';
+import { LinkFaults } from '../../lib/network/faults.js';
 import { LinkRelays } from '../../lib/network/relay.js';
 import { type OfflineOptions, OfflineRunner } from '../../lib/runtime/offline.js';
 import type { MachineHandle, Readiness, Runtime } from '../../lib/runtime/runtime.js';
@@ -260,7 +261,7 @@ export class FakeBuilds extends OfflineRunner {
     labName: string,
     private readonly events: Events,
   ) {
-    super(machinesDir, labName);
+    super([machinesDir], labName);
   }
 
   /** `step` (`<machine>@<stage>`) is interrupted, the next time it runs, once `when` resolves. */
@@ -466,7 +467,8 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
       nspawnName: names.nspawnName,
     }),
     builds,
-    relays: new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') }),
+    // No bridge to clear: the fakes' network is no namespace of its own.
+    faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
     packageCache: path.join(config.cacheDir, 'packages', 'debian-bookworm'),
   };
 

@@ -31,6 +31,14 @@ describe('published ports', () => {
     expect(natRuleset('lab_x', topologyOf(config).networks)).not.toContain('prerouting');
   });
 
+  it('let in from outside only replies and published ports, after which anything else towards a zone is dropped', () => {
+    const forward = natRuleset('lab_x', topologyOf(config).networks).split('chain forward {')[1]!.split('\n').map((l) => l.trim());
+    const drop = forward.indexOf('oifname "vz-prolo" iifname != { "vz-prolo" } drop');
+    expect(drop).toBeGreaterThan(forward.indexOf('oifname "vz-prolo" ct status dnat accept'));
+    expect(drop).toBeGreaterThan(forward.indexOf('oifname "vz-prolo" ct state established,related accept'));
+    expect(forward.indexOf('oifname "vz-prolo" ct status dnat accept')).toBeGreaterThan(0);
+  });
+
   it('reads what listens on the host from /proc/net/tcp', () => {
     const table = ['  sl  local_address rem_address   st', '   0: 00000000:0050 00000000:0000 0A 00000000', '   1: 0100007F:1F90 0100007F:C350 01 00000000'].join('\n');
     expect([...listeningTcpPorts([table])]).toEqual([80]);
