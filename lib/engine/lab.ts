@@ -15,6 +15,7 @@ import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { LinkRelays } from '../network/relay.js';
+import { NosuidBinds } from '../host/nosuid-binds.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
 import { QemuVms } from '../vm/qemu.js';
@@ -47,6 +48,8 @@ export interface Lab {
   builds: OfflineRunner;
   /** Links that scenarios delay on a kernel without netem. */
   relays: LinkRelays;
+  /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
+  nosuidBinds: NosuidBinds;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
   packageCache: string;
 }
@@ -90,13 +93,14 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
     }),
     builds: new OfflineRunner(dirs.machinesDir, config.name),
     relays: new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
+    nosuidBinds: new NosuidBinds(dirs.state),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps, machines (then their cgroups) and link relays before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link relays before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.relays, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.relays, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */
