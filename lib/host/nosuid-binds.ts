@@ -48,20 +48,26 @@ export interface MountHost {
   visible(dir: string): number | undefined;
   run(argv: string[]): Promise<void>;
   bootId(): string;
-  disarm(dir: string, leave: ReadonlySet<string>): void;
+  disarm(dir: string, leave: ReadonlySet<string>, since: number): void;
 }
 
 const OPEN_DIRECTORY = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
+
+/** File systems that keep times in whole seconds (or two): a change right after `since` may show a little before it. */
+const CTIME_SLACK_MS = 2000;
 
 /**
  * What a machine may have left in a writable bind that would be armed once its source is no longer
  * nosuid,nodev (after lab lets go of it): setuid and setgid bits and file capabilities, which the
  * kernel clears when a regular file is given to its owner again (chown), and device nodes, which
- * are removed. Directories are walked through their open descriptors (/proc/self/fd/N/<name>),
- * never by a path whose parents someone could swap for a link meanwhile, and nothing is followed;
- * the mount points in `leave` (other file systems, or other sources held still) are left as they are.
+ * are removed. Capabilities cannot be seen from here, so every file changed since `since` (when lab
+ * bound the source: a machine cannot set a change time back) is given back, and every setuid or
+ * setgid one; the others keep their change time. Directories are walked through their open
+ * descriptors (/proc/self/fd/N/<name>), never by a path whose parents someone could swap for a link
+ * meanwhile, and nothing is followed; the mount points in `leave` (other file systems, or other
+ * sources held still) are left as they are.
  */
-export function disarm(dir: string, leave: ReadonlySet<string>): void {
+export function disarm(dir: string, leave: ReadonlySet<string>, since: number): void {
   const walk = (fd: number, shown: string) => {
     for (const name of readdirSync(`/proc/self/fd/${fd}`)) {
       const entry = `/proc/self/fd/${fd}/${name}`;
@@ -75,7 +81,7 @@ export function disarm(dir: string, leave: ReadonlySet<string>): void {
           } finally {
             closeSync(child);
           }
-        } else if (stat.isFile()) lchownSync(entry, stat.uid, stat.gid);
+        } else if (stat.isFile() && (stat.mode & 0o6000 || stat.ctimeMs >= since - CTIME_SLACK_MS)) lchownSync(entry, stat.uid, stat.gid);
         else if (stat.isBlockDevice() || stat.isCharacterDevice()) unlinkSync(entry);
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? '';
@@ -133,6 +139,8 @@ interface Entry {
   bootId: string;
   /** The mount the source showed before lab's: its parent (written before mounting, so that a kill between the two finds it). */
   below: number;
+  /** When lab made the record (ms): what the machines changed in the source since is disarmed when it is let go of. */
+  since: number;
   /** lab's mount, once made and flagged. */
   mountId?: number;
   holders: Holder[];
@@ -173,7 +181,7 @@ export class NosuidBinds implements HostDriver {
     await this.update(async (entries) => {
       for (const source of sources) {
         let entry = entries.find((e) => e.source === source);
-        if (!entry) entries.push((entry = { source, bootId: this.host.bootId(), below: this.visible(source), holders: [] }));
+        if (!entry) entries.push((entry = { source, bootId: this.host.bootId(), below: this.visible(source), since: Date.now(), holders: [] }));
         if (!entry.holders.some((h) => h.lab === this.lab && h.machine === machine)) entry.holders.push({ lab: this.lab, machine });
         if (entry.mountId !== undefined) continue;
         this.save(entries); // before the mount: what a kill leaves between the two is found, and removed with its holder
@@ -209,7 +217,7 @@ export class NosuidBinds implements HostDriver {
       try {
         // A reboot unmounted those of an earlier boot without disarming them: done now, before anything binds them again.
         const bootId = this.host.bootId();
-        for (const stale of this.read().filter((e) => e.bootId !== bootId)) this.host.disarm(stale.source, mountPointsUnder(stale.source, this.host.mounts()));
+        for (const stale of this.read().filter((e) => e.bootId !== bootId)) this.host.disarm(stale.source, mountPointsUnder(stale.source, this.host.mounts()), stale.since);
         const entries = this.current();
         try {
           await change(entries);
@@ -300,7 +308,7 @@ export class NosuidBinds implements HostDriver {
         const onTop = this.host.visible(entry.source) === layer.id;
         const holdsUnder = entries.some((other) => other.holders.length > 0 && other.mountId !== undefined && isUnder(other.mountId, layer.id, mounts));
         if (!onTop || holdsUnder) continue;
-        this.host.disarm(entry.source, mountPointsUnder(entry.source, mounts));
+        this.host.disarm(entry.source, mountPointsUnder(entry.source, mounts), entry.since);
         await this.host.run(['umount', '--lazy', entry.source]);
       }
       entries.splice(entries.indexOf(entry), 1);

@@ -1,6 +1,6 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { isWithin } from '../config/binds.js';
+import { isWithin, realOrSelf } from '../config/binds.js';
 import { UsageError } from '../errors.js';
 import { sha, treeEntries } from './content.js';
 
@@ -20,7 +20,7 @@ export function fixtureFiles(fixturesDir: string, name: string, where: string): 
   const refuse = (why: string) => new UsageError(`${where}: fixture '${name}' ${why}`);
   if (name === '' || path.isAbsolute(name)) throw refuse(`is not a path relative to the fixtures directory ${fixturesDir}`);
   if (name.split('/').includes('..')) throw refuse(`has a '..': fixtures are named inside the fixtures directory ${fixturesDir}`);
-  const root = realpathSync(fixturesDir);
+  const root = realOrSelf(fixturesDir);
   const inside = (file: string, shown: string): string => {
     let real: string;
     try {

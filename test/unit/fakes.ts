@@ -394,7 +394,7 @@ export class FakeMountTable implements MountHost {
     return this.boot;
   }
 
-  disarm(dir: string, leave: ReadonlySet<string>): void {
+  disarm(dir: string, leave: ReadonlySet<string>, _since: number): void {
     this.events.push(`disarm ${dir}${leave.size ? ` leaving ${[...leave].join(' ')}` : ''}`);
   }
 }

@@ -123,7 +123,7 @@ describe('nosuid binds', () => {
       execFileSync('setcap', ['cap_setuid+ep', path.join(dir, 'plain')]);
     }
     const passwd = statSync('/etc/passwd');
-    disarm(dir, new Set([path.join(dir, 'mounted')]));
+    disarm(dir, new Set([path.join(dir, 'mounted')]), Date.now() - 60_000);
     const mode = (relative: string) => statSync(path.join(dir, relative)).mode & 0o7777;
     expect([mode('sh'), mode('deep/er/tool'), mode('plain')]).toEqual([0o755, 0o711, 0o644]);
     expect(mode('mounted/sh')).toBe(0o4755); // another mount: not this source's
@@ -131,7 +131,20 @@ describe('nosuid binds', () => {
     if (root) expect(execFileSync('getcap', [path.join(dir, 'plain')], { encoding: 'utf8' })).toBe('');
     expect(lstatSync(path.join(dir, 'passwd')).isSymbolicLink()).toBe(true);
     expect(statSync('/etc/passwd').ctimeMs).toBe(passwd.ctimeMs); // what a link leads to is not touched
-    expect(() => disarm(path.join(dir, 'gone'), new Set())).not.toThrow();
+    expect(() => disarm(path.join(dir, 'gone'), new Set(), 0)).not.toThrow();
+  });
+
+  it('leave what no machine changed since the source was bound as it was, setuid bits apart', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-disarm-'));
+    writeFileSync(path.join(dir, 'old'), 'x');
+    writeFileSync(path.join(dir, 'old-setuid'), 'x');
+    chmodSync(path.join(dir, 'old-setuid'), 0o4755);
+    const [old, oldSetuid] = ['old', 'old-setuid'].map((f) => statSync(path.join(dir, f)).ctimeMs);
+    const bound = Date.now() + 60_000; // both are older than the bind
+    disarm(dir, new Set(), bound);
+    expect(statSync(path.join(dir, 'old')).ctimeMs).toBe(old);
+    expect(statSync(path.join(dir, 'old-setuid')).mode & 0o7777).toBe(0o755);
+    expect(statSync(path.join(dir, 'old-setuid')).ctimeMs).toBeGreaterThanOrEqual(oldSetuid);
   });
 
   it('read /proc/self/mountinfo, escapes included', () => {

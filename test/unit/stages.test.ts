@@ -91,6 +91,8 @@ describe('fixtures', () => {
     await expect(loadLab(linkedUp.config)).rejects.toThrow(`leads out of the fixtures directory ${linkedUp.fixturesDir}, to ${path.join(linkedUp.dir, 'x')}`);
     const missing = fixtureLab('# lab: fixtures=web/b.conf');
     await expect(loadLab(missing.config)).rejects.toThrow(`stage box@site: fixture 'web/b.conf' not found in ${missing.fixturesDir}`);
+    rmSync(missing.fixturesDir, { recursive: true });
+    await expect(loadLab(missing.config)).rejects.toThrow(`stage box@site: fixture 'web/b.conf' not found in ${missing.fixturesDir}`);
   });
 
   it('takes a directory as a fixture: its whole tree in the key, links inside it followed when they stay in the fixtures directory', async () => {
