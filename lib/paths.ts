@@ -16,3 +16,5 @@ function findPackageRoot(): string {
 export const packageRoot = findPackageRoot();
 export const builtinStagesDir = path.join(packageRoot, 'dist', 'stages');
 export const builtinFixturesDir = path.join(packageRoot, 'fixtures');
+/** What lab keeps on the host until it reboots, for every lab: caches, the registry of nosuid binds. */
+export const LAB_RUN_DIR = '/run/lab';

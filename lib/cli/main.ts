@@ -130,7 +130,7 @@ export async function main(argv: string[]): Promise<number> {
     runtime: values.runtime,
     format: values.format,
   };
-  const where = { file: options.config, name: options.name, runtime: options.runtime };
+  const where = { file: options.config, name: options.name, runtime: options.runtime, checkPaths: !verb.toleratesMissingPaths };
   if (verb.needsStages) {
     const lab = await openLab(where);
     // A bisect killed before it put the lab back left its checkpoint: the way back (one directory read when there is none).

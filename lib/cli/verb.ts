@@ -34,6 +34,8 @@ interface VerbBase {
   name: string;
   /** Its lines in lab --help, its options under the usage they belong to. */
   help: HelpLine[];
+  /** Works on a lab whose config names paths that are gone (bind sources, disks): destroy, down, doctor. */
+  toleratesMissingPaths?: true;
 }
 
 type Run<L> = (lab: L, args: string[], passthrough: string[], options: GlobalOptions) => Promise<number>;

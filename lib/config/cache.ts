@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LAB_RUN_DIR } from '../paths.js';
 import type { LabConfig } from './schema.js';
 
 /**
@@ -11,8 +12,8 @@ import type { LabConfig } from './schema.js';
  * default lab and YAML/JSON files: a .ts/.js config can import anything, so it is always loaded.
  * Root only, in /run (gone at reboot), closed to other users.
  */
-const CACHE_DIR = '/run/lab/config-cache';
-const OWN_MODULES = ['schema', 'default', 'validate', 'load', 'cache'];
+const CACHE_DIR = path.join(LAB_RUN_DIR, 'config-cache');
+const OWN_MODULES = ['schema', 'default', 'validate', 'binds', 'load', 'cache'];
 
 function mtimeOf(file: string): number | null {
   try {

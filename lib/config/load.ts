@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.js';
+import { realOrSelf, resolveBindSource } from './binds.js';
 import { readConfigCache, writeConfigCache } from './cache.js';
 import { defaultLab } from './default.js';
 import type { LabConfig, LabConfigInput } from './schema.js';
@@ -16,6 +17,11 @@ export interface LoadOptions {
   name?: string;
   /** --runtime: overrides the config's runtime. */
   runtime?: string;
+  /**
+   * false for the commands that take a lab down or look at it (destroy, down, doctor): a bind
+   * source or file the config names that is gone since must not keep them from working.
+   */
+  checkPaths?: boolean;
 }
 
 export interface LoadedConfig {
@@ -31,23 +37,29 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
   const cached = readConfigCache(file, options);
   const loaded = cached ? { config: cached, file } : await readAndValidate(file, options, cwd);
   if (!cached) writeConfigCache(file, options, loaded.config);
-  assertBindSources(loaded.config, file);
+  if (options.checkPaths !== false) assertPaths(loaded.config, file, cwd);
   return loaded;
 }
 
-/** A bind whose source is gone is refused before anything is made (checked on every load: directories come and go). */
-function assertBindSources(config: LabConfig, file: string | undefined): void {
+/**
+ * Paths the config names, checked on every load (directories come and go, a symlink may change):
+ * bind sources resolved to their real paths, which are what is mounted (see config/binds.ts), and
+ * files that must exist. Anything wrong is refused before anything is made.
+ */
+export function assertPaths(config: LabConfig, file: string | undefined, cwd: string): void {
+  const where = `invalid config${file ? ` in ${file}` : ''}`;
+  const context = { base: realOrSelf(file ? path.dirname(file) : cwd), labDirs: [config.stateDir, config.cacheDir].map(realOrSelf) };
   for (const [m, machine] of config.machines.entries()) {
     for (const [b, bind] of machine.binds.entries()) {
-      if (!existsSync(bind.source)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.binds.${b}.source: ${bind.source} does not exist`);
+      bind.source = resolveBindSource(bind.source, bind.allowOutside, context, `${where}: machines.${m}.binds.${b}.source`);
     }
     const disk = machine.vm?.disk;
-    if (disk && !existsSync(disk)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: machines.${m}.vm.disk: ${disk} does not exist`);
+    if (disk && !existsSync(disk)) throw new UsageError(`${where}: machines.${m}.vm.disk: ${disk} does not exist`);
   }
   for (const [i, stage] of config.controller.entries()) {
     const paths: [string, string | undefined][] = [['playbook', stage.playbook], ['cwd', stage.cwd], ...stage.inventory.map((p, j): [string, string] => [`inventory.${j}`, p]), ...stage.reads.map((p, j): [string, string] => [`reads.${j}`, p])];
     for (const [field, value] of paths) {
-      if (value && !existsSync(value)) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: controller.${i}.${field}: ${value} does not exist`);
+      if (value && !existsSync(value)) throw new UsageError(`${where}: controller.${i}.${field}: ${value} does not exist`);
     }
   }
 }

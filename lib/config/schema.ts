@@ -42,11 +42,13 @@ export const interfaceSchema = z.strictObject({
 });
 
 export const bindSchema = z.strictObject({
-  /** A host directory (relative to the config file). */
+  /** A host directory in the config file's tree (relative to the config file); symlinks are resolved once, when the config is read. */
   source: z.string().min(1),
-  /** Where it appears in the machine: an absolute path. */
+  /** Where it appears in the machine: an absolute path, not under /proc, /sys, /dev or /run. */
   target: z.string().regex(/^\/[^\0]*$/, 'an absolute path inside the machine'),
   readonly: z.boolean().default(true),
+  /** Dangerous: a source outside the config file's tree (the machine reads, or writes, a host directory lab does not own). */
+  allowOutside: z.boolean().default(false),
 });
 
 /** A machine of kind vm: a qemu virtual machine on the lab's networks (KVM when the host has it). */

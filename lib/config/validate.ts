@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { UsageError } from '../errors.js';
+import { bindTargetProblem } from './binds.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
 import { type LabConfig, labConfigSchema, type MachineConfig } from './schema.js';
@@ -85,6 +86,10 @@ function commonMachineProblem(config: LabConfig): string | undefined {
     if (machine.stages.includes('system')) return `${field}.stages: 'system' is the built-in first stage of every machine`;
     const vmProblem = machine.kind === 'vm' ? vmMachineProblem(config, machine, field) : machine.vm ? `${field}.vm: only for a machine of kind vm` : undefined;
     if (vmProblem) return vmProblem;
+    for (const [j, bind] of machine.binds.entries()) {
+      const problem = bindTargetProblem(bind.target);
+      if (problem) return `${field}.binds.${j}.target: ${problem}`;
+    }
     const targets = machine.binds.map((b) => b.target);
     const twice = targets.find((t, j) => targets.indexOf(t) !== j);
     if (twice) return `${field}.binds: '${twice}' is bound twice`;

@@ -16,6 +16,7 @@ import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { LinkFaults } from '../network/faults.js';
 import { LinkRelays } from '../network/relay.js';
+import { NosuidBinds } from '../host/nosuid-binds.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
 import { QemuVms } from '../vm/qemu.js';
@@ -50,6 +51,8 @@ export interface Lab {
   builds: OfflineRunner;
   /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
   faults: LinkFaults;
+  /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
+  nosuidBinds: NosuidBinds;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
   packageCache: string;
 }
@@ -100,13 +103,14 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
       new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
     ),
+    nosuidBinds: new NosuidBinds(dirs.state),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps, machines (then their cgroups) and link faults (and relays) before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link faults (and relays) before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.faults, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
 import { readState, writeState } from '../state/state.js';
 import { type BareLab, hostDrivers } from './lab.js';
-import { stopMachine } from './machines.js';
+import { releaseIdleBinds, stopMachine } from './machines.js';
 
 /** Stops every machine (orderly, in parallel) and the lab's services; keeps roots, snapshots, network. */
 export async function down(lab: BareLab): Promise<string[]> {
@@ -13,6 +13,7 @@ export async function down(lab: BareLab): Promise<string[]> {
       Object.keys(state.machines).map(async (name) => ((await stopMachine(lab, state, name, { hard: false })) ? name : undefined)),
     );
     await lab.network.stopServices(state);
+    await releaseIdleBinds(lab, state); // also what machines that were built but never booted held
     writeState(lab.dirs.stateFile, state);
     return stopped.filter((n): n is string => n !== undefined);
   } finally {

@@ -11,7 +11,7 @@ import type { LabState } from '../state/state.js';
 import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
 import type { Lab } from './lab.js';
-import { invalidateRoot, isRunning, machineApi, machineState, recordRoot, resetRoot, type RootOrigin, startMachine, stopMachine } from './machines.js';
+import { invalidateRoot, isRunning, machineApi, machineState, prepareBinds, recordRoot, resetRoot, type RootOrigin, startMachine, stopMachine } from './machines.js';
 import { planFor } from './planning.js';
 import type { UpProgress } from './progress.js';
 import { POOL_FULL_HINT, poolFull } from './space.js';
@@ -242,6 +242,7 @@ class MachineJob {
     rmSync(logFile, { force: true });
     const root = this.lab.dirs.machineRoot(this.name);
     const pm = this.lab.image.packageManager(root);
+    await prepareBinds(this.lab, this.name);
     const target: OfflineTarget = {
       runner: this.lab.builds,
       root,

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { assertBindSourceUnchanged } from '../config/binds.js';
 import { InfraError, unknownName, UsageError } from '../errors.js';
 import { tail } from '../exec.js';
 import { Machine, type MachineExecutor } from '../machine.js';
@@ -48,6 +49,7 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   if (lab.vms.has(name)) return startVm(lab, state, name);
   const root = lab.dirs.machineRoot(name);
   if (!existsSync(root)) throw new InfraError(`machine ${name} has no root yet (build it with: lab up)`);
+  await prepareBinds(lab, name);
   const ms = machineState(state, name);
   const started = Date.now();
   const timeoutS = lab.config.boot.timeoutSeconds;
@@ -103,7 +105,25 @@ export async function stopMachine(lab: BareLab, state: LabState, name: string, o
   else await lab.runtime.stop({ name, process: ms.process }, options);
   delete ms.process;
   writeState(lab.dirs.stateFile, state);
+  await lab.nosuidBinds.release((machine) => machine === name);
   return true;
+}
+
+/**
+ * Before a machine's binds are mounted (it boots, or a build step runs in its root): every source
+ * still the directory that was checked, and the writable ones nosuid,nodev on the host, held for
+ * the machine until it stops (or, built and not booted, until the command ends: releaseIdleBinds).
+ */
+export async function prepareBinds(lab: BareLab, name: string): Promise<void> {
+  const index = lab.config.machines.findIndex((m) => m.name === name);
+  const { binds } = lab.config.machines[index]!;
+  for (const [b, bind] of binds.entries()) assertBindSourceUnchanged(bind.source, `machines.${index}.binds.${b}.source`);
+  await lab.nosuidBinds.hold(name, binds.filter((b) => !b.readonly).map((b) => b.source));
+}
+
+/** The writable bind sources held for machines that do not run (built, or failed to build or boot) let go of. */
+export async function releaseIdleBinds(lab: BareLab, state: LabState): Promise<void> {
+  await lab.nosuidBinds.release((machine) => !isRunning(state, machine));
 }
 
 /** The snapshot a machine's root was made from: the stage it was taken after, and its key. */

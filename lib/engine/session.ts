@@ -1,6 +1,7 @@
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState } from '../state/state.js';
 import { assertUsable, type BareLab, ensureDirs } from './lab.js';
+import { releaseIdleBinds } from './machines.js';
 import { repairInterrupted } from './recover.js';
 
 export interface SessionOptions {
@@ -31,7 +32,8 @@ const LOCK_QUEUE_MS = 24 * 3600_000;
  * - machines a killed command started and never recorded, stopped;
  * - only then the pool opened (a loopback pool is not mounted after a reboot) and what interrupted
  *   commands left in it repaired: nothing still runs on a root that a repair renames or deletes;
- * - link faults whose scenario worker died (a killed lab test) undone.
+ * - link faults whose scenario worker died (a killed lab test) undone;
+ * - after the body, the nosuid binds held for machines that do not run let go of.
  */
 export async function withSession<T>(lab: BareLab, label: string, options: SessionOptions, body: (session: Session) => Promise<T>): Promise<T> {
   await assertUsable(lab, options.action, { image: options.image });
@@ -43,7 +45,13 @@ export async function withSession<T>(lab: BareLab, label: string, options: Sessi
     await lab.runtime.stopUnrecorded(state);
     await lab.storage.open();
     const recovered = [...(await repairInterrupted(lab)), ...(await lab.faults.clearAbandoned())];
-    return await body({ state, recovered });
+    // What machines that do not run held at the end (a build that failed, or that no boot followed) is let go of, also on failure.
+    const result = await body({ state, recovered }).catch(async (error: unknown) => {
+      await releaseIdleBinds(lab, state).catch(() => undefined); // the body's error is the story; what is left, lab doctor lists
+      throw error;
+    });
+    await releaseIdleBinds(lab, state);
+    return result;
   } finally {
     lock.release();
   }

@@ -9,12 +9,13 @@ import type { Runtime } from './runtime.js';
 
 export function createRuntime(profile: HostProfile, names: LabNames, dirs: LabDirs, network: Network, config: LabConfig, topology: Topology): Runtime {
   const machines = config.machines.map((m) => m.name);
-  if (profile.runtime === 'machinectl') return new MachinectlRuntime({ bridge: names.bridge, nspawnName: names.nspawnName, machines });
+  const binds = (machine: string) => config.machines.find((m) => m.name === machine)!.binds;
+  if (profile.runtime === 'machinectl') return new MachinectlRuntime({ bridge: names.bridge, nspawnName: names.nspawnName, machines, binds });
   const bridgeOf = new Map(topology.networks.map((n) => [n.name, n.bridge]));
   return new NspawnRuntime({
     interfaces: (machine) =>
       topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ name: i.name, hostLink: i.hostLink, bridge: bridgeOf.get(i.network)! })),
-    binds: (machine) => config.machines.find((m) => m.name === machine)!.binds,
+    binds,
     netnsPrefix: network.netnsPrefix,
     machinesDir: dirs.machinesDir,
     labName: names.labName,

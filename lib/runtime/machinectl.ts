@@ -7,12 +7,14 @@ import type { Tool } from '../host/prereq.js';
 import { isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { holdsWithin, NORMAL, poll } from '../wait.js';
+import { type Bind, bindSpec } from './nspawn-process.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime } from './runtime.js';
 
 const STOP_WITHIN_MS = 30_000;
 
 export interface MachinectlOptions {
   bridge: string;
+  binds(machine: string): readonly Bind[];
   /** The lab's machines: their files and processes are what the runtime leaves on the host. */
   machines: readonly string[];
   nspawnName(machine: string): string;
@@ -23,7 +25,7 @@ export interface MachinectlOptions {
 }
 
 /** The settings of one machine, as a .nspawn file for systemd-nspawn@.service (the seeds' way). */
-export function nspawnFile(bridge: string): string {
+export function nspawnFile(bridge: string, binds: readonly Bind[] = []): string {
   return [
     '# Written by lab at every start (machinectl remove deletes it; nothing is lost).',
     '[Exec]',
@@ -36,6 +38,7 @@ export function nspawnFile(bridge: string): string {
     '[Network]',
     `Bridge=${bridge}`,
     '',
+    ...(binds.length ? ['[Files]', ...binds.map((b) => `${b.readonly ? 'BindReadOnly' : 'Bind'}=${bindSpec(b)}`), ''] : []),
   ].join('\n');
 }
 
@@ -106,7 +109,7 @@ export class MachinectlRuntime implements Runtime {
     const name = this.options.nspawnName(machine);
     const [image, settings] = this.files(machine);
     mkdirSync(this.nspawnDir, { recursive: true });
-    writeFileSync(settings, nspawnFile(this.options.bridge));
+    writeFileSync(settings, nspawnFile(this.options.bridge, this.options.binds(machine)));
     mkdirSync(this.imagesDir, { recursive: true });
     if (existsOrLink(image)) rmSync(image, { force: true });
     symlinkSync(root, image);

@@ -22,9 +22,19 @@ export interface Bind {
   readonly?: boolean;
 }
 
+/**
+ * A bind as nspawn reads it (its --bind option, a .nspawn file's Bind=): never recursive
+ * (`norbind`: what is mounted under a source, other labs' pools say, stays out of the machine, and
+ * unpinned), colons and backslashes in paths escaped.
+ */
+export function bindSpec(bind: Bind): string {
+  const escape = (p: string) => p.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+  return `${escape(bind.source)}:${escape(bind.target)}:norbind`;
+}
+
 /** nspawn's options for binds: read-only ones with --bind-ro. */
 export function bindOptions(binds: readonly Bind[]): string[] {
-  return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${b.source}:${b.target}`);
+  return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${bindSpec(b)}`);
 }
 
 /** The argv every nspawn of lab's starts with: a root, a machine name, and nothing of the host's time zone or journal. */

@@ -5,6 +5,7 @@ import { LabError } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
 import type { Bind, OfflineRunner } from '../runtime/offline.js';
 import type { LabView, StageContext } from './define.js';
+import { type FixtureFile, fixtureFiles } from './fixtures.js';
 
 const MAX_SYMLINK_HOPS = 40;
 const STAGE_COMMAND_TIMEOUT_MS = 15 * 60_000;
@@ -78,11 +79,17 @@ const SCRIPT_DIR = '/run/lab-stage';
 
 function stageContext(target: StageTarget, lab: LabView, declaredFixtures: readonly string[], runner: Runner): StageContext {
   const log = (line: string) => appendFileSync(target.logFile, `${line}\n`);
-  const readFixture = (name: string): string => {
-    if (!declaredFixtures.includes(name)) {
+  // A declared fixture, or a file of a declared directory; checked again as it is read (its links may have changed).
+  const declaredFiles = (name: string): FixtureFile[] => {
+    if (!declaredFixtures.some((declared) => name === declared || name.startsWith(`${declared}/`))) {
       throw new LabError(`fixture '${name}' is used but not listed in the stage's fixtures (its changes would not rebuild the stage)`, 1);
     }
-    return readFileSync(path.join(target.fixturesDir, name), 'utf8');
+    return fixtureFiles(target.fixturesDir, name, `a stage of ${lab.machine.name}`);
+  };
+  const readFixture = (name: string): string => {
+    const [file, ...more] = declaredFiles(name);
+    if (file?.name !== name || more.length > 0) throw new LabError(`fixture '${name}' is a directory: read its files by name (${name}/...), or use it from a script under $LAB_FIXTURES`, 1);
+    return readFileSync(file.file, 'utf8');
   };
   // The same files whether the machine runs or not: its root is this directory either way.
   const writeFile = async (file: string, content: string, options: { mode?: number } = {}): Promise<void> => {
@@ -100,7 +107,8 @@ function stageContext(target: StageTarget, lab: LabView, declaredFixtures: reado
     fixture: async (name) => readFixture(name),
     template: async (name, file, values, options) => writeFile(file, fillTemplate(readFixture(name), values, name), options),
     enable: (...units) => runner.enable(units),
-    script: (script, fixtures, env) => runner.script(script, Object.fromEntries(fixtures.map((f) => [`fixtures/${f}`, readFixture(f)])), env),
+    script: (script, fixtures, env) =>
+      runner.script(script, Object.fromEntries(fixtures.flatMap((f) => declaredFiles(f).map((file) => [`fixtures/${file.name}`, readFileSync(file.file, 'utf8')]))), env),
   };
 }
 

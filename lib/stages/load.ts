@@ -15,6 +15,8 @@ import systemStage from './system.js';
 import { sshStage } from './ssh.js';
 import type { LoadedControllerStage } from '../controller/load.js';
 import { sha, treeHash } from './content.js';
+import { fixtureFiles, fixtureHash } from './fixtures.js';
+import { bindTargetProblem } from '../config/binds.js';
 
 export const SYSTEM_STAGE = 'system';
 export const SSH_STAGE = 'ssh';
@@ -135,14 +137,13 @@ export function definitionSource(file: string): string {
 }
 
 function describeStage(machine: string, name: string, file: string, definition: StageDefinition, view: LabView, fixturesDir: string): LoadedStage {
+  const where = `stage ${machine}@${name}`;
   const fixtures: Record<string, string> = {};
-  for (const fixture of definition.fixtures ?? []) {
-    const fixtureFile = path.join(fixturesDir, fixture);
-    if (!existsSync(fixtureFile)) throw new UsageError(`stage ${machine}@${name}: fixture '${fixture}' not found in ${fixturesDir}`);
-    fixtures[fixture] = sha(readFileSync(fixtureFile));
-  }
+  for (const fixture of definition.fixtures ?? []) fixtures[fixture] = fixtureHash(fixtureFiles(fixturesDir, fixture, where), fixture);
   const binds: Record<string, string> = {};
   for (const target of definition.binds ?? []) {
+    const problem = bindTargetProblem(target);
+    if (problem) throw new UsageError(`${where}: binds: '${target}': ${problem}`);
     const bind = view.machine.binds.find((b) => b.target === target);
     if (!bind) throw new UsageError(`stage ${machine}@${name}: binds: '${target}' is not bound into ${machine} (its binds: ${view.machine.binds.map((b) => b.target).join(', ') || 'none'})`);
     if (!bind.readonly) throw new UsageError(`stage ${machine}@${name}: binds: '${target}' is writable: only a read-only bind's content can be part of a key`);

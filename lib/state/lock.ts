@@ -39,12 +39,12 @@ export function releaseHeldLocks(): string[] {
  * One `lab` command at a time per lab. The lock file names its owner; a lock whose owner
  * is gone (crashed, killed) is taken over, a live one is reported with who holds it.
  */
-export async function acquireLock(file: string, command: string, options: { waitMs?: number; what?: string } = {}): Promise<Lock> {
+export async function acquireLock(file: string, command: string, options: { waitMs?: number; what?: string; lendable?: boolean } = {}): Promise<Lock> {
   // The lab's state directory is closed to other users: roots, logs and the pool are inside it.
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let holder: LockOwner | undefined;
   return poll(`the lock ${file}`, async () => {
-    const taken = await tryLock(file, command);
+    const taken = await tryLock(file, command, options.lendable ?? true);
     if ('release' in taken) return taken;
     holder = taken;
     return undefined;
@@ -58,8 +58,8 @@ export async function acquireLock(file: string, command: string, options: { wait
   });
 }
 
-/** One try: the lock, or the live process that holds it. A lock whose owner is gone is taken over. */
-async function tryLock(file: string, command: string): Promise<Lock | LockOwner> {
+/** One try: the lock, or the live process that holds it. A lock whose owner is gone is taken over; a `lendable` one held by the run we belong to is ours. */
+async function tryLock(file: string, command: string, lendable: boolean): Promise<Lock | LockOwner> {
   const me = refOf(process.pid)!;
   const owner: LockOwner = { ...me, command, since: new Date().toISOString() };
   try {
@@ -81,13 +81,13 @@ async function tryLock(file: string, command: string): Promise<Lock | LockOwner>
   if (!holder && justMade()) {
     // Its owner is still writing it: until it has, or had the time to.
     await holdsWithin(() => readOwner(file) !== undefined || !justMade(), { within: TORN_LOCK_GRACE_MS, every: FAST });
-    return tryLock(file, command);
+    return tryLock(file, command, lendable);
   }
   if (!holder || !isAlive(holder)) {
     rmSync(file, { force: true });
-    return tryLock(file, command);
+    return tryLock(file, command, lendable);
   }
-  if (process.env[ENV_LOCK_HOLDER] === `${holder.pid}:${holder.startTime}`) return { release: () => undefined, borrowed: true }; // held for us by the run we belong to
+  if (lendable && process.env[ENV_LOCK_HOLDER] === `${holder.pid}:${holder.startTime}`) return { release: () => undefined, borrowed: true }; // held for us by the run we belong to
   return holder;
 }
 

@@ -2,6 +2,7 @@ import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../exec.js';
+import { LAB_RUN_DIR } from '../paths.js';
 
 export interface Accelerator {
   kind: 'kvm' | 'tcg';
@@ -20,7 +21,7 @@ export interface Accelerator {
 const PROBE_CODE = 'FA31C08ED8FB8B1E6C04A16C0429D883F80372F6BA0304B04BEEF4EBFD';
 const PROBE_WITHIN_MS = 1500;
 /** The answer holds until the host reboots (its boot id changes). */
-const CACHE = '/run/lab/kvm-probe.json';
+const CACHE = path.join(LAB_RUN_DIR, 'kvm-probe.json');
 
 export function probeImage(): Buffer {
   const code = Buffer.from(PROBE_CODE, 'hex');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { delay, FAST, NORMAL, poll } from '../../lib/wait.js';
-import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
+import { asNobody, hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 const SEED = 20261123;
 const UP_TRIALS = 8;
@@ -193,7 +193,6 @@ describe('permissions: other users of the host', () => {
     const name = uniqueName('perm');
     const config = twoMachineLab(name);
     await labOk(['--config', config, 'up']);
-    const asNobody = (argv: string[]) => execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { reject: false });
     const state = path.join(STATE_ROOT, name);
     for (const file of [path.join(state, 'pool.img'), path.join(state, 'pool', 'machines', 'a', 'etc', 'mark'), path.join(state, 'logs', 'a', 'mark.log')]) {
       expect(existsSync(file), file).toBe(true);

@@ -73,21 +73,44 @@ export function hostTraces(name: string, stateRoot = STATE_ROOT): string[] {
       // exited meanwhile
     }
   }
+  // The writable bind sources lab keeps nosuid,nodev on the host, for this lab's machines (lab's registry, its format read here).
+  const registry = '/run/lab/nosuid-binds.json';
+  const entries = existsSync(registry) ? (JSON.parse(readFileSync(registry, 'utf8')) as { source: string; holders: { lab: string }[] }[]) : [];
+  for (const entry of entries) if (entry.holders.some((h) => h.lab === stateDir)) traces.push(`nosuid bind of ${entry.source} held for the lab`);
   if (existsSync(stateDir)) traces.push(`state directory ${stateDir}`);
   return traces;
 }
 
-/** A one-machine lab with stages of the test's own, in a directory of its own. */
-export function soloLab(stages: Record<string, string>, extraConfig: string[] = []): { dir: string; config: string } {
+/**
+ * A one-machine lab with stages of the test's own, in a directory of its own: `ok` is stages/solo/ok.mjs,
+ * `site.sh` a shell stage. `machineConfig` lines go under the machine (`binds: [...]`).
+ */
+export function soloLab(stages: Record<string, string>, extraConfig: string[] = [], machineConfig: string[] = []): { dir: string; config: string } {
   const dir = mkdtempSync(path.join(tmpdir(), 'lab-e2e-'));
   mkdirSync(path.join(dir, 'stages', 'solo'), { recursive: true });
-  for (const [stage, source] of Object.entries(stages)) writeFileSync(path.join(dir, 'stages', 'solo', `${stage}.mjs`), source);
+  const file = (stage: string) => (path.extname(stage) ? stage : `${stage}.mjs`);
+  for (const [stage, source] of Object.entries(stages)) writeFileSync(path.join(dir, 'stages', 'solo', file(stage)), source);
+  const names = Object.keys(stages).map((stage) => path.basename(stage, path.extname(stage)));
   const config = path.join(dir, 'lab.config.yaml');
   writeFileSync(
     config,
-    ['stagesDir: stages', 'zone: { dnsMachine: null }', ...extraConfig, 'machines:', '  - name: solo', '    address: 10.224.0.9', `    stages: [${Object.keys(stages).join(', ')}]`, ''].join('\n'),
+    ['stagesDir: stages', 'zone: { dnsMachine: null }', ...extraConfig, 'machines:', '  - name: solo', '    address: 10.224.0.9', `    stages: [${names.join(', ')}]`, ...machineConfig.map((line) => `    ${line}`), ''].join('\n'),
   );
   return { dir, config };
+}
+
+/** Runs a command as `nobody` on the host (another user of it, whom lab does not trust); never throws. */
+export function asNobody(argv: string[]): Promise<{ exitCode?: number; stdout: string; stderr: string }> {
+  return execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { reject: false });
+}
+
+/** The mounts whose mount point is `dir`, from the host's mount table (bottom first). */
+export function mountsAt(dir: string): { id: number; options: string[] }[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[4]?.replace(/\\040/g, ' ') === dir)
+    .map((fields) => ({ id: Number(fields[0]), options: fields[5]!.split(',') }));
 }
 
 

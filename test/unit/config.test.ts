@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { assertBindSourceUnchanged } from '../../lib/config/binds.js';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig, mergeConfig } from '../../lib/config/load.js';
 import { validateConfig } from '../../lib/config/validate.js';
@@ -126,5 +127,101 @@ describe('config files', () => {
     await expect(loadConfig({ cwd: d, file: 'nope.yaml' })).rejects.toThrow(/config file not found: nope.yaml/);
     writeFileSync(path.join(d, 'bad.yaml'), 'machines: [\n');
     await expect(loadConfig({ cwd: d, file: 'bad.yaml' })).rejects.toMatchObject({ exitCode: 2 });
+  });
+});
+
+describe('binds', () => {
+  const machine = (binds: unknown[]) => withMachines([{ name: 'box', address: '10.224.0.5', binds }]);
+  const target = (t: string) => invalid({ ...machine([{ source: '.', target: t }]), zone: { dnsMachine: null } }).message;
+
+  it("refuses a target that is the machine's root, under its kernel's or systemd's mounts, with '..', or not written plainly", () => {
+    expect(target('/')).toBe("invalid config: machines.0.binds.0.target: the machine's root cannot be bound over");
+    for (const t of ['/proc', '/sys/fs/cgroup', '/dev', '/run', '/run/lab-stage']) expect(target(t)).toMatch(new RegExp(`^invalid config: machines\\.0\\.binds\\.0\\.target: ${t} is under /(proc|sys|dev|run), which the machine's kernel and systemd mount themselves$`));
+    expect(target('/srv/../proc')).toBe("invalid config: machines.0.binds.0.target: '..' is not allowed in a target (/srv/../proc)");
+    expect(target('/srv//data/')).toBe('invalid config: machines.0.binds.0.target: write it as /srv/data');
+    expect(target('srv')).toContain('machines.0.binds.0.target: an absolute path inside the machine');
+    expect(validateConfig({ ...machine([{ source: '.', target: '/srv/run' }]), zone: { dnsMachine: null } }).machines[0].binds[0]).toEqual({ source: '.', target: '/srv/run', readonly: true, allowOutside: false });
+  });
+
+  /** A config directory with `repo/` in it, and a config binding `sources` (one bind each, written as given). */
+  function labDir(sources: { source: string; allowOutside?: boolean }[]): string {
+    const d = mkdtempSync(path.join(tmpdir(), 'lab-binds-'));
+    mkdirSync(path.join(d, 'repo', 'sub'), { recursive: true });
+    const binds = sources.map((s, i) => `{ source: '${s.source}', target: /srv/b${i}${s.allowOutside ? ', allowOutside: true' : ''} }`);
+    writeFileSync(path.join(d, 'lab.config.yaml'), `zone: { dnsMachine: null }\nmachines:\n  - { name: box, address: 10.224.0.5, binds: [${binds.join(', ')}] }\n`);
+    return d;
+  }
+  const refused = async (d: string) => {
+    const error = await loadConfig({ cwd: d }).then(() => undefined, (e: unknown) => e as UsageError);
+    expect(error, 'the config was accepted').toBeInstanceOf(UsageError);
+    expect(error!.exitCode).toBe(2);
+    return error!.message.replace(`invalid config in ${path.join(d, 'lab.config.yaml')}: `, '');
+  };
+
+  it('resolves a source once, to its real path, which is what is bound', async () => {
+    const d = labDir([{ source: 'link' }, { source: 'repo/sub/../sub' }]);
+    symlinkSync('repo', path.join(d, 'link'));
+    const { config } = await loadConfig({ cwd: d });
+    expect(config.machines[0].binds.map((b) => b.source)).toEqual([path.join(d, 'repo'), path.join(d, 'repo', 'sub')]);
+  });
+
+  it('refuses a source that does not exist or is not a directory', async () => {
+    expect(await refused(labDir([{ source: 'missing' }]))).toMatch(/^machines\.0\.binds\.0\.source: .*\/missing does not exist$/);
+    const d = labDir([{ source: 'file' }]);
+    writeFileSync(path.join(d, 'file'), 'x');
+    expect(await refused(d)).toBe(`machines.0.binds.0.source: ${path.join(d, 'file')} is not a directory`);
+  });
+
+  it('opens a lab whose source is gone for the commands that take it down or look at it (destroy, down, doctor)', async () => {
+    const d = labDir([{ source: 'repo' }]);
+    await loadConfig({ cwd: d });
+    rmSync(path.join(d, 'repo'), { recursive: true });
+    expect(await refused(d)).toMatch(/repo does not exist$/);
+    expect((await loadConfig({ cwd: d, checkPaths: false })).config.machines[0].binds[0].source).toBe(path.join(d, 'repo'));
+  });
+
+  it('refuses / and system directories, also through a symlink or .., even with allowOutside', async () => {
+    // /bin and /lib64 may be links into /usr: refused as written and as resolved.
+    for (const source of ['/', '/etc', '/usr/lib', '/var/lib', '/bin', '/lib64']) {
+      expect(await refused(labDir([{ source, allowOutside: true }]))).toMatch(new RegExp(`^machines\\.0\\.binds\\.0\\.source: ${source}( \\(it resolves to /usr${source}\\))? is a system directory: never bound$`));
+    }
+    const up = labDir([{ source: '../../../../../../../../etc', allowOutside: true }]);
+    expect(await refused(up)).toBe('machines.0.binds.0.source: /etc is a system directory: never bound');
+    const linked = labDir([{ source: 'repo' }, { source: 'etc', allowOutside: true }]);
+    symlinkSync('/etc', path.join(linked, 'etc'));
+    expect(await refused(linked)).toBe(`machines.0.binds.1.source: ${path.join(linked, 'etc')} (it resolves to /etc) is a system directory: never bound`);
+    expect(await refused(labDir([{ source: '/proc/self', allowOutside: true }]))).toMatch(/^machines\.0\.binds\.0\.source: \/proc\/self \(it resolves to \/proc\/\d+\) is in \/proc, the kernel's: never bound$/);
+  });
+
+  it("refuses lab's own directories: the state root and the cache, inside or around them", async () => {
+    const inside = labDir([{ source: 'state/lab' }]);
+    writeFileSync(path.join(inside, 'lab.config.yaml'), readFileSync(path.join(inside, 'lab.config.yaml'), 'utf8').replace('zone:', 'stateDir: state\nzone:'));
+    mkdirSync(path.join(inside, 'state', 'lab'), { recursive: true });
+    expect(await refused(inside)).toBe(`machines.0.binds.0.source: ${path.join(inside, 'state', 'lab')} is in ${path.join(inside, 'state')}, lab's own (every lab's pool and keys): never bound`);
+    const around = labDir([{ source: '.' }]);
+    writeFileSync(path.join(around, 'lab.config.yaml'), readFileSync(path.join(around, 'lab.config.yaml'), 'utf8').replace('zone:', 'cacheDir: repo/cache\nzone:'));
+    expect(await refused(around)).toBe(`machines.0.binds.0.source: ${around} holds ${path.join(around, 'repo', 'cache')}, lab's own (every lab's pool and keys): never bound`);
+  });
+
+  it("refuses a source outside the config's directory unless the bind says allowOutside: true", async () => {
+    const elsewhere = mkdtempSync(path.join(tmpdir(), 'lab-elsewhere-'));
+    const d = labDir([{ source: elsewhere }]);
+    expect(await refused(d)).toBe(`machines.0.binds.0.source: ${elsewhere} is outside the config's directory ${d}: say allowOutside: true to bind it anyway (the machine then reads, or writes, a host directory lab does not own)`);
+    const escape = labDir([{ source: 'out' }]);
+    symlinkSync(elsewhere, path.join(escape, 'out'));
+    expect(await refused(escape)).toContain(`machines.0.binds.0.source: ${path.join(escape, 'out')} (it resolves to ${elsewhere}) is outside the config's directory`);
+    const allowed = labDir([{ source: elsewhere, allowOutside: true }]);
+    expect((await loadConfig({ cwd: allowed })).config.machines[0].binds[0].source).toBe(elsewhere);
+  });
+
+  it('refuses at mount time a source that no longer resolves to what was checked', () => {
+    const d = mkdtempSync(path.join(tmpdir(), 'lab-swap-'));
+    mkdirSync(path.join(d, 'data'));
+    expect(() => assertBindSourceUnchanged(path.join(d, 'data'), 'machines.0.binds.0.source')).not.toThrow();
+    rmSync(path.join(d, 'data'), { recursive: true });
+    symlinkSync('/etc', path.join(d, 'data'));
+    expect(() => assertBindSourceUnchanged(path.join(d, 'data'), 'machines.0.binds.0.source')).toThrow(`machines.0.binds.0.source: ${path.join(d, 'data')} now resolves to /etc since lab checked it: refused`);
+    rmSync(path.join(d, 'data'));
+    expect(() => assertBindSourceUnchanged(path.join(d, 'data'), 'machines.0.binds.0.source')).toThrow('is gone since lab checked it');
   });
 });

@@ -13,7 +13,7 @@ import { chooseMirror, type HostDistribution, parseOsRelease } from '../../lib/i
 import { apt, detectPackageManager, pacman } from '../../lib/image/packages.js';
 import { AssertionFailure } from '../../lib/errors.js';
 import { Machine } from '../../lib/machine.js';
-import { stopNspawn } from '../../lib/runtime/nspawn-process.js';
+import { bindOptions, stopNspawn } from '../../lib/runtime/nspawn-process.js';
 
 const config = (overrides: object) => validateConfig({ ...defaultLab, ...overrides });
 
@@ -164,5 +164,14 @@ describe('run', () => {
     const { readFileSync } = await import('node:fs');
     const log = readFileSync(logFile, 'utf8');
     for (const line of ['I: Retrieving', 'I: Extracting', 'I: done', '[exit 0']) expect(log).toContain(line);
+  });
+});
+
+describe("nspawn's binds", () => {
+  it('are never recursive, read-only ones with --bind-ro, colons and backslashes in paths escaped', () => {
+    expect(bindOptions([{ source: '/repo', target: '/root/sadm', readonly: true }, { source: '/repo/a:b\\c', target: '/srv/x:y' }])).toEqual([
+      '--bind-ro=/repo:/root/sadm:norbind',
+      '--bind=/repo/a\\:b\\\\c:/srv/x\\:y:norbind',
+    ]);
   });
 });

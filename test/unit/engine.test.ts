@@ -3,10 +3,13 @@
  * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { defaultLab } from '../../lib/config/default.js';
 import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
+import { destroy, down } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
@@ -242,6 +245,46 @@ describe('lab checkpoint, when it cannot finish', () => {
     expect(interruptedWork(fake.lab).map((w) => path.basename(w.what.split(':')[0]!)).sort()).toEqual(['other.json.partial', 'torn', 'torn.json']);
     await saveCheckpoint(fake.lab, 'next'); // any command of the lab repairs first
     expect(readdirSync(fake.lab.dirs.checkpointsDir).sort()).toEqual(['next', 'next.json']);
+  });
+});
+
+describe('writable binds', () => {
+  it('are nosuid,nodev on the host from the first build step that binds them until their machine stops, also when a build fails', async () => {
+    const source = mkdtempSync(path.join(tmpdir(), 'lab-bind-'));
+    const readonly = mkdtempSync(path.join(tmpdir(), 'lab-bind-ro-'));
+    await fake.cleanup();
+    const binds = [{ source, target: '/srv/data', readonly: false }, { source: readonly, target: '/srv/ro' }];
+    fake = await fakeLab({ machines: defaultLab.machines.map((m) => (m.name === 'gw' ? { ...m, binds } : m)) });
+    const mounted = () => fake.mountTable.mounts().filter((m) => m.mountPoint === source).map((m) => m.options.join(','));
+    const { events } = fake;
+    await up(fake.lab);
+    expect(events.of('host')).toEqual([`mount --rbind ${source} ${source}`, `mount -o remount,bind,rw,relatime,nosuid,nodev ${source}`]);
+    expect(events.at(`host mount -o remount,bind,rw,relatime,nosuid,nodev ${source}`)).toBeLessThan(events.at('step gw@system'));
+    expect(mounted()).toEqual(['rw,relatime,nosuid,nodev']);
+
+    let mark = events.mark();
+    await stopMachine(fake.lab, fake.state(), 'gw', { hard: false });
+    // What the machine may have left in the source is disarmed before the host sees it without nosuid,nodev.
+    expect(events.since(mark)).toEqual(['stop gw clean', `disarm ${source}`, `host umount --lazy ${source}`]);
+    expect(mounted()).toEqual([]);
+
+    // A failed build: gw does not run, and what its build steps held is let go of when lab up ends.
+    await fake.writeStage('gw', 'dns', '#!/bin/sh\necho dns, changed\n');
+    fake.builds.failing.add('gw@dns');
+    mark = events.mark();
+    await expect(up(fake.lab)).rejects.toBeInstanceOf(StageError);
+    expect(events.of('host', mark)).toEqual([`mount --rbind ${source} ${source}`, `mount -o remount,bind,rw,relatime,nosuid,nodev ${source}`, `umount --lazy ${source}`]);
+    expect(events.at(`step gw@dns`)).toBeLessThan(events.at(`host umount --lazy ${source}`));
+    expect(mounted()).toEqual([]);
+
+    fake.builds.failing.clear();
+    await up(fake.lab);
+    expect(mounted()).toHaveLength(1);
+    await down(fake.lab);
+    expect(mounted()).toEqual([]);
+    await up(fake.lab);
+    await destroy(fake.lab);
+    expect(mounted()).toEqual([]);
   });
 });
 

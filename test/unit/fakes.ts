@@ -25,6 +25,7 @@ import { labDirs, labNames } from '../../lib/lab.js';
 import type { Network } from '../../lib/network/network.js';
 import { LinkFaults } from '../../lib/network/faults.js';
 import { LinkRelays } from '../../lib/network/relay.js';
+import { type MountHost, type MountInfo, NosuidBinds } from '../../lib/host/nosuid-binds.js';
 import { type OfflineOptions, OfflineRunner } from '../../lib/runtime/offline.js';
 import type { MachineHandle, Readiness, Runtime } from '../../lib/runtime/runtime.js';
 import { isAlive, processStartTime } from '../../lib/state/process.js';
@@ -338,6 +339,67 @@ export class FakeNetwork implements Network {
   }
 }
 
+/**
+ * The host's mount table as the nosuid binds driver sees it: `mount --rbind S S`, `mount -o
+ * remount,bind,... S` and `umount --lazy S` act on it (each an event `host <argv>`), and the mount
+ * a path shows is found as the kernel would, from / down through what is stacked on each prefix.
+ * It starts with a root file system, and `mountAt` stands for mounts of the host's own.
+ */
+export class FakeMountTable implements MountHost {
+  private readonly table: MountInfo[] = [{ id: 1, parent: 0, mountPoint: '/', options: ['rw', 'relatime'] }];
+  private nextId = 2;
+  boot = 'boot-1';
+
+  constructor(private readonly events: Events) {}
+
+  mounts(): MountInfo[] {
+    return this.table.map((m) => ({ ...m, options: [...m.options] }));
+  }
+
+  /** A mount of the host's own (not lab's) at `dir`, on what it shows now. */
+  mountAt(dir: string, options = ['rw', 'relatime']): number {
+    const id = this.nextId++;
+    this.table.push({ id, parent: this.visible(dir), mountPoint: dir, options });
+    return id;
+  }
+
+  visible(dir: string): number {
+    let current = 1;
+    const prefixes = dir.split('/').filter(Boolean).map((_, i, parts) => `/${parts.slice(0, i + 1).join('/')}`);
+    for (const prefix of ['/', ...prefixes]) {
+      for (let above = this.onTop(current, prefix); above; above = this.onTop(current, prefix)) current = above.id;
+    }
+    return current;
+  }
+
+  private onTop(parent: number, mountPoint: string): MountInfo | undefined {
+    return this.table.find((m) => m.parent === parent && m.mountPoint === mountPoint);
+  }
+
+  async run(argv: string[]): Promise<void> {
+    this.events.push(`host ${argv.join(' ')}`);
+    const target = argv.at(-1)!;
+    const shown = this.table.find((m) => m.id === this.visible(target))!;
+    if (argv[1] === '--rbind') this.table.push({ id: this.nextId++, parent: shown.id, mountPoint: target, options: [...shown.options] });
+    else if (argv[1] === '-o') shown.options = argv[2]!.split(',').filter((o) => o !== 'remount' && o !== 'bind');
+    else if (argv[0] === 'umount') this.unmount(shown.id);
+    else throw new Error(`the fake mount table does not know ${argv.join(' ')}`);
+  }
+
+  private unmount(id: number): void {
+    for (const child of this.table.filter((m) => m.parent === id)) this.unmount(child.id);
+    this.table.splice(this.table.findIndex((m) => m.id === id), 1);
+  }
+
+  bootId(): string {
+    return this.boot;
+  }
+
+  disarm(dir: string, leave: ReadonlySet<string>, _since: number): void {
+    this.events.push(`disarm ${dir}${leave.size ? ` leaving ${[...leave].join(' ')}` : ''}`);
+  }
+}
+
 /** A base image of one file. A tarball source: lab keeps no tarball of it in the cache (no tar runs). */
 export class FakeImage implements ImageDriver {
   readonly source = 'tarball' as const;
@@ -406,6 +468,7 @@ export interface FakeLab {
   runtime: FakeRuntime;
   storage: FakeStorage;
   builds: FakeBuilds;
+  mountTable: FakeMountTable;
   /** Writes a stage's file and loads the lab's stages again, as the next lab command would. */
   writeStage(machine: string, stage: string, script: string): Promise<void>;
   /** The state as the lab has written it. */
@@ -445,6 +508,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
   const runtime = new FakeRuntime(events);
   const storage = new FakeStorage(dirs.pool, events);
   const builds = new FakeBuilds(dirs.machinesDir, config.name, events);
+  const mountTable = new FakeMountTable(events);
   const load = async () => withRecordedSystemStage(await loadLab(config, topology), events);
   const lab: Lab = {
     config,
@@ -469,6 +533,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
     builds,
     // No bridge to clear: the fakes' network is no namespace of its own.
     faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
+    nosuidBinds: new NosuidBinds(dirs.state, { registry: path.join(dir, 'nosuid-binds.json'), host: mountTable }),
     packageCache: path.join(config.cacheDir, 'packages', 'debian-bookworm'),
   };
 
@@ -479,6 +544,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
     runtime,
     storage,
     builds,
+    mountTable,
     async writeStage(machine, stage, script) {
       writeStageFile(machine, stage, script);
       lab.loaded = await load();

@@ -62,6 +62,11 @@ describe('host profiles', () => {
   it('writes the .nspawn file and the networkd files of the seeds', () => {
     expect(nspawnFile('vz-prolo')).toContain('[Network]\nBridge=vz-prolo');
     expect(nspawnFile('vz-prolo')).toContain('PrivateUsers=no');
+    expect(nspawnFile('vz-prolo')).not.toContain('[Files]');
+    // A machine's binds, as with the nspawn runtime: not recursive, read-only unless said otherwise.
+    expect(nspawnFile('vz-prolo', [{ source: '/repo', target: '/root/sadm', readonly: true }, { source: '/repo/data', target: '/data' }])).toContain(
+      '[Files]\nBindReadOnly=/repo:/root/sadm:norbind\nBind=/repo/data:/data:norbind\n',
+    );
     const files = networkdFiles(topologyOf(config({})).networks[0]!);
     expect(files.netdev).toContain('Name=vz-prolo\nKind=bridge');
     expect(files.network).toContain('Address=10.224.0.1/24\nIPMasquerade=ipv4');

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -7,6 +7,9 @@ import { validateConfig } from '../../lib/config/validate.js';
 import { loadLab } from '../../lib/stages/load.js';
 import { planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { parseStageHeader } from '../../lib/stages/shell.js';
+import { treeEntries } from '../../lib/stages/content.js';
+import { offlineContext } from '../../lib/stages/context.js';
+import type { OfflineRunner } from '../../lib/runtime/offline.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
@@ -56,5 +59,90 @@ describe('stage files', () => {
     writeFileSync(path.join(dir, 'box', 'site.mjs'), 'export default {};\n');
     const config = validateConfig({ ...defaultLab, stagesDir: dir, zone: { dnsMachine: null }, machines: [{ name: 'box', address: '10.224.0.5', stages: ['site'] }] });
     await expect(loadLab(config)).rejects.toThrow(`stage box@site: site.mjs and site.sh both define it in ${path.join(dir, 'box')}: keep one`);
+  });
+});
+
+describe('fixtures', () => {
+  /** A lab whose machine box has one shell stage `site` with `header`, and a fixtures directory with web/a.conf. */
+  function fixtureLab(header: string) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-fixtures-'));
+    const fixturesDir = path.join(dir, 'fixtures');
+    mkdirSync(path.join(dir, 'stages', 'box'), { recursive: true });
+    mkdirSync(path.join(fixturesDir, 'web'), { recursive: true });
+    writeFileSync(path.join(fixturesDir, 'web', 'a.conf'), 'a\n');
+    writeFileSync(path.join(dir, 'stages', 'box', 'site.sh'), `#!/bin/sh\n${header}\ntrue\n`);
+    const config = validateConfig({ ...defaultLab, stagesDir: path.join(dir, 'stages'), fixturesDir, zone: { dnsMachine: null }, machines: [{ name: 'box', address: '10.224.0.5', stages: ['site'] }] });
+    const key = async () => (await loadLab(config)).machines[0]!.stages.find((s) => s.name === 'site')!.definitionHash;
+    return { dir, fixturesDir, config, key };
+  }
+
+  it("refuses, before anything is made, a name with '..', an absolute one, or one whose link leads out of the fixtures directory", async () => {
+    const escape = fixtureLab('# lab: fixtures=../../../tmp/x');
+    await expect(loadLab(escape.config)).rejects.toThrow(`stage box@site: fixture '../../../tmp/x' has a '..': fixtures are named inside the fixtures directory ${escape.fixturesDir}`);
+    await expect(loadLab(fixtureLab('# lab: fixtures=web/../../x').config)).rejects.toMatchObject({ exitCode: 2 });
+    const absolute = fixtureLab('# lab: fixtures=/etc/shadow');
+    await expect(loadLab(absolute.config)).rejects.toThrow(`stage box@site: fixture '/etc/shadow' is not a path relative to the fixtures directory ${absolute.fixturesDir}`);
+    const linked = fixtureLab('# lab: fixtures=web/shadow');
+    symlinkSync('/etc/shadow', path.join(linked.fixturesDir, 'web', 'shadow'));
+    await expect(loadLab(linked.config)).rejects.toThrow(`stage box@site: fixture 'web/shadow' leads out of the fixtures directory ${linked.fixturesDir}, to /etc/shadow`);
+    const linkedUp = fixtureLab('# lab: fixtures=up/x');
+    symlinkSync(linkedUp.dir, path.join(linkedUp.fixturesDir, 'up'));
+    writeFileSync(path.join(linkedUp.dir, 'x'), 'outside\n');
+    await expect(loadLab(linkedUp.config)).rejects.toThrow(`leads out of the fixtures directory ${linkedUp.fixturesDir}, to ${path.join(linkedUp.dir, 'x')}`);
+    const missing = fixtureLab('# lab: fixtures=web/b.conf');
+    await expect(loadLab(missing.config)).rejects.toThrow(`stage box@site: fixture 'web/b.conf' not found in ${missing.fixturesDir}`);
+    rmSync(missing.fixturesDir, { recursive: true });
+    await expect(loadLab(missing.config)).rejects.toThrow(`stage box@site: fixture 'web/b.conf' not found in ${missing.fixturesDir}`);
+  });
+
+  it('takes a directory as a fixture: its whole tree in the key, links inside it followed when they stay in the fixtures directory', async () => {
+    const lab = fixtureLab('# lab: fixtures=roles/x');
+    const role = path.join(lab.fixturesDir, 'roles', 'x');
+    mkdirSync(path.join(role, 'tasks'), { recursive: true });
+    writeFileSync(path.join(role, 'tasks', 'main.yml'), '- ping:\n');
+    const first = await lab.key();
+    writeFileSync(path.join(role, 'tasks', 'main.yml'), '- ping: {}\n');
+    const edited = await lab.key();
+    expect(edited).not.toBe(first);
+    symlinkSync('../../../web/a.conf', path.join(role, 'tasks', 'a.conf'));
+    const linked = await lab.key();
+    expect(linked).not.toBe(edited);
+    writeFileSync(path.join(lab.fixturesDir, 'web', 'a.conf'), 'a, edited\n');
+    expect(await lab.key()).not.toBe(linked); // what a link leads to is content too
+    symlinkSync('/etc', path.join(role, 'etc'));
+    await expect(lab.key()).rejects.toThrow(`stage box@site: fixture 'roles/x' leads out of the fixtures directory ${lab.fixturesDir} (roles/x/etc), to /etc`);
+    rmSync(path.join(role, 'etc'));
+    symlinkSync('../../web', path.join(role, 'web'));
+    await expect(lab.key()).rejects.toThrow("stage box@site: fixture 'roles/x' holds roles/x/web, a link to a directory: link its files, or put the directory itself there");
+  });
+
+  it('copies a directory fixture whole beside the script, and checks a fixture again as it is read', async () => {
+    const lab = fixtureLab('# lab: fixtures=roles/x web/a.conf');
+    mkdirSync(path.join(lab.fixturesDir, 'roles', 'x', 'tasks'), { recursive: true });
+    writeFileSync(path.join(lab.fixturesDir, 'roles', 'x', 'tasks', 'main.yml'), '- ping:\n');
+    const loaded = await loadLab(lab.config);
+    const seen: string[] = [];
+    const runner = {
+      async run(_root: string, _name: string, _argv: readonly string[], options: { binds?: readonly { source: string; target: string }[] }) {
+        const dir = options.binds!.find((b) => b.target === '/run/lab-stage')!.source;
+        for (const { relative, entry } of treeEntries(dir)) if (entry.isFile()) seen.push(`${relative}: ${readFileSync(path.join(dir, relative), 'utf8').trim()}`);
+        return { argv: [], exitCode: 0, stdout: '', stderr: '', durationMs: 0 };
+      },
+    } as unknown as OfflineRunner;
+    const target = { runner, root: path.join(lab.dir, 'root'), nspawnName: 'box', fixturesDir: lab.fixturesDir, logFile: path.join(lab.dir, 'site.log'), binds: [] };
+    const stage = loaded.machines[0]!.stages.find((s) => s.name === 'site')!;
+    const context = offlineContext(target, loaded.machines[0]!.view, stage.definition.fixtures!);
+    await stage.definition.run!(context);
+    expect(seen.sort()).toEqual(['fixtures/roles/x/tasks/main.yml: - ping:', 'fixtures/web/a.conf: a', 'stage.sh: #!/bin/sh\n# lab: fixtures=roles/x web/a.conf\ntrue']);
+    expect(await context.fixture('roles/x/tasks/main.yml')).toBe('- ping:\n');
+    await expect(context.fixture('roles/x')).rejects.toThrow("fixture 'roles/x' is a directory: read its files by name (roles/x/...), or use it from a script under $LAB_FIXTURES");
+    rmSync(path.join(lab.fixturesDir, 'web', 'a.conf'));
+    symlinkSync('/etc/passwd', path.join(lab.fixturesDir, 'web', 'a.conf'));
+    await expect(context.fixture('web/a.conf')).rejects.toThrow(`a stage of box: fixture 'web/a.conf' leads out of the fixtures directory ${lab.fixturesDir}, to /etc/passwd`);
+  });
+
+  it("refuses a stage's bind target that is no plain absolute path", async () => {
+    const lab = fixtureLab('# lab: binds=../etc');
+    await expect(loadLab(lab.config)).rejects.toThrow("stage box@site: binds: '../etc': an absolute path inside the machine");
   });
 });

@@ -4,6 +4,7 @@ export default {
   name: 'destroy',
   help: [['destroy', 'remove everything the lab made on the host']],
   needsStages: false,
+  toleratesMissingPaths: true,
   async run(lab) {
     const { destroy } = await import('../../engine/lifecycle.js');
     await destroy(lab);

@@ -4,6 +4,7 @@ export default {
   name: 'down',
   help: [['down', 'stop the machines, keep everything']],
   needsStages: false,
+  toleratesMissingPaths: true,
   async run(lab) {
     const { down } = await import('../../engine/lifecycle.js');
     const stopped = await down(lab);
