@@ -52,6 +52,13 @@ export class StageError extends LabError {
   }
 }
 
+/** What a stage's own code or content got wrong (a fixture it did not list, a template value it lacks): the build fails, as a stage does. */
+export class BuildFailure extends LabError {
+  constructor(message: string, hint?: string) {
+    super(message, EXIT.FAILED, hint);
+  }
+}
+
 /** An assertion about a machine that did not hold: a test's verdict, not a broken lab. */
 export class AssertionFailure extends LabError {
   /** `result`: the command whose outcome failed the assertion (a RunResult; exec.ts imports this module, not the reverse). */

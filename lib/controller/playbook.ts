@@ -23,9 +23,30 @@ const TASK_LISTS = ['tasks', 'pre_tasks', 'post_tasks', 'handlers', 'block', 're
 
 type Yaml = Record<string, unknown>;
 
+/**
+ * Each file parsed once per process (by its text): the playbooks of a directory are read by every
+ * controller stage whose play lives there, to tell them from the rest of its content.
+ */
+const parsed = new Map<string, { text: string; value: unknown } | { text: string; error: Error }>();
+
+function parseOnce(file: string): unknown {
+  const text = readFileSync(file, 'utf8');
+  let entry = parsed.get(file);
+  if (entry?.text !== text) {
+    try {
+      entry = { text, value: parse(text) };
+    } catch (error) {
+      entry = { text, error: error as Error };
+    }
+    parsed.set(file, entry);
+  }
+  if ('error' in entry) throw entry.error;
+  return entry.value;
+}
+
 function readYaml(file: string, what: string): unknown {
   try {
-    return parse(readFileSync(file, 'utf8'));
+    return parseOnce(file);
   } catch (error) {
     throw new UsageError(`${what}: ${file} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
@@ -116,7 +137,7 @@ export function playbookReads(playbook: string, what: string): PlaybookReads {
 
 function isPlaybookFile(file: string): boolean {
   try {
-    return isPlaybook(parse(readFileSync(file, 'utf8')));
+    return isPlaybook(parseOnce(file));
   } catch {
     return false;
   }

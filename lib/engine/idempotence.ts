@@ -109,8 +109,8 @@ async function reapplyControllerStages(lab: Lab, only?: readonly string[]): Prom
   const state = readState(lab.dirs.stateFile);
   const names = plan.machines.map((m) => m.name);
   const rootsAt = async (stage: { name: string; key: string }, origin: { stage: string; key: string }) => {
-    for (const name of names) await stopMachine(lab, state, name, { hard: true });
-    for (const name of names) await resetRoot(lab, state, name, lab.dirs.snapshot(name, stage.name, stage.key), origin);
+    await Promise.all(names.map((name) => stopMachine(lab, state, name, { hard: true })));
+    await Promise.all(names.map((name) => resetRoot(lab, state, name, lab.dirs.snapshot(name, stage.name, stage.key), origin)));
     await bootInOrder(lab, state, names, { waitForNetwork: true });
   };
   const reports: ControllerIdempotence[] = [];

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { LabError, StageError } from '../errors.js';
+import { BuildFailure, LabError, StageError } from '../errors.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlannedStage } from '../plan/plan.js';
 import type { Readiness } from '../runtime/runtime.js';
@@ -80,7 +80,7 @@ export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, base
 /** A dependent that did not start because its dependency failed is not the story: the dependency is. */
 function firstCause(failures: Error[]): LabError {
   const cause = failures.find((f) => !(f instanceof DependencyFailed)) ?? failures[0];
-  return cause instanceof LabError ? cause : new LabError(String(cause.stack ?? cause), 1);
+  return cause instanceof LabError ? cause : new BuildFailure(String(cause.stack ?? cause));
 }
 
 class DependencyFailed extends LabError {}
@@ -254,7 +254,7 @@ class MachineJob {
     try {
       if (stage.packages.length > 0) {
         // Always offline, also for an online stage: downloads go through the host's network, never the lab's.
-        if (!pm) throw new LabError(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`, 1);
+        if (!pm) throw new BuildFailure(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`);
         await installPackages(this.lab.builds, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
       }
       if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);

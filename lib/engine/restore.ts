@@ -1,5 +1,5 @@
 import { existsSync, renameSync } from 'node:fs';
-import { LabError, unknownName } from '../errors.js';
+import { InfraError, UsageError, unknownName } from '../errors.js';
 import { kickDhcpClients, servesDhcp, whenDhcpListens } from '../network/dhcp-kick.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import type { LabState } from '../state/state.js';
@@ -64,7 +64,7 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
   }
   if (ref.failed && targets.length === 0) {
     const what = `${ref.machine ? `${ref.machine}@` : ''}${ref.stage}`;
-    throw new LabError(`no failed state of ${what} is kept (one is kept when a stage fails in lab up)`, 1, 'lab snapshots lists them');
+    throw new UsageError(`no failed state of ${what} is kept (one is kept when a stage fails in lab up)`, 'lab snapshots lists them');
   }
   return { targets, leftAlone };
 }
@@ -76,7 +76,7 @@ async function prepareIncoming(lab: Lab, target: Target): Promise<void> {
   try {
     await lab.storage.snapshot(target.source, incoming, { readonly: false });
   } catch (error) {
-    throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
+    throw new InfraError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`);
   }
 }
 
@@ -97,7 +97,7 @@ function swapRoot(lab: Lab, state: LabState, target: Target): string | undefined
     renameSync(incoming, root);
   } catch (error) {
     if (hadRoot) renameSync(outgoing, root);
-    throw new LabError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`, 1);
+    throw new InfraError(`restore of ${target.machine} failed; its root is as it was: ${(error as Error).message}`);
   }
   recordRoot(lab, state, target.machine, { stage: target.rootStage, key: target.rootKey });
   return hadRoot ? outgoing : undefined;

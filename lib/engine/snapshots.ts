@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { LabError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { FAILED_SUFFIX, type MachinePlan, type Plan } from '../plan/plan.js';
 import type { Lab } from './lab.js';
 import { planFor } from './planning.js';
@@ -79,7 +79,7 @@ export function listSnapshots(lab: Lab, machine: string, currentKeys: ReadonlySe
  */
 export function stageSnapshot(lab: Lab, machine: string, stage: string): { key: string; current: boolean } {
   const found = findStageSnapshot(lab, machine, stage);
-  if (!found) throw new LabError(`no snapshot of ${machine}@${stage} yet`, 1, `build it with: lab up ${machine}`);
+  if (!found) throw new UsageError(`no snapshot of ${machine}@${stage} yet`, `build it with: lab up ${machine}`);
   return found;
 }
 

@@ -1,7 +1,7 @@
 import { appendFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { LabError } from '../errors.js';
+import { BuildFailure } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
 import type { Bind, OfflineRunner } from '../runtime/offline.js';
 import type { LabView, StageContext } from './define.js';
@@ -37,7 +37,7 @@ export function pathInRoot(root: string, file: string): string {
       resolved.push(part);
       continue;
     }
-    if (++hops > MAX_SYMLINK_HOPS) throw new LabError(`too many symlinks resolving ${file} in ${root}`, 1);
+    if (++hops > MAX_SYMLINK_HOPS) throw new BuildFailure(`too many symlinks resolving ${file} in ${root}`);
     const target = readlinkSync(candidate);
     if (target.startsWith('/')) resolved.length = 0;
     parts.unshift(...target.split('/').filter(Boolean));
@@ -47,7 +47,7 @@ export function pathInRoot(root: string, file: string): string {
 
 export function fillTemplate(template: string, values: Record<string, string | number>, name: string): string {
   return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
-    if (!(key in values)) throw new LabError(`fixture ${name}: no value for {{${key}}}`, 1);
+    if (!(key in values)) throw new BuildFailure(`fixture ${name}: no value for {{${key}}}`);
     return String(values[key]);
   });
 }
@@ -82,13 +82,13 @@ function stageContext(target: StageTarget, lab: LabView, declaredFixtures: reado
   // A declared fixture, or a file of a declared directory; checked again as it is read (its links may have changed).
   const declaredFiles = (name: string): FixtureFile[] => {
     if (!declaredFixtures.some((declared) => name === declared || name.startsWith(`${declared}/`))) {
-      throw new LabError(`fixture '${name}' is used but not listed in the stage's fixtures (its changes would not rebuild the stage)`, 1);
+      throw new BuildFailure(`fixture '${name}' is used but not listed in the stage's fixtures (its changes would not rebuild the stage)`);
     }
     return fixtureFiles(target.fixturesDir, name, `a stage of ${lab.machine.name}`);
   };
   const readFixture = (name: string): string => {
     const [file, ...more] = declaredFiles(name);
-    if (file?.name !== name || more.length > 0) throw new LabError(`fixture '${name}' is a directory: read its files by name (${name}/...), or use it from a script under $LAB_FIXTURES`, 1);
+    if (file?.name !== name || more.length > 0) throw new BuildFailure(`fixture '${name}' is a directory: read its files by name (${name}/...), or use it from a script under $LAB_FIXTURES`);
     return readFileSync(file.file, 'utf8');
   };
   // The same files whether the machine runs or not: its root is this directory either way.

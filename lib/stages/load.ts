@@ -22,7 +22,14 @@ export const SYSTEM_STAGE = 'system';
 export const SSH_STAGE = 'ssh';
 /** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
-const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh', '.pp', '.yml', '.yaml'];
+/** Every kind of stage file, by its extension, and how its definition is made. */
+const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: string, config: LabConfig): StageDefinition | Promise<StageDefinition> }[] = [
+  { extensions: ['.js', '.mjs', '.ts'], define: (file) => loadDefinition(file) },
+  { extensions: ['.sh'], define: (file, stage) => shellStage(file, stage) },
+  { extensions: Object.keys(TOOL_EXTENSIONS), define: (file, stage, config) => toolStage(file, stage, config.image) },
+];
+const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
+const defineStageOf = (file: string, stage: string, config: LabConfig) => STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config);
 const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
 
 export interface LoadedStage extends StageSpec {
@@ -80,7 +87,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
       const own = findStageFile(stagesDir, machine.name, name);
       const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
       const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-      const definition = file.endsWith('.sh') ? shellStage(file, name) : path.extname(file) in TOOL_EXTENSIONS ? toolStage(file, name, config.image) : await loadDefinition(file);
+      const definition = await defineStageOf(file, name, config);
       stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
@@ -102,10 +109,10 @@ function findStageFile(stagesDir: string, machine: string, stage: string): strin
 function unknownStage(stagesDir: string, machine: string, stage: string, field: string): never {
   const dir = path.join(stagesDir, machine);
   const available = existsSync(dir)
-    ? readdirSync(dir).filter((f) => STAGE_EXTENSIONS.some((e) => f.endsWith(e) && !f.endsWith('.d.ts'))).map((f) => f.replace(/\.([mc]?[jt]s|sh|pp|ya?ml)$/, ''))
+    ? readdirSync(dir).filter((f) => STAGE_EXTENSIONS.includes(path.extname(f)) && !f.endsWith('.d.ts')).map((f) => f.slice(0, -path.extname(f).length))
     : [];
   throw new UsageError(
-    `${field}: unknown stage '${stage}' for machine '${machine}': no ${path.join(dir, stage)}.js, .ts, .sh, .pp or .yml (stages there: ${available.join(', ') || 'none'})`,
+    `${field}: unknown stage '${stage}' for machine '${machine}': no ${path.join(dir, stage)}${STAGE_EXTENSIONS.join(', ')} (stages there: ${available.join(', ') || 'none'})`,
   );
 }
 

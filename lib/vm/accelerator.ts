@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { run } from '../exec.js';
 import { LAB_RUN_DIR } from '../paths.js';
+import { FAST, holdsWithin } from '../wait.js';
 
 export interface Accelerator {
   kind: 'kvm' | 'tcg';
@@ -71,14 +72,7 @@ async function probeKvm(): Promise<Accelerator> {
         '-chardev', `file,id=probe,path=${out}`, '-device', 'isa-debugcon,iobase=0x403,chardev=probe'],
       { abort: abort.signal, timeout: PROBE_WITHIN_MS + 2000, allowFailure: true },
     ).catch((error: Error) => error);
-    let ticked = false;
-    while (Date.now() - started < PROBE_WITHIN_MS) {
-      if (existsSync(out) && readFileSync(out, 'utf8').includes('K')) {
-        ticked = true;
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const ticked = await holdsWithin(() => existsSync(out) && readFileSync(out, 'utf8').includes('K'), { within: PROBE_WITHIN_MS, every: FAST });
     abort.abort();
     const ended = await qemu;
     if (ticked) return { kind: 'kvm', why: `/dev/kvm is usable (a probe guest kept time: ${Date.now() - started} ms)` };

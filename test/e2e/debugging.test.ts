@@ -220,6 +220,36 @@ describe('link faults in scenarios', () => {
   });
 });
 
+describe('link faults of two scenarios running side by side', () => {
+  it("neither's end undoes the other's, and a second impairment of the same link is refused while the first holds", async () => {
+    const scenarios = path.join(dir, 'side-by-side');
+    const sync = path.join(dir, 'side-by-side-sync');
+    mkdirSync(scenarios, { recursive: true });
+    mkdirSync(sync, { recursive: true });
+    // Each waits on a file the other writes: run one after the other, they would time out.
+    const header = `import { existsSync, writeFileSync } from 'node:fs';\nimport { expect, it } from 'vitest';\nimport { useLab } from '${harness}';\nimport { NORMAL, poll } from '${path.join(repoRoot, 'lib', 'wait.js')}';\nconst lab = await useLab();\nconst gw = lab.machine('gw');\nconst web = lab.machine('web');\nconst after = (mark: string) => poll(mark, () => existsSync('${sync}/' + mark), { within: 60_000, every: NORMAL });\nconst rttMs = async () => Number(/time=([0-9.]+) ms/.exec(await gw.succeed(['ping', '-c', '1', '-W', '3', 'web.prolo']))?.[1]);\n`;
+    writeFileSync(
+      path.join(scenarios, 'slow.test.ts'),
+      `${header}it('keeps web delayed while the other scenario cuts it and ends', async () => {\n  await web.impair({ delayMs: 200 });\n  writeFileSync('${sync}/delayed', '');\n  await after('cut-undone');\n  expect(await rttMs()).toBeGreaterThanOrEqual(200);\n});\n`,
+    );
+    writeFileSync(
+      path.join(scenarios, 'cut.test.ts'),
+      `${header}it('cuts web, and may not impair it too', async () => {\n  await after('delayed');\n  await expect(web.impair({ delayMs: 10 })).rejects.toThrow(/impaired by another scenario running now/);\n  await web.block();\n  expect((await gw.execute(['ping', '-c', '1', '-W', '1', 'web.prolo'])).exitCode).not.toBe(0);\n});\nit('finds its cut undone', async () => {\n  expect(await rttMs()).toBeGreaterThanOrEqual(200);\n  writeFileSync('${sync}/cut-undone', '');\n});\n`,
+    );
+    const result = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', path.join(dir, 'side-by-side-reports'), '--json']);
+    const report = JSON.parse(result.stdout) as { scenarios: { name: string; tests: { name: string; outcome: string; errors: { message: string }[] }[] }[] };
+    const outcomes = Object.fromEntries(report.scenarios.flatMap((sc) => sc.tests.map((t) => [`${sc.name}: ${t.name}`, t.errors.length ? `${t.outcome}: ${t.errors[0]!.message}` : t.outcome])));
+    expect(outcomes).toEqual({
+      'cut: cuts web, and may not impair it too': 'passed',
+      'cut: finds its cut undone': 'passed',
+      'slow: keeps web delayed while the other scenario cuts it and ends': 'passed',
+    });
+    expect(result.exitCode).toBe(0);
+    expect((await execa('ip', ['netns', 'exec', `lab-${name}`, 'nft', 'list', 'tables', 'bridge'])).stdout).toBe('');
+    expect(hostTraces(name).filter((t) => t.includes('/relays/') || t.includes('/faults/'))).toEqual([]);
+  });
+});
+
 describe('lab test --capture', () => {
   it("keeps a failing scenario's pcap, with its traffic, and deletes a passing one's", async () => {
     const scenarios = path.join(dir, 'capture-scenarios');

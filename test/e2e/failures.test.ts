@@ -74,7 +74,7 @@ describe('a failing stage', () => {
     const status = JSON.parse(await labOk(['status', '--name', name, '--config', config, '--json'])) as { machines: { rootStage?: string }[] };
     expect(status.machines[0].rootStage).toBe('broken.failed');
     const none = await lab(['restore', '--name', name, '--config', config, 'solo@ok.failed']);
-    expect(none.exitCode).toBe(1);
+    expect(none.exitCode).toBe(2); // nothing to restore: bad input, nothing touched
     expect(none.stderr).toContain('no failed state of solo@ok is kept');
 
     writeFileSync(path.join(dir, 'stages', 'solo', 'broken.mjs'), fixedStage);
