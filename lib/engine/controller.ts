@@ -151,6 +151,7 @@ export async function applyControllerStage(lab: BareLab, state: LabState, stage:
       env: { ...controllerEnv(lab, files, stage.name), [RUN_TAG]: tag.slice(RUN_TAG.length + 1) },
       timeout: stage.config.timeoutSeconds * 1000,
       logFile,
+      logLimitBytes: lab.config.stageLimits.logMiB * 1024 * 1024,
       onLine,
       allowFailure: true,
       // On the host beyond the command's process group, and in the machines: every process with the run's tag.

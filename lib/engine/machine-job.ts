@@ -41,6 +41,7 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
+const MiB = 1024 * 1024;
 /** How long a running machine's systemd may take to say its state. */
 const SYSTEM_STATE_TIMEOUT_MS = 5000;
 
@@ -248,6 +249,8 @@ class MachineJob {
       nspawnName: this.lab.names.nspawnName(this.name),
       fixturesDir: loaded.fixturesDir,
       logFile,
+      logLimitBytes: this.lab.config.stageLimits.logMiB * MiB,
+      timeoutMs: (loaded.definition.timeoutSeconds ?? this.lab.config.stageLimits.timeoutSeconds) * 1000,
       binds: [...this.loaded.config.binds, ...(pm ? [{ source: this.lab.packageCache, target: pm.cacheDir }] : [])],
     };
     try {

@@ -21,7 +21,8 @@ export const SSH_STAGE = 'ssh';
 /** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const STAGE_EXTENSIONS = ['.js', '.mjs', '.ts', '.sh', '.pp', '.yml', '.yaml'];
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check']);
+const MAX_TIMEOUT_S = 7 * 86400;
 
 export interface LoadedStage extends StageSpec {
   file: string;
@@ -120,6 +121,10 @@ async function loadDefinition(file: string): Promise<StageDefinition> {
   }
   const unknown = Object.keys(definition).filter((key) => !DEFINITION_KEYS.has(key));
   if (unknown.length) throw new UsageError(`stage ${file}: unknown field(s) ${unknown.join(', ')} (known: ${[...DEFINITION_KEYS].join(', ')})`);
+  const { timeoutSeconds } = definition as StageDefinition;
+  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === 'number' && timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_S)) {
+    throw new UsageError(`stage ${file}: timeoutSeconds: ${JSON.stringify(timeoutSeconds)} is not a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (7 days)`);
+  }
   return definition as StageDefinition;
 }
 

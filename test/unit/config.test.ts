@@ -27,6 +27,7 @@ describe('config validation', () => {
     expect(config.zone).toMatchObject({ name: 'prolo', domain: 'prolo', dnsMachine: 'gw' });
     expect(config.network.mode).toBe('sandbox');
     expect(config.storage.kind).toBe('btrfs');
+    expect(config.stageLimits).toEqual({ timeoutSeconds: 900, logMiB: 64 });
     expect(config.machines.map((m) => m.name)).toEqual(['gw', 'web-silicon', 'web']);
   });
 
@@ -37,6 +38,9 @@ describe('config validation', () => {
     expect(invalid({ ...defaultLab, colour: 'blue' }).message).toMatch(/colour/);
     expect(invalid(withMachines([{ name: 'gw', address: '10.224.0.300' }])).message).toMatch(/machines\.0\.address/);
     expect(invalid({ ...defaultLab, zone: { subnet: '999.224.0.0/24' } }).message).toBe('invalid config: zone.subnet: each octet must be at most 255');
+    expect(invalid({ ...defaultLab, stageLimits: { timeoutSeconds: 0 } }).message).toMatch(/^invalid config: stageLimits\.timeoutSeconds: /);
+    expect(invalid({ ...defaultLab, stageLimits: { timeoutSeconds: '30m' } }).message).toMatch(/^invalid config: stageLimits\.timeoutSeconds: /);
+    expect(invalid({ ...defaultLab, stageLimits: { logMiB: 0.5 } }).message).toMatch(/^invalid config: stageLimits\.logMiB: /);
   });
 
   it('refuses a lab too big for its subnet\'s DHCP range or its pool, with the figure that does not fit', () => {

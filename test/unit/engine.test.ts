@@ -126,6 +126,20 @@ describe('lab up', () => {
     expect(fake.events.of('start', mark)).toEqual(['web-silicon', 'web']);
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
   });
+
+  it("gives a stage's commands its header's timeout, else the config's, and its log the config's limit", async () => {
+    await fake.cleanup();
+    fake = await fakeLab({ stageLimits: { timeoutSeconds: 60, logMiB: 8 } });
+    await fake.writeStage('web', 'proxy', '#!/bin/sh\n# lab: timeout=30m\necho proxy\n');
+    await up(fake.lab);
+    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 1_800_000, logLimitBytes: 8 * 1024 * 1024 });
+    expect(fake.builds.options.get('web@haproxy')).toMatchObject({ timeout: 60_000, logLimitBytes: 8 * 1024 * 1024 });
+  });
+
+  it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
+    await up(fake.lab);
+    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
+  });
 });
 
 describe('lab restore', () => {
