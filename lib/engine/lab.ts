@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { listeningTcpPorts, publishedPorts } from '../network/ports.js';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
@@ -14,6 +14,7 @@ import type { ImageDriver } from '../image/image.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
+import { privateDir } from '../paths.js';
 import { LinkRelays } from '../network/relay.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
@@ -150,9 +151,6 @@ export function assertMemory(machines: number, vmMib = 0, meminfo = readFileSync
  * which anyone who can open it could hold. Labs made before this are closed again here.
  */
 export function ensureDirs(lab: BareLab): void {
-  for (const dir of [lab.dirs.state, lab.dirs.logs, lab.config.cacheDir]) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-  }
+  for (const dir of [lab.dirs.state, lab.dirs.logs, lab.config.cacheDir]) privateDir(dir);
   mkdirSync(lab.packageCache, { recursive: true, mode: 0o700 });
 }

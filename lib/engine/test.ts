@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
 import { clearLabFaults } from '../network/faults.js';
-import { packageRoot } from '../paths.js';
+import { packageRoot, privateDir } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
 import { assertHostReady } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
@@ -134,6 +134,8 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   const upReport = await up(lab, { onProgress: options.onProgress, waitForLock: true });
 
   const captureRoot = path.join(runDir, 'captures');
+  // Closed before anything is written in it: captures and vitest's report come first, from others.
+  privateDir(runDir);
   const collector = await runScenarioFiles(lab, files, scenariosDir, {
     ...options,
     junitFile: path.join(runDir, 'junit.xml'),
