@@ -1,7 +1,8 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { cacheFile } from '../../lib/config/cache.js';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig, mergeConfig } from '../../lib/config/load.js';
 import { validateConfig } from '../../lib/config/validate.js';
@@ -130,5 +131,30 @@ describe('config files', () => {
     await expect(loadConfig({ cwd: d, file: 'nope.yaml' })).rejects.toThrow(/config file not found: nope.yaml/);
     writeFileSync(path.join(d, 'bad.yaml'), 'machines: [\n');
     await expect(loadConfig({ cwd: d, file: 'bad.yaml' })).rejects.toMatchObject({ exitCode: 2 });
+  });
+
+  it("sees an edit of the config that kept its size and modification time, and a stages/ made beside it since", async () => {
+    const uid = vi.spyOn(process, 'getuid').mockReturnValue(0); // the cache is root's
+    try {
+      const d = dir();
+      const file = path.join(d, 'lab.config.yaml');
+      const then = new Date('2025-01-01T00:00:00Z');
+      writeFileSync(file, 'name: aaaa\n');
+      utimesSync(file, then, then);
+      const before = statSync(file);
+      const cached = cacheFile(file, {});
+      expect(cacheFile(file, {})).toBe(cached);
+      writeFileSync(file, 'name: bbbb\n');
+      utimesSync(file, then, then);
+      expect(statSync(file)).toMatchObject({ size: before.size, mtimeMs: before.mtimeMs });
+      const edited = cacheFile(file, {});
+      expect(edited).not.toBe(cached);
+      mkdirSync(path.join(d, 'stages'));
+      expect(cacheFile(file, {})).not.toBe(edited);
+      expect(cacheFile(file, { name: 'other' })).not.toBe(cacheFile(file, {}));
+      expect(cacheFile(path.join(d, 'lab.config.ts'), {})).toBeUndefined();
+    } finally {
+      uid.mockRestore();
+    }
   });
 });
