@@ -131,12 +131,31 @@ class CappedLog {
   }
 }
 
-let setpriv: string | undefined | null = null;
+let setprivFound: string | undefined | null = null;
+
+/** util-linux's setpriv, where it is. */
+function setpriv(): string | undefined {
+  if (setprivFound === null) setprivFound = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f));
+  return setprivFound;
+}
 
 /** `setpriv --pdeathsig KILL` before the command, where util-linux's setpriv is there. */
 function withParentDeathSignal(argv: string[]): string[] {
-  if (setpriv === null) setpriv = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f));
-  return setpriv ? [setpriv, '--pdeathsig', 'KILL', ...argv] : argv;
+  const found = setpriv();
+  return found ? [found, '--pdeathsig', 'KILL', ...argv] : argv;
+}
+
+/**
+ * `argv` as root with only `capabilities` (setpriv's names: net_raw, net_admin, ...): every other one
+ * leaves its inheritable and bounding sets, so that its permitted set (for root, the two together)
+ * holds these alone, and no_new_privs keeps a setuid binary from bringing any back. Its uid stays 0:
+ * what it opens it opens as root, in directories only root may enter.
+ */
+export function withCapabilities(capabilities: readonly string[], argv: readonly string[]): string[] {
+  const found = setpriv();
+  if (!found) throw new HostError(`setpriv is missing: lab runs ${argv[0]} through it, with only the capabilities it needs`, 'apt-get install util-linux');
+  const set = ['-all', ...capabilities.map((c) => `+${c}`)].join(',');
+  return [found, `--inh-caps=${set}`, `--bounding-set=${set}`, '--no-new-privs', '--', ...argv];
 }
 
 /** Commands running now, each with what ends it: on an interruption of lab, all of them are ended. */

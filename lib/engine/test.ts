@@ -6,7 +6,7 @@ import { unknownName, UsageError } from '../errors.js';
 import { clearLabFaults } from '../network/faults.js';
 import { packageRoot, privateDir } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
-import { assertHostReady } from '../host/prereq.js';
+import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
 import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
@@ -126,7 +126,7 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const runDir = path.join(options.reportsDir, id);
   // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
   // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
-  if (options.capture) assertHostReady([TCPDUMP_TOOL], 'test --capture');
+  if (options.capture) assertHostReady([TCPDUMP_TOOL, SETPRIV_TOOL], 'test --capture');
   return holdingLock(lab.dirs.lockFile, 'test', () => runHoldingLock(lab, options, scenariosDir, files, started, id, runDir));
 }
 

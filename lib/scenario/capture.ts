@@ -2,12 +2,16 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from '../engine/lab.js';
 import { InfraError } from '../errors.js';
-import { run } from '../exec.js';
+import { run, withCapabilities } from '../exec.js';
 import { privateDir } from '../paths.js';
 
-/** tcpdump writes each packet as it comes (-U), as root (-Z root: no file owned by a user it switched to). */
+/**
+ * tcpdump writes each packet as it comes (-U), as root (-Z root: it opens its file in a directory
+ * only root may enter, and owns no file as a user it switched to), with two capabilities: net_raw
+ * for its packet socket (promiscuous mode included), setgid for the initgroups of `-Z root`.
+ */
 export function tcpdumpArgv(bridge: string, file: string): string[] {
-  return ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file];
+  return withCapabilities(['net_raw', 'setgid'], ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file]);
 }
 
 /** Where a scenario's captures go: one directory per scenario file, `exclusive/restore` as `exclusive--restore`. */

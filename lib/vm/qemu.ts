@@ -5,9 +5,9 @@ import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
-import { run, spawnDetached } from '../exec.js';
+import { run, spawnDetached, withCapabilities } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
-import type { Tool } from '../host/prereq.js';
+import { SETPRIV_TOOL, type Tool } from '../host/prereq.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { FAST, poll } from '../wait.js';
@@ -29,14 +29,24 @@ export interface VmSpec {
 }
 
 /**
+ * qemu's system call filter: seccomp on, and every group of calls it can refuse refused (obsolete
+ * calls, set*id, fork and exec, scheduling and priorities), as libvirt runs qemu by default. A vm
+ * here needs none of them: its taps exist before qemu opens them (no script to spawn), and qemu
+ * keeps root's uid (no -runas, whose set*id this filter would refuse).
+ */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+/**
  * qemu's argv for a vm: no default devices, no display; the serial console on a socket and logged
  * from the start of each boot; an e1000 card per interface on a tap lab made (iPXE is its boot
  * ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
+ * It runs with net_admin alone (attaching to a tap it does not own), under its seccomp sandbox.
  */
 export function qemuArgv(spec: VmSpec): string[] {
   const argv = [
     'qemu-system-x86_64',
     '-name', `guest=${spec.guestName},process=${spec.guestName}`,
+    '-sandbox', QEMU_SANDBOX,
     '-nodefaults', '-display', 'none', '-no-user-config',
     // The host's CPU, without IA32_ARCH_CAPABILITIES: nested KVM (this machine's, among others) refuses that MSR.
     ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg', '-cpu', 'max']),
@@ -50,7 +60,7 @@ export function qemuArgv(spec: VmSpec): string[] {
   });
   if (spec.boot === 'disk') argv.push('-drive', `file=${spec.disk},if=virtio,snapshot=on`, '-boot', 'order=c');
   else argv.push('-boot', 'order=n');
-  return argv;
+  return withCapabilities(['net_admin'], argv);
 }
 
 export interface VmDriverOptions {
@@ -81,7 +91,7 @@ export class QemuVms implements HostDriver {
   }
 
   tools(): Tool[] {
-    return this.names.length ? [QEMU_TOOL] : [];
+    return this.names.length ? [QEMU_TOOL, SETPRIV_TOOL] : [];
   }
 
   describe(): string {
