@@ -149,8 +149,12 @@ function withParentDeathSignal(argv: string[]): string[] {
  * `argv` as root with only `capabilities` (setpriv's names: net_raw, net_admin, ...): every other one
  * leaves its inheritable and bounding sets, so that its permitted set (for root, the two together)
  * holds these alone, and no_new_privs keeps a setuid binary from bringing any back. Its uid stays 0:
- * what it opens it opens as root, in directories only root may enter.
+ * what it opens it opens as root, in directories only root may enter. Without dac_read_search it
+ * cannot reach them under a user's home directory (a lab's repository, reports or disk image in a
+ * 0700 /home/<user>): the callers keep it, to read anywhere and write root's files only.
  */
+export const REACH_ANY_PATH = 'dac_read_search';
+
 export function withCapabilities(capabilities: readonly string[], argv: readonly string[]): string[] {
   const found = setpriv();
   if (!found) throw new HostError(`setpriv is missing: lab runs ${argv[0]} through it, with only the capabilities it needs`, 'apt-get install util-linux');

@@ -2,16 +2,17 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from '../engine/lab.js';
 import { InfraError } from '../errors.js';
-import { run, withCapabilities } from '../exec.js';
+import { REACH_ANY_PATH, run, withCapabilities } from '../exec.js';
 import { privateDir } from '../paths.js';
 
 /**
  * tcpdump writes each packet as it comes (-U), as root (-Z root: it opens its file in a directory
- * only root may enter, and owns no file as a user it switched to), with two capabilities: net_raw
- * for its packet socket (promiscuous mode included), setgid for the initgroups of `-Z root`.
+ * only root may enter, and owns no file as a user it switched to), with three capabilities: net_raw
+ * for its packet socket (promiscuous mode included), setgid for the initgroups of `-Z root`, and
+ * dac_read_search to reach its file in reports under a user's home directory.
  */
 export function tcpdumpArgv(bridge: string, file: string): string[] {
-  return withCapabilities(['net_raw', 'setgid'], ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file]);
+  return withCapabilities(['net_raw', 'setgid', REACH_ANY_PATH], ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file]);
 }
 
 /** Where a scenario's captures go: one directory per scenario file, `exclusive/restore` as `exclusive--restore`. */

@@ -5,7 +5,7 @@ import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
-import { run, spawnDetached, withCapabilities } from '../exec.js';
+import { REACH_ANY_PATH, run, spawnDetached, withCapabilities } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
 import { SETPRIV_TOOL, type Tool } from '../host/prereq.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
@@ -40,7 +40,8 @@ export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,
  * qemu's argv for a vm: no default devices, no display; the serial console on a socket and logged
  * from the start of each boot; an e1000 card per interface on a tap lab made (iPXE is its boot
  * ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
- * It runs with net_admin alone (attaching to a tap it does not own), under its seccomp sandbox.
+ * It runs with net_admin (attaching to a tap it does not own) and dac_read_search (a disk image under
+ * a user's home directory) alone of root's capabilities, under its seccomp sandbox.
  */
 export function qemuArgv(spec: VmSpec): string[] {
   const argv = [
@@ -60,7 +61,7 @@ export function qemuArgv(spec: VmSpec): string[] {
   });
   if (spec.boot === 'disk') argv.push('-drive', `file=${spec.disk},if=virtio,snapshot=on`, '-boot', 'order=c');
   else argv.push('-boot', 'order=n');
-  return withCapabilities(['net_admin'], argv);
+  return withCapabilities(['net_admin', REACH_ANY_PATH], argv);
 }
 
 export interface VmDriverOptions {

@@ -4,7 +4,7 @@
  * network namespace made for the test (root only; skipped otherwise).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ import { FAST, poll } from '../../lib/wait.js';
 
 const root = process.getuid?.() === 0;
 /** Bits of a capability set, as /proc/<pid>/status shows them. */
-const CAP = { net_admin: 1n << 12n, net_raw: 1n << 13n, setgid: 1n << 6n };
+const CAP = { dac_read_search: 1n << 2n, net_admin: 1n << 12n, net_raw: 1n << 13n, setgid: 1n << 6n };
 const capabilities = (status: string) =>
   Object.fromEntries([...status.matchAll(/^(Cap\w+|NoNewPrivs):\s*(\S+)$/gm)].map(([, key, value]) => [key, key === 'NoNewPrivs' ? Number(value) : BigInt(`0x${value}`)]));
 
@@ -34,9 +34,13 @@ describe.skipIf(!root)('withCapabilities', () => {
 describe.skipIf(!root)('in a network namespace of the test', () => {
   let holder: ReturnType<typeof spawn>;
   let prefix: string[];
-  const dir = path.join(mkdtempSync(path.join(tmpdir(), 'lab-capture-')), 'run', 'captures', 'scenario');
+  // Reports of a lab kept in a user's home: root made them, in a directory that is the user's alone.
+  const home = mkdtempSync(path.join(tmpdir(), 'lab-home-'));
+  const dir = path.join(home, 'run', 'captures', 'scenario');
 
   beforeAll(async () => {
+    chownSync(home, 65534, 65534);
+    chmodSync(home, 0o700);
     // A network namespace of the test's own, held by a sleep, with a bridge and a port in it.
     holder = spawn('unshare', ['--net', 'sleep', '600'], { stdio: 'ignore' });
     await poll('the namespace of the test', () => existsSync(`/proc/${holder.pid}/ns/net`) && readFileSync(`/proc/${holder.pid}/cmdline`, 'utf8').startsWith('sleep'), { within: 5000, every: FAST });
@@ -53,20 +57,20 @@ describe.skipIf(!root)('in a network namespace of the test', () => {
     holder?.kill('SIGKILL'); // the namespace goes with its last process
   });
 
-  it('runs a link relay with net_raw alone', async () => {
+  it('runs a link relay with net_raw and dac_read_search alone', async () => {
     const relays = new LinkRelays({ labName: 'unit', netnsPrefix: prefix, dir: path.join(path.dirname(dir), 'relays') });
     await relays.start('v0', { delayMs: 50, jitterMs: 0, lossPercent: 0 });
     try {
       const [relay] = findProcesses((argv) => argv.some((a) => a.endsWith('link-relay.py')) && argv.includes('v0'));
       expect(relay).toBeDefined();
-      expect(capabilities(readFileSync(`/proc/${relay!.process.pid}/status`, 'utf8'))).toMatchObject({ CapPrm: CAP.net_raw, CapEff: CAP.net_raw, CapBnd: CAP.net_raw, NoNewPrivs: 1 });
+      expect(capabilities(readFileSync(`/proc/${relay!.process.pid}/status`, 'utf8'))).toMatchObject({ CapPrm: CAP.net_raw | CAP.dac_read_search, CapEff: CAP.net_raw | CAP.dac_read_search, CapBnd: CAP.net_raw | CAP.dac_read_search, NoNewPrivs: 1 });
     } finally {
       await relays.stop('v0');
     }
     expect((await run([...prefix, 'ip', '-o', 'link', 'show', 'dev', 'v0'])).stdout).toContain(' master br0 ');
   });
 
-  it.skipIf(!findCommand('tcpdump'))('runs tcpdump with net_raw and setgid alone, records the bridge, and its pcap is 0600 in a 0700 directory', async () => {
+  it.skipIf(!findCommand('tcpdump'))('runs tcpdump with net_raw, setgid and dac_read_search alone, records the bridge under a home directory, and its pcap is 0600 in a 0700 directory', async () => {
     const lab = { topology: { networks: [{ name: 'lan', bridge: 'br0' }] }, network: { netnsPrefix: prefix } } as unknown as BareLab;
     const capture = new ScenarioCapture(lab, dir);
     await capture.start();
@@ -74,7 +78,7 @@ describe.skipIf(!root)('in a network namespace of the test', () => {
     try {
       const [tcpdump] = findProcesses((argv) => argv[0] === 'tcpdump' && argv.includes(pcap));
       expect(tcpdump).toBeDefined();
-      const want = CAP.net_raw | CAP.setgid;
+      const want = CAP.net_raw | CAP.setgid | CAP.dac_read_search;
       expect(capabilities(readFileSync(`/proc/${tcpdump!.process.pid}/status`, 'utf8'))).toMatchObject({ CapPrm: want, CapEff: want, CapBnd: want, NoNewPrivs: 1 });
       expect(statSync(pcap).mode & 0o777).toBe(0o600);
       expect(statSync(dir).mode & 0o777).toBe(0o700);

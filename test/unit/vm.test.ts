@@ -23,9 +23,9 @@ const spec: VmSpec = {
 };
 
 describe('qemu argv', () => {
-  it('boots from the network with KVM, the console on a socket and in the log, a card per tap; net_admin alone, under seccomp', () => {
+  it('boots from the network with KVM, the console on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp', () => {
     expect(qemuArgv(spec)).toEqual([
-      expect.stringMatching(/\/setpriv$/), '--inh-caps=-all,+net_admin', '--bounding-set=-all,+net_admin', '--no-new-privs', '--',
+      expect.stringMatching(/\/setpriv$/), '--inh-caps=-all,+net_admin,+dac_read_search', '--bounding-set=-all,+net_admin,+dac_read_search', '--no-new-privs', '--',
       'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc',
       '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
       '-nodefaults', '-display', 'none', '-no-user-config',
