@@ -18,6 +18,7 @@ import { privateDir } from '../paths.js';
 import { LinkRelays } from '../network/relay.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
+import { canInspectDisks } from '../vm/disk.js';
 import { QemuVms } from '../vm/qemu.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { LoadedLab } from '../stages/load.js';
@@ -114,6 +115,8 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
   assertPortsFree(lab);
+  // Without qemu-img, each disk is looked at when its vm starts.
+  if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
   assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
 }

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chooseAccelerator } from './accelerator.js';
+import { canInspectDisks, diskImageProblem } from './disk.js';
 import path from 'node:path';
 import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
@@ -125,6 +126,15 @@ export class QemuVms implements HostDriver {
     };
   }
 
+  /** A vm's disk that is not a disk image it can boot is refused, exit 2 naming the field (see vm/disk.ts). */
+  async assertDisk(machine: string): Promise<void> {
+    const index = this.options.machines.findIndex((m) => m.name === machine);
+    const vm = this.options.machines[index]?.vm;
+    if (vm?.boot !== 'disk' || !vm.disk) return;
+    const problem = await diskImageProblem(vm.disk);
+    if (problem) throw new UsageError(`invalid config: machines.${index}.vm.disk: ${vm.disk}: ${problem}`);
+  }
+
   private interfacesOf(machine: string): (TopologyInterface & { bridge: string })[] {
     const topology = this.options.topology;
     return topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ ...i, bridge: topology.networks.find((n) => n.name === i.network)!.bridge }));
@@ -141,8 +151,9 @@ export class QemuVms implements HostDriver {
       await run([...prefix, 'ip', 'tuntap', 'add', 'dev', i.hostLink, 'mode', 'tap']);
       await run([...prefix, 'ip', 'link', 'set', i.hostLink, 'master', i.bridge, 'up']);
     }
+    // Without qemu-img, the disk could not be looked at before anything was made: it is now.
+    if (!canInspectDisks()) await this.assertDisk(machine);
     const spec = await this.spec(machine);
-    if (spec.disk && !existsSync(spec.disk)) throw new UsageError(`${machine}: its disk ${spec.disk} does not exist`);
     mkdirSync(this.options.socketsDir, { recursive: true, mode: 0o700 });
     mkdirSync(path.dirname(spec.consoleLog), { recursive: true });
     rmSync(spec.consoleSocket, { force: true });

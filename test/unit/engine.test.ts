@@ -3,8 +3,11 @@
  * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { defaultLab } from '../../lib/config/default.js';
+import { findCommand } from '../../lib/host/prereq.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
@@ -134,6 +137,17 @@ describe('lab up', () => {
     await up(fake.lab);
     expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 1_800_000, logLimitBytes: 8 * 1024 * 1024 });
     expect(fake.builds.options.get('web@haproxy')).toMatchObject({ timeout: 60_000, logLimitBytes: 8 * 1024 * 1024 });
+  });
+
+  it.skipIf(!findCommand('qemu-img'))('refuses a vm whose disk is not a disk image, exit 2 naming the field, before anything is made', async () => {
+    await fake.cleanup();
+    const disk = path.join(tmpdir(), `lab-not-a-disk-${process.pid}.txt`);
+    writeFileSync(disk, 'a text file\n');
+    fake = await fakeLab({ machines: [...defaultLab.machines, { name: 'pc', kind: 'vm', vm: { boot: 'disk', disk } }] });
+    vi.spyOn(fake.lab.vms, 'start').mockRejectedValue(new Error('no qemu in unit tests')); // had the check let it through
+    await expect(up(fake.lab)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining(`machines.3.vm.disk: ${disk}: not a disk image`) });
+    expect(fake.events.all).toEqual([]);
+    rmSync(disk);
   });
 
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
