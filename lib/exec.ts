@@ -47,7 +47,7 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 /** After the command is killed, how long its output may stay open (a child that escaped holds it) before lab stops reading. */
 const DRAIN_MS = 2000;
 const TAIL_LINES = 20;
-const MiB = 1024 * 1024;
+export const MiB = 1024 * 1024;
 const DEFAULT_LOG_LIMIT_BYTES = 64 * MiB;
 const KEPT_WITH_LOG_BYTES = 1 * MiB;
 const KEPT_BYTES = 64 * MiB;
@@ -146,15 +146,18 @@ function withParentDeathSignal(argv: string[]): string[] {
 }
 
 /**
- * `argv` as root with only `capabilities` (setpriv's names: net_raw, net_admin, ...): every other one
- * leaves its inheritable and bounding sets, so that its permitted set (for root, the two together)
- * holds these alone, and no_new_privs keeps a setuid binary from bringing any back. Its uid stays 0:
- * what it opens it opens as root, in directories only root may enter. Without dac_read_search it
- * cannot reach them under a user's home directory (a lab's repository, reports or disk image in a
- * 0700 /home/<user>): the callers keep it, to read anywhere and write root's files only.
+ * What a helper that keeps few capabilities needs to reach its files under a user's home directory
+ * (a lab's repository, reports or disk image in a 0700 /home/<user>): it can then read anywhere,
+ * and still write only root's files.
  */
 export const REACH_ANY_PATH = 'dac_read_search';
 
+/**
+ * `argv` as root with only `capabilities` (setpriv's names: net_raw, net_admin, ...): every other one
+ * leaves its inheritable and bounding sets, so that its permitted set (for root, the two together)
+ * holds these alone, and no_new_privs keeps a setuid binary from bringing any back. Its uid stays 0:
+ * what it opens it opens as root, in directories only root may enter.
+ */
 export function withCapabilities(capabilities: readonly string[], argv: readonly string[]): string[] {
   const found = setpriv();
   if (!found) throw new HostError(`setpriv is missing: lab runs ${argv[0]} through it, with only the capabilities it needs`, 'apt-get install util-linux');

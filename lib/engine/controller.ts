@@ -7,7 +7,7 @@ import type { LoadedControllerStage } from '../controller/load.js';
 import { type AnsibleOutcome, describeFailures, parseAnsibleOutput } from '../controller/recap.js';
 import { endControlMasters, ensureKeyPair, hostKeyOf, RUN_TAG } from '../controller/ssh.js';
 import { StageError } from '../errors.js';
-import { CommandError, formatArgv, run, type RunResult } from '../exec.js';
+import { CommandError, formatArgv, MiB, run, type RunResult } from '../exec.js';
 import { killByEnvironment, localAddresses } from '../host/procs.js';
 import { packageRoot, privateDir } from '../paths.js';
 import type { Plan, PlannedControllerStage } from '../plan/plan.js';
@@ -150,7 +150,7 @@ export async function applyControllerStage(lab: BareLab, state: LabState, stage:
       env: { ...controllerEnv(lab, files, stage.name), [RUN_TAG]: tag.slice(RUN_TAG.length + 1) },
       timeout: stage.config.timeoutSeconds * 1000,
       logFile,
-      logLimitBytes: lab.config.stageLimits.logMiB * 1024 * 1024,
+      logLimitBytes: lab.config.stageLimits.logMiB * MiB,
       onLine,
       allowFailure: true,
       // On the host beyond the command's process group, and in the machines: every process with the run's tag.

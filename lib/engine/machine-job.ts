@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { LabError, StageError } from '../errors.js';
+import { MiB } from '../exec.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlannedStage } from '../plan/plan.js';
 import type { Readiness } from '../runtime/runtime.js';
@@ -41,7 +42,6 @@ function deferred(): Deferred {
   return { promise, resolve, reject };
 }
 
-const MiB = 1024 * 1024;
 /** How long a running machine's systemd may take to say its state. */
 const SYSTEM_STATE_TIMEOUT_MS = 5000;
 
