@@ -4,7 +4,7 @@
  * network namespace made for the test (root only; skipped otherwise).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,7 @@ describe.skipIf(!root)('in a network namespace of the test', () => {
 
   afterAll(() => {
     holder?.kill('SIGKILL'); // the namespace goes with its last process
+    rmSync(home, { recursive: true, force: true });
   });
 
   it('runs a link relay with net_raw and dac_read_search alone', async () => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -21,7 +21,8 @@ async function peakRssGrowth<T>(work: () => Promise<T>): Promise<{ value: T; gro
 
 describe('run: a command that prints more than lab can hold', () => {
   it('keeps the tail of 300 MiB of output in memory and caps its log, with notes of what was cut', async () => {
-    const log = path.join(mkdtempSync(path.join(tmpdir(), 'lab-exec-')), 'stage.log');
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-exec-'));
+    const log = path.join(dir, 'stage.log');
     const { value: result, growth } = await peakRssGrowth(() =>
       run(['sh', '-c', 'yes | head -c 300M; echo; echo the-last-line'], { logFile: log, timeout: 60_000 }),
     );
@@ -34,6 +35,7 @@ describe('run: a command that prints more than lab can hold', () => {
     expect(statSync(log).size).toBeLessThan(64 * MiB + 200);
     const end = readFileSync(log).subarray(-200).toString();
     expect(end).toMatch(/\[log limit reached: 236\.0 MiB of this command's output dropped\]\n\[exit 0, \d+ ms\]\n$/);
+    rmSync(dir, { recursive: true });
   }, 60_000);
 
   it('keeps the last keepBytes of a stream, and a failure says how much came before', async () => {

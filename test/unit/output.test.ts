@@ -1,7 +1,7 @@
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { GlobalOptions } from '../../lib/cli/verb.js';
 import graph from '../../lib/cli/verbs/graph.js';
 import record from '../../lib/cli/verbs/record.js';
@@ -19,6 +19,7 @@ const lab = new Proxy({ config, topology: topologyOf(config) } as BareLab, {
 
 describe('-o into a directory that does not exist', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'lab-output-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const missing = path.join(dir, 'no-such-dir', 'out.svg');
 
   it('lab graph -o: exit 2 naming -o and the directory', async () => {

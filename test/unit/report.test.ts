@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -84,5 +84,6 @@ describe('reports on disk', () => {
     for (const file of ['results.json', 'report.html', 'junit.xml', 'captures/nat/prolo.pcap', 'machines/web/journal.txt']) expect(mode(path.join(run, file)), file).toBe(0o600);
     expect(readFileSync(path.join(run, 'machines', 'web', 'journal.txt'), 'utf8')).toBe(`web login: root password: ${REDACTED}\n`);
     expect(readFileSync(path.join(run, 'captures', 'nat', 'prolo.pcap'))).toEqual(Buffer.from([0xd4, 0xc3, 0xb2, 0xa1]));
+    rmSync(reports, { recursive: true });
   });
 });

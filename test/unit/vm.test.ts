@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig } from '../../lib/config/load.js';
 import { interfaceMac, topologyOf } from '../../lib/config/topology.js';
@@ -119,6 +119,7 @@ describe('a vm disk that is not a disk image', () => {
   const text = file('notes.txt', 'not a disk\n');
   const qcowLike = file('broken.qcow2', Buffer.concat([Buffer.from('QFI\xfb', 'latin1'), Buffer.alloc(60, 0xff)]));
   const qemuImg = findCommand('qemu-img');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it.skipIf(!qemuImg)('is told by qemu-img: a qcow2 and a bootable raw disk pass, a text file, a directory and a broken qcow2 do not', async () => {
     const qcow2 = path.join(dir, 'pc.qcow2');
