@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, openSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
 import { interruptionPhase } from './interrupt.js';
 import { EXIT, HostError, Interrupted, LabError } from './errors.js';
 
@@ -9,8 +9,15 @@ export interface RunOptions {
   input?: string;
   env?: Record<string, string>;
   cwd?: string;
-  /** Append the argv and the whole output to this file, as it comes. */
+  /** Append the argv and the output to this file, as it comes, up to `logLimitBytes` of it. */
   logFile?: string;
+  /** Where `logFile` stops growing (all it held before included): then a line says how much was dropped. Default 64 MiB. */
+  logLimitBytes?: number;
+  /**
+   * Bytes of each stream kept in memory, the last ones: a command may print more than lab can hold.
+   * Default 1 MiB with a `logFile` (which has the rest, up to its limit), 64 MiB otherwise.
+   */
+  keepBytes?: number;
   /** Called with each line of output as it comes (progress of long commands). */
   onLine?: (line: string) => void;
   /** Do not throw on a non-zero exit; the caller inspects `exitCode`. */
@@ -32,17 +39,26 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   durationMs: number;
+  /** Bytes of output not kept in memory (the start of a stream longer than `keepBytes`); absent when none. */
+  cutBytes?: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 120_000;
 /** After the command is killed, how long its output may stay open (a child that escaped holds it) before lab stops reading. */
 const DRAIN_MS = 2000;
 const TAIL_LINES = 20;
+export const MiB = 1024 * 1024;
+const DEFAULT_LOG_LIMIT_BYTES = 64 * MiB;
+const KEPT_WITH_LOG_BYTES = 1 * MiB;
+const KEPT_BYTES = 64 * MiB;
+/** A line longer than this is handed to `onLine` in pieces: output without newlines is not held whole. */
+const LONGEST_LINE = 64 * 1024;
 
 /** A command that failed: the argv, the exit code and the tail of its output travel with it. */
 export class CommandError extends LabError {
   constructor(readonly result: RunResult, readonly reason: string, readonly timedOut = false) {
-    super(`command failed (${reason}): ${formatArgv(result.argv)}\n${tail(result.stdout + result.stderr, TAIL_LINES)}`, EXIT.FAILED);
+    const cut = result.cutBytes ? `[${formatBytes(result.cutBytes)} of output before this not kept]\n` : '';
+    super(`command failed (${reason}): ${formatArgv(result.argv)}\n${cut}${tail(result.stdout + result.stderr, TAIL_LINES)}`, EXIT.FAILED);
   }
 }
 
@@ -54,12 +70,99 @@ export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-let setpriv: string | undefined | null = null;
+export function formatBytes(bytes: number): string {
+  return bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`;
+}
+
+/** The last `limit` bytes of a stream, held in the chunks they came in: memory stays bounded whatever the command prints. */
+class OutputTail {
+  private readonly chunks: Buffer[] = [];
+  private held = 0;
+  private dropped = 0;
+
+  constructor(private readonly limit: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.held += chunk.length;
+    while (this.held - this.chunks[0]!.length >= this.limit) {
+      const first = this.chunks.shift()!;
+      this.held -= first.length;
+      this.dropped += first.length;
+    }
+  }
+
+  /** Bytes not in `text()`: the start of the stream. */
+  get cut(): number {
+    return this.dropped + Math.max(0, this.held - this.limit);
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    return all.subarray(Math.max(0, all.length - this.limit)).toString('utf8');
+  }
+}
+
+/** Appends to a log file until it holds `limit` bytes, then counts what it drops. */
+class CappedLog {
+  private room: number;
+  dropped = 0;
+
+  constructor(readonly file: string, limit: number) {
+    this.room = limit - (existsSync(file) ? statSync(file).size : 0);
+  }
+
+  write(data: string | Buffer): void {
+    const length = Buffer.byteLength(data);
+    if (length <= this.room) {
+      appendFileSync(this.file, data);
+      this.room -= length;
+      return;
+    }
+    if (this.room > 0) appendFileSync(this.file, Buffer.from(data).subarray(0, this.room));
+    this.dropped += length - Math.max(0, this.room);
+    this.room = 0;
+  }
+
+  /** Always written, past the limit: what the log ends with. */
+  close(line: string): void {
+    const dropped = this.dropped > 0 ? `\n[log limit reached: ${formatBytes(this.dropped)} of this command's output dropped]` : '';
+    appendFileSync(this.file, `${dropped}${line}`);
+  }
+}
+
+let setprivFound: string | undefined | null = null;
+
+/** util-linux's setpriv, where it is. */
+function setpriv(): string | undefined {
+  if (setprivFound === null) setprivFound = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f));
+  return setprivFound;
+}
 
 /** `setpriv --pdeathsig KILL` before the command, where util-linux's setpriv is there. */
 function withParentDeathSignal(argv: string[]): string[] {
-  if (setpriv === null) setpriv = ['/usr/bin/setpriv', '/bin/setpriv', '/usr/sbin/setpriv'].find((f) => existsSync(f));
-  return setpriv ? [setpriv, '--pdeathsig', 'KILL', ...argv] : argv;
+  const found = setpriv();
+  return found ? [found, '--pdeathsig', 'KILL', ...argv] : argv;
+}
+
+/**
+ * What a helper that keeps few capabilities needs to reach its files under a user's home directory
+ * (a lab's repository, reports or disk image in a 0700 /home/<user>): it can then read anywhere,
+ * and still write only root's files.
+ */
+export const REACH_ANY_PATH = 'dac_read_search';
+
+/**
+ * `argv` as root with only `capabilities` (setpriv's names: net_raw, net_admin, ...): every other one
+ * leaves its inheritable and bounding sets, so that its permitted set (for root, the two together)
+ * holds these alone, and no_new_privs keeps a setuid binary from bringing any back. Its uid stays 0:
+ * what it opens it opens as root, in directories only root may enter.
+ */
+export function withCapabilities(capabilities: readonly string[], argv: readonly string[]): string[] {
+  const found = setpriv();
+  if (!found) throw new HostError(`setpriv is missing: lab runs ${argv[0]} through it, with only the capabilities it needs`, 'apt-get install util-linux');
+  const set = ['-all', ...capabilities.map((c) => `+${c}`)].join(',');
+  return [found, `--inh-caps=${set}`, `--bounding-set=${set}`, '--no-new-privs', '--', ...argv];
 }
 
 /** Commands running now, each with what ends it: on an interruption of lab, all of them are ended. */
@@ -95,7 +198,8 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   if (interruptionPhase() === 'ending') throw new Interrupted(`not started, lab is being interrupted: ${formatArgv(argv)}`);
   const timeout = options.timeout ?? DEFAULT_TIMEOUT_MS;
   const started = Date.now();
-  if (options.logFile) appendFileSync(options.logFile, `$ ${formatArgv(argv)}\n`);
+  const log = options.logFile ? new CappedLog(options.logFile, options.logLimitBytes ?? DEFAULT_LOG_LIMIT_BYTES) : undefined;
+  log?.write(`$ ${formatArgv(argv)}\n`);
   // Parent-death signal: if lab is killed (SIGKILL cannot be caught), the command dies with it and
   // does not go on writing (a snapshot appearing after the next command cleaned up, say).
   const [command, ...commandArgs] = withParentDeathSignal([file, ...args]);
@@ -106,16 +210,18 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
     detached: !options.inherit,
     stdio: options.inherit ? 'inherit' : [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
+  const keep = options.keepBytes ?? (log ? KEPT_WITH_LOG_BYTES : KEPT_BYTES);
+  const stdout = new OutputTail(keep);
+  const stderr = new OutputTail(keep);
   const pending = ['', ''];
-  const onData = (into: Buffer[], index: number) => (chunk: Buffer) => {
+  const onData = (into: OutputTail, index: number) => (chunk: Buffer) => {
     into.push(chunk);
-    if (options.logFile) appendFileSync(options.logFile, chunk);
+    log?.write(chunk);
     if (!options.onLine) return;
     const lines = (pending[index] + chunk.toString('utf8')).split('\n');
     pending[index] = lines.pop() ?? '';
     for (const line of lines) if (line.trim()) options.onLine(line);
+    if (pending[index]!.length > LONGEST_LINE) options.onLine(pending[index]!), (pending[index] = '');
   };
   child.stdout?.on('data', onData(stdout, 0));
   child.stderr?.on('data', onData(stderr, 1));
@@ -162,11 +268,12 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const result: RunResult = {
     argv,
     exitCode: outcome.code ?? -1,
-    stdout: Buffer.concat(stdout).toString('utf8'),
-    stderr: Buffer.concat(stderr).toString('utf8'),
+    stdout: stdout.text(),
+    stderr: stderr.text(),
     durationMs: Date.now() - started,
   };
-  if (options.logFile) appendFileSync(options.logFile, `\n[exit ${result.exitCode}, ${result.durationMs} ms]\n`);
+  if (stdout.cut + stderr.cut > 0) result.cutBytes = stdout.cut + stderr.cut;
+  log?.close(`\n[exit ${result.exitCode}, ${result.durationMs} ms]\n`);
   if (ended === 'timeout') throw new CommandError(result, `timed out after ${timeout} ms`, true);
   if (ended === 'abort') throw new CommandError(result, 'interrupted');
   if (outcome.error) throw new CommandError(result, `could not start: ${outcome.error.message}`);

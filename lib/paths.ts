@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,3 +18,10 @@ export const builtinStagesDir = path.join(packageRoot, 'dist', 'stages');
 export const builtinFixturesDir = path.join(packageRoot, 'fixtures');
 /** What lab keeps on the host until it reboots, for every lab: caches, the registry of nosuid binds. */
 export const LAB_RUN_DIR = '/run/lab';
+
+/** A directory only its owner can enter: made so, or closed again when it existed. Returns it. */
+export function privateDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return dir;
+}

@@ -1,4 +1,4 @@
-import { TimeoutError } from './errors.js';
+import { TimeoutError, UsageError } from './errors.js';
 
 export const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -70,4 +70,14 @@ export class Semaphore {
       else this.slots++;
     };
   }
+}
+
+/** "500ms", "10s", "2m", "1h", or a number of seconds. */
+export function parseDuration(text: string, field: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) throw new UsageError(`${field}: '${text}' is not a duration (like 500ms, 10s, 2m, 1h)`);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
+  const ms = Number(match[1]) * unit;
+  if (ms < 1 || ms > 7 * 24 * 3_600_000) throw new UsageError(`${field}: ${text} is out of range (1ms to 7 days)`);
+  return ms;
 }

@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # debian-archive-keyring: debootstrap checks Debian images with it, also on an Ubuntu host.
 # python3: the relay that delays a link where the kernel has no netem (lib/network/link-relay.py).
 HOST_PACKAGES=(systemd-container debootstrap debian-archive-keyring btrfs-progs nftables iproute2 procps util-linux tar tcpdump python3)
-# vm machines: qemu, with iPXE as its network cards' boot ROM (without its GUI and firmware recommends);
+# vm machines: qemu, with iPXE as its network cards' boot ROM (without its GUI and firmware recommends),
+# and qemu-img to look at a vm's disk before anything is made;
 # controller stages: Ansible from the host, over SSH (without the recommends of either).
-VM_PACKAGES=(qemu-system-x86 ipxe-qemu ansible openssh-client)
+VM_PACKAGES=(qemu-system-x86 qemu-utils ipxe-qemu ansible openssh-client)
 # Only for the tests: the HTML report is rendered in a real browser. The nightly, which runs no
 # test of lab itself, skips it (Ubuntu ships Chromium as a snap only).
 TEST_PACKAGES=(chromium)

@@ -2,6 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
 import type { GlobalOptions, HelpLine, Verb } from './verb.js';
+import { parseDuration } from '../wait.js';
 
 /**
  * Every verb, in the order lab --help shows them. A verb's module is loaded only when it is the
@@ -140,16 +141,6 @@ export async function main(argv: string[]): Promise<number> {
     return verb.run(lab, args, passthrough, options);
   }
   return verb.run(await openBareLab(where), args, passthrough, options);
-}
-
-/** "500ms", "10s", "2m", "1h", or a number of seconds. */
-export function parseDuration(text: string, field: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!match) throw new UsageError(`${field}: '${text}' is not a duration (like 500ms, 10s, 2m, 1h)`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? 's']!;
-  const ms = Number(match[1]) * unit;
-  if (ms < 1 || ms > 7 * 24 * 3_600_000) throw new UsageError(`${field}: ${text} is out of range (1ms to 7 days)`);
-  return ms;
 }
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };

@@ -1,4 +1,7 @@
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
 import type { BareLab, Lab } from '../engine/lab.js';
+import { UsageError } from '../errors.js';
 
 /** What main.ts parsed from the command line, for every verb (each reads the options it has). */
 export interface GlobalOptions {
@@ -48,6 +51,15 @@ export type Verb = VerbBase & ({ needsStages: true; run: Run<Lab> } | { needsSta
 
 export const out = (text: string) => process.stdout.write(`${text}\n`);
 export const json = (value: unknown) => out(JSON.stringify(value, null, 2));
+
+/** Where `-o` writes, resolved: a directory that is not there, or a directory for the file, is bad usage, said before anything runs. */
+export function outputPath(file: string): string {
+  const target = path.resolve(file);
+  const dir = path.dirname(target);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`-o, --output ${file}: the directory ${dir} does not exist`);
+  if (existsSync(target) && statSync(target).isDirectory()) throw new UsageError(`-o, --output ${file}: is a directory, not a file`);
+  return target;
+}
 
 /** A verb's result: the report itself with --json, else as print writes it. */
 export function show<T>(options: GlobalOptions, report: T, print: (report: T) => string): void {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LAB_RUN_DIR } from '../paths.js';
@@ -8,33 +8,40 @@ import type { LabConfig } from './schema.js';
 /**
  * The last validated config, kept so that the commands people type all day (exec, status, shell)
  * need neither the YAML parser nor zod: it is used only while nothing it came from changed (the
- * config file and what sits beside it, the overrides, lab's own config code). Only for the
- * default lab and YAML/JSON files: a .ts/.js config can import anything, so it is always loaded.
- * Root only, in /run (gone at reboot), closed to other users.
+ * content of the config file and of what sits beside it, the overrides, lab's own config code).
+ * Content, not modification times: an edit of the same size with its mtime put back is seen.
+ * Only for the default lab and YAML/JSON files: a .ts/.js config can import anything, so it is
+ * always loaded. Root only, in /run (gone at reboot), closed to other users.
  */
 const CACHE_DIR = path.join(LAB_RUN_DIR, 'config-cache');
 const OWN_MODULES = ['schema', 'default', 'validate', 'binds', 'load', 'cache'];
+/** Directories beside a config file that it uses without naming them (see load.ts). */
+const BESIDE = ['stages', 'fixtures'];
 
-function mtimeOf(file: string): number | null {
+/** The file's content hashed, or null when there is none. */
+function digestOf(file: string): string | null {
   try {
-    return statSync(file).mtimeMs;
+    return createHash('sha256').update(readFileSync(file)).digest('hex');
   } catch {
     return null;
   }
 }
 
-function cacheFile(file: string | undefined, overrides: { name?: string; runtime?: string }): string | undefined {
+/** Where the config of `file` (or the default lab) with these overrides is kept; undefined when it is not kept. */
+export function cacheFile(file: string | undefined, overrides: { name?: string; runtime?: string }): string | undefined {
   if (process.getuid?.() !== 0) return undefined;
   if (file && !/\.(ya?ml|json)$/.test(file)) return undefined;
   const here = fileURLToPath(import.meta.url);
   const extension = path.extname(here);
+  const dir = file ? path.dirname(file) : undefined;
   const identity = {
     file: file ?? null,
-    config: file ? { mtime: mtimeOf(file), size: statSync(file).size } : null,
-    sadm: file ? mtimeOf(path.join(path.dirname(file), 'container_setup.conf')) : null,
+    config: file ? digestOf(file) : null,
+    sadm: dir ? digestOf(path.join(dir, 'container_setup.conf')) : null,
+    beside: dir ? BESIDE.map((name) => existsSync(path.join(dir, name))) : null,
     name: overrides.name ?? null,
     runtime: overrides.runtime ?? null,
-    code: OWN_MODULES.map((m) => mtimeOf(path.join(path.dirname(here), `${m}${extension}`))),
+    code: OWN_MODULES.map((m) => digestOf(path.join(path.dirname(here), `${m}${extension}`))),
   };
   return path.join(CACHE_DIR, `${createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 32)}.json`);
 }

@@ -185,6 +185,15 @@ export const labConfigSchema = z.strictObject({
       packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/)).default([]),
     })
     .prefault({}),
+  /** Limits of every machine stage; a stage may set its own timeout (`timeoutSeconds`, `# lab: timeout=30m`). */
+  stageLimits: z
+    .strictObject({
+      /** Deadline of each command a stage runs: its whole script, for a shell, Puppet or Ansible stage. */
+      timeoutSeconds: z.number().int().min(1).max(7 * 86400, 'at most 7 days (604800)').default(900),
+      /** Where a stage's log stops growing, with a line saying how much it dropped. */
+      logMiB: z.number().int().min(1).max(65536).default(64),
+    })
+    .prefault({}),
   /** Where stage modules and fixture files live; default: the ones shipped with lab. */
   stagesDir: z.string().optional(),
   fixturesDir: z.string().optional(),

@@ -80,6 +80,11 @@ export function hostLinkName(lab: string, machine: string, network: string): str
   return `vl${createHash('sha256').update(`${lab}/${machine}/${network}`).digest('hex').slice(0, 11)}`;
 }
 
+/** The host's address on a network: its `hostAddress`, else the first one of a NAT'ed network (none on a routed or isolated one). */
+function hostAddressOf(network: { nat: boolean; hostAddress?: string; router?: string }, subnet: Subnet): string | undefined {
+  return network.hostAddress ?? (network.nat && !network.router ? nthAddress(subnet, 1) : undefined);
+}
+
 function dhcpRange(subnet: Subnet): { start: string; end: string } {
   return { start: nthAddress(subnet, Math.floor(subnet.size / 2)), end: nthAddress(subnet, subnet.size - 10) };
 }
@@ -92,7 +97,7 @@ export function topologyOf(config: LabConfig): Topology {
   const topologyNetworks = networks.map((network): TopologyNetwork => {
     const subnet = parseSubnet(network.subnet);
     const routerAddress = addressOn(network.router, network.name);
-    const hostAddress = network.hostAddress ?? (network.nat && !network.router ? nthAddress(subnet, 1) : undefined);
+    const hostAddress = hostAddressOf(network, subnet);
     const serverAddress = addressOn(dns, network.name);
     return {
       name: network.name,
@@ -152,7 +157,10 @@ export function topologyProblem(config: LabConfig, wanSubnet?: Subnet): string |
     if (network.router && network.nat) return `${field}: a network is NAT'ed by the host or routed by a machine, not both (nat with router '${network.router}')`;
   }
   const owners = new Map<string, string>();
-  for (const network of networks) if (network.hostAddress) owners.set(network.hostAddress, `the host on '${network.name}'`);
+  for (const [i, network] of networks.entries()) {
+    const hostAddress = hostAddressOf(network, subnets[i]!);
+    if (hostAddress) owners.set(hostAddress, `the host on '${network.name}'${network.hostAddress ? '' : " (its hostAddress: by default a NAT'ed network's first address)"}`);
+  }
   for (const [m, machine] of config.machines.entries()) {
     const interfaces = configuredInterfaces(config, machine);
     const field = machine.interfaces?.length ? `machines.${m}.interfaces` : `machines.${m}.address`;

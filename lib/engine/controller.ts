@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { addressesByNetwork, type Inventory, inventoryOf, inventoryYamlObject, knownHosts, type LiveAddresses, sshConfig } from '../controller/inventory.js';
@@ -7,9 +7,9 @@ import type { LoadedControllerStage } from '../controller/load.js';
 import { type AnsibleOutcome, describeFailures, parseAnsibleOutput } from '../controller/recap.js';
 import { endControlMasters, ensureKeyPair, hostKeyOf, RUN_TAG } from '../controller/ssh.js';
 import { StageError } from '../errors.js';
-import { CommandError, formatArgv, run, type RunResult } from '../exec.js';
+import { CommandError, formatArgv, MiB, run, type RunResult } from '../exec.js';
 import { killByEnvironment, localAddresses } from '../host/procs.js';
-import { packageRoot } from '../paths.js';
+import { packageRoot, privateDir } from '../paths.js';
 import type { Plan, PlannedControllerStage } from '../plan/plan.js';
 import type { LabState } from '../state/state.js';
 import { loadLab } from '../stages/load.js';
@@ -65,8 +65,7 @@ export async function labInventory(lab: BareLab, state: LabState): Promise<Inven
 /** Writes lab's inventory, SSH config, known hosts (each machine's host key, from its root) and `$LAB`. */
 export async function writeControllerFiles(lab: BareLab, state: LabState, sessionTag?: string): Promise<ControllerFiles> {
   const dir = lab.dirs.controllerDir;
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  chmodSync(dir, 0o700);
+  privateDir(dir);
   const inventory = await labInventory(lab, state);
   const files: ControllerFiles = {
     inventory: path.join(dir, 'inventory.yml'),
@@ -151,6 +150,7 @@ export async function applyControllerStage(lab: BareLab, state: LabState, stage:
       env: { ...controllerEnv(lab, files, stage.name), [RUN_TAG]: tag.slice(RUN_TAG.length + 1) },
       timeout: stage.config.timeoutSeconds * 1000,
       logFile,
+      logLimitBytes: lab.config.stageLimits.logMiB * MiB,
       onLine,
       allowFailure: true,
       // On the host beyond the command's process group, and in the machines: every process with the run's tag.

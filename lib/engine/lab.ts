@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { listeningTcpPorts, publishedPorts } from '../network/ports.js';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
@@ -15,10 +15,12 @@ import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { LinkFaults } from '../network/faults.js';
+import { privateDir } from '../paths.js';
 import { LinkRelays } from '../network/relay.js';
 import { NosuidBinds } from '../host/nosuid-binds.js';
 import { createRuntime } from '../runtime/create.js';
 import { OfflineRunner } from '../runtime/offline.js';
+import { canInspectDisks } from '../vm/disk.js';
 import { QemuVms } from '../vm/qemu.js';
 import type { Runtime } from '../runtime/runtime.js';
 import type { LoadedLab } from '../stages/load.js';
@@ -127,6 +129,8 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   if (lab.profile.problem) throw new UsageError(lab.profile.problem.message, lab.profile.problem.hint);
   if (options.image) await lab.image.check();
   assertPortsFree(lab);
+  // Without qemu-img, each disk is looked at when its vm starts.
+  if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
   assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
 }
@@ -164,9 +168,6 @@ export function assertMemory(machines: number, vmMib = 0, meminfo = readFileSync
  * which anyone who can open it could hold. Labs made before this are closed again here.
  */
 export function ensureDirs(lab: BareLab): void {
-  for (const dir of [lab.dirs.state, lab.dirs.logs, lab.config.cacheDir]) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    chmodSync(dir, 0o700);
-  }
+  for (const dir of [lab.dirs.state, lab.dirs.logs, lab.config.cacheDir]) privateDir(dir);
   mkdirSync(lab.packageCache, { recursive: true, mode: 0o700 });
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { BuildFailure, LabError, StageError } from '../errors.js';
+import { MiB } from '../exec.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlannedStage } from '../plan/plan.js';
 import type { Readiness } from '../runtime/runtime.js';
@@ -249,6 +250,8 @@ class MachineJob {
       nspawnName: this.lab.names.nspawnName(this.name),
       fixturesDir: loaded.fixturesDir,
       logFile,
+      logLimitBytes: this.lab.config.stageLimits.logMiB * MiB,
+      timeoutMs: (loaded.definition.timeoutSeconds ?? this.lab.config.stageLimits.timeoutSeconds) * 1000,
       binds: [...this.loaded.config.binds, ...(pm ? [{ source: this.lab.packageCache, target: pm.cacheDir }] : [])],
     };
     try {

@@ -13,10 +13,13 @@ export interface StageFailure {
   kept?: string;
 }
 
+const TIMEOUT_HINT = "a stage's commands end at its timeout: '# lab: timeout=30m' in its header, timeoutSeconds in its definition, or stageLimits.timeoutSeconds in the config";
+
 /** A stage's failure as the user reads it: what failed, then where to look (inside the machine, its log, its kept root). */
 export function stageFailure({ machine, stage, step, error, log, kept }: StageFailure): StageError {
   const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
   const hints = [
+    ...(error instanceof CommandError && error.timedOut && step !== 'check' ? [TIMEOUT_HINT] : []),
     ...(step === 'run' ? [] : [`the machine is still running: look inside with 'lab shell ${machine}'`]),
     ...(log ? [`full log: ${log}`] : []),
     ...(kept ? [`its root at the failure is kept: lab restore ${kept}`] : []),

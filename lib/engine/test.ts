@@ -3,9 +3,9 @@ import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { unknownName, UsageError } from '../errors.js';
-import { packageRoot } from '../paths.js';
+import { packageRoot, privateDir } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
-import { assertHostReady } from '../host/prereq.js';
+import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
 import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
@@ -125,7 +125,7 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const runDir = path.join(options.reportsDir, id);
   // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
   // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
-  if (options.capture) assertHostReady([TCPDUMP_TOOL], 'test --capture');
+  if (options.capture) assertHostReady([TCPDUMP_TOOL, SETPRIV_TOOL], 'test --capture');
   return holdingLock(lab.dirs.lockFile, 'test', () => runHoldingLock(lab, options, scenariosDir, files, started, id, runDir));
 }
 
@@ -133,6 +133,8 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   const upReport = await up(lab, { onProgress: options.onProgress, waitForLock: true });
 
   const captureRoot = path.join(runDir, 'captures');
+  // Closed before anything is written in it: captures and vitest's report come first, from others.
+  privateDir(runDir);
   const collector = await runScenarioFiles(lab, files, scenariosDir, {
     ...options,
     junitFile: path.join(runDir, 'junit.xml'),

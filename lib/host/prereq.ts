@@ -9,6 +9,8 @@ export interface Tool {
   why: string;
 }
 
+export const SETPRIV_TOOL: Tool = { command: 'setpriv', debianPackage: 'util-linux', why: 'runs tcpdump, the link relay and qemu with only the capabilities they need' };
+
 /** The command's path on PATH (what `run` will execute), or undefined. */
 export function findCommand(command: string): string | undefined {
   const dirs = (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').filter(Boolean);

@@ -71,6 +71,8 @@ export interface InstallTarget {
   root: string;
   nspawnName: string;
   logFile: string;
+  /** Where the log stops growing; default: run's. */
+  logLimitBytes?: number;
   /** The host's shared cache of downloaded packages for this image's distribution. */
   packageCache: string;
 }
@@ -82,7 +84,7 @@ export async function withPackageCache(runner: OfflineRunner, pm: PackageManager
   const lock = path.join(target.packageCache, '.lab-install.lock');
   if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 });
   for (const argv of commands) {
-    await runner.run(target.root, target.nspawnName, argv, { logFile: target.logFile, timeout: INSTALL_TIMEOUT_MS, binds: [{ source: target.packageCache, target: pm.cacheDir }], exclusive: lock });
+    await runner.run(target.root, target.nspawnName, argv, { logFile: target.logFile, logLimitBytes: target.logLimitBytes, timeout: INSTALL_TIMEOUT_MS, binds: [{ source: target.packageCache, target: pm.cacheDir }], exclusive: lock });
   }
 }
 
@@ -93,6 +95,7 @@ export async function installPackages(runner: OfflineRunner, pm: PackageManager,
   if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 }); // flock would make it readable by all, and anyone who can open it can hold it
   const options = {
     logFile: target.logFile,
+    logLimitBytes: target.logLimitBytes,
     timeout: INSTALL_TIMEOUT_MS,
     binds: [{ source: target.packageCache, target: pm.cacheDir }],
     // Package managers lock the shared cache: one download (or install) at a time, the others queue.

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import type { HostDriver } from '../driver.js';
 import { HostError, InfraError } from '../errors.js';
-import { run, spawnDetached, tail } from '../exec.js';
+import { REACH_ANY_PATH, run, spawnDetached, tail, withCapabilities } from '../exec.js';
 import { findCommand } from '../host/prereq.js';
 import { packageRoot } from '../paths.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
@@ -88,7 +88,8 @@ export class LinkRelays implements HostDriver {
       await this.ip(['link', 'set', relayEnd, 'up']);
       const settingsArgs = [settings.delayMs, settings.jitterMs, settings.lossPercent].map(String);
       const record = this.recordFile(link);
-      const process = refOf(spawnDetached([...this.options.netnsPrefix, python, RELAY_SCRIPT, record, link, relayEnd, ...settingsArgs], log));
+      // Its packet sockets need net_raw; dac_read_search, its script in a lab installed under a home directory.
+      const process = refOf(spawnDetached([...this.options.netnsPrefix, ...withCapabilities(['net_raw', REACH_ANY_PATH], [python, RELAY_SCRIPT, record, link, relayEnd, ...settingsArgs])], log));
       // Recorded before anything waits, so that a relay that never says it started is still taken out.
       if (process) writeFileSync(record, JSON.stringify({ process, bridge } satisfies RelayRecord));
       await poll(`the relay of ${link} to start`, () => {

@@ -1,5 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { privateDir } from '../paths.js';
 import type { ScenarioResult, TestResult } from './collector.js';
 import { redact } from './redact.js';
 
@@ -161,10 +162,9 @@ ${machines.length ? `<h2>Machines at the end of the failing run</h2>\n${machines
 `;
 }
 
-/** Writes every report of a run; every file passes through `redact`. Returns the run's directory. */
+/** Writes every report of a run; every file passes through `redact` and is its owner's alone. Returns the run's directory. */
 export function writeReports(reportsDir: string, report: RunReport, topology?: ReportTopology): string {
-  const dir = path.join(reportsDir, report.id);
-  mkdirSync(dir, { recursive: true });
+  const dir = privateDir(path.join(reportsDir, report.id));
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(dir, 'report.tap'), toTap(report));
   writeFileSync(path.join(dir, 'report.html'), toHtml(report, topology));
@@ -179,21 +179,27 @@ export function writeReports(reportsDir: string, report: RunReport, topology?: R
     writeFileSync(path.join(machineDir, 'failed-units.txt'), machine.failedUnits);
     writeFileSync(path.join(machineDir, 'journal.txt'), machine.journal);
   }
-  redactTree(dir);
+  sealTree(dir);
   const latest = path.join(reportsDir, 'latest');
   rmSync(latest, { force: true });
   symlinkSync(report.id, latest);
   return dir;
 }
 
-/** Also covers files written by others (vitest's JUnit report). */
-export function redactTree(dir: string): void {
+/**
+ * Every file of a run redacted (but captures) and readable by its owner alone, directories 0700
+ * and files 0600: journals, captures and errors hold what the machines said and sent, in clear.
+ * Also covers files written by others (vitest's JUnit report, tcpdump's pcaps).
+ */
+export function sealTree(dir: string): void {
+  chmodSync(dir, 0o700);
   for (const entry of readdirSync(dir)) {
     const file = path.join(dir, entry);
     if (statSync(file).isDirectory()) {
-      redactTree(file);
+      sealTree(file);
       continue;
     }
+    chmodSync(file, 0o600);
     if (file.endsWith('.pcap')) continue; // binary: rewriting it as text would break it (a capture holds what went over the wire)
     const text = readFileSync(file, 'utf8');
     const clean = redact(text);

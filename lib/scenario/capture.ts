@@ -1,12 +1,18 @@
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BareLab } from '../engine/lab.js';
 import { InfraError } from '../errors.js';
-import { run } from '../exec.js';
+import { REACH_ANY_PATH, run, withCapabilities } from '../exec.js';
+import { privateDir } from '../paths.js';
 
-/** tcpdump writes each packet as it comes (-U), as root (-Z root: no file owned by a user it switched to). */
+/**
+ * tcpdump writes each packet as it comes (-U), as root (-Z root: it opens its file in a directory
+ * only root may enter, and owns no file as a user it switched to), with three capabilities: net_raw
+ * for its packet socket (promiscuous mode included), setgid for the initgroups of `-Z root`, and
+ * dac_read_search to reach its file in reports under a user's home directory.
+ */
 export function tcpdumpArgv(bridge: string, file: string): string[] {
-  return ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file];
+  return withCapabilities(['net_raw', 'setgid', REACH_ANY_PATH], ['tcpdump', '-i', bridge, '-n', '-U', '-s', '0', '-Z', 'root', '-w', file]);
 }
 
 /** Where a scenario's captures go: one directory per scenario file, `exclusive/restore` as `exclusive--restore`. */
@@ -30,13 +36,18 @@ export class ScenarioCapture {
     readonly dir: string,
   ) {}
 
-  /** Returns once every tcpdump listens (its own "listening on" line), so no packet of the scenario is missed. */
+  /**
+   * Returns once every tcpdump listens (its own "listening on" line), so no packet of the scenario
+   * is missed. The pcaps hold the lab's traffic in clear: made 0600 before tcpdump opens them (it
+   * truncates a file that exists, keeping its mode), in a directory closed to other users.
+   */
   async start(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
+    privateDir(this.dir);
     await Promise.all(this.lab.topology.networks.map((network) => this.startOne(network.bridge, path.join(this.dir, `${network.name}.pcap`))));
   }
 
   private async startOne(bridge: string, file: string): Promise<void> {
+    writeFileSync(file, '', { mode: 0o600 });
     const abort = new AbortController();
     let listening!: () => void;
     const ready = new Promise<void>((resolve) => (listening = resolve));

@@ -8,7 +8,6 @@ import type { LabView, StageContext } from './define.js';
 import { type FixtureFile, fixtureFiles } from './fixtures.js';
 
 const MAX_SYMLINK_HOPS = 40;
-const STAGE_COMMAND_TIMEOUT_MS = 15 * 60_000;
 
 /**
  * Maps a path as seen inside the machine to the host path under `root`, following symlinks
@@ -52,11 +51,15 @@ export function fillTemplate(template: string, values: Record<string, string | n
   });
 }
 
-/** Where a stage's helpers work: the machine's root on the host, its fixtures, its log. */
+/** Where a stage's helpers work: the machine's root on the host, its fixtures, its log; and the limits of its commands. */
 export interface StageTarget {
   root: string;
   fixturesDir: string;
   logFile: string;
+  /** Where the log stops growing. */
+  logLimitBytes: number;
+  /** Each command's deadline, unless the stage gives one. */
+  timeoutMs: number;
 }
 
 export interface OfflineTarget extends StageTarget {
@@ -103,7 +106,7 @@ function stageContext(target: StageTarget, lab: LabView, declaredFixtures: reado
     lab,
     log,
     writeFile,
-    exec: (argv, options = {}) => runner.exec(argv, { input: options.input, timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS }),
+    exec: (argv, options = {}) => runner.exec(argv, { input: options.input, timeout: options.timeout ?? target.timeoutMs }),
     fixture: async (name) => readFixture(name),
     template: async (name, file, values, options) => writeFile(file, fillTemplate(readFixture(name), values, name), options),
     enable: (...units) => runner.enable(units),
@@ -112,17 +115,20 @@ function stageContext(target: StageTarget, lab: LabView, declaredFixtures: reado
   };
 }
 
+/** A stage's commands write to its log, up to its limit. */
+const commandLog = (target: StageTarget) => ({ logFile: target.logFile, logLimitBytes: target.logLimitBytes });
+
 const envArgv = (env: Record<string, string>) => ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)];
 
 /** The helpers a stage's `run` gets while its machine is stopped and its root is being built. */
 export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixtures: readonly string[]): StageContext {
   const exec = (argv: readonly string[], options: { input?: string; timeout?: number; binds?: Bind[] }) =>
-    target.runner.run(target.root, target.nspawnName, argv, { logFile: target.logFile, input: options.input, timeout: options.timeout, binds: [...target.binds, ...(options.binds ?? [])] });
+    target.runner.run(target.root, target.nspawnName, argv, { ...commandLog(target), input: options.input, timeout: options.timeout, binds: [...target.binds, ...(options.binds ?? [])] });
   return stageContext(target, lab, declaredFixtures, {
     exec,
     // The host's systemctl on the root: the same links, without starting a build step for them.
     enable: async (units) => {
-      await run(['systemctl', `--root=${target.root}`, 'enable', ...units], { logFile: target.logFile, timeout: STAGE_COMMAND_TIMEOUT_MS });
+      await run(['systemctl', `--root=${target.root}`, 'enable', ...units], { ...commandLog(target), timeout: target.timeoutMs });
     },
     async script(script, files, env) {
       const dir = mkdtempSync(path.join(tmpdir(), 'lab-stage-'));
@@ -131,7 +137,7 @@ export function offlineContext(target: OfflineTarget, lab: LabView, declaredFixt
           mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
           writeFileSync(path.join(dir, name), content);
         }
-        await exec([...envArgv(env), '/bin/sh', `${SCRIPT_DIR}/stage.sh`], { timeout: STAGE_COMMAND_TIMEOUT_MS, binds: [{ source: dir, target: SCRIPT_DIR, readonly: true }] });
+        await exec([...envArgv(env), '/bin/sh', `${SCRIPT_DIR}/stage.sh`], { timeout: target.timeoutMs, binds: [{ source: dir, target: SCRIPT_DIR, readonly: true }] });
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -144,10 +150,10 @@ export function onlineContext(
   target: StageTarget,
   lab: LabView,
   declaredFixtures: readonly string[],
-  execInMachine: (argv: readonly string[], options: { input?: string; timeout: number; logFile: string }) => Promise<RunResult>,
+  execInMachine: (argv: readonly string[], options: { input?: string; timeout: number; logFile: string; logLimitBytes: number }) => Promise<RunResult>,
 ): StageContext {
   const exec = (argv: readonly string[], options: { input?: string; timeout?: number } = {}) =>
-    execInMachine(argv, { input: options.input, timeout: options.timeout ?? STAGE_COMMAND_TIMEOUT_MS, logFile: target.logFile });
+    execInMachine(argv, { input: options.input, timeout: options.timeout ?? target.timeoutMs, ...commandLog(target) });
   return stageContext(target, lab, declaredFixtures, {
     exec,
     enable: async (units) => {

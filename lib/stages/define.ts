@@ -48,6 +48,8 @@ export interface StageDefinition {
   online?: boolean;
   /** Targets of the machine's read-only binds whose content the stage reads: part of the cache key. */
   binds?: readonly string[];
+  /** Deadline of each command the stage runs, in seconds; default: the config's `stageLimits.timeoutSeconds` (15 minutes). */
+  timeoutSeconds?: number;
   /** Lab values the stage's result depends on (other machines, addresses): part of the cache key. */
   inputs?(lab: LabView): unknown;
   run?(ctx: StageContext): Promise<void>;

@@ -30,7 +30,8 @@ const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: 
 ];
 const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
 const defineStageOf = (file: string, stage: string, config: LabConfig) => STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config);
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'inputs', 'run', 'check']);
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check']);
+const MAX_TIMEOUT_S = 7 * 86400;
 
 export interface LoadedStage extends StageSpec {
   file: string;
@@ -129,6 +130,10 @@ async function loadDefinition(file: string): Promise<StageDefinition> {
   }
   const unknown = Object.keys(definition).filter((key) => !DEFINITION_KEYS.has(key));
   if (unknown.length) throw new UsageError(`stage ${file}: unknown field(s) ${unknown.join(', ')} (known: ${[...DEFINITION_KEYS].join(', ')})`);
+  const { timeoutSeconds } = definition as StageDefinition;
+  if (timeoutSeconds !== undefined && !(typeof timeoutSeconds === 'number' && timeoutSeconds > 0 && timeoutSeconds <= MAX_TIMEOUT_S)) {
+    throw new UsageError(`stage ${file}: timeoutSeconds: ${JSON.stringify(timeoutSeconds)} is not a number of seconds above 0 and at most ${MAX_TIMEOUT_S} (7 days)`);
+  }
   return definition as StageDefinition;
 }
 

@@ -1,15 +1,18 @@
 import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
+import { parseDuration } from '../wait.js';
 import type { StageDefinition } from './define.js';
 
 /** The header keys a stage file (shell, Puppet, Ansible) may declare, as `# lab: key=value` (or `# lab: online`, `# lab: offline`). */
-export const SHELL_HEADER_KEYS = ['packages', 'fixtures', 'binds', 'online', 'offline'] as const;
+export const SHELL_HEADER_KEYS = ['packages', 'fixtures', 'binds', 'online', 'offline', 'timeout'] as const;
 
 export interface ShellHeader {
   packages: string[];
   fixtures: string[];
   binds: string[];
   online: boolean;
+  /** `# lab: timeout=30m`: the script's deadline. */
+  timeoutSeconds?: number;
 }
 
 /**
@@ -32,8 +35,9 @@ export function parseStageHeader(text: string, file: string, options: { onlineBy
       if (value !== undefined) throw new UsageError(`stage ${file}:${index + 1}: '${key}' takes no value (# lab: ${key})`);
       header.online = key === 'online';
     } else {
-      if (value === undefined || value.trim() === '') throw new UsageError(`stage ${file}:${index + 1}: '${key}' needs a value (# lab: ${key}=a b c)`);
-      header[key as 'packages' | 'fixtures' | 'binds'].push(...value.trim().split(/\s+/));
+      if (value === undefined || value.trim() === '') throw new UsageError(`stage ${file}:${index + 1}: '${key}' needs a value (# lab: ${key}=${key === 'timeout' ? '30m' : 'a b c'})`);
+      if (key === 'timeout') header.timeoutSeconds = parseDuration(value, `stage ${file}:${index + 1}: timeout`) / 1000;
+      else header[key as 'packages' | 'fixtures' | 'binds'].push(...value.trim().split(/\s+/));
     }
   }
   return header;
@@ -55,6 +59,7 @@ export function shellStage(file: string, stage: string): StageDefinition {
     fixtures: header.fixtures,
     binds: header.binds,
     online: header.online,
+    timeoutSeconds: header.timeoutSeconds,
     async run(ctx) {
       const env = { LAB_MACHINE: ctx.lab.machine.name, LAB_STAGE: stage, LAB_DOMAIN: ctx.lab.topology.domain, LAB_FIXTURES: SHELL_FIXTURES };
       await ctx.script(script, header.fixtures, env);

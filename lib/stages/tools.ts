@@ -62,6 +62,7 @@ export function toolStage(file: string, stage: string, image: { source: string; 
     fixtures: header.fixtures,
     binds: header.binds,
     online: header.online,
+    timeoutSeconds: header.timeoutSeconds,
     async run(ctx) {
       const { argv, okCodes } = toolCommand(tool, target, ctx.lab.machine.name, ctx.lab.topology.domain);
       await ctx.writeFile(target, text);

@@ -1,13 +1,14 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { chooseAccelerator } from './accelerator.js';
+import { canInspectDisks, diskImageProblem } from './disk.js';
 import path from 'node:path';
 import type { MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyInterface } from '../config/topology.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
-import { run, spawnDetached } from '../exec.js';
+import { REACH_ANY_PATH, run, spawnDetached, withCapabilities } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
-import type { Tool } from '../host/prereq.js';
+import { SETPRIV_TOOL, type Tool } from '../host/prereq.js';
 import { endProcess, isAlive, refOf } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { FAST, poll } from '../wait.js';
@@ -29,14 +30,25 @@ export interface VmSpec {
 }
 
 /**
+ * qemu's system call filter: seccomp on, and every group of calls it can refuse refused (obsolete
+ * calls, set*id, fork and exec, scheduling and priorities), as libvirt runs qemu by default. A vm
+ * here needs none of them: its taps exist before qemu opens them (no script to spawn), and qemu
+ * keeps root's uid (no -runas, whose set*id this filter would refuse).
+ */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+/**
  * qemu's argv for a vm: no default devices, no display; the serial console on a socket and logged
  * from the start of each boot; an e1000 card per interface on a tap lab made (iPXE is its boot
  * ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
+ * It runs with net_admin (attaching to a tap it does not own) and dac_read_search (a disk image under
+ * a user's home directory) alone of root's capabilities, under its seccomp sandbox.
  */
 export function qemuArgv(spec: VmSpec): string[] {
   const argv = [
     'qemu-system-x86_64',
     '-name', `guest=${spec.guestName},process=${spec.guestName}`,
+    '-sandbox', QEMU_SANDBOX,
     '-nodefaults', '-display', 'none', '-no-user-config',
     // The host's CPU, without IA32_ARCH_CAPABILITIES: nested KVM (this machine's, among others) refuses that MSR.
     ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg', '-cpu', 'max']),
@@ -50,7 +62,7 @@ export function qemuArgv(spec: VmSpec): string[] {
   });
   if (spec.boot === 'disk') argv.push('-drive', `file=${spec.disk},if=virtio,snapshot=on`, '-boot', 'order=c');
   else argv.push('-boot', 'order=n');
-  return argv;
+  return withCapabilities(['net_admin', REACH_ANY_PATH], argv);
 }
 
 export interface VmDriverOptions {
@@ -81,7 +93,7 @@ export class QemuVms implements HostDriver {
   }
 
   tools(): Tool[] {
-    return this.names.length ? [QEMU_TOOL] : [];
+    return this.names.length ? [QEMU_TOOL, SETPRIV_TOOL] : [];
   }
 
   describe(): string {
@@ -114,6 +126,15 @@ export class QemuVms implements HostDriver {
     };
   }
 
+  /** A vm's disk that is not a disk image it can boot is refused, exit 2 naming the field (see vm/disk.ts). */
+  async assertDisk(machine: string): Promise<void> {
+    const index = this.options.machines.findIndex((m) => m.name === machine);
+    const vm = this.options.machines[index]?.vm;
+    if (vm?.boot !== 'disk' || !vm.disk) return;
+    const problem = await diskImageProblem(vm.disk);
+    if (problem) throw new UsageError(`invalid config: machines.${index}.vm.disk: ${vm.disk}: ${problem}`);
+  }
+
   private interfacesOf(machine: string): (TopologyInterface & { bridge: string })[] {
     const topology = this.options.topology;
     return topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ ...i, bridge: topology.networks.find((n) => n.name === i.network)!.bridge }));
@@ -130,8 +151,9 @@ export class QemuVms implements HostDriver {
       await run([...prefix, 'ip', 'tuntap', 'add', 'dev', i.hostLink, 'mode', 'tap']);
       await run([...prefix, 'ip', 'link', 'set', i.hostLink, 'master', i.bridge, 'up']);
     }
+    // Without qemu-img, the disk could not be looked at before anything was made: it is now.
+    if (!canInspectDisks()) await this.assertDisk(machine);
     const spec = await this.spec(machine);
-    if (spec.disk && !existsSync(spec.disk)) throw new UsageError(`${machine}: its disk ${spec.disk} does not exist`);
     mkdirSync(this.options.socketsDir, { recursive: true, mode: 0o700 });
     mkdirSync(path.dirname(spec.consoleLog), { recursive: true });
     rmSync(spec.consoleSocket, { force: true });

@@ -272,6 +272,13 @@ describe('lab test --capture', () => {
     expect(read.stdout).toContain(`> ${web}: ICMP echo request`);
     expect(read.stdout).toContain('c0ff ee');
     expect(readFileSync(path.join(report.reportDir, 'report.html'), 'utf8')).toContain('<a href="captures/broken/prolo.pcap">prolo.pcap</a>');
+    // The capture holds the lab's traffic in clear: root's alone, the run's directory too.
+    const pcap = path.join(report.reportDir, 'captures', 'broken', 'prolo.pcap');
+    expect(statSync(report.reportDir).mode & 0o777).toBe(0o700);
+    for (const file of [pcap, path.join(report.reportDir, 'results.json'), path.join(report.reportDir, 'junit.xml')]) expect(statSync(file).mode & 0o777, file).toBe(0o600);
+    const asNobody = await execa('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', 'cat', pcap], { reject: false });
+    expect(asNobody.exitCode).not.toBe(0);
+    expect(asNobody.stderr).toContain('Permission denied');
   });
 });
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -84,6 +84,35 @@ describe('a failing stage', () => {
     expect(report.machines[0].stages.map((s) => `${s.name}:${s.action}`)).toEqual(['system:cached', 'ok:cached', 'broken:build']);
     expect(await look('cat', '/etc/ok-marker', '/etc/fixed-marker')).toBe('ok\nfixed\n');
     expect((await lab(['exec', '--name', name, '--config', config, 'solo', '--', 'test', '-e', '/etc/half-done'])).exitCode).toBe(1);
+  });
+});
+
+describe('limits of a stage', () => {
+  it('a stage printing 1 GiB succeeds; its log stops at 64 MiB and says how much it dropped', async () => {
+    const loud = "export default { async run(ctx) { await ctx.exec(['sh', '-c', 'yes | head -c 1G; echo the-end']); await ctx.writeFile('/etc/loud-marker', 'done\\n'); } };\n";
+    const { config } = soloLab({ loud });
+    const name = uniqueName('loud');
+    made.push(name);
+    const up = await lab(['up', '--name', name, '--config', config]);
+    expect(up.exitCode, up.stderr).toBe(0);
+    expect(await labOk(['exec', '--name', name, '--config', config, 'solo', '--', 'cat', '/etc/loud-marker'])).toBe('done\n');
+    const log = path.join(STATE_ROOT, name, 'logs', 'solo', 'loud.log');
+    expect(statSync(log).size).toBeLessThan(64 * 1024 * 1024 + 4096);
+    expect(readFileSync(log, 'utf8').slice(-300)).toMatch(/\[log limit reached: 960\.0 MiB of this command's output dropped\]\n\[exit 0, \d+ ms\]\n$/);
+  });
+
+  it("a stage's own timeout ends its command, and the failure says where the timeout is set", async () => {
+    const slow = "export default { timeoutSeconds: 3, async run(ctx) { await ctx.exec(['sleep', '60']); } };\n";
+    const { config } = soloLab({ slow });
+    const name = uniqueName('slow');
+    made.push(name);
+    const started = Date.now();
+    const up = await lab(['up', '--name', name, '--config', config]);
+    expect(up.exitCode).toBe(1);
+    expect(Date.now() - started).toBeLessThan(50_000);
+    expect(up.stderr).toContain('stage solo@slow failed');
+    expect(up.stderr).toContain('timed out after 3000 ms');
+    expect(up.stderr).toContain("'# lab: timeout=30m' in its header, timeoutSeconds in its definition, or stageLimits.timeoutSeconds");
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -31,6 +31,19 @@ describe('examples/sadm: several networks, routing and filtering through gw, a v
     expect(hostTraces(name).some((t) => t.includes('qemu-system-x86_64') && t.includes('r00p03'))).toBe(true);
     const status = JSON.parse(await labOk([...args, 'status', '--json'])) as { machines: { name: string; state: string; memoryBytes?: number }[] };
     expect(status.machines.find((m) => m.name === 'r00p03')).toMatchObject({ state: 'running' });
+    // qemu keeps net_admin (bit 12) and dac_read_search (bit 2) alone of root's capabilities, under its seccomp filter (mode 2), and it netbooted so.
+    const qemu = readdirSync('/proc').filter((e) => /^\d+$/.test(e)).find((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[0] === 'qemu-system-x86_64' && argv.includes(`guest=${name}-r00p03,process=${name}-r00p03`);
+      } catch {
+        return false;
+      }
+    });
+    expect(qemu).toBeDefined();
+    const qemuStatus = readFileSync(`/proc/${qemu}/status`, 'utf8');
+    for (const set of ['CapPrm', 'CapEff', 'CapBnd']) expect(qemuStatus).toMatch(new RegExp(`^${set}:\\s+0000000000001004$`, 'm'));
+    expect(qemuStatus).toMatch(/^Seccomp:\s+2$/m);
     await labOk([...args, 'destroy']);
     expect(hostTraces(name)).toEqual([]);
   });

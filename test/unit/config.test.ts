@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { assertBindSourceUnchanged } from '../../lib/config/binds.js';
+import { cacheFile } from '../../lib/config/cache.js';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig, mergeConfig } from '../../lib/config/load.js';
 import { validateConfig } from '../../lib/config/validate.js';
@@ -28,6 +29,7 @@ describe('config validation', () => {
     expect(config.zone).toMatchObject({ name: 'prolo', domain: 'prolo', dnsMachine: 'gw' });
     expect(config.network.mode).toBe('sandbox');
     expect(config.storage.kind).toBe('btrfs');
+    expect(config.stageLimits).toEqual({ timeoutSeconds: 900, logMiB: 64 });
     expect(config.machines.map((m) => m.name)).toEqual(['gw', 'web-silicon', 'web']);
   });
 
@@ -38,6 +40,9 @@ describe('config validation', () => {
     expect(invalid({ ...defaultLab, colour: 'blue' }).message).toMatch(/colour/);
     expect(invalid(withMachines([{ name: 'gw', address: '10.224.0.300' }])).message).toMatch(/machines\.0\.address/);
     expect(invalid({ ...defaultLab, zone: { subnet: '999.224.0.0/24' } }).message).toBe('invalid config: zone.subnet: each octet must be at most 255');
+    expect(invalid({ ...defaultLab, stageLimits: { timeoutSeconds: 0 } }).message).toMatch(/^invalid config: stageLimits\.timeoutSeconds: /);
+    expect(invalid({ ...defaultLab, stageLimits: { timeoutSeconds: '30m' } }).message).toMatch(/^invalid config: stageLimits\.timeoutSeconds: /);
+    expect(invalid({ ...defaultLab, stageLimits: { logMiB: 0.5 } }).message).toMatch(/^invalid config: stageLimits\.logMiB: /);
   });
 
   it('refuses a lab too big for its subnet\'s DHCP range or its pool, with the figure that does not fit', () => {
@@ -127,6 +132,31 @@ describe('config files', () => {
     await expect(loadConfig({ cwd: d, file: 'nope.yaml' })).rejects.toThrow(/config file not found: nope.yaml/);
     writeFileSync(path.join(d, 'bad.yaml'), 'machines: [\n');
     await expect(loadConfig({ cwd: d, file: 'bad.yaml' })).rejects.toMatchObject({ exitCode: 2 });
+  });
+
+  it("sees an edit of the config that kept its size and modification time, and a stages/ made beside it since", async () => {
+    const uid = vi.spyOn(process, 'getuid').mockReturnValue(0); // the cache is root's
+    try {
+      const d = dir();
+      const file = path.join(d, 'lab.config.yaml');
+      const then = new Date('2025-01-01T00:00:00Z');
+      writeFileSync(file, 'name: aaaa\n');
+      utimesSync(file, then, then);
+      const before = statSync(file);
+      const cached = cacheFile(file, {});
+      expect(cacheFile(file, {})).toBe(cached);
+      writeFileSync(file, 'name: bbbb\n');
+      utimesSync(file, then, then);
+      expect(statSync(file)).toMatchObject({ size: before.size, mtimeMs: before.mtimeMs });
+      const edited = cacheFile(file, {});
+      expect(edited).not.toBe(cached);
+      mkdirSync(path.join(d, 'stages'));
+      expect(cacheFile(file, {})).not.toBe(edited);
+      expect(cacheFile(file, { name: 'other' })).not.toBe(cacheFile(file, {}));
+      expect(cacheFile(path.join(d, 'lab.config.ts'), {})).toBeUndefined();
+    } finally {
+      uid.mockRestore();
+    }
   });
 });
 

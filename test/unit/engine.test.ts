@@ -3,11 +3,12 @@
  * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
-import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
+import { findCommand } from '../../lib/host/prereq.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
 import { destroy, down } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
@@ -129,6 +130,31 @@ describe('lab up', () => {
     expect(fake.events.of('step', mark)).toEqual(['web-silicon@nginx', 'web-silicon@site']);
     expect(fake.events.of('start', mark)).toEqual(['web-silicon', 'web']);
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
+  });
+
+  it("gives a stage's commands its header's timeout, else the config's, and its log the config's limit", async () => {
+    await fake.cleanup();
+    fake = await fakeLab({ stageLimits: { timeoutSeconds: 60, logMiB: 8 } });
+    await fake.writeStage('web', 'proxy', '#!/bin/sh\n# lab: timeout=30m\necho proxy\n');
+    await up(fake.lab);
+    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 1_800_000, logLimitBytes: 8 * 1024 * 1024 });
+    expect(fake.builds.options.get('web@haproxy')).toMatchObject({ timeout: 60_000, logLimitBytes: 8 * 1024 * 1024 });
+  });
+
+  it.skipIf(!findCommand('qemu-img'))('refuses a vm whose disk is not a disk image, exit 2 naming the field, before anything is made', async () => {
+    await fake.cleanup();
+    const disk = path.join(tmpdir(), `lab-not-a-disk-${process.pid}.txt`);
+    writeFileSync(disk, 'a text file\n');
+    fake = await fakeLab({ machines: [...defaultLab.machines, { name: 'pc', kind: 'vm', vm: { boot: 'disk', disk } }] });
+    vi.spyOn(fake.lab.vms, 'start').mockRejectedValue(new Error('no qemu in unit tests')); // had the check let it through
+    await expect(up(fake.lab)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining(`machines.3.vm.disk: ${disk}: not a disk image`) });
+    expect(fake.events.all).toEqual([]);
+    rmSync(disk);
+  });
+
+  it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
+    await up(fake.lab);
+    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
   });
 });
 

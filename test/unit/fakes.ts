@@ -255,6 +255,8 @@ export const STEP_MARKS = 'var/lib/lab-steps';
  */
 export class FakeBuilds extends OfflineRunner {
   readonly failing = new Set<string>();
+  /** The options each step (`<machine>@<stage>`) was last run with: its deadline, its log. */
+  readonly options = new Map<string, OfflineOptions>();
   private readonly interruptions = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -277,6 +279,7 @@ export class FakeBuilds extends OfflineRunner {
     if (!stage) throw new Error(`fake build steps: only shell stages are faked, not ${formatArgv(argv)}`);
     const step = `${env.get('LAB_MACHINE')}@${stage}`;
     this.events.push(`step ${step}`);
+    this.options.set(step, options);
     const mark = path.join(root, STEP_MARKS, stage);
     mkdirSync(path.dirname(mark), { recursive: true });
     writeFileSync(mark, 'started\n');

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { systemdHierarchies, labCgroups } from '../../lib/host/cgroups.js';
 import { bootConcurrency, requiredLimits } from '../../lib/host/limits.js';
-import { parseDuration } from '../../lib/cli/main.js';
-import { Semaphore } from '../../lib/wait.js';
+import { parseDuration, Semaphore } from '../../lib/wait.js';
 import { assertMemory } from '../../lib/engine/lab.js';
 
 describe('host limits for many machines', () => {

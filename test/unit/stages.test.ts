@@ -10,6 +10,8 @@ import { parseStageHeader } from '../../lib/stages/shell.js';
 import { treeEntries } from '../../lib/stages/content.js';
 import { offlineContext } from '../../lib/stages/context.js';
 import type { OfflineRunner } from '../../lib/runtime/offline.js';
+import { stageFailure } from '../../lib/engine/stage-failure.js';
+import { CommandError } from '../../lib/exec.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
@@ -22,9 +24,43 @@ describe('shell stage headers', () => {
   });
 
   it('refuses an unknown key, a value for online, and a key without value, naming the line', () => {
-    expect(() => parseStageHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online, offline)");
+    expect(() => parseStageHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout)");
     expect(() => parseStageHeader('# lab: online=yes\n', 'x.sh')).toThrow("stage x.sh:1: 'online' takes no value");
     expect(() => parseStageHeader('# lab: packages=\n', 'x.sh')).toThrow("stage x.sh:1: 'packages' needs a value");
+  });
+
+  it('reads a timeout as a duration, and refuses one that is not, exit 2 naming the line', () => {
+    expect(parseStageHeader('#!/bin/sh\n# lab: timeout=30m\n', 'x.sh').timeoutSeconds).toBe(1800);
+    expect(parseStageHeader('# lab: timeout=90\n', 'x.yml').timeoutSeconds).toBe(90);
+    expect(parseStageHeader('# lab: packages=x\n', 'x.pp').timeoutSeconds).toBeUndefined();
+    expect(() => parseStageHeader('# lab: timeout=soon\n', 'x.sh')).toThrow("stage x.sh:1: timeout: 'soon' is not a duration");
+    expect(() => parseStageHeader('# lab: timeout=0s\n', 'x.sh')).toThrow('stage x.sh:1: timeout: 0s is out of range');
+    expect(() => parseStageHeader('# lab: timeout=8d\n', 'x.sh')).toThrow(expect.objectContaining({ exitCode: 2 }));
+    expect(() => parseStageHeader('# lab: timeout\n', 'x.sh')).toThrow("stage x.sh:1: 'timeout' needs a value (# lab: timeout=30m)");
+  });
+});
+
+describe('stage timeouts', () => {
+  it("a stage whose command timed out says where its timeout is set", () => {
+    const timedOut = new CommandError({ argv: ['sh'], exitCode: -1, stdout: '', stderr: '', durationMs: 900_000 }, 'timed out after 900000 ms', true);
+    expect(stageFailure({ machine: 'web', stage: 'site', step: 'run', error: timedOut }).hint).toContain("'# lab: timeout=30m' in its header, timeoutSeconds in its definition, or stageLimits.timeoutSeconds");
+    const failed = new CommandError({ argv: ['sh'], exitCode: 1, stdout: '', stderr: '', durationMs: 1 }, 'exit code 1');
+    expect(stageFailure({ machine: 'web', stage: 'site', step: 'run', error: failed }).hint).not.toContain('timeout');
+  });
+
+  it('refuses a TypeScript stage whose timeoutSeconds is not a positive number, naming it (exit 2)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-stages-'));
+    mkdirSync(path.join(dir, 'box'));
+    const config = validateConfig({ ...defaultLab, stagesDir: dir, zone: { dnsMachine: null }, machines: [{ name: 'box', address: '10.224.0.5', stages: ['site'] }] });
+    writeFileSync(path.join(dir, 'box', 'site.mjs'), 'export default { timeoutSeconds: 1800, run: async () => {} };\n');
+    expect((await loadLab(config)).machines[0]!.stages.at(-1)!.definition.timeoutSeconds).toBe(1800);
+    for (const [i, bad] of ['-5', '0', "'30m'", '1e9'].entries()) {
+      // A new file each time: a module once imported is not imported again.
+      mkdirSync(path.join(dir, `box${i}`));
+      writeFileSync(path.join(dir, `box${i}`, 'site.mjs'), `export default { timeoutSeconds: ${bad} };\n`);
+      const named = validateConfig({ ...defaultLab, stagesDir: dir, zone: { dnsMachine: null }, machines: [{ name: `box${i}`, address: '10.224.0.5', stages: ['site'] }] });
+      await expect(loadLab(named)).rejects.toThrow(expect.objectContaining({ exitCode: 2, message: expect.stringContaining(`site.mjs: timeoutSeconds: ${bad === "'30m'" ? '"30m"' : bad === '1e9' ? '1000000000' : bad} is not a number of seconds`) }));
+    }
   });
 });
 
@@ -129,7 +165,7 @@ describe('fixtures', () => {
         return { argv: [], exitCode: 0, stdout: '', stderr: '', durationMs: 0 };
       },
     } as unknown as OfflineRunner;
-    const target = { runner, root: path.join(lab.dir, 'root'), nspawnName: 'box', fixturesDir: lab.fixturesDir, logFile: path.join(lab.dir, 'site.log'), binds: [] };
+    const target = { runner, root: path.join(lab.dir, 'root'), nspawnName: 'box', fixturesDir: lab.fixturesDir, logFile: path.join(lab.dir, 'site.log'), binds: [], logLimitBytes: 64 * 1024 * 1024, timeoutMs: 60_000 };
     const stage = loaded.machines[0]!.stages.find((s) => s.name === 'site')!;
     const context = offlineContext(target, loaded.machines[0]!.view, stage.definition.fixtures!);
     await stage.definition.run!(context);

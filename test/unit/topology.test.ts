@@ -86,6 +86,17 @@ describe('bad networks and interfaces are refused, naming the field', () => {
     expect(invalid((c) => (c.machines[2].interfaces[1].network = 'servers'))).toContain("machines.2.interfaces.1.network: 'rhfs' has two interfaces on 'servers'");
   });
 
+  it("the host's own address on a NAT'ed network, given or by default its first address", () => {
+    expect(invalid((c) => (c.machines[0].interfaces[0].address = '10.9.0.1'))).toBe(
+      "invalid config: machines.0.interfaces.0.address: 10.9.0.1 is already used by the host on 'uplink' (its hostAddress: by default a NAT'ed network's first address)",
+    );
+    expect(invalid((c) => (c.networks[0].hostAddress = '10.9.0.254'))).toBe("invalid config: machines.0.interfaces.0.address: 10.9.0.254 is already used by the host on 'uplink'");
+    // The zone: its hostAddress, 10.224.0.1 by default.
+    expect(() => validateConfig({ ...defaultLab, machines: [{ name: 'gw', address: '10.224.0.1' }] })).toThrow('machines.0.address: 10.224.0.1 is already used by zone.hostAddress');
+    // A routed network has no host address: its first address is a machine's to take.
+    expect(() => validateConfig(mergeConfig(sadmInput(), { machines: sadm().machines.map((m) => (m.name === 'web' ? { ...m, interfaces: [{ network: 'servers', address: '192.168.1.1' }] } : m)) } as Loose))).not.toThrow();
+  });
+
   it('a router without an interface on the network it routes, or without a static address there', () => {
     expect(invalid((c) => (c.networks[3].router = 'web'))).toContain("networks.3.router: 'web' has no interface on 'alien', the network it routes");
     expect(invalid((c) => (c.machines[0].interfaces[3].address = 'dhcp'))).toMatch(/gw' routes 'alien', so it needs a static address there|static address there/);

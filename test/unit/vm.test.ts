@@ -1,14 +1,17 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
 import { loadConfig } from '../../lib/config/load.js';
 import { interfaceMac, topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { probeImage } from '../../lib/vm/accelerator.js';
 import { cleanConsole } from '../../lib/vm/console.js';
-import { qemuArgv, type VmSpec } from '../../lib/vm/qemu.js';
+import { QemuVms, qemuArgv, type VmSpec } from '../../lib/vm/qemu.js';
+import { diskImageProblem } from '../../lib/vm/disk.js';
+import { run } from '../../lib/exec.js';
+import { findCommand } from '../../lib/host/prereq.js';
 import { netbootDnsmasq } from '../../examples/sadm/stages/gw/netboot.js';
 
 const spec: VmSpec = {
@@ -23,9 +26,12 @@ const spec: VmSpec = {
 };
 
 describe('qemu argv', () => {
-  it('boots from the network with KVM, the console on a socket and in the log, a card per tap', () => {
+  it('boots from the network with KVM, the console on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp', () => {
     expect(qemuArgv(spec)).toEqual([
-      'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc', '-nodefaults', '-display', 'none', '-no-user-config',
+      expect.stringMatching(/\/setpriv$/), '--inh-caps=-all,+net_admin,+dac_read_search', '--bounding-set=-all,+net_admin,+dac_read_search', '--no-new-privs', '--',
+      'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc',
+      '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
+      '-nodefaults', '-display', 'none', '-no-user-config',
       '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256', '-smp', '2',
       '-chardev', 'socket,id=console,path=/var/lib/lab/lab/vm/pc.console,server=on,wait=off,logfile=/var/lib/lab/lab/logs/pc/console.log,logappend=off',
       '-serial', 'chardev:console',
@@ -101,6 +107,43 @@ describe('vm machines in the config', () => {
     const file = path.join(dir, 'lab.config.json');
     writeFileSync(file, JSON.stringify({ ...sadmLike, name: `vm${process.pid}`.slice(0, 12), machines: [sadmLike.machines[0], { name: 'pc', kind: 'vm', vm: { boot: 'disk', disk: 'pc.qcow2' }, interfaces: [{ network: 'users' }] }] }));
     await expect(loadConfig({ file })).rejects.toThrow(`machines.1.vm.disk: ${path.join(dir, 'pc.qcow2')} does not exist`);
+  });
+});
+
+describe('a vm disk that is not a disk image', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-disk-'));
+  const file = (name: string, content: string | Buffer) => (writeFileSync(path.join(dir, name), content), path.join(dir, name));
+  const bootSector = Buffer.alloc(1024);
+  bootSector.set([0x55, 0xaa], 510);
+  const raw = file('pc.img', bootSector);
+  const text = file('notes.txt', 'not a disk\n');
+  const qcowLike = file('broken.qcow2', Buffer.concat([Buffer.from('QFI\xfb', 'latin1'), Buffer.alloc(60, 0xff)]));
+  const qemuImg = findCommand('qemu-img');
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.skipIf(!qemuImg)('is told by qemu-img: a qcow2 and a bootable raw disk pass, a text file, a directory and a broken qcow2 do not', async () => {
+    const qcow2 = path.join(dir, 'pc.qcow2');
+    await run([qemuImg!, 'create', '-q', '-f', 'qcow2', qcow2, '1M']);
+    expect(await diskImageProblem(qcow2)).toBeUndefined();
+    expect(await diskImageProblem(raw)).toBeUndefined();
+    expect(await diskImageProblem(text)).toBe('not a disk image: neither a format qemu-img knows nor a raw disk with a boot sector');
+    expect(await diskImageProblem(dir)).toBe('is not a file: a disk image is a file (or a block device)');
+    expect(await diskImageProblem(qcowLike)).toMatch(/^qemu-img cannot read it: qemu-img: Could not open/);
+    expect(await diskImageProblem(path.join(dir, 'gone.img'))).toBe('does not exist');
+  });
+
+  it('without qemu-img, takes a qcow2 header or a boot sector for a disk, and nothing else', async () => {
+    expect(await diskImageProblem(raw, null)).toBeUndefined();
+    expect(await diskImageProblem(qcowLike, null)).toBeUndefined();
+    expect(await diskImageProblem(text, null)).toMatch(/^not a disk image/);
+    expect(await diskImageProblem(file('short.img', Buffer.alloc(100)), null)).toMatch(/^not a disk image/);
+  });
+
+  it('is refused when its vm starts, exit 2 naming the field', async () => {
+    const config = validateConfig({ ...sadmLike, machines: [sadmLike.machines[0], { name: 'pc', kind: 'vm', vm: { boot: 'disk', disk: text }, interfaces: [{ network: 'users' }] }] });
+    const vms = new QemuVms({ labName: 'lab', machines: config.machines, topology: topologyOf(config), netnsPrefix: [], socketsDir: dir, consoleLog: () => path.join(dir, 'console.log'), nspawnName: (m) => `lab-${m}` });
+    await expect(vms.assertDisk('pc')).rejects.toMatchObject({ exitCode: 2, message: `invalid config: machines.1.vm.disk: ${text}: not a disk image: neither a format qemu-img knows nor a raw disk with a boot sector` });
+    await expect(vms.assertDisk('gw')).resolves.toBeUndefined();
   });
 });
 

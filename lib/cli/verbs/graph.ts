@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { out, type Verb } from '../verb.js';
+import { out, outputPath, type Verb } from '../verb.js';
 
 export default {
   name: 'graph',
@@ -21,7 +21,7 @@ export default {
     const kind = path.extname(file);
     const render = { '.svg': () => graph.toSvg(lab.topology), '.html': () => graph.toHtmlPage(`lab ${lab.config.name}: topology`, lab.topology), '.mmd': () => graph.toMermaid(lab.topology) }[kind];
     if (!render) throw new UsageError(`--output ${file}: use a .svg, .html or .mmd file`);
-    writeFileSync(file, render());
+    writeFileSync(outputPath(file), render());
     out(`wrote ${file}`);
     return 0;
   },

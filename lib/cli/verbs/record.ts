@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { json, out, type Verb } from '../verb.js';
+import { json, out, outputPath, type Verb } from '../verb.js';
 
 export default {
   name: 'record',
@@ -14,13 +14,13 @@ export default {
   async run(lab, args, _passthrough, options) {
     const [machine, ...extra] = args;
     if (!machine || extra.length > 0) throw new UsageError('usage: lab record <machine> [--file <path in the machine>]... [--output <file.test.ts>]');
+    const target = options.output ? outputPath(options.output) : undefined; // before the machine is asked anything
     const record = await import('../../engine/record.js');
     const recorded = await record.recordMachine(lab, machine, options.files ?? []);
     if (options.json) {
       json(recorded);
       return 0;
     }
-    const target = options.output ? path.resolve(options.output) : undefined;
     const scenario = record.recordedScenario(recorded, record.scenarioImport(target ? path.dirname(target) : process.cwd()), new Date().toISOString());
     if (!target) out(scenario.trimEnd());
     else {

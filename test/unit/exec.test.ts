@@ -1,0 +1,64 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CommandError, run } from '../../lib/exec.js';
+
+const MiB = 1024 * 1024;
+
+/** The highest resident size seen while `work` runs, above the one before it. */
+async function peakRssGrowth<T>(work: () => Promise<T>): Promise<{ value: T; growth: number }> {
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+  try {
+    const value = await work();
+    return { value, growth: Math.max(peak, process.memoryUsage().rss) - before };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+describe('run: a command that prints more than lab can hold', () => {
+  it('keeps the tail of 300 MiB of output in memory and caps its log, with notes of what was cut', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-exec-'));
+    const log = path.join(dir, 'stage.log');
+    const { value: result, growth } = await peakRssGrowth(() =>
+      run(['sh', '-c', 'yes | head -c 300M; echo; echo the-last-line'], { logFile: log, timeout: 60_000 }),
+    );
+    expect(result.exitCode).toBe(0);
+    expect(growth).toBeLessThan(100 * MiB);
+    expect(result.stdout.endsWith('y\n\nthe-last-line\n')).toBe(true);
+    expect(result.stdout.length).toBeLessThanOrEqual(MiB);
+    expect(result.cutBytes).toBe(300 * MiB + 15 - result.stdout.length);
+    // The log stops at 64 MiB, and says how much of the command's output it dropped.
+    expect(statSync(log).size).toBeLessThan(64 * MiB + 200);
+    const end = readFileSync(log).subarray(-200).toString();
+    expect(end).toMatch(/\[log limit reached: 236\.0 MiB of this command's output dropped\]\n\[exit 0, \d+ ms\]\n$/);
+    rmSync(dir, { recursive: true });
+  }, 60_000);
+
+  it('keeps the last keepBytes of a stream, and a failure says how much came before', async () => {
+    const result = await run(['sh', '-c', 'yes | head -c 10M; echo the-end'], { keepBytes: MiB });
+    expect(result.stdout).toHaveLength(MiB);
+    expect(result.stdout.endsWith('y\nthe-end\n')).toBe(true);
+    expect(result.cutBytes).toBe(9 * MiB + 8);
+    const failed = await run(['sh', '-c', 'yes | head -c 10M; echo the-end; exit 3'], { keepBytes: MiB }).catch((error: unknown) => error);
+    expect(failed).toBeInstanceOf(CommandError);
+    expect((failed as CommandError).message).toMatch(/\[9\.0 MiB of output before this not kept\]\n(y\n)*the-end$/);
+  });
+
+  it('keeps everything of a short output, and says nothing was cut', async () => {
+    const result = await run(['sh', '-c', 'echo out; echo err >&2']);
+    expect(result).toMatchObject({ stdout: 'out\n', stderr: 'err\n', exitCode: 0 });
+    expect(result.cutBytes).toBeUndefined();
+  });
+
+  it('hands onLine a line without end in pieces, not as one string of the whole output', async () => {
+    let longest = 0;
+    let total = 0;
+    await run(['sh', '-c', 'head -c 20M /dev/zero | tr "\\0" x'], { onLine: (line) => ((longest = Math.max(longest, line.length)), (total += line.length)), keepBytes: MiB });
+    expect(total).toBe(20 * MiB);
+    expect(longest).toBeLessThanOrEqual(128 * 1024);
+  });
+});

@@ -1,0 +1,39 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { GlobalOptions } from '../../lib/cli/verb.js';
+import graph from '../../lib/cli/verbs/graph.js';
+import record from '../../lib/cli/verbs/record.js';
+import { defaultLab } from '../../lib/config/default.js';
+import { topologyOf } from '../../lib/config/topology.js';
+import { validateConfig } from '../../lib/config/validate.js';
+import type { BareLab } from '../../lib/engine/lab.js';
+
+const options = (output: string): GlobalOptions => ({ output, json: false, noCache: false, wait: false, serial: false, verbose: false, capture: false, idempotence: false });
+const config = validateConfig(defaultLab);
+/** A lab that fails any use beyond its config and topology: the output is refused before the lab is asked anything. */
+const lab = new Proxy({ config, topology: topologyOf(config) } as BareLab, {
+  get: (target, key) => (key in target ? target[key as keyof BareLab] : (() => { throw new Error(`the lab was used: ${String(key)}`); })()),
+});
+
+describe('-o into a directory that does not exist', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-output-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const missing = path.join(dir, 'no-such-dir', 'out.svg');
+
+  it('lab graph -o: exit 2 naming -o and the directory', async () => {
+    await expect(graph.run(lab, [], [], options(missing))).rejects.toMatchObject({ exitCode: 2, message: `-o, --output ${missing}: the directory ${path.dirname(missing)} does not exist` });
+    mkdirSync(path.join(dir, 'drawn.svg'));
+    await expect(graph.run(lab, [], [], options(path.join(dir, 'drawn.svg')))).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining('drawn.svg: is a directory, not a file') });
+    const file = path.join(dir, 'topology.mmd');
+    expect(await graph.run(lab, [], [], options(file))).toBe(0);
+    expect(readFileSync(file, 'utf8')).toMatch(/^flowchart TB/);
+  });
+
+  it('lab record -o: exit 2 naming -o, before the machine is asked anything', async () => {
+    const scenario = path.join(dir, 'no-such-dir', 'gw.test.ts');
+    await expect(record.run(lab, ['gw'], [], options(scenario))).rejects.toMatchObject({ exitCode: 2, message: `-o, --output ${scenario}: the directory ${path.dirname(scenario)} does not exist` });
+    await expect(record.run(lab, ['gw'], [], options(dir))).rejects.toMatchObject({ exitCode: 2, message: `-o, --output ${dir}: is a directory, not a file` });
+  });
+});
