@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { HostError, UsageError } from '../errors.js';
+import { HostError, Interrupted, UsageError } from '../errors.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, saveCheckpoint } from './checkpoints.js';
@@ -117,11 +117,14 @@ export async function bisect(
     let search: Awaited<ReturnType<typeof bisectSearch>>;
     try {
       search = await bisectSearch(steps.length, async (index) => {
+        // Interrupted, the put-back runs from the cleanups: no next step may restore meanwhile.
+        if (interrupted()) throw new Interrupted('bisect interrupted');
         const restoreStarted = Date.now();
         for (const machine of steps[index]!.stages.keys()) touched.add(machine);
         await restoreStages(lab, steps[index]!.stages, { waitForLock: true });
         const scenarioStarted = Date.now();
         const collector = await runScenarioFiles(lab, [file!], scenariosDir, { renderer: 'silent', group: 'bisect' });
+        if (interrupted()) throw new Interrupted('bisect interrupted'); // its result is of a lab being put back
         const timing = { restoreMs: scenarioStarted - restoreStarted, scenarioMs: Date.now() - scenarioStarted };
         timings.set(index, timing);
         options.progress?.(`${steps[index]!.label}: ${collector.failed ? 'failed' : 'passed'} (restore ${timing.restoreMs} ms, scenario ${timing.scenarioMs} ms)`);

@@ -9,6 +9,7 @@ import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
 import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
+import { onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
@@ -215,9 +216,12 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
   // vitest answers SIGINT and SIGTERM by exiting 1 ms later: lab's own handler (cli/main.ts) must
   // end the commands and run the cleanups (a bisect's put-back) first, so vitest's go once it is set up.
   const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  // Interrupted, the run is cancelled before the cleanups put the lab back under it.
+  let unregister = (): void => undefined;
   const keepSignalsForLab = () => ({
-    onInit: () => {
+    onInit: (vitest: { cancelCurrentRun(reason: 'keyboard-input'): Promise<void> }) => {
       for (const signal of ['SIGINT', 'SIGTERM'] as const) for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.off(signal, listener);
+      unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
     },
   });
   const vitest = await startVitest(
@@ -240,6 +244,7 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
     // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
     options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
   );
+  unregister();
   await vitest?.close();
 
   return collector;

@@ -360,7 +360,7 @@ describe('fault injection: the debugging verbs killed at seeded points', () => {
       const result = await child;
       if (signal === 'SIGINT') {
         expect(result.exitCode, String(result.stderr)).toBe(130);
-        expect(bisectCheckpoints()).toEqual([]); // put back by the interrupted bisect itself
+        expect(bisectCheckpoints(), String(result.stderr)).toEqual([]); // put back by the interrupted bisect itself
       }
       const after = await status(); // the next command finishes a put-back that a killed bisect left
       expect(bisectCheckpoints()).toEqual([]);
@@ -384,9 +384,11 @@ describe('fault injection: the debugging verbs killed at seeded points', () => {
       await delay(wait);
       child.kill('SIGKILL');
       await child;
-      // The relay that delays a's link is a fault (the next lab command ends it, below), not a worker.
+      // Scenario workers (vitest's, with lab test's environment: machines lab test booted have it too), the command they ran in a, their tcpdumps.
+      const workers = () => processesWithEnvironment(`LAB_TEST_NAME=${name}`).filter((pid) => processesWith('vitest').includes(pid));
+      const leaked = () => [...workers(), ...processesWith('sleep\u0000171'), ...processesWith(`${reports}/`)];
+      // The relay that delays a's link is a fault: the next lab command ends it (below).
       const relays = () => processesWith(`${path.join(STATE_ROOT, name, 'relays')}/`);
-      const leaked = () => [...processesWithEnvironment(`LAB_TEST_NAME=${name}`), ...processesWith('sleep\u0000171'), ...processesWith(`${reports}/`)].filter((pid) => !relays().includes(pid));
       const gone = await poll('the workers, their commands and tcpdump to end', () => leaked().length === 0, { within: 10_000, every: NORMAL }).catch(() => false);
       const argvOf = (pid: number) => (existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ') : '(gone)');
       expect(gone, `left running: ${leaked().map((pid) => `${pid} ${argvOf(pid)}`).join('; ')}`).toBe(true);
