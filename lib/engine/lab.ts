@@ -11,7 +11,7 @@ import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
 import type { ImageDriver } from '../image/image.js';
-import { type LabDirs, labDirs, type LabNames, labNames } from '../lab.js';
+import { type LabDirs, labDirs, type LabNames, labNames } from '../layout.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { LinkFaults } from '../network/faults.js';
@@ -19,7 +19,7 @@ import { privateDir } from '../paths.js';
 import { LinkRelays } from '../network/relay.js';
 import { NosuidBinds } from '../host/nosuid-binds.js';
 import { createRuntime } from '../runtime/create.js';
-import { OfflineRunner } from '../runtime/offline.js';
+import { BuildSteps } from '../runtime/build-steps.js';
 import { canInspectDisks } from '../vm/disk.js';
 import { QemuVms } from '../vm/qemu.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -50,7 +50,7 @@ export interface Lab {
   /** The machines of kind vm (qemu), whatever the runtime of the containers. */
   vms: QemuVms;
   /** Build steps on stopped roots, whatever the runtime. */
-  builds: OfflineRunner;
+  builds: BuildSteps;
   /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
   faults: LinkFaults;
   /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
@@ -100,7 +100,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds: new OfflineRunner([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
+    builds: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
     faults: new LinkFaults(
       { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
       new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),

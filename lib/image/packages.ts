@@ -1,6 +1,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { OfflineRunner } from '../runtime/offline.js';
+import type { BuildSteps } from '../runtime/build-steps.js';
 
 /** A distribution's package manager, as lab drives it inside a stopped machine's root. */
 export interface PackageManager {
@@ -80,7 +80,7 @@ export interface InstallTarget {
 const INSTALL_TIMEOUT_MS = 15 * 60_000;
 
 /** Runs the package manager's commands in a root with the shared cache bound and its lock held: installs and upgrades. */
-export async function withPackageCache(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, commands: readonly string[][]): Promise<void> {
+export async function withPackageCache(runner: BuildSteps, pm: PackageManager, target: InstallTarget, commands: readonly string[][]): Promise<void> {
   const lock = path.join(target.packageCache, '.lab-install.lock');
   if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 });
   for (const argv of commands) {
@@ -89,7 +89,7 @@ export async function withPackageCache(runner: OfflineRunner, pm: PackageManager
 }
 
 /** Installs packages into a stopped machine's root, from its mirror through the host's network. */
-export async function installPackages(runner: OfflineRunner, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
+export async function installPackages(runner: BuildSteps, pm: PackageManager, target: InstallTarget, packages: readonly string[]): Promise<void> {
   if (packages.length === 0) return;
   const lock = path.join(target.packageCache, '.lab-install.lock');
   if (!existsSync(lock)) writeFileSync(lock, '', { mode: 0o600 }); // flock would make it readable by all, and anyone who can open it can hold it

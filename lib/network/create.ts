@@ -1,7 +1,7 @@
 import { publishedPorts, publishRules } from './ports.js';
 import type { LabConfig } from '../config/schema.js';
 import type { Topology } from '../config/topology.js';
-import type { LabDirs, LabNames } from '../lab.js';
+import type { LabDirs, LabNames } from '../layout.js';
 import { HostNetwork } from './host.js';
 import type { Network } from './network.js';
 import { NetworkdNetwork } from './networkd.js';

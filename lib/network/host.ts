@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import type { Topology } from '../config/topology.js';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
-import type { LabNames } from '../lab.js';
+import type { LabNames } from '../layout.js';
 import type { LabState } from '../state/state.js';
 import { IP_TOOL, linkExists, type Network, NFT_TOOL, nftTableExists, setupBridges, setupNat } from './network.js';
 

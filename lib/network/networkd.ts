@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Topology, TopologyNetwork } from '../config/topology.js';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
-import type { LabNames } from '../lab.js';
+import type { LabNames } from '../layout.js';
 import { NORMAL, poll } from '../wait.js';
 import { IP_TOOL, linkExists, type Network } from './network.js';
 

@@ -7,7 +7,7 @@ import { InfraError } from '../errors.js';
 import { run, spawnDetached } from '../exec.js';
 import { findProcesses } from '../host/procs.js';
 import type { Tool } from '../host/prereq.js';
-import type { LabDirs, LabNames } from '../lab.js';
+import type { LabDirs, LabNames } from '../layout.js';
 import { packageRoot } from '../paths.js';
 import { isAlive, refOf, signalProcess } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';

@@ -1,7 +1,7 @@
 import type { LabConfig } from '../config/schema.js';
 import type { Topology } from '../config/topology.js';
 import type { HostProfile } from '../host/profile.js';
-import type { LabDirs, LabNames } from '../lab.js';
+import type { LabDirs, LabNames } from '../layout.js';
 import type { Network } from '../network/network.js';
 import { MachinectlRuntime } from './machinectl.js';
 import { NspawnRuntime } from './nspawn.js';

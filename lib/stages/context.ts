@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BuildFailure } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
-import type { Bind, OfflineRunner } from '../runtime/offline.js';
+import type { Bind, BuildSteps } from '../runtime/build-steps.js';
 import type { LabView, StageContext } from './define.js';
 import { type FixtureFile, fixtureFiles } from './fixtures.js';
 
@@ -63,7 +63,7 @@ export interface StageTarget {
 }
 
 export interface OfflineTarget extends StageTarget {
-  runner: OfflineRunner;
+  runner: BuildSteps;
   nspawnName: string;
   /** Binds while the stage's commands run: the machine's own, and the shared package cache. */
   binds: Bind[];

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { LabConfig } from '../config/schema.js';
-import { labDirs } from '../lab.js';
+import { labDirs } from '../layout.js';
 import { RUN_TAG } from '../controller/ssh.js';
 import { defineStage } from './define.js';
 

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { LabConfig } from '../config/schema.js';
-import type { LabDirs } from '../lab.js';
+import type { LabDirs } from '../layout.js';
 import { BtrfsStorage, isOnBtrfs } from './btrfs.js';
 import { CopyStorage } from './copy.js';
 import type { Storage } from './storage.js';

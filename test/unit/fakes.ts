@@ -21,12 +21,12 @@ import { CommandError, formatArgv, type RunOptions, type RunResult } from '../..
 import type { Tool } from '../../lib/host/prereq.js';
 import type { ImageDriver } from '../../lib/image/image.js';
 import { beginInterruption, interruptionPhase } from '../../lib/interrupt.js';
-import { labDirs, labNames } from '../../lib/lab.js';
+import { labDirs, labNames } from '../../lib/layout.js';
 import type { Network } from '../../lib/network/network.js';
 import { LinkFaults } from '../../lib/network/faults.js';
 import { LinkRelays } from '../../lib/network/relay.js';
 import { type MountHost, type MountInfo, NosuidBinds } from '../../lib/host/nosuid-binds.js';
-import { type OfflineOptions, OfflineRunner } from '../../lib/runtime/offline.js';
+import { type BuildStepOptions, BuildSteps } from '../../lib/runtime/build-steps.js';
 import type { MachineHandle, Readiness, Runtime } from '../../lib/runtime/runtime.js';
 import { isAlive, processStartTime } from '../../lib/state/process.js';
 import { type LabState, type ProcessRef, readState } from '../../lib/state/state.js';
@@ -253,10 +253,10 @@ export const STEP_MARKS = 'var/lib/lab-steps';
  * ended the way lab's interruption ends a running command (lab is told first, then the command
  * fails as interrupted), once the condition given with it holds.
  */
-export class FakeBuilds extends OfflineRunner {
+export class FakeBuilds extends BuildSteps {
   readonly failing = new Set<string>();
   /** The options each step (`<machine>@<stage>`) was last run with: its deadline, its log. */
-  readonly options = new Map<string, OfflineOptions>();
+  readonly options = new Map<string, BuildStepOptions>();
   private readonly interruptions = new Map<string, Promise<unknown>>();
 
   constructor(
@@ -272,7 +272,7 @@ export class FakeBuilds extends OfflineRunner {
     this.interruptions.set(step, when);
   }
 
-  override async run(root: string, _name: string, argv: readonly string[], options: OfflineOptions = {}): Promise<RunResult> {
+  override async run(root: string, _name: string, argv: readonly string[], options: BuildStepOptions = {}): Promise<RunResult> {
     refuseWhileInterrupted(formatArgv(argv));
     const env = new Map(argv.filter((a) => /^LAB_[A-Z]+=/.test(a)).map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]));
     const stage = env.get('LAB_STAGE');

@@ -9,7 +9,7 @@ import { planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { parseStageHeader } from '../../lib/stages/shell.js';
 import { treeEntries } from '../../lib/stages/content.js';
 import { offlineContext } from '../../lib/stages/context.js';
-import type { OfflineRunner } from '../../lib/runtime/offline.js';
+import type { BuildSteps } from '../../lib/runtime/build-steps.js';
 import { stageFailure } from '../../lib/engine/stage-failure.js';
 import { CommandError } from '../../lib/exec.js';
 
@@ -164,7 +164,7 @@ describe('fixtures', () => {
         for (const { relative, entry } of treeEntries(dir)) if (entry.isFile()) seen.push(`${relative}: ${readFileSync(path.join(dir, relative), 'utf8').trim()}`);
         return { argv: [], exitCode: 0, stdout: '', stderr: '', durationMs: 0 };
       },
-    } as unknown as OfflineRunner;
+    } as unknown as BuildSteps;
     const target = { runner, root: path.join(lab.dir, 'root'), nspawnName: 'box', fixturesDir: lab.fixturesDir, logFile: path.join(lab.dir, 'site.log'), binds: [], logLimitBytes: 64 * 1024 * 1024, timeoutMs: 60_000 };
     const stage = loaded.machines[0]!.stages.find((s) => s.name === 'site')!;
     const context = offlineContext(target, loaded.machines[0]!.view, stage.definition.fixtures!);

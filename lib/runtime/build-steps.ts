@@ -13,7 +13,7 @@ import { MACHINE_PATH } from './runtime.js';
 /** What a build step binds (stage contexts take it from here, with the runner). */
 export type { Bind };
 
-export interface OfflineOptions extends RunOptions {
+export interface BuildStepOptions extends RunOptions {
   /** Host paths bound into the root while the command runs. */
   binds?: readonly Bind[];
   /** A lock file: the command waits its turn on it (a shared package cache), across machines and labs. */
@@ -29,14 +29,14 @@ const MAX_SWEEPS = 10;
  * host's network and resolver (package downloads never cross the lab network); the machine's
  * own /etc/resolv.conf is left as it is.
  */
-export class OfflineRunner implements HostDriver {
+export class BuildSteps implements HostDriver {
   constructor(
     /** Where the lab builds in: its machines' roots and its base images (lab image upgrade). */
     private readonly buildDirs: readonly string[],
     private readonly labName: string,
   ) {}
 
-  async run(root: string, name: string, argv: readonly string[], options: OfflineOptions = {}): Promise<RunResult> {
+  async run(root: string, name: string, argv: readonly string[], options: BuildStepOptions = {}): Promise<RunResult> {
     // A cgroup of its own, as booted machines have: nspawns never share one (see host/cgroups.ts).
     const cgroups = labCgroups(this.labName, `build-${path.basename(root)}`);
     try {
@@ -46,7 +46,7 @@ export class OfflineRunner implements HostDriver {
     }
   }
 
-  private runIn(cgroups: string[], root: string, name: string, argv: readonly string[], options: OfflineOptions): Promise<RunResult> {
+  private runIn(cgroups: string[], root: string, name: string, argv: readonly string[], options: BuildStepOptions): Promise<RunResult> {
     const nspawn = [
       ...nspawnArgv(root, name),
       '--pipe',
