@@ -1,5 +1,5 @@
 /**
- * `lab` as a dependency of a team's own lab: `import { defineStage, defineConfig } from 'lab'`.
+ * `lab` as a dependency of a team's own lab: `import { defineStage, defineConfig } from 'sadm-lab'`.
  * Scenarios import from `lab/scenario`.
  */
 import type { LabConfigInput } from './config/schema.js';

@@ -14,6 +14,8 @@ function findPackageRoot(): string {
 }
 
 export const packageRoot = findPackageRoot();
+/** On npm, `lab` is another project (hapi's test runner): this one installs as sadm-lab, its command is still `lab`. */
+export const PACKAGE_NAME = 'sadm-lab';
 export const builtinStagesDir = path.join(packageRoot, 'dist', 'stages');
 export const builtinFixturesDir = path.join(packageRoot, 'fixtures');
 /** What lab keeps on the host until it reboots, for every lab: caches, the registry of nosuid binds. */

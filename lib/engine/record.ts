@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
-import { packageRoot } from '../paths.js';
+import { PACKAGE_NAME, packageRoot } from '../paths.js';
 import { readState } from '../state/state.js';
 import type { BareLab } from './lab.js';
 import { assertMachine, isRunning } from './machines.js';
@@ -67,13 +67,14 @@ export async function recordMachine(lab: BareLab, machine: string, files: readon
 }
 
 /**
- * The module a recorded scenario imports the scenario API from: `lab/scenario` where that resolves
- * from where the file goes (a team's repository with lab as a dependency), else this lab's own.
+ * The module a recorded scenario imports the scenario API from: `sadm-lab/scenario` where that
+ * resolves from where the file goes (a team's repository with lab as a dependency), else this
+ * lab's own.
  */
 export function scenarioImport(outputDir: string): string {
   try {
-    createRequire(path.join(outputDir, 'noop.js')).resolve('lab/package.json');
-    return 'lab/scenario';
+    createRequire(path.join(outputDir, 'noop.js')).resolve(`${PACKAGE_NAME}/package.json`);
+    return `${PACKAGE_NAME}/scenario`;
   } catch {
     return path.join(packageRoot, 'dist', 'lib', 'scenario', 'index.js');
   }

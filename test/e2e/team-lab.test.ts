@@ -27,7 +27,7 @@ function siteStage(version: string): string {
 beforeAll(async () => {
   const pack = await execa('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', team], { cwd: repoRoot });
   const tarball = path.join(team, pack.stdout.trim().split('\n').at(-1)!);
-  write('package.json', JSON.stringify({ name: 'team-lab', private: true, type: 'module', devDependencies: { lab: `file:${tarball}` } }, null, 2));
+  write('package.json', JSON.stringify({ name: 'team-lab', private: true, type: 'module', devDependencies: { 'sadm-lab': `file:${tarball}` } }, null, 2));
   await execa('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: team, timeout: 10 * 60_000 });
   write(
     'lab.config.yaml',
@@ -40,7 +40,7 @@ beforeAll(async () => {
     'scenarios/fetched.test.ts',
     [
       "import { expect, it } from 'vitest';",
-      "import { useLab } from 'lab/scenario';",
+      "import { useLab } from 'sadm-lab/scenario';",
       'const lab = await useLab();',
       "it('holds the page it fetched from web while it was built', async () => {",
       "  const page = await lab.machine('web').succeed('cat /var/www/html/index.html');",

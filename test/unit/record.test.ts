@@ -18,10 +18,10 @@ describe('lab record', () => {
   it('writes a scenario asserting the record, quoting what needs it', () => {
     const scenario = recordedScenario(
       { machine: 'web-1', services: ['haproxy.service'], ports: [{ protocol: 'tcp', port: 443 }, { protocol: 'udp', port: 53 }], addresses: [{ interface: 'host0', address: '10.0.0.2/24' }], files: [{ path: "/etc/it's", sha256: 'ab' }] },
-      'lab/scenario',
+      'sadm-lab/scenario',
       '2026-11-23T00:00:00.000Z',
     );
-    expect(scenario).toContain("import { useLab } from 'lab/scenario';");
+    expect(scenario).toContain("import { useLab } from 'sadm-lab/scenario';");
     expect(scenario).toContain("const web_1 = lab.machine('web-1');");
     expect(scenario).toContain("it.each(['haproxy.service'])('%s is enabled and active'");
     expect(scenario).toContain("it.each([443])('listens on TCP port %i'");
