@@ -233,12 +233,13 @@ class MachineJob {
     await stopMachine(this.lab, this.state, this.name, { hard: true });
     // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
     await resetRoot(this.lab, this.state, this.name, this.snapshotPath(stage), { stage: `${stage.name} (applied again)`, key: `${stage.key}.again` });
-    await this.buildStage(stage, ready, bootSlots, () => undefined, { snapshot: false });
+    // Its own log: the build's stays as the build wrote it.
+    await this.buildStage(stage, ready, bootSlots, () => undefined, { snapshot: false, log: `${stage.name}.again` });
   }
 
-  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void, options = { snapshot: true }): Promise<void> {
+  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void, options: { snapshot: boolean; log?: string } = { snapshot: true }): Promise<void> {
     const loaded = this.loadedStage(stage);
-    const logFile = this.lab.dirs.stageLog(this.name, stage.name);
+    const logFile = this.lab.dirs.stageLog(this.name, options.log ?? stage.name);
     mkdirSync(path.dirname(logFile), { recursive: true });
     rmSync(logFile, { force: true });
     const root = this.lab.dirs.machineRoot(this.name);

@@ -3,13 +3,14 @@
  * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultLab } from '../../lib/config/default.js';
 import { findCommand } from '../../lib/host/prereq.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
+import { checkIdempotence } from '../../lib/engine/idempotence.js';
 import { destroy, down } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
@@ -196,6 +197,19 @@ describe('lab restore', () => {
     expect(fake.events.of('copy', mark)).toEqual([`snapshots/gw/dns@${fake.keyOf('gw', 'dns')} -> machines/gw`]);
     expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
     expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
+  });
+});
+
+describe('lab up --idempotence', () => {
+  it("applies a stage again with a log of its own, leaving the build's log as the build wrote it", async () => {
+    await up(fake.lab);
+    const buildLog = fake.lab.dirs.stageLog('gw', 'dns');
+    writeFileSync(buildLog, 'what the build printed\n');
+    const mark = fake.events.mark();
+    await checkIdempotence(fake.lab, { machines: ['gw'] });
+    expect(fake.events.of('step', mark)).toContain('gw@dns');
+    expect(fake.builds.options.get('gw@dns')?.logFile).toBe(fake.lab.dirs.stageLog('gw', 'dns.again'));
+    expect(readFileSync(buildLog, 'utf8')).toBe('what the build printed\n');
   });
 });
 
