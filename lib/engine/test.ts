@@ -240,7 +240,8 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
         files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
       ),
     },
-    { server: { fs: { strict: false } } },
+    // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
+    { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
     // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
     options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
   );

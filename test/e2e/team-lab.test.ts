@@ -5,7 +5,7 @@
  * `lab/scenario`. `npx lab up` and `npx lab test` run it.
  */
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,7 @@ describe('a team lab with lab as a dev dependency', () => {
     const test = await npx(['test', '--reports', path.join(team, 'reports')]);
     expect(test.exitCode, `${test.stdout}\n${test.stderr}`).toBe(0);
     expect(test.stdout).toContain('lab test: 1 passed, 0 failed');
+    expect(existsSync(path.join(team, 'scenarios', 'node_modules'))).toBe(false); // vite's cache is in the lab's state
   });
 
   it('rebuilds an edited shell stage, and the online stage that talked to its machine, and nothing else', async () => {
@@ -90,7 +91,7 @@ describe('a team lab with lab as a dev dependency', () => {
     write('stages/web/site.sh', `#!/bin/sh\n# lab: pakages=nginx\n`);
     const up = await npx(['up']);
     expect(up.exitCode).toBe(2);
-    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online, offline)");
+    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout)");
     write('stages/web/site.sh', siteStage('v2'));
     await npx(['destroy']);
     expect(hostTraces(name)).toEqual([]);
