@@ -97,7 +97,7 @@ export function printDoctor(report: DoctorReport): string {
     const ok = l.current !== undefined && l.current >= l.need;
     lines.push(`  ${ok ? 'ok     ' : 'LOW    '} ${l.sysctl} = ${l.current ?? '?'}, this lab needs ${l.need}: ${l.why}`);
   }
-  lines.push(`leftovers of this lab: ${report.leftovers.length ? '' : 'none'}`);
+  lines.push(`on the host, this lab's (lab destroy removes it all): ${report.leftovers.length ? '' : 'nothing'}`);
   for (const item of report.leftovers) lines.push(`  - ${item}`);
   if (report.otherLabs.length) lines.push(`other labs on this host: ${report.otherLabs.join(', ')}`);
   lines.push(report.ready ? 'ready' : 'NOT READY');
