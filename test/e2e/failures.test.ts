@@ -98,7 +98,8 @@ describe('limits of a stage', () => {
     expect(await labOk(['exec', '--name', name, '--config', config, 'solo', '--', 'cat', '/etc/loud-marker'])).toBe('done\n');
     const log = path.join(STATE_ROOT, name, 'logs', 'solo', 'loud.log');
     expect(statSync(log).size).toBeLessThan(64 * 1024 * 1024 + 4096);
-    expect(readFileSync(log, 'utf8').slice(-300)).toMatch(/\[log limit reached: 960\.0 MiB of this command's output dropped\]\n\[exit 0, \d+ ms\]\n$/);
+    // The command's end, then the stage's own last line (its writeFile).
+    expect(readFileSync(log, 'utf8').slice(-300)).toMatch(/\[log limit reached: 960\.0 MiB of this command's output dropped\]\n\[exit 0, \d+ ms\]\nwrote \/etc\/loud-marker\n$/);
   });
 
   it("a stage's own timeout ends its command, and the failure says where the timeout is set", async () => {
