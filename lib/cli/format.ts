@@ -138,8 +138,9 @@ export function printIdempotence(report: IdempotenceReport): string {
   const details: string[] = [];
   for (const machine of report.machines) {
     for (const stage of machine.stages) {
-      rows.push([machine.machine, stage.stage, stage.changed ? `changed ${stage.changes.length} path(s)` : 'nothing changed', seconds(stage.durationMs)]);
-      if (stage.changed) details.push(`${machine.machine}@${stage.stage}:`, ...stage.changes.slice(0, 20).map((c) => `  ${c}`), ...(stage.changes.length > 20 ? [`  ... and ${stage.changes.length - 20} more (--json lists them all)`] : []));
+      rows.push([machine.machine, stage.stage, stage.failed ? 'FAILED when applied again' : stage.changed ? `changed ${stage.changes.length} path(s)` : 'nothing changed', seconds(stage.durationMs)]);
+      if (stage.failed) details.push(`${machine.machine}@${stage.stage}: ${stage.failed.split('\n').slice(0, 12).join('\n  ')}`);
+      else if (stage.changed) details.push(`${machine.machine}@${stage.stage}:`, ...stage.changes.slice(0, 20).map((c) => `  ${c}`), ...(stage.changes.length > 20 ? [`  ... and ${stage.changes.length - 20} more (--json lists them all)`] : []));
     }
   }
   const controllerRows = [['CONTROLLER STAGE', 'APPLIED AGAIN (ANSIBLE RECAP)', 'FILES CHANGED (SHOWN, NOT JUDGED)', 'TIME']];

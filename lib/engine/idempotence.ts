@@ -1,3 +1,4 @@
+import { StageError } from '../errors.js';
 import { diffTrees } from '../storage/treediff.js';
 import { holdingLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
@@ -51,7 +52,7 @@ export interface ControllerIdempotence {
 }
 
 export interface IdempotenceReport {
-  machines: { machine: string; stages: { stage: string; changed: boolean; changes: string[]; durationMs: number }[] }[];
+  machines: { machine: string; stages: { stage: string; changed: boolean; changes: string[]; durationMs: number; /** It failed when applied again: not idempotent, and the machine's later stages are not tried. */ failed?: string }[] }[];
   /** The controller stages, each applied again on the whole lab at its snapshot (only when the whole lab is checked). */
   controller: ControllerIdempotence[];
   idempotent: boolean;
@@ -80,12 +81,24 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
       try {
         for (const stage of machine.stages) {
           const stageStarted = Date.now();
-          await reapplyStage(lab, state, machine.name, stage.name);
+          const failed = await reapplyStage(lab, state, machine.name, stage.name).then(
+            () => undefined,
+            (error: unknown) => {
+              if (!(error instanceof StageError)) throw error;
+              return error.message;
+            },
+          );
+          if (failed !== undefined) {
+            stages.push({ stage: stage.name, changed: true, changes: [], durationMs: Date.now() - stageStarted, failed });
+            break;
+          }
           const changes = diffTrees(lab.dirs.snapshot(machine.name, stage.name, stage.key), lab.dirs.machineRoot(machine.name), ALWAYS_CHANGING);
           stages.push({ stage: stage.name, changed: changes.length > 0, changes, durationMs: Date.now() - stageStarted });
         }
       } finally {
         const last = machine.stages.at(-1)!;
+        // An online stage that failed left its machine running on the copy: stopped before its root is put back.
+        await stopMachine(lab, state, machine.name, { hard: true });
         await resetRoot(lab, state, machine.name, lab.dirs.snapshot(machine.name, last.name, last.key), { stage: last.name, key: last.key });
         if (wasRunning) await startMachine(lab, state, machine.name, { waitForNetwork: true });
       }

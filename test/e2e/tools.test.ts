@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { hostTraces, lab, labOk, repoRoot, uniqueName } from './helpers.js';
+import { hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
 /** Stages written for Puppet and Ansible, the idempotence check, and published ports. */
 const made: string[] = [];
@@ -99,6 +99,29 @@ describe('the idempotence check', () => {
     expect(result.stdout).toContain('NOT idempotent');
     // The machine is back at its last stage, running: one line appended, not two.
     expect(await labOk(['--config', config, 'exec', 'solo', '--', 'cat', '/etc/appended'])).toBe('line\n');
+  });
+
+  it('reports an online stage that fails when applied again in its table, and puts the machine back running', async () => {
+    const config = toolLab([['once', '.sh', '#!/bin/sh\n# lab: online\nset -e\ntest ! -e /etc/once\ntouch /etc/once\n']]);
+    await labOk(['--config', config, 'up']);
+    const result = await lab(['--config', config, 'up', '--idempotence']);
+    expect(result.exitCode, result.stderr).toBe(1);
+    expect(result.stdout).toMatch(/solo\s+once\s+FAILED when applied again/);
+    expect(result.stdout).toContain('NOT idempotent');
+    expect(result.stderr).not.toContain('is currently busy');
+    const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { name: string; state: string; rootStage?: string; pid?: number }[] };
+    expect(status.machines.map((m) => `${m.name}:${m.state}:${m.rootStage}`)).toEqual(['solo:running:once']);
+    // One machine process, the one the state knows: no nspawn of the copy left behind.
+    const name = /^name: (\S+)$/m.exec(readFileSync(config, 'utf8'))![1]!;
+    const nspawns = readdirSync('/proc').filter((pid) => {
+      try {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+        return argv[0] === 'systemd-nspawn' && argv.includes(`--directory=${path.join(STATE_ROOT, name, 'pool', 'machines', 'solo')}`);
+      } catch {
+        return false;
+      }
+    });
+    expect(nspawns.map(Number)).toEqual([status.machines[0]!.pid]);
   });
 
   it('passes on the default lab', async () => {
