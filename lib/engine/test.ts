@@ -213,39 +213,47 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       hookTimeout: SCENARIO_TIMEOUT_MS * 2,
     },
   });
-  // vitest answers SIGINT and SIGTERM by exiting 1 ms later: lab's own handler (cli/main.ts) must
-  // end the commands and run the cleanups (a bisect's put-back) first, so vitest's go once it is set up.
-  const before = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger registers them with
+  // process.once as vitest is made): lab's own handler (cli/main.ts) must end the commands and run
+  // the cleanups (a bisect's put-back) first, so vitest's are never registered while it runs.
+  const once = process.once;
+  process.once = function (this: NodeJS.Process, event: string | symbol, listener: (...args: unknown[]) => void) {
+    return event === 'SIGINT' || event === 'SIGTERM' ? this : once.call(this, event, listener);
+  } as typeof process.once;
   // Interrupted, the run is cancelled before the cleanups put the lab back under it.
   let unregister = (): void => undefined;
-  const keepSignalsForLab = () => ({
+  const cancelOnInterrupt = () => ({
     onInit: (vitest: { cancelCurrentRun(reason: 'keyboard-input'): Promise<void> }) => {
-      for (const signal of ['SIGINT', 'SIGTERM'] as const) for (const listener of process.listeners(signal)) if (!before[signal].includes(listener)) process.off(signal, listener);
       unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
     },
   });
-  const vitest = await startVitest(
-    'test',
-    files,
-    {
-      config: false,
-      root: scenariosDir,
-      watch: false,
-      passWithNoTests: false,
-      reporters: [collector, keepSignalsForLab(), ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
-      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
-      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
-      outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
-      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
-        files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
-      ),
-    },
-    // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
-    { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
-    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
-    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
-  );
-  unregister();
+  let vitest: Awaited<ReturnType<typeof startVitest>> | undefined;
+  try {
+    vitest = await startVitest(
+      'test',
+      files,
+      {
+        config: false,
+        root: scenariosDir,
+        watch: false,
+        passWithNoTests: false,
+        reporters: [collector, cancelOnInterrupt(), ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
+        // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
+        maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
+        outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
+        projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
+          files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
+        ),
+      },
+      // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
+      { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
+      // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
+      options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
+    );
+  } finally {
+    unregister();
+    process.once = once;
+  }
   await vitest?.close();
 
   return collector;
