@@ -104,15 +104,16 @@ export async function stopMachine(lab: BareLab, state: LabState, name: string, o
   if (lab.vms.has(name)) await lab.vms.stop(name, ms.process);
   else await lab.runtime.stop({ name, process: ms.process }, options);
   delete ms.process;
+  // Its writable binds stay held: a restore or reboot starts it again in the same command, and
+  // letting go would walk the whole source to disarm it each time. The command's end lets go (releaseIdleBinds).
   writeState(lab.dirs.stateFile, state);
-  await lab.nosuidBinds.release((machine) => machine === name);
   return true;
 }
 
 /**
  * Before a machine's binds are mounted (it boots, or a build step runs in its root): every source
  * still the directory that was checked, and the writable ones nosuid,nodev on the host, held for
- * the machine until it stops (or, built and not booted, until the command ends: releaseIdleBinds).
+ * the machine until the command that stopped it ends, or that built it and did not boot it (releaseIdleBinds).
  */
 export async function prepareBinds(lab: BareLab, name: string): Promise<void> {
   const index = lab.config.machines.findIndex((m) => m.name === name);
