@@ -44,24 +44,39 @@ export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfi
 /**
  * Paths the config names, checked on every load (directories come and go, a symlink may change):
  * bind sources resolved to their real paths, which are what is mounted (see config/binds.ts), and
- * files that must exist. Anything wrong is refused before anything is made.
+ * files that must exist. Anything wrong is refused before anything is made, every problem at once.
  */
 export function assertPaths(config: LabConfig, file: string | undefined, cwd: string): void {
+  const problems = pathProblems(config, file, cwd);
+  if (problems.length) throw new UsageError(problems.join('\n'));
+}
+
+/** What assertPaths refuses, each a line naming its field; the bind sources that are fine are resolved in `config`. */
+export function pathProblems(config: LabConfig, file: string | undefined, cwd: string): string[] {
   const where = `invalid config${file ? ` in ${file}` : ''}`;
   const context = { base: realOrSelf(file ? path.dirname(file) : cwd), labDirs: [config.stateDir, config.cacheDir].map(realOrSelf) };
+  const problems: string[] = [];
+  const missing = (field: string, value: string | undefined) => {
+    if (value && !existsSync(value)) problems.push(`${where}: ${field}: ${value} does not exist`);
+  };
   for (const [m, machine] of config.machines.entries()) {
     for (const [b, bind] of machine.binds.entries()) {
-      bind.source = resolveBindSource(bind.source, bind.allowOutside, context, `${where}: machines.${m}.binds.${b}.source`);
+      try {
+        bind.source = resolveBindSource(bind.source, bind.allowOutside, context, `${where}: machines.${m}.binds.${b}.source`);
+      } catch (error) {
+        if (!(error instanceof UsageError)) throw error;
+        problems.push(error.message);
+      }
     }
-    const disk = machine.vm?.disk;
-    if (disk && !existsSync(disk)) throw new UsageError(`${where}: machines.${m}.vm.disk: ${disk} does not exist`);
+    missing(`machines.${m}.vm.disk`, machine.vm?.disk);
   }
   for (const [i, stage] of config.controller.entries()) {
-    const paths: [string, string | undefined][] = [['playbook', stage.playbook], ['cwd', stage.cwd], ...stage.inventory.map((p, j): [string, string] => [`inventory.${j}`, p]), ...stage.reads.map((p, j): [string, string] => [`reads.${j}`, p])];
-    for (const [field, value] of paths) {
-      if (value && !existsSync(value)) throw new UsageError(`${where}: controller.${i}.${field}: ${value} does not exist`);
-    }
+    missing(`controller.${i}.playbook`, stage.playbook);
+    missing(`controller.${i}.cwd`, stage.cwd);
+    for (const [j, p] of stage.inventory.entries()) missing(`controller.${i}.inventory.${j}`, p);
+    for (const [j, p] of stage.reads.entries()) missing(`controller.${i}.reads.${j}`, p);
   }
+  return problems;
 }
 
 /** The config file merged over the default lab, validated (zod, loaded only here), with its paths resolved. */

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { assertPaths } from '../config/load.js';
+import { pathProblems } from '../config/load.js';
 import { containerCgroup } from '../host/cgroups.js';
 import { checkLimits, type LimitCheck } from '../host/limits.js';
 import { findCommand, uniqueTools } from '../host/prereq.js';
@@ -36,11 +36,7 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
     problems.push((error as Error).message);
   }
   if (root) problems.push(...(await frozenMachines(lab, readState(lab.dirs.stateFile))));
-  try {
-    assertPaths(structuredClone(lab.config), lab.configFile, process.cwd()); // opened without this check, so that doctor works whatever is gone
-  } catch (error) {
-    problems.push((error as Error).message);
-  }
+  problems.push(...pathProblems(lab.config, lab.configFile, process.cwd())); // opened without this check, so that doctor works whatever is gone
   const host = `systemd as PID 1: ${profile.systemdPid1 ? 'yes' : 'no'}, machined: ${profile.machined ? 'running' : 'no'}, networkd: ${profile.networkd ? 'running' : 'no'}`;
   const fallback = !profile.systemdPid1 && lab.image.source === 'tarball' ? ' (the CoreOS fallback: tarball image, lab-run machines and network)' : '';
   const why = [

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
-import { unknownName, UsageError } from '../errors.js';
+import { InfraError, unknownName, UsageError } from '../errors.js';
 import { packageRoot, privateDir } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
 import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
@@ -199,7 +199,8 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
   process.env[ENV_CONFIG] = lab.configFile ?? '';
   process.env[ENV_NAME] = lab.config.name;
   const collector = new ResultCollector(scenariosDir);
-  const { startVitest } = await import('vitest/node');
+  const { createVitest } = await import('vitest/node');
+  const listening = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
   const exclusive = (file: string) => path.relative(scenariosDir, file).startsWith(`${EXCLUSIVE_DIR}/`);
   const group = (name: 'parallel' | 'exclusive', order: number, parallel: boolean) => ({
     test: {
@@ -213,48 +214,37 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       hookTimeout: SCENARIO_TIMEOUT_MS * 2,
     },
   });
-  // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger registers them with
-  // process.once as vitest is made): lab's own handler (cli/main.ts) must end the commands and run
-  // the cleanups (a bisect's put-back) first, so vitest's are never registered while it runs.
-  const once = process.once;
-  process.once = function (this: NodeJS.Process, event: string | symbol, listener: (...args: unknown[]) => void) {
-    return event === 'SIGINT' || event === 'SIGTERM' ? this : once.call(this, event, listener);
-  } as typeof process.once;
-  // Interrupted, the run is cancelled before the cleanups put the lab back under it.
-  let unregister = (): void => undefined;
-  const cancelOnInterrupt = () => ({
-    onInit: (vitest: { cancelCurrentRun(reason: 'keyboard-input'): Promise<void> }) => {
-      unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
+  const vitest = await createVitest(
+    'test',
+    {
+      config: false,
+      root: scenariosDir,
+      watch: false,
+      passWithNoTests: false,
+      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
+      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
+      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
+      outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
+      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) => files.some((f) => (g.test.name === 'exclusive') === exclusive(f))),
     },
-  });
-  let vitest: Awaited<ReturnType<typeof startVitest>> | undefined;
+    // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
+    { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
+    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
+    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
+  );
+  // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger listens as vitest is made):
+  // lab's own handler (cli/main.ts) must end the commands and run the cleanups (a bisect's put-back)
+  // first, so vitest's listeners are taken off, and an interrupt cancels the run before the cleanups.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) for (const listener of process.listeners(signal)) if (!listening[signal].includes(listener)) process.off(signal, listener);
+  const unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
   try {
-    vitest = await startVitest(
-      'test',
-      files,
-      {
-        config: false,
-        root: scenariosDir,
-        watch: false,
-        passWithNoTests: false,
-        reporters: [collector, cancelOnInterrupt(), ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
-        // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
-        maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
-        outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
-        projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) =>
-          files.some((f) => (g.test.name === 'exclusive') === exclusive(f)),
-        ),
-      },
-      // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
-      { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
-      // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
-      options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
-    );
+    await vitest.start(files);
+  } catch (error) {
+    throw new InfraError(`vitest could not run the scenarios: ${(error as Error).message}`);
   } finally {
     unregister();
-    process.once = once;
+    await vitest.close();
   }
-  await vitest?.close();
 
   return collector;
 }

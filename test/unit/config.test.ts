@@ -202,6 +202,13 @@ describe('binds', () => {
     expect(await refused(d)).toBe(`machines.0.binds.0.source: ${path.join(d, 'file')} is not a directory`);
   });
 
+  it('lists every path problem at once, each naming its field', async () => {
+    const d = labDir([{ source: 'missing' }, { source: 'repo' }, { source: 'file' }]);
+    writeFileSync(path.join(d, 'file'), 'x');
+    const where = `invalid config in ${path.join(d, 'lab.config.yaml')}: `;
+    expect((await refused(d)).split(`\n${where}`)).toEqual([`machines.0.binds.0.source: ${path.join(d, 'missing')} does not exist`, `machines.0.binds.2.source: ${path.join(d, 'file')} is not a directory`]);
+  });
+
   it('opens a lab whose source is gone for the commands that take it down or look at it (destroy, down, doctor)', async () => {
     const d = labDir([{ source: 'repo' }]);
     await loadConfig({ cwd: d });
