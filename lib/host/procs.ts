@@ -37,6 +37,13 @@ function hasEnvironment(pid: string, entry: string): boolean {
   }
 }
 
+/** The pids of the processes (this one aside) whose environment holds `entry` (NAME=value) exactly. */
+export function processesWithEnvironment(entry: string): number[] {
+  return readdirSync('/proc')
+    .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid && hasEnvironment(pid, entry))
+    .map(Number);
+}
+
 /**
  * Kills every process whose environment holds `entry`: a command run in a machine and all it
  * started there, also the children that left its process group or were reparented to the
@@ -46,11 +53,11 @@ function hasEnvironment(pid: string, entry: string): boolean {
 export function killByEnvironment(entry: string, rounds = 5): number {
   let killed = 0;
   for (let round = 0; round < rounds; round++) {
-    const found = readdirSync('/proc').filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid && hasEnvironment(pid, entry));
+    const found = processesWithEnvironment(entry);
     if (found.length === 0) break;
     for (const pid of found) {
       try {
-        process.kill(Number(pid), 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
         killed++;
       } catch {
         // gone meanwhile

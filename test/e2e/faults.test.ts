@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { findProcesses, processesWithEnvironment } from '../../lib/host/procs.js';
 import { delay, FAST, NORMAL, poll } from '../../lib/wait.js';
 import { asNobody, hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniqueName } from './helpers.js';
 
@@ -275,32 +276,9 @@ const BISECT_SIGINTS = 2;
 const TEST_KILLS = 3;
 const UPGRADE_KILLS = 2;
 
-/** Processes whose environment holds `entry` (scenario workers and all they started carry lab test's). */
-function processesWithEnvironment(entry: string): number[] {
-  return readdirSync('/proc')
-    .filter((pid) => /^\d+$/.test(pid))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(entry);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
-/** Processes with `needle` in their argv. */
+/** Processes with `needle` in their argv (its words joined by NULs). */
 function processesWith(needle: string): number[] {
-  return readdirSync('/proc')
-    .filter((pid) => /^\d+$/.test(pid))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(needle);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return findProcesses((argv) => argv.join('\0').includes(needle)).map((p) => p.process.pid);
 }
 
 describe('fault injection: the debugging verbs killed at seeded points', () => {
