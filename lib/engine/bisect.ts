@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { HostError, Interrupted, UsageError } from '../errors.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
+import { isAlive } from '../state/process.js';
 import { INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, saveCheckpoint } from './checkpoints.js';
 import type { Lab } from './lab.js';
 import { assertMachine } from './machines.js';
@@ -92,7 +92,7 @@ export async function bisect(
     lab.loaded.controller.map((s) => s.name),
   );
   return holdingLock(lab.dirs.lockFile, `bisect ${scenario}`, async () => {
-    const wayBack = `${INTERNAL_PREFIX}bisect-${process.pid}`;
+    const wayBack = `${BISECT_CHECKPOINT_PREFIX}${process.pid}`;
     await saveCheckpoint(lab, wayBack, { internal: true });
     let putBackMs = 0;
     const touched = new Set<string>();
@@ -158,32 +158,23 @@ export async function bisect(
   });
 }
 
-const BISECT_CHECKPOINT = /^lab-bisect-(\d+)$/;
+const BISECT_CHECKPOINT_PREFIX = `${INTERNAL_PREFIX}bisect-`;
 
 /**
  * Puts the lab back as it was before a bisect that was killed (kill -9: no cleanup of its own ran):
- * its checkpoint is the record of how it was, and its name the bisect's pid. Every machine goes
+ * its checkpoint is the record of how it was, and names the bisect's process. Every machine goes
  * back exactly (which ones the bisect had touched died with it). A command that cannot take the
  * lab's lock now leaves it to the next one.
  */
 export async function finishAbandonedBisects(lab: Lab): Promise<void> {
   for (const checkpoint of listCheckpoints(lab)) {
-    const pid = Number(BISECT_CHECKPOINT.exec(checkpoint.name)?.[1] ?? NaN);
-    if (Number.isNaN(pid) || isBisectRunning(pid)) continue;
+    if (!checkpoint.name.startsWith(BISECT_CHECKPOINT_PREFIX) || isAlive(checkpoint.owner)) continue;
     try {
       await restoreCheckpointExactly(lab, checkpoint.name, undefined, { waitForLock: false });
       await deleteCheckpoint(lab, checkpoint.name);
-      process.stderr.write(`lab: put the lab back as it was before an interrupted bisect (pid ${pid}, checkpoint ${checkpoint.name})\n`);
+      process.stderr.write(`lab: put the lab back as it was before an interrupted bisect (its checkpoint ${checkpoint.name})\n`);
     } catch (error) {
       if (!(error instanceof HostError && /is busy/.test(error.message))) throw error;
     }
-  }
-}
-
-function isBisectRunning(pid: number): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('bisect');
-  } catch {
-    return false;
   }
 }

@@ -5,6 +5,8 @@ import { containerCgroup, setFrozen } from '../host/cgroups.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { clearFrozen, recordFrozen } from '../state/frozen.js';
 import { acquireLock } from '../state/lock.js';
+import { refOf } from '../state/process.js';
+import type { ProcessRef } from '../state/state.js';
 import type { BareLab, Lab } from './lab.js';
 import { isRunning } from './machines.js';
 import { withSession } from './session.js';
@@ -18,6 +20,8 @@ export interface Checkpoint {
   /** Whether the running machines were frozen while their roots were taken (one consistent moment). */
   frozen: boolean;
   durationMs: number;
+  /** For lab's own checkpoints (a bisect's way back): the process that made it and puts the lab back from it, while it lives. */
+  owner?: ProcessRef;
 }
 
 const NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -114,6 +118,7 @@ export async function saveCheckpoint(lab: Lab, name: string, options: { internal
         machines: machines.map((m) => ({ name: m, running: running.includes(m), rootStage: state.machines[m]?.rootStage, rootKey: state.machines[m]?.rootKey })),
         frozen,
         durationMs: Date.now() - started,
+        ...(options.internal ? { owner: refOf(process.pid) } : {}),
       };
       // Last, and whole or not at all: the checkpoint exists from the rename on.
       writeFileSync(`${metaFile(lab, name)}.partial`, `${JSON.stringify(checkpoint, null, 2)}\n`);

@@ -9,7 +9,8 @@ import path from 'node:path';
 import { defaultLab } from '../../lib/config/default.js';
 import { findCommand } from '../../lib/host/prereq.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { saveCheckpoint } from '../../lib/engine/checkpoints.js';
+import { listCheckpoints, saveCheckpoint } from '../../lib/engine/checkpoints.js';
+import { finishAbandonedBisects } from '../../lib/engine/bisect.js';
 import { checkIdempotence } from '../../lib/engine/idempotence.js';
 import { destroy, down } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
@@ -251,6 +252,27 @@ describe('lab checkpoint', () => {
     expect(fake.events.of('step', mark)).toEqual([]);
     expect(fake.events.of('copy', mark).sort()).toEqual(MACHINES.map((m) => `snapshots/${m}/${stagesOf(m).at(-1)}@${fake.keyOf(m, stagesOf(m).at(-1)!)} -> machines/${m}`).sort());
     expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
+  });
+});
+
+describe("a bisect's way back", () => {
+  it('is left while the bisect that made it lives, and put back and deleted by the next command once it is gone, even if its pid is reused', async () => {
+    await up(fake.lab);
+    const name = `lab-bisect-${process.pid}`;
+    const checkpoint = await saveCheckpoint(fake.lab, name, { internal: true });
+    expect(checkpoint.owner?.pid).toBe(process.pid);
+    await restore(fake.lab, 'gw@system');
+    await finishAbandonedBisects(fake.lab);
+    expect(listCheckpoints(fake.lab).map((c) => c.name)).toEqual([name]);
+
+    // The same pid, another process (its start time differs): the bisect is gone.
+    const meta = path.join(fake.lab.dirs.checkpointsDir, `${name}.json`);
+    writeFileSync(meta, JSON.stringify({ ...checkpoint, owner: { ...checkpoint.owner, startTime: '1' } }));
+    const mark = fake.events.mark();
+    await finishAbandonedBisects(fake.lab);
+    expect(listCheckpoints(fake.lab)).toEqual([]);
+    expect(fake.events.of('start', mark)).toContain('gw');
+    expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
   });
 });
 
