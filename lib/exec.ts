@@ -31,6 +31,8 @@ export interface RunOptions {
   endAll?: () => Promise<void>;
   /** Ends the command (and `endAll`) when it fires, as a timeout does. */
   abort?: AbortSignal;
+  /** Lines of output that say nothing of the command (a notice of the tool that runs it): left out of its log, its result and its error. */
+  dropLines?: RegExp;
 }
 
 export interface RunResult {
@@ -72,6 +74,33 @@ export function tail(text: string, lines: number): string {
 
 export function formatBytes(bytes: number): string {
   return bytes >= MiB ? `${(bytes / MiB).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} bytes`;
+}
+
+/** A stream's output without the lines that match: complete lines are passed on, the rest held until its end comes. */
+class LineFilter {
+  private rest = Buffer.alloc(0);
+
+  constructor(private readonly drop: RegExp) {}
+
+  push(chunk: Buffer): Buffer {
+    const all = Buffer.concat([this.rest, chunk]);
+    const end = all.lastIndexOf(0x0a) + 1;
+    this.rest = all.subarray(end);
+    return this.kept(all.subarray(0, end));
+  }
+
+  /** What was held back: the last line, without its newline. */
+  flush(): Buffer {
+    const last = this.rest;
+    this.rest = Buffer.alloc(0);
+    return this.kept(last);
+  }
+
+  private kept(lines: Buffer): Buffer {
+    if (lines.length === 0) return lines;
+    const text = lines.toString('utf8');
+    return Buffer.from(text.split(/(?<=\n)/).filter((line) => !this.drop.test(line)).join(''), 'utf8');
+  }
 }
 
 /** The last `limit` bytes of a stream, held in the chunks they came in: memory stays bounded whatever the command prints. */
@@ -214,7 +243,10 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   const stdout = new OutputTail(keep);
   const stderr = new OutputTail(keep);
   const pending = ['', ''];
-  const onData = (into: OutputTail, index: number) => (chunk: Buffer) => {
+  const filters = options.dropLines ? [new LineFilter(options.dropLines), new LineFilter(options.dropLines)] : undefined;
+  const onData = (into: OutputTail, index: number) => (raw: Buffer) => deliver(into, index, filters ? filters[index]!.push(raw) : raw);
+  const deliver = (into: OutputTail, index: number, chunk: Buffer) => {
+    if (chunk.length === 0) return;
     into.push(chunk);
     log?.write(chunk);
     if (!options.onLine) return;
@@ -263,6 +295,7 @@ export async function run(argv: readonly string[], options: RunOptions = {}): Pr
   });
   running.set(child, { end: interrupt, settled });
   const outcome = await settled.finally(() => running.delete(child));
+  if (filters) for (const [index, into] of [stdout, stderr].entries()) deliver(into, index, filters[index]!.flush());
 
   for (const [i, rest] of pending.entries()) if (rest.trim()) options.onLine?.(rest), (pending[i] = '');
   const result: RunResult = {

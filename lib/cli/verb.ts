@@ -17,6 +17,8 @@ export interface GlobalOptions {
   serial: boolean;
   verbose: boolean;
   capture: boolean;
+  /** lab test --watch. */
+  watch: boolean;
   output?: string;
   idempotence: boolean;
   files?: string[];

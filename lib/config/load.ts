@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../errors.js';
@@ -143,7 +143,8 @@ export async function importModule(file: string): Promise<Record<string, unknown
     const exports = module.default as Record<string, unknown> | undefined;
     return exports?.__esModule ? exports : module;
   }
-  return import(pathToFileURL(file).href);
+  // Named by its modification time: loaded again once edited (lab test --watch opens the lab at every edit), not taken from node's module cache.
+  return import(`${pathToFileURL(file).href}?mtime=${statSync(file).mtimeMs}`);
 }
 
 /** Objects merge key by key; arrays (machines, stages, packages) are replaced whole. */

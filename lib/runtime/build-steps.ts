@@ -24,6 +24,12 @@ const EXCLUSIVE_WAIT_S = 1800;
 const MAX_SWEEPS = 10;
 
 /**
+ * What nspawn says at the end of every --pipe run on a host whose /run is not a tmpfs (its
+ * directory for mounts into the machine is kept): nothing about the step, so not in its log or error.
+ */
+const NSPAWN_PROPAGATE_NOTICE = /^Attempted to remove disk file system under "\/run\/systemd\/nspawn\/propagate\/[^"]*", and we can't allow that\.$/m;
+
+/**
  * Build steps: commands run in a stopped machine's root with `systemd-nspawn --pipe`, like a
  * chroot with a real /proc and /sys, whatever the runtime that boots the machines. They use the
  * host's network and resolver (package downloads never cross the lab network); the machine's
@@ -57,7 +63,7 @@ export class BuildSteps implements HostDriver {
       '--',
       ...argv,
     ];
-    return run([...(options.exclusive ? ['flock', `--timeout=${EXCLUSIVE_WAIT_S}`, options.exclusive] : []), ...inCgroups(cgroups, nspawn)], options);
+    return run([...(options.exclusive ? ['flock', `--timeout=${EXCLUSIVE_WAIT_S}`, options.exclusive] : []), ...inCgroups(cgroups, nspawn)], { ...options, dropLines: NSPAWN_PROPAGATE_NOTICE });
   }
 
   /**

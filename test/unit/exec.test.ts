@@ -62,3 +62,17 @@ describe('run: a command that prints more than lab can hold', () => {
     expect(longest).toBeLessThanOrEqual(128 * 1024);
   });
 });
+
+describe('run: lines that say nothing of the command', () => {
+  it('are left out of its output, its log and its error, whatever the chunks they come in; the last line without its newline too', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-exec-'));
+    const log = path.join(dir, 'stage.log');
+    const script = 'printf "one\\nnoi"; sleep 0.05; printf "se: x\\ntwo\\n"; printf "%s: y\\nlast" noise >&2; exit 3';
+    const error = (await run(['sh', '-c', script], { logFile: log, dropLines: /^noise: /, timeout: 10_000 }).catch((e: unknown) => e)) as CommandError;
+    expect(error).toBeInstanceOf(CommandError);
+    expect([error.result.stdout, error.result.stderr]).toEqual(['one\ntwo\n', 'last']);
+    expect(error.message).not.toContain('noise: ');
+    expect(readFileSync(log, 'utf8')).not.toContain('noise: ');
+    rmSync(dir, { recursive: true });
+  });
+});

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { rendererFor, upProgress } from '../progress.js';
+import { UsageError } from '../../errors.js';
 import { json, out, type Verb } from '../verb.js';
 
 export default {
@@ -11,9 +12,17 @@ export default {
     ['--serial', 'one scenario at a time (default: read-only ones in parallel)'],
     ['--verbose', 'print every test as it ends'],
     ['--capture', 'record each network (tcpdump) while each scenario runs; keep the pcaps of failing ones'],
+    ['--watch', 'then again at every edit: rebuild what changed, run the scenarios it touches; one line a cycle (Ctrl-C ends)'],
   ],
   needsStages: true,
   async run(lab, args, _passthrough, options) {
+    if (options.watch) {
+      const refused = (['json', 'capture'] as const).find((o) => options[o]);
+      if (refused) throw new UsageError(`--watch and --${refused} do not go together`, 'watch mode prints one line a cycle and writes no report');
+      const [{ watchTests }, { openLab }] = await Promise.all([import('../../engine/watch.js'), import('../../engine/lab.js')]);
+      const reopen = () => openLab({ file: options.config, name: options.name, runtime: options.runtime });
+      return watchTests(lab, reopen, { scenarios: args, scenariosDir: options.scenarios, serial: options.serial, print: out });
+    }
     const { runTests } = await import('../../engine/test.js');
     const renderer = rendererFor(options.json);
     const { report, dir } = await runTests(lab, {
