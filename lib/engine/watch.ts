@@ -44,12 +44,14 @@ export function classifyChanges(files: readonly string[], scenariosDir: string, 
 }
 
 /**
- * The machines a scenario's source names as string literals ('web', "gw"), or undefined when it
- * names none: then which ones it uses cannot be told, and it counts as using every machine.
+ * The machines a scenario's source names, each as a word of its own (`lab.machine('web')`,
+ * `web.${lab.domain}`; `web` in `web-silicon` is not web), or undefined when it names none: then
+ * which ones it uses cannot be told, and it counts as using every machine. A scenario reaches
+ * machines through others (a curl from gw to web's proxy): naming them anywhere is what counts.
  */
 export function machinesNamedIn(source: string, machines: readonly string[]): Set<string> | undefined {
-  const named = new Set<string>();
-  for (const match of source.matchAll(/(['"`])([a-z0-9][a-z0-9-]*)\1/g)) if (machines.includes(match[2]!)) named.add(match[2]!);
+  const escape = (name: string) => name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const named = new Set(machines.filter((m) => new RegExp(`(?<![A-Za-z0-9_-])${escape(m)}(?![A-Za-z0-9_-])`).test(source)));
   return named.size > 0 ? named : undefined;
 }
 
@@ -86,6 +88,16 @@ export function watchedRoots(lab: Lab, scenariosDir: string): string[] {
   return [...new Set(roots)].filter((r, _, all) => !all.some((other) => other !== r && r.startsWith(`${other}/`))).sort();
 }
 
+/**
+ * What editors and tools write beside what a team edits, never a reason for a cycle: vim's swap
+ * files and its write test (4913), emacs' lock and backup files, logs (`lab test --watch > watch.log`
+ * in the lab's directory would otherwise start a cycle at every line it writes).
+ */
+export function isNoise(file: string): boolean {
+  const name = path.basename(file);
+  return /^\..*\.sw[a-px]$|^\.#|~$|^4913$|\.log$/.test(name);
+}
+
 /** What lab itself writes, never watched: its state (vite's cache in it), its cache. */
 function labOwnDirs(lab: Lab): (dir: string) => boolean {
   const own = [lab.dirs.state, lab.config.cacheDir];
@@ -99,17 +111,17 @@ function builtinStageSources(): string | undefined {
 }
 
 /**
- * A built-in stage's source edited in a checkout of lab: compiled to where lab loads it from
- * (dist/stages), as the build would, so that its key changes as its content does.
+ * A built-in stage's source edited in a checkout of lab (`root`): compiled to where lab loads it
+ * from (dist/stages), as the build would, so that its key changes as its content does.
  */
-async function compileBuiltinStage(file: string): Promise<void> {
+export async function compileBuiltinStage(file: string, root = packageRoot): Promise<void> {
   const ts = (await import('typescript').catch(() => {
     throw new UsageError(`${file} changed: compiling lab's own stages needs its dev dependencies`, 'run npm ci, or npm run build after the edit');
   })).default;
-  const configFile = path.join(packageRoot, 'tsconfig.json');
-  const { options } = ts.parseJsonConfigFileContent(ts.readConfigFile(configFile, ts.sys.readFile).config, ts.sys, packageRoot);
-  const output = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions: options, fileName: file });
-  const target = path.join(packageRoot, 'dist', path.relative(packageRoot, file)).replace(/\.ts$/, '.js');
+  const { options } = ts.parseJsonConfigFileContent(ts.readConfigFile(path.join(root, 'tsconfig.json'), ts.sys.readFile).config, ts.sys, root);
+  // Alone, the file cannot tell NodeNext it is in an ES module package: said here, as the build knows it.
+  const output = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions: { ...options, module: ts.ModuleKind.ES2022 }, fileName: file });
+  const target = path.join(root, 'dist', path.relative(root, file)).replace(/\.ts$/, '.js');
   mkdirSync(path.dirname(target), { recursive: true });
   writeFileSync(target, output.outputText);
   if (output.sourceMapText) writeFileSync(`${target}.map`, output.sourceMapText);
@@ -139,7 +151,7 @@ export async function watchTests(opened: Lab, reopen: () => Promise<Lab>, option
   };
   asked(); // an unknown scenario is refused before anything runs
   const edits = new EditQueue();
-  const watch = (opened: Lab) => new TreeWatcher(watchedRoots(opened, scenariosDir), (file) => edits.add(file), labOwnDirs(opened));
+  const watch = (opened: Lab) => new TreeWatcher(watchedRoots(opened, scenariosDir), (file) => isNoise(file) || edits.add(file), labOwnDirs(opened));
   let watcher = watch(lab);
   let changes: Changes | 'everything' = 'everything';
   for (;;) {

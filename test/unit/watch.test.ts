@@ -1,10 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classifyChanges, machinesNamedIn, scenariosToRun, touchedMachines } from '../../lib/engine/watch.js';
+import { classifyChanges, compileBuiltinStage, isNoise, machinesNamedIn, scenariosToRun, touchedMachines } from '../../lib/engine/watch.js';
 import type { UpReport } from '../../lib/engine/up.js';
 import { TreeWatcher } from '../../lib/host/watch.js';
+import { packageRoot } from '../../lib/paths.js';
 import { FAST, poll } from '../../lib/wait.js';
 
 const machines = ['gw', 'web', 'web-silicon'];
@@ -14,7 +16,7 @@ const dns = `${dir}/dns.test.ts`;
 const anyMachine = `${dir}/anything.test.ts`;
 const sources: Record<string, string> = {
   [proxy]: "const web = lab.machine('web');\nawait web.succeed(`curl https://silicon.prolo/`);",
-  [dns]: 'await lab.machine("gw").succeed("dig web.prolo");',
+  [dns]: 'await lab.machine("gw").succeed("dig gw.prolo");',
   [anyMachine]: 'for (const m of lab.machines) await m.succeed("true");',
 };
 const selected = [proxy, dns, anyMachine];
@@ -34,6 +36,10 @@ describe('lab test --watch: what a cycle runs', () => {
     expect(machinesNamedIn(sources[dns]!, machines)).toEqual(new Set(['gw']));
     expect(machinesNamedIn(sources[anyMachine]!, machines)).toBeUndefined();
     expect(machinesNamedIn("lab.machine('web-silicon')", machines)).toEqual(new Set(['web-silicon']));
+    // Reached through another machine: named in a host name, or in prose.
+    expect(machinesNamedIn("await lab.machine('gw').curl(`https://web.${lab.domain}/`);", machines)).toEqual(new Set(['gw', 'web']));
+    expect(machinesNamedIn("describe(\"web's proxy\", () => {});", machines)).toEqual(new Set(['web']));
+    expect(machinesNamedIn('const webby = gateway;', machines)).toBeUndefined();
   });
 
   it('runs an edited scenario alone, and every one after an edit of what they share', () => {
@@ -45,6 +51,11 @@ describe('lab test --watch: what a cycle runs', () => {
     expect(run(['/lab/stages/web/proxy.ts'], ['web'])).toEqual([proxy, anyMachine]);
     expect(run(['/lab/stages/gw/dns.ts'], ['gw', 'web'])).toEqual(selected);
     expect(run(['/lab/stages/web/proxy.ts'], [])).toEqual([]); // nothing rebuilt: nothing to run again
+  });
+
+  it("leaves out what editors and tools write beside a team's files", () => {
+    for (const noise of ['.proxy.ts.swp', '.proxy.ts.swx', '4913', '.#proxy.ts', 'proxy.ts~', 'watch.log']) expect(isNoise(`/lab/stages/web/${noise}`), noise).toBe(true);
+    for (const edit of ['proxy.ts', 'site.sh', '.env', 'lab.config.yaml', 'haproxy.cfg']) expect(isNoise(`/lab/stages/web/${edit}`), edit).toBe(false);
   });
 
   it('counts a machine as touched when a stage of it was built or it booted', () => {
@@ -76,5 +87,26 @@ describe('the tree watcher', () => {
     writeFileSync(path.join(root, 'stages', 'web', 'proxy.ts'), 'x');
     await poll('the edit to be seen', () => seen.includes(path.join(root, 'stages', 'web', 'proxy.ts')), { within: 5000, every: FAST });
     expect(seen.filter((f) => f.includes('node_modules') || f.includes('state'))).toEqual([]);
+  });
+});
+
+describe("a built-in stage edited in lab's checkout", () => {
+  it('is compiled to dist/ as the build does: the same module, loadable as an ES module', async () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'lab-checkout-'));
+    writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
+    writeFileSync(path.join(root, 'tsconfig.json'), readFileSync(path.join(packageRoot, 'tsconfig.json')));
+    mkdirSync(path.join(root, 'stages', 'web'), { recursive: true });
+    const source = path.join(root, 'stages', 'web', 'proxy.ts');
+    writeFileSync(source, "import path from 'node:path';\nconst name: string = path.basename('/x/proxy');\nexport default { name };\n");
+    await compileBuiltinStage(source, root);
+    const compiled = path.join(root, 'dist', 'stages', 'web', 'proxy.js');
+    expect(((await import(pathToFileURL(compiled).href)) as { default: unknown }).default).toEqual({ name: 'proxy' });
+    // The lab's own stage as the whole build (tsc) made it in dist/, byte for byte, source map included.
+    writeFileSync(source, readFileSync(path.join(packageRoot, 'stages', 'web', 'proxy.ts')));
+    await compileBuiltinStage(source, root);
+    for (const file of ['proxy.js', 'proxy.js.map']) {
+      expect(readFileSync(path.join(root, 'dist', 'stages', 'web', file), 'utf8')).toBe(readFileSync(path.join(packageRoot, 'dist', 'stages', 'web', file), 'utf8'));
+    }
+    rmSync(root, { recursive: true, force: true });
   });
 });
