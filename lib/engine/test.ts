@@ -211,6 +211,8 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       sequence: { groupOrder: order },
       env: { ...options.env, [ENV_GROUP]: options.group ?? name },
       testTimeout: SCENARIO_TIMEOUT_MS,
+      // lab's own modules as node loads them, not through vite's transform one by one (seconds a run, outside node_modules).
+      server: { deps: { external: [new RegExp(`^${packageRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dist/`)] } },
       hookTimeout: SCENARIO_TIMEOUT_MS * 2,
     },
   });

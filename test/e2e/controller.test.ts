@@ -35,7 +35,7 @@ afterAll(async () => {
 describe('examples/sadm-ansible: playbooks from the controller, a snapshot of the lab after each play', () => {
   it('builds the machines, runs every play over SSH and passes its scenarios', async () => {
     const reports = mkdtempSync(path.join(tmpdir(), 'lab-sadm-ansible-reports-'));
-    // The example's own scenarios (they import lab's harness by a path relative to the repository).
+    // The example's own scenarios (they import lab's harness as `sadm-lab/scenario`, the package's own name).
     const run = await lab([...args, 'test', '--reports', reports, '--scenarios', path.join(repoRoot, 'examples', 'sadm-ansible', 'scenarios')]);
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     expect(run.stdout).toContain('controller: ran gw-play, register, web-play, rhfs-play');

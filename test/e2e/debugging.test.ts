@@ -127,7 +127,7 @@ describe('lab bisect', () => {
   });
 });
 
-const harness = path.join(repoRoot, 'lib', 'scenario', 'harness.js');
+const harness = path.join(repoRoot, 'dist', 'lib', 'scenario', 'index.js');
 const linksScenario = `import { expect, it } from 'vitest';
 import { useLab } from '${harness}';
 const lab = await useLab();

@@ -256,7 +256,7 @@ describe('lab test holds the lock for its whole run', () => {
     // A scenario that lasts long enough for the lab up below to try.
     writeFileSync(
       path.join(scenarios, 'slow.test.ts'),
-      `import { expect, it } from 'vitest';\nimport { useLab } from '${path.join(repoRoot, 'lib', 'scenario', 'harness.js')}';\nconst lab = await useLab();\nit('sees its machines throughout', async () => {\n  for (let i = 0; i < 20; i++) expect(await lab.machine('a').succeed('cat /etc/mark')).toBe('a\\n');\n});\n`,
+      `import { expect, it } from 'vitest';\nimport { useLab } from '${path.join(repoRoot, 'dist', 'lib', 'scenario', 'index.js')}';\nconst lab = await useLab();\nit('sees its machines throughout', async () => {\n  for (let i = 0; i < 20; i++) expect(await lab.machine('a').succeed('cat /etc/mark')).toBe('a\\n');\n});\n`,
     );
     await labOk(['--config', config, 'up']);
     const test = startLab(['--config', config, 'test', '--scenarios', scenarios, '--reports', path.join(scenarios, 'reports')]);
@@ -290,7 +290,7 @@ describe('fault injection: the debugging verbs killed at seeded points', () => {
   const scenario = (file: string, body: string) => {
     const scenarios = path.join(dir, path.dirname(file));
     mkdirSync(scenarios, { recursive: true });
-    writeFileSync(path.join(dir, file), `import { expect, it } from 'vitest';\nimport { useLab } from '${path.join(repoRoot, 'lib', 'scenario', 'harness.js')}';\nconst lab = await useLab();\n${body}\n`);
+    writeFileSync(path.join(dir, file), `import { expect, it } from 'vitest';\nimport { useLab } from '${path.join(repoRoot, 'dist', 'lib', 'scenario', 'index.js')}';\nconst lab = await useLab();\n${body}\n`);
     return scenarios;
   };
   const checkpointsDir = path.join(STATE_ROOT, name, 'pool', 'checkpoints');

@@ -154,7 +154,7 @@ describe('published ports', () => {
     writeFileSync(
       path.join(scenarios, 'published.test.ts'),
       `import { expect, it } from 'vitest';
-import { useLab } from '${path.join(repoRoot, 'lib', 'scenario', 'harness.js')}';
+import { useLab } from '${path.join(repoRoot, 'dist', 'lib', 'scenario', 'index.js')}';
 const lab = await useLab();
 const outside = lab.publishedAddress!;
 it('serves https://silicon.prolo/ to the outside, through the published port, the SNI proxy and the backend', async () => {

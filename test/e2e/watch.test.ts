@@ -14,7 +14,7 @@ import { hostTraces, lab, labOk, repoRoot, uniqueName } from './helpers.js';
 const name = uniqueName('wtch');
 const dir = mkdtempSync(path.join(tmpdir(), 'lab-watch-'));
 const config = path.join(dir, 'lab.config.yaml');
-const harness = path.join(repoRoot, 'lib', 'scenario', 'harness.js');
+const harness = path.join(repoRoot, 'dist', 'lib', 'scenario', 'index.js');
 const write = (file: string, content: string) => {
   mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
   writeFileSync(path.join(dir, file), content);

@@ -108,5 +108,5 @@ describe("a built-in stage edited in lab's checkout", () => {
       expect(readFileSync(path.join(root, 'dist', 'stages', 'web', file), 'utf8')).toBe(readFileSync(path.join(packageRoot, 'dist', 'stages', 'web', file), 'utf8'));
     }
     rmSync(root, { recursive: true, force: true });
-  });
+  }, 60_000); // typescript itself takes seconds to load on a busy machine
 });
