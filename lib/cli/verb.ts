@@ -19,6 +19,8 @@ export interface GlobalOptions {
   capture: boolean;
   /** lab test --watch. */
   watch: boolean;
+  /** lab test --debug. */
+  debug: boolean;
   output?: string;
   idempotence: boolean;
   files?: string[];

@@ -8,7 +8,8 @@ import { ResultCollector, type ScenarioResult, scenarioName } from '../report/co
 import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
-import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
+import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_DEBUG_DIR, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR, EXCLUSIVE_DIR } from '../scenario/environment.js';
+import { PAUSE_LIMIT_MS, PauseDesk } from '../scenario/pause.js';
 import { onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
@@ -36,6 +37,8 @@ export interface TestOptions {
   onProgress?: UpProgress;
   /** Print each test as it finishes. */
   verbose: boolean;
+  /** lab test --debug: pause at each failure with the lab as the test left it, and tell how to get in with this command (`lab --config x`). */
+  debug?: { labCommand: string };
 }
 
 export interface TestRun {
@@ -136,10 +139,21 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   const captureRoot = path.join(runDir, 'captures');
   // Closed before anything is written in it: captures and vitest's report come first, from others.
   privateDir(runDir);
+  const pauseDir = options.debug ? privateDir(path.join(lab.dirs.state, 'pauses', id)) : undefined;
+  const desk = pauseDir ? new PauseDesk(pauseDir, options.debug!.labCommand) : undefined;
   const collector = await runScenarioFiles(lab, files, scenariosDir, {
     ...options,
+    // Paused at a failure, the lab stays as that test left it: no other scenario runs meanwhile.
+    serial: options.serial || pauseDir !== undefined,
+    pauseDir,
     junitFile: path.join(runDir, 'junit.xml'),
-    env: options.capture ? { [ENV_CAPTURE_DIR]: captureRoot, [ENV_SCENARIOS_DIR]: scenariosDir } : {},
+    env: {
+      ...(options.capture ? { [ENV_CAPTURE_DIR]: captureRoot, [ENV_SCENARIOS_DIR]: scenariosDir } : {}),
+      ...(pauseDir ? { [ENV_DEBUG_DIR]: pauseDir } : {}),
+    },
+  }).finally(() => {
+    desk?.close();
+    if (pauseDir) rmSync(pauseDir, { recursive: true, force: true });
   });
   if (options.capture) attachCaptures(collector.scenarios, captureRoot, runDir);
   // Each test undoes its own link faults; a scenario worker that died could not.
@@ -192,6 +206,8 @@ export interface ScenarioRunOptions {
   junitFile?: string;
   /** The group scenarios see (LAB_TEST_GROUP): by default theirs (parallel or exclusive); bisect runs them as its own. */
   group?: string;
+  /** lab test --debug: where failing tests ask to pause (their hooks may then last as long as the pause). */
+  pauseDir?: string;
 }
 
 /** Runs scenario files with vitest against the lab as it is now (nothing is brought up), and returns what they did. */
@@ -213,7 +229,7 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       testTimeout: SCENARIO_TIMEOUT_MS,
       // lab's own modules as node loads them, not through vite's transform one by one (seconds a run, outside node_modules).
       server: { deps: { external: [new RegExp(`^${packageRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/dist/`)] } },
-      hookTimeout: SCENARIO_TIMEOUT_MS * 2,
+      hookTimeout: options.pauseDir ? PAUSE_LIMIT_MS : SCENARIO_TIMEOUT_MS * 2,
     },
   });
   const vitest = await createVitest(

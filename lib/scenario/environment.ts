@@ -7,3 +7,5 @@ export const EXCLUSIVE_DIR = 'exclusive';
 /** lab test --capture: where each scenario's pcaps go (one directory per scenario), and the scenarios' root to name them. */
 export const ENV_CAPTURE_DIR = 'LAB_TEST_CAPTURE_DIR';
 export const ENV_SCENARIOS_DIR = 'LAB_TEST_SCENARIOS_DIR';
+/** lab test --debug: where a worker whose test failed asks lab test to pause (see pause.ts). */
+export const ENV_DEBUG_DIR = 'LAB_TEST_DEBUG_DIR';

@@ -20,7 +20,8 @@ import { checkImpairment, hostSideLinks, type Impairment, type LinkFaults } from
 import { Machine } from '../machine.js';
 import { readState } from '../state/state.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
-import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR } from './environment.js';
+import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_DEBUG_DIR, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR } from './environment.js';
+import { PAUSE_LIMIT_MS, pauseAtFailure } from './pause.js';
 import { scenarioName } from '../report/collector.js';
 
 declare module 'vitest' {
@@ -302,6 +303,18 @@ export async function useLab(options: ScenarioOptions = {}): Promise<ScenarioLab
       await faults.clearImpairment(link);
     }
   });
+  const pauseDir = process.env[ENV_DEBUG_DIR];
+  if (pauseDir) {
+    // Hooks after a test run last registered first: this one before the cleanup above, with the lab as the test left it.
+    afterEach(async ({ task }) => {
+      if (task.result?.state !== 'fail') return;
+      const error = task.result.errors?.[0]?.message ?? 'failed';
+      // A command's outcome that failed the test says so: `<machine>: command should have ...`, then `$ <the command>`.
+      const failed = /^([a-z0-9][a-z0-9-]*): command [^\n]*\n\$ (.*)$/m.exec(error);
+      const command = failed ? { machine: failed[1]!, line: failed[2]! } : undefined;
+      await pauseAtFailure(pauseDir, { scenario: task.file.name, test: task.name, error, machines: [...usedByTest], command });
+    }, PAUSE_LIMIT_MS);
+  }
   const captureRoot = process.env[ENV_CAPTURE_DIR];
   if (captureRoot) {
     let capture: ScenarioCapture | undefined;

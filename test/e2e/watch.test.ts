@@ -83,6 +83,32 @@ describe('lab test --watch', () => {
     expect(status.machines.map((m) => [m.name, m.state])).toEqual([['box', 'running'], ['other', 'running']]);
   });
 
+  it('lab test --debug pauses at a failure with the lab as the test left it, and Enter carries on', async () => {
+    write('debug/cut.test.ts', `import { it } from 'vitest';\nimport { useLab } from '${harness}';\nconst lab = await useLab();\nit('fails with box cut off', async () => {\n  await lab.machine('box').block();\n  await lab.machine('box').succeed('test -e /etc/nosuch');\n});\n`);
+    const reaches = async () => (await lab(['--config', config, 'exec', 'other', '--', 'ping', '-c', '1', '-W', '1', '10.224.0.9'])).exitCode === 0;
+    // A pseudo-terminal, as a user's: script(1) runs lab test in one and passes our input on.
+    const command = [process.execPath, path.join(repoRoot, 'bin', 'lab.js'), '--config', config, 'test', '--debug', '--scenarios', path.join(dir, 'debug'), '--reports', path.join(dir, 'reports')].join(' ');
+    const debug = execa('script', ['-qefc', command, '/dev/null'], { reject: false, all: true, cwd: dir });
+    let shown = '';
+    debug.all.on('data', (chunk: Buffer) => (shown += chunk.toString()));
+    await poll('the pause at the failure', () => shown.includes('Enter carries on'), { within: 120_000, every: NORMAL });
+    expect(shown).toContain('cut.test.ts > fails with box cut off failed:');
+    expect(shown).toContain(`lab --config ${config} shell box`);
+    expect(shown).toContain(`lab --config ${config} exec box -- sh -c 'test -e /etc/nosuch'   (the command that failed)`);
+    expect(await reaches()).toBe(false); // still cut: lab's cleanup of the test waits for Enter
+    debug.stdin!.write('\n');
+    const result = await debug;
+    expect(result.exitCode, result.all).toBe(1);
+    expect(result.all).toContain('lab test: 0 passed, 1 failed');
+    expect(await reaches()).toBe(true);
+  });
+
+  it('refuses --debug without a terminal', async () => {
+    const run = await lab(['--config', config, 'test', '--debug']);
+    expect(run.exitCode).toBe(2);
+    expect(run.stderr).toContain('--debug needs a terminal');
+  });
+
   it('refuses --json, and an unknown scenario, before anything runs', async () => {
     const json = await lab(['--config', config, 'test', '--watch', '--json']);
     expect(json.exitCode).toBe(2);

@@ -12,17 +12,21 @@ export default {
     ['--serial', 'one scenario at a time (default: read-only ones in parallel)'],
     ['--verbose', 'print every test as it ends'],
     ['--capture', 'record each network (tcpdump) while each scenario runs; keep the pcaps of failing ones'],
+    ['--debug', 'pause at each failure with the lab as the test left it; Enter carries on (needs a terminal)'],
     ['--watch', 'then again at every edit: rebuild what changed, run the scenarios it touches; one line a cycle (Ctrl-C ends)'],
   ],
   needsStages: true,
   async run(lab, args, _passthrough, options) {
     if (options.watch) {
-      const refused = (['json', 'capture'] as const).find((o) => options[o]);
+      const refused = (['json', 'capture', 'debug'] as const).find((o) => options[o]);
       if (refused) throw new UsageError(`--watch and --${refused} do not go together`, 'watch mode prints one line a cycle and writes no report');
       const [{ watchTests }, { openLab }] = await Promise.all([import('../../engine/watch.js'), import('../../engine/lab.js')]);
       const reopen = () => openLab({ file: options.config, name: options.name, runtime: options.runtime });
       return watchTests(lab, reopen, { scenarios: args, scenariosDir: options.scenarios, serial: options.serial, print: out });
     }
+    if (options.debug && !(process.stdin.isTTY && process.stderr.isTTY)) throw new UsageError('--debug needs a terminal: it waits for Enter at each failure', 'in CI, read the report of the failing run instead');
+    if (options.debug && options.json) throw new UsageError('--debug and --json do not go together');
+    const labCommand = ['lab', ...(options.config ? ['--config', path.resolve(options.config)] : []), ...(options.name ? ['--name', options.name] : [])].join(' ');
     const { runTests } = await import('../../engine/test.js');
     const renderer = rendererFor(options.json);
     const { report, dir } = await runTests(lab, {
@@ -34,6 +38,7 @@ export default {
       renderer,
       onProgress: await upProgress(renderer),
       verbose: options.verbose,
+      debug: options.debug ? { labCommand } : undefined,
     });
     if (options.json) json({ ...report, reportDir: dir });
     else out(`lab test: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)}s\nreport: ${path.join(dir, 'report.html')}`);
