@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -175,6 +175,30 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
     const report = JSON.parse(await labOk(['up', '--name', name, '--json'])) as { machines: { booted: boolean; stages: { action: string }[] }[] };
     expect(report.machines.map((m) => m.booted)).toEqual([false, false, false]);
     expect(report.machines.flatMap((m) => m.stages.map((s) => s.action))).not.toContain('build');
+  });
+
+  it('copies files and trees out of a machine and into it with lab cp, resolving links inside it and refusing one that leads out', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-cp-'));
+    await labOk(['cp', '--name', name, 'web:/etc/haproxy/haproxy.cfg', dir]);
+    expect(readFileSync(path.join(dir, 'haproxy.cfg'), 'utf8')).toContain('use_backend web-silicon');
+    mkdirSync(path.join(dir, 'tree', 'sub'), { recursive: true });
+    writeFileSync(path.join(dir, 'tree', 'sub', 'file'), 'into web\n');
+    expect(await labOk(['cp', '--name', name, path.join(dir, 'tree'), 'web:/root/'])).toBe('copied to web:/root/tree: 1 file, 2 directories, 0 links\n');
+    expect(await exec('web', 'cat', '/root/tree/sub/file')).toBe('into web\n');
+    // /run is the machine's own tmpfs: seen through the running machine, not in its root on the host.
+    await exec('web', 'sh', '-c', 'mkdir -p /run/lab-cp && echo in-run > /run/lab-cp/f && ln -s /etc /root/abs && ln -s ../../../../../../../../../../etc /root/escape');
+    await labOk(['cp', '--name', name, 'web:/run/lab-cp', dir]);
+    expect(readFileSync(path.join(dir, 'lab-cp', 'f'), 'utf8')).toBe('in-run\n');
+    await labOk(['cp', '--name', name, 'web:/root/abs/hostname', path.join(dir, 'hostname')]);
+    expect(readFileSync(path.join(dir, 'hostname'), 'utf8')).toBe('web\n'); // the machine's /etc, not the host's
+    for (const args of [['web:/root/escape/hostname', dir], [path.join(dir, 'tree'), 'web:/root/escape/']]) {
+      const refused = await lab(['cp', '--name', name, ...args]);
+      expect(refused.exitCode, refused.stderr).toBe(2);
+      expect(refused.stderr).toContain(`lab: ${args.find((a) => a.startsWith('web:'))}: the link /root/escape -> ../../../../../../../../../../etc leads out of the machine's root`);
+    }
+    const unknown = await lab(['cp', '--name', name, 'wbe:/etc/hostname', dir]);
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr).toContain("wbe:/etc/hostname: unknown machine 'wbe'");
   });
 
   it('crashes, starts, reboots and watches machines from scenarios, copies files with them, and refuses a crash outside exclusive/', async () => {

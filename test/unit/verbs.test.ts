@@ -3,6 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSy
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseCopyRequest } from '../../lib/cli/verbs/cp.js';
 import { copyFromMachine, copyToMachine } from '../../lib/engine/copy.js';
 import type { Lab } from '../../lib/engine/lab.js';
 import { AssertionFailure, UsageError } from '../../lib/errors.js';
@@ -11,7 +12,42 @@ import { Machine } from '../../lib/machine.js';
 import { ScenarioLab } from '../../lib/scenario/harness.js';
 import { type FakeLab, fakeLab } from './fakes.js';
 
+const MACHINES = ['gw', 'web', 'web-silicon'];
 const temp = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
+
+describe('lab cp: its two ends', () => {
+  it('reads <machine>:<path> as the machine end, anything else as a host path', () => {
+    expect(parseCopyRequest(['web:/etc/haproxy/haproxy.cfg', '.'], MACHINES)).toEqual({
+      direction: 'from-machine',
+      machine: 'web',
+      machinePath: '/etc/haproxy/haproxy.cfg',
+      localPath: '.',
+      machineArgument: 'web:/etc/haproxy/haproxy.cfg',
+      localArgument: '.',
+    });
+    expect(parseCopyRequest(['./x', 'web-silicon:/root/'], MACHINES)).toMatchObject({ direction: 'to-machine', machine: 'web-silicon', machinePath: '/root/', localPath: './x' });
+    // A host path with a colon, written so that it is not read as a machine's.
+    expect(parseCopyRequest(['./web:x', 'gw:/tmp/'], MACHINES)).toMatchObject({ direction: 'to-machine', machine: 'gw', localPath: './web:x' });
+    expect(parseCopyRequest(['/srv/a:b', 'gw:/tmp/'], MACHINES)).toMatchObject({ localPath: '/srv/a:b' });
+  });
+
+  it('refuses, naming the argument: an unknown machine, a relative path in the machine, two machines, no machine, a count other than two', () => {
+    const refused = (args: string[]) => {
+      try {
+        parseCopyRequest(args, MACHINES);
+      } catch (error) {
+        expect(error).toBeInstanceOf(UsageError);
+        return (error as UsageError).message;
+      }
+      throw new Error(`accepted: ${args.join(' ')}`);
+    };
+    expect(refused(['wbe:/etc/x', '.'])).toBe("wbe:/etc/x: unknown machine 'wbe' (valid: gw, web, web-silicon; did you mean 'web'?)");
+    expect(refused(['.', 'web:root/x'])).toBe('web:root/x: the path in the machine must be absolute');
+    expect(refused(['web:/a', 'gw:/b'])).toMatch(/between a machine and the host, not between two machines/);
+    expect(refused(['./a', './b'])).toMatch(/neither end names a machine/);
+    expect(refused(['web:/a'])).toMatch(/^usage: lab cp/);
+  });
+});
 
 describe('copying files out of and into a machine (a stopped one: its root)', () => {
   let fake: FakeLab;
