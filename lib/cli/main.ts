@@ -20,6 +20,7 @@ const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
   exec: () => import('./verbs/exec.js'),
   shell: () => import('./verbs/shell.js'),
   cp: () => import('./verbs/cp.js'),
+  repl: () => import('./verbs/repl.js'),
   console: () => import('./verbs/console.js'),
   down: () => import('./verbs/down.js'),
   destroy: () => import('./verbs/destroy.js'),

@@ -8,6 +8,7 @@ import { expectLabTestPasses, hostTraces, lab, labOk, repoRoot, STATE_ROOT, uniq
 const name = uniqueName('e2e');
 const exec = (machine: string, ...argv: string[]) => labOk(['exec', '--name', name, machine, '--', ...argv]);
 const bin = path.join(repoRoot, 'bin', 'lab.js');
+const repl = (script: string, lab = name) => execa(process.execPath, [bin, 'repl', '--name', lab], { input: script, reject: false, stripFinalNewline: false });
 
 /** A scenario of the verbs that change machines: an exclusive one. */
 const verbsScenario = `import { execFileSync } from 'node:child_process';
@@ -199,6 +200,22 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
     const unknown = await lab(['cp', '--name', name, 'wbe:/etc/hostname', dir]);
     expect(unknown.exitCode).toBe(2);
     expect(unknown.stderr).toContain("wbe:/etc/hostname: unknown machine 'wbe'");
+  });
+
+  it('runs a script in lab repl line by line: machines by name, expect with the matchers; the first error ends it with 1', async () => {
+    const ok = await repl(
+      ["const name = await web.succeed('hostname')", 'name', 'await webSilicon.succeed(`cat /etc/hostname`)', "await machines['web-silicon'].succeed('hostname')", "await expect(gw).toHaveServiceEnabledAndActive('dnsmasq')", "lab.machineNames.join(' ')"].join('\n'),
+    );
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toBe('web\nweb-silicon\nweb-silicon\ngw web-silicon web\n');
+    expect(ok.exitCode).toBe(0);
+    const failing = await repl("await web.succeed('exit 3')\nawait web.succeed('hostname')\n");
+    expect(failing.exitCode).toBe(1);
+    expect(failing.stdout).toContain('web: command should have succeeded\n$ exit 3\nexit code 3');
+    expect(failing.stdout).not.toMatch(/^web$/m); // the line after the failure did not run
+    const notUp = await repl("await web.succeed('hostname')", uniqueName('vrbdown'));
+    expect(notUp.exitCode).toBe(3);
+    expect(notUp.stderr).toMatch(/lab: lab \S+ is not up: none of its machines runs/);
   });
 
   it('crashes, starts, reboots and watches machines from scenarios, copies files with them, and refuses a crash outside exclusive/', async () => {

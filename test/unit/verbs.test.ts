@@ -2,7 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { machineVariables, runRepl } from '../../lib/cli/repl.js';
 import { parseCopyRequest } from '../../lib/cli/verbs/cp.js';
 import { copyFromMachine, copyToMachine } from '../../lib/engine/copy.js';
 import type { Lab } from '../../lib/engine/lab.js';
@@ -46,6 +48,53 @@ describe('lab cp: its two ends', () => {
     expect(refused(['web:/a', 'gw:/b'])).toMatch(/between a machine and the host, not between two machines/);
     expect(refused(['./a', './b'])).toMatch(/neither end names a machine/);
     expect(refused(['web:/a'])).toMatch(/^usage: lab cp/);
+  });
+});
+
+describe('lab repl: the machines as variables', () => {
+  it('names each machine by its name, a dashed one in camelCase; a JavaScript word or a taken name gets none', () => {
+    expect([...machineVariables(['gw', 'web', 'web-silicon', 'r00p01'], ['lab', 'expect'])]).toEqual([
+      ['gw', 'gw'],
+      ['web', 'web'],
+      ['webSilicon', 'web-silicon'],
+      ['r00p01', 'r00p01'],
+    ]);
+    expect([...machineVariables(['lab', 'new', 'do', 'a-b', 'ab', 'aB'], ['lab'])]).toEqual([
+      ['aB', 'a-b'], // the first to take it
+      ['ab', 'ab'],
+    ]);
+  });
+});
+
+describe('lab repl: a script on stdin', () => {
+  const later = <T>(value: T, ms = 50) => new Promise<T>((resolve) => setTimeout(() => resolve(value), ms));
+  const script = async (text: string) => {
+    const output = new PassThrough();
+    let printed = '';
+    output.on('data', (chunk: Buffer) => (printed += chunk.toString()));
+    const context = {
+      later,
+      fails: async () => {
+        await later(0);
+        throw new Error('web: command should have succeeded');
+      },
+    };
+    const code = await runRepl({ context, historyFile: '/nonexistent', banner: 'not shown', input: Readable.from([text]), output });
+    return { code, printed };
+  };
+
+  it('runs each line once the one before has finished, awaits included; text is printed as it is, without prompts', async () => {
+    const { code, printed } = await script("const name = await later('web')\nname\n`${name}\\n`\n{\n  const n = 1;\n  n + 1\n}\nawait later({ a: 1 }, 10)\n");
+    expect(printed).toBe("web\nweb\n2\n{ a: 1 }\n");
+    expect(code).toBe(0);
+  });
+
+  it('stops at the first line that fails, with 1; .exit ends it with 0', async () => {
+    const failing = await script("await fails()\nawait later('never run')\n");
+    expect(failing.code).toBe(1);
+    expect(failing.printed).toContain('web: command should have succeeded');
+    expect(failing.printed).not.toContain('never run');
+    expect(await script("'one'\n.exit\n'two'\n")).toEqual({ code: 0, printed: 'one\n' });
   });
 });
 
