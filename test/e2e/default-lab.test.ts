@@ -54,9 +54,9 @@ it('during fails as soon as haproxy stops mid-test', async () => {
 
 it('waits for a file, for a command to fail, for a port to close', async () => {
   // Later, from a unit of the machine's own (a timer would fire within its minute of accuracy).
-  await web.succeed("systemd-run /bin/sh -c 'sleep 1 && touch /run/later'");
+  await web.succeed("systemd-run /bin/sh -c 'sleep 0.3 && touch /run/later'");
   await web.waitForFile('/run/later');
-  await web.succeed("systemd-run /bin/sh -c 'sleep 1 && systemctl stop haproxy'");
+  await web.succeed("systemd-run /bin/sh -c 'sleep 0.3 && systemctl stop haproxy'");
   await web.waitUntilFails('systemctl is-active haproxy');
   await web.waitForClosedPort(443);
   await web.succeed('systemctl start haproxy');
