@@ -32,7 +32,8 @@ export class Machine {
     private readonly executor: MachineExecutor,
   ) {}
 
-  execute(command: Command, options: { timeout?: number; input?: string } = {}): Promise<RunResult> {
+  /** Runs the command; a machine that does not run rejects (never throws at the call). */
+  async execute(command: Command, options: { timeout?: number; input?: string } = {}): Promise<RunResult> {
     return this.executor(argvOf(command), { timeout: options.timeout ?? DEFAULT_COMMAND_TIMEOUT_MS, input: options.input });
   }
 
@@ -65,18 +66,35 @@ export class Machine {
     return `${result.stdout}${result.stderr}`;
   }
 
+  /** Runs the command until it exits 0 (a try that outlives what is left of the wait counts as a failure); returns its output. */
   async waitUntilSucceeds(command: Command, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
+    return (await this.retry(command, timeoutMs, 'succeed', `command did not succeed within ${timeoutMs} ms`)).stdout;
+  }
+
+  /** Runs the command until it exits non-zero (a try that hangs is no failure); returns its output. */
+  async waitUntilFails(command: Command, timeoutMs = DEFAULT_WAIT_MS): Promise<string> {
+    const failed = await this.retry(command, timeoutMs, 'fail', `command did not fail within ${timeoutMs} ms`);
+    return `${failed.stdout}${failed.stderr}`;
+  }
+
+  /** Waits until the path exists in the machine (a file, a directory, a socket...). */
+  async waitForFile(file: string, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    await this.retry(['test', '-e', file], timeoutMs, 'succeed', `${file} did not appear within ${timeoutMs} ms`);
+  }
+
+  /** Tries the command SLOW apart until it succeeds (or fails), each try bounded by what is left of the wait. */
+  private async retry(command: Command, timeoutMs: number, until: 'succeed' | 'fail', notInTime: string): Promise<RunResult> {
     const deadline = Date.now() + timeoutMs;
     let last!: RunResult & { timedOut?: string };
-    const succeeded = await poll(`${this.name} to succeed in a command`, async () => {
+    return poll(`${this.name} to ${until} in a command`, async () => {
       last = await this.attempt(command, { timeout: Math.max(1000, deadline - Date.now()) });
-      return last.exitCode === 0 && !last.timedOut ? last : undefined;
+      if (last.timedOut) return undefined;
+      return (last.exitCode === 0) === (until === 'succeed') ? last : undefined;
     }, {
       within: timeoutMs,
       every: SLOW,
-      onTimeout: () => new AssertionFailure(`${this.name}: command did not succeed within ${timeoutMs} ms\n${describe(command, last)}`, last),
+      onTimeout: () => new AssertionFailure(`${this.name}: ${notInTime}\n${describe(command, last)}`, last),
     });
-    return succeeded.stdout;
   }
 
   /** Waits until the unit is active; fails at once, with its journal, when the unit has failed. */
@@ -95,6 +113,16 @@ export class Machine {
 
   /** Waits until something listens on the TCP port (connecting from inside the machine). */
   async waitForOpenPort(port: number, address = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
-    await this.waitUntilSucceeds(['bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`], timeoutMs);
+    await this.waitUntilSucceeds(tcpConnect(address, port), timeoutMs);
   }
+
+  /** Waits until nothing listens on the TCP port any more: a connection from inside the machine is refused. */
+  async waitForClosedPort(port: number, address = '127.0.0.1', timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    await this.waitUntilFails(tcpConnect(address, port), timeoutMs);
+  }
+}
+
+/** A TCP connection from inside the machine (bash's /dev/tcp: no tool needed); fails when refused. */
+function tcpConnect(address: string, port: number): readonly string[] {
+  return ['bash', '-c', `exec 3<>/dev/tcp/${address}/${port}`];
 }

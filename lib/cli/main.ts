@@ -19,6 +19,8 @@ const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
   snapshots: () => import('./verbs/snapshots.js'),
   exec: () => import('./verbs/exec.js'),
   shell: () => import('./verbs/shell.js'),
+  cp: () => import('./verbs/cp.js'),
+  repl: () => import('./verbs/repl.js'),
   console: () => import('./verbs/console.js'),
   down: () => import('./verbs/down.js'),
   destroy: () => import('./verbs/destroy.js'),

@@ -2,7 +2,8 @@ import { rmSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
 import { readState, writeState } from '../state/state.js';
 import { type BareLab, hostDrivers } from './lab.js';
-import { releaseIdleBinds, stopMachine } from './machines.js';
+import { assertMachine, isRunning, releaseIdleBinds, startMachine, stopMachine } from './machines.js';
+import { withSession } from './session.js';
 
 /** Stops every machine (orderly, in parallel) and the lab's services; keeps roots, snapshots, network. */
 export async function down(lab: BareLab): Promise<string[]> {
@@ -34,4 +35,22 @@ export async function destroy(lab: BareLab): Promise<void> {
     lock.release();
   }
   rmSync(lab.dirs.state, { recursive: true, force: true });
+}
+
+/**
+ * One machine's power, under the lab's lock (a scenario of lab test takes the lock its run holds):
+ * `reboot` stops it in order and boots it again; `crash` cuts its power, its init killed at once
+ * (SIGKILL), its root left as it was, half-written files and all; `start` boots it from its root
+ * (a running one is left as it is) until it is up as lab up means it, its interfaces configured.
+ * The state says what runs after each, for lab status and the next command.
+ */
+export async function power(lab: BareLab, name: string, action: 'reboot' | 'crash' | 'start', options: { waitForLock?: boolean } = {}): Promise<void> {
+  assertMachine(lab, name);
+  await withSession(lab, `${action} ${name}`, { action: `${action} ${name}`, image: false, waitForLock: options.waitForLock }, async ({ state }) => {
+    if (action === 'start' && isRunning(state, name)) return;
+    if (action !== 'start') await stopMachine(lab, state, name, { hard: action === 'crash' });
+    if (action === 'crash') return;
+    await lab.network.setup(state);
+    await startMachine(lab, state, name, { waitForNetwork: true });
+  });
 }

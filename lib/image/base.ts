@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
-import { pathInRoot } from '../stages/context.js';
+import { pathInRoot } from '../root-path.js';
 import { acquireLock } from '../state/lock.js';
 import type { Storage } from '../storage/storage.js';
 import type { ImageDriver, ImageSourceKind } from './image.js';

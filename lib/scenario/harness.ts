@@ -11,6 +11,8 @@ import { type Lab, openLab } from '../engine/lab.js';
 import { machineExecutor } from '../engine/machines.js';
 import { restore } from '../engine/restore.js';
 import { up } from '../engine/up.js';
+import { type CopyReport, copyFromMachine, copyToMachine } from '../engine/copy.js';
+import { power } from '../engine/lifecycle.js';
 import { AssertionFailure, InfraError, TimeoutError, UsageError } from '../errors.js';
 import { run, type RunResult, tail } from '../exec.js';
 import type { IdempotenceReport } from '../engine/idempotence.js';
@@ -19,6 +21,7 @@ import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { checkImpairment, hostSideLinks, type Impairment, type LinkFaults } from '../network/faults.js';
 import { Machine } from '../machine.js';
 import { readState } from '../state/state.js';
+import { delay, SLOW } from '../wait.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
 import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_DEBUG_DIR, ENV_GROUP, ENV_NAME, ENV_SCENARIOS_DIR } from './environment.js';
 import { PAUSE_LIMIT_MS, pauseAtFailure } from './pause.js';
@@ -57,11 +60,18 @@ let anyTestFailed = false;
 const usedByTest = new Set<string>();
 const JOURNAL_LINES = 40;
 
-/** A machine of the lab under test: the Machine verbs plus network checks. */
+/**
+ * Says whether machines may be changed (restored, rebooted, crashed), throwing when not: scenarios
+ * of the exclusive group may, since they run alone; lab repl may, its user being at the lab.
+ */
+export type ChangeGuard = (what: string) => void;
+
+/** A machine of the lab under test: the Machine verbs plus network checks, files and power. */
 export class LabMachine extends Machine {
   constructor(
     name: string,
     private readonly lab: Lab,
+    private readonly mayChange: ChangeGuard = assertExclusive,
   ) {
     // The process is read at every call: a restore in this or another scenario restarts machines.
     const run = machineExecutor(lab, name, () => readState(lab.dirs.stateFile).machines[name]?.process);
@@ -147,6 +157,46 @@ export class LabMachine extends Machine {
     for (const link of await this.links(network)) await this.lab.faults.clearImpairment(link);
   }
 
+  /**
+   * Copies a file or a whole tree out of the machine (a path inside it, links resolved as the
+   * machine would) to `localPath` on the host, or into it when it is a directory. A `..` or a link
+   * that leads out of the machine's root is refused.
+   */
+  async copyFromMachine(file: string, localPath: string): Promise<CopyReport> {
+    usedByTest.add(this.name);
+    return copyFromMachine(this.lab, this.name, file, localPath);
+  }
+
+  /** Copies a host file or tree into the machine: to `file`, or into it when it is a directory there. */
+  async copyToMachine(localPath: string, file: string): Promise<CopyReport> {
+    usedByTest.add(this.name);
+    return copyToMachine(this.lab, localPath, this.name, file);
+  }
+
+  /** Stops the machine in order and boots it again, until it is up (exclusive scenarios only). */
+  async reboot(): Promise<void> {
+    await this.power('reboot');
+  }
+
+  /**
+   * A power cut (exclusive scenarios only): the machine's init is killed at once, and its root is
+   * left as it was; `start()` boots it from there.
+   */
+  async crash(): Promise<void> {
+    await this.power('crash');
+  }
+
+  /** Boots a stopped (or crashed) machine from its root, until it is up; a running one is left alone. */
+  async start(): Promise<void> {
+    await this.power('start');
+  }
+
+  private async power(action: 'reboot' | 'crash' | 'start'): Promise<void> {
+    this.mayChange(`${this.name}.${action}()`);
+    usedByTest.add(this.name);
+    await power(this.lab, this.name, action, { waitForLock: true });
+  }
+
   /** A container's journal tail; a vm's console tail (it has no journal lab can read). */
   async journal(lines = JOURNAL_LINES): Promise<string> {
     if (this.lab.vms.has(this.name)) return consoleTail(this.lab.dirs.consoleLog(this.name), lines);
@@ -196,8 +246,16 @@ export interface ScenarioOptions {
   restore?: string;
 }
 
+export interface DuringOptions {
+  /** Milliseconds between two checks of the invariant (default 100). */
+  every?: number;
+}
+
 export class ScenarioLab {
-  constructor(readonly lab: Lab) {}
+  constructor(
+    readonly lab: Lab,
+    private readonly mayChange: ChangeGuard = assertExclusive,
+  ) {}
 
   get machineNames(): string[] {
     return this.lab.config.machines.map((m) => m.name);
@@ -217,7 +275,46 @@ export class ScenarioLab {
 
   machine(name: string): LabMachine {
     if (!this.machineNames.includes(name)) throw new UsageError(`unknown machine '${name}' (machines: ${this.machineNames.join(', ')})`);
-    return new LabMachine(name, this.lab);
+    return new LabMachine(name, this.lab, this.mayChange);
+  }
+
+  /**
+   * Runs `body` while an invariant holds (the NixOS driver's polling_condition): `check` is run
+   * before the body, every `every` ms while it runs, and once it ended. A check that throws or
+   * returns false fails this at once, with what the check said; the body is then left to end on
+   * its own, its outcome unheard. Otherwise the body's result (or error) is this one's.
+   */
+  async during<T>(check: () => unknown, body: () => T | Promise<T>, options: DuringOptions = {}): Promise<T> {
+    const started = Date.now();
+    const broken = async (when: string): Promise<AssertionFailure | undefined> => {
+      try {
+        if ((await check()) !== false) return undefined;
+        return new AssertionFailure(`during: the invariant ${when}: the check returned false`);
+      } catch (error) {
+        return new AssertionFailure(`during: the invariant ${when}: ${(error as Error).message}`);
+      }
+    };
+    const before = await broken('did not hold before the body began');
+    if (before) throw before;
+    let ended = false;
+    const running = Promise.resolve().then(body).finally(() => {
+      ended = true;
+    });
+    const settled = running.then(() => undefined, () => undefined);
+    const watch = (async () => {
+      for (;;) {
+        await Promise.race([delay(options.every ?? SLOW), settled]);
+        if (ended) return;
+        const failure = await broken(`broke ${Date.now() - started} ms into the body`);
+        if (failure) throw failure;
+      }
+    })();
+    await Promise.race([settled, watch]); // a broken invariant throws here, at once
+    await watch; // the check that was running as the body ended
+    const result = await running;
+    const after = await broken('did not hold when the body ended');
+    if (after) throw after;
+    return result;
   }
 
   /**
@@ -236,20 +333,27 @@ export class ScenarioLab {
 
   /** lab up --idempotence, from a scenario (exclusive ones only): every stage applied again, what it changed. */
   async checkIdempotence(machines: readonly string[] = []): Promise<IdempotenceReport> {
-    assertExclusive('checkIdempotence');
+    this.mayChange('checkIdempotence');
     const { checkIdempotence } = await import('../engine/idempotence.js');
     return checkIdempotence(this.lab, { machines });
   }
 
-  /** Puts machines back to a stage; only scenarios of the exclusive group may. */
+  /** Puts machines back to a stage or a checkpoint; only scenarios of the exclusive group may. */
   async restore(ref: string): Promise<void> {
-    assertExclusive(`restore ${ref}`);
+    this.mayChange(`restore ${ref}`);
     await restore(this.lab, ref, { waitForLock: true });
+  }
+
+  /** Keeps the whole lab as it is now, as lab checkpoint save does (its machines frozen a moment); restore(name) brings it back. */
+  async checkpoint(name: string): Promise<void> {
+    this.mayChange(`checkpoint ${name}`);
+    const { saveCheckpoint } = await import('../engine/checkpoints.js');
+    await saveCheckpoint(this.lab, name);
   }
 
   /** Brings the whole lab back to its last stages. */
   async up(): Promise<void> {
-    assertExclusive('lab up');
+    this.mayChange('lab up');
     await up(this.lab, { waitForLock: true });
   }
 

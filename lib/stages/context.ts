@@ -1,48 +1,12 @@
-import { appendFileSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { BuildFailure } from '../errors.js';
 import { run, type RunResult } from '../exec.js';
+import { pathInRoot } from '../root-path.js';
 import type { Bind, BuildSteps } from '../runtime/build-steps.js';
 import type { LabView, StageContext } from './define.js';
 import { type FixtureFile, fixtureFiles } from './fixtures.js';
-
-const MAX_SYMLINK_HOPS = 40;
-
-/**
- * Maps a path as seen inside the machine to the host path under `root`, following symlinks
- * the way the machine would (absolute targets stay inside the root): a file written for a
- * machine can never land on the host. The last component is not followed.
- */
-export function pathInRoot(root: string, file: string): string {
-  // Not normalized first: `..` after a link climbs from where the link leads, as in the machine.
-  const parts = file.split('/').filter((part) => part !== '' && part !== '.');
-  const resolved: string[] = [];
-  let hops = 0;
-  while (parts.length > 0) {
-    const part = parts.shift()!;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = path.join(root, ...resolved, part);
-    let isLink = false;
-    try {
-      isLink = parts.length > 0 && lstatSync(candidate).isSymbolicLink();
-    } catch {
-      // Missing components are created later; nothing to follow.
-    }
-    if (!isLink) {
-      resolved.push(part);
-      continue;
-    }
-    if (++hops > MAX_SYMLINK_HOPS) throw new BuildFailure(`too many symlinks resolving ${file} in ${root}`);
-    const target = readlinkSync(candidate);
-    if (target.startsWith('/')) resolved.length = 0;
-    parts.unshift(...target.split('/').filter(Boolean));
-  }
-  return path.join(root, ...resolved);
-}
 
 export function fillTemplate(template: string, values: Record<string, string | number>, name: string): string {
   return template.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {

@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { listCheckpoints, saveCheckpoint } from '../../lib/engine/checkpoints.js';
 import { finishAbandonedBisects } from '../../lib/engine/bisect.js';
 import { checkIdempotence } from '../../lib/engine/idempotence.js';
-import { destroy, down } from '../../lib/engine/lifecycle.js';
+import { destroy, down, power } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
@@ -198,6 +198,41 @@ describe('lab restore', () => {
     expect(fake.events.of('copy', mark)).toEqual([`snapshots/gw/dns@${fake.keyOf('gw', 'dns')} -> machines/gw`]);
     expect(fake.events.of('start', mark)).toEqual(['gw', 'web-silicon', 'web']);
     expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
+  });
+});
+
+describe("a machine's power (scenarios' reboot, crash and start)", () => {
+  it('crash kills the machine at once, its root left as it was and the state saying it is stopped; start boots it from that root', async () => {
+    await up(fake.lab);
+    writeFileSync(path.join(root('web'), 'half-written'), 'x');
+    let mark = fake.events.mark();
+    await power(fake.lab, 'web', 'crash');
+    expect(fake.events.since(mark).filter((e) => /^(stop|start|copy|remove) /.test(e))).toEqual(['stop web hard']);
+    expect(running('web')).toBe(false);
+    expect(fake.state().machines.web?.process).toBeUndefined();
+    expect(fake.state().machines.web).toMatchObject({ rootStage: 'proxy', rootKey: fake.keyOf('web', 'proxy') });
+    expect(readFileSync(path.join(root('web'), 'half-written'), 'utf8')).toBe('x');
+    for (const other of ['gw', 'web-silicon']) expect(running(other)).toBe(true);
+
+    mark = fake.events.mark();
+    await power(fake.lab, 'web', 'start');
+    expect(fake.events.since(mark).filter((e) => /^(stop|start|ready|online|copy) /.test(e))).toEqual(['start web', 'ready web', 'online web']);
+    expect(running('web')).toBe(true);
+    expect(existsSync(path.join(root('web'), 'half-written'))).toBe(true);
+    mark = fake.events.mark();
+    await power(fake.lab, 'web', 'start'); // already running: left alone
+    expect(fake.events.of('start', mark)).toEqual([]);
+  });
+
+  it('reboot stops the machine in order and boots it again, alone, under the lab lock', async () => {
+    await up(fake.lab);
+    const before = fake.state().machines.web!.process!;
+    const mark = fake.events.mark();
+    await power(fake.lab, 'web', 'reboot');
+    expect(fake.events.since(mark).filter((e) => /^(stop|start|ready|online) /.test(e))).toEqual(['stop web clean', 'start web', 'ready web', 'online web']);
+    expect(fake.state().machines.web!.process!.pid).not.toBe(before.pid);
+    expect(running('web')).toBe(true);
+    await expect(power(fake.lab, 'wbe', 'reboot')).rejects.toThrow("unknown machine 'wbe'");
   });
 });
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseDeb822Sources, parseOneLineSources, pickDebianMirror } from '../../lib/image/apt-sources.js';
-import { fillTemplate, pathInRoot } from '../../lib/stages/context.js';
+import { pathInRoot, resolveInRoot } from '../../lib/root-path.js';
+import { fillTemplate } from '../../lib/stages/context.js';
 import { acquireLock } from '../../lib/state/lock.js';
 
 const temp = (prefix: string) => mkdtempSync(path.join(tmpdir(), prefix));
@@ -49,6 +50,20 @@ describe('writing into a machine root', () => {
     symlinkSync('loop2', path.join(root, 'loop1'));
     symlinkSync('loop1', path.join(root, 'loop2'));
     expect(() => pathInRoot(root, '/loop1/x')).toThrow(/too many symlinks/);
+  });
+
+  it('refuses a climb out of the root when asked (lab cp), naming the link or the `..`; follows a last link when asked', () => {
+    const root = temp('lab-root-');
+    mkdirSync(path.join(root, 'etc'));
+    symlinkSync('/etc', path.join(root, 'abs'));
+    symlinkSync('../..', path.join(root, 'etc', 'up'));
+    const refusing = { followLast: true, climbing: 'refuse' as const, fail: (why: string) => new Error(why) };
+    expect(resolveInRoot(root, '/abs', refusing)).toBe(path.join(root, 'etc'));
+    expect(pathInRoot(root, '/abs')).toBe(path.join(root, 'abs'));
+    expect(resolveInRoot(root, '/etc/../x', refusing)).toBe(path.join(root, 'x'));
+    expect(() => resolveInRoot(root, '/etc/up/x', refusing)).toThrow("the link /etc/up -> ../.. leads out of the machine's root");
+    expect(() => resolveInRoot(root, '/etc/../../x', refusing)).toThrow("'..' climbs out of the machine's root");
+    expect(pathInRoot(root, '/etc/up/x')).toBe(path.join(root, 'x')); // a stage's write stays at the machine's /, as the machine would
   });
 
   it('fills templates and names a missing value', () => {
