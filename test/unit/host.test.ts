@@ -118,5 +118,5 @@ describe('the CLI without root', () => {
     expect(lab(['up', '--frobnicate'])).toMatchObject({ status: 2, stderr: expect.stringContaining('--frobnicate') });
     expect(lab(['up', 'nosuch'])).toMatchObject({ status: 2, stderr: expect.stringContaining("unknown machine 'nosuch'") });
     expect(lab(['up', '--from', 'proxi'])).toMatchObject({ status: 2, stderr: expect.stringContaining("did you mean 'proxy'") });
-  });
+  }, 30_000); // five starts of the CLI: seconds on a busy machine
 });
