@@ -17,6 +17,7 @@ const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
   checkpoint: () => import('./verbs/checkpoint.js'),
   status: () => import('./verbs/status.js'),
   snapshots: () => import('./verbs/snapshots.js'),
+  cache: () => import('./verbs/cache.js'),
   exec: () => import('./verbs/exec.js'),
   shell: () => import('./verbs/shell.js'),
   console: () => import('./verbs/console.js'),
@@ -34,7 +35,7 @@ const GLOBAL_OPTIONS: HelpLine[] = [
   ['--config <file>', 'a lab.config.ts / .yaml / .json (default: ./lab.config.*, else the default lab)'],
   ['--runtime <kind>', 'nspawn, machinectl or auto (default: the config\'s, auto)'],
   ['--name <lab>', 'the lab\'s name (also LAB_NAME); labs with different names run side by side'],
-  ['--json', 'machine-readable output (up, restore, test, status, snapshots, doctor)'],
+  ['--json', 'machine-readable output (up, restore, test, status, snapshots, cache, doctor)'],
   ['-h, --help', 'this help'],
 ];
 
