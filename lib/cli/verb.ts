@@ -17,6 +17,9 @@ export interface GlobalOptions {
   serial: boolean;
   verbose: boolean;
   capture: boolean;
+  /** lab test --shard i/n, and --shard-durations <run>. */
+  shard?: string;
+  shardDurations?: string;
   output?: string;
   idempotence: boolean;
   files?: string[];

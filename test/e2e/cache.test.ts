@@ -107,4 +107,41 @@ describe('the stage cache, from one runner to another', () => {
     expect(built(JSON.parse(await inFirst('up', '--json')) as UpJson)).toEqual(['extra']);
     expect(await inFirst('exec', 'solo', '--', 'cat', '/etc/ok-marker', '/etc/extra-marker')).toBe('ok, edited\nextra\n');
   });
+
+  it('lab test --shard 1/2 and 2/2 split the scenario files between them, and lab report merge counts every test once', async () => {
+    const scenarios = path.join(work, 'scenarios');
+    mkdirSync(path.join(scenarios, 'exclusive'), { recursive: true });
+    const harness = path.join(repoRoot, 'lib', 'scenario', 'harness.js');
+    const scenario = (name: string, tests: string[]) =>
+      writeFileSync(path.join(scenarios, `${name}.test.ts`), [`import { expect, it } from 'vitest';`, `import { useLab } from '${harness}';`, 'const lab = await useLab();', ...tests, ''].join('\n'));
+    scenario('alpha', [
+      "it('has the marker', async () => expect(await lab.machine('solo').succeed('cat /etc/ok-marker')).toBe('ok, edited\\n'));",
+      "it('is named', async () => expect(await lab.machine('solo').succeed('hostname')).toBe('solo\\n'));",
+    ]);
+    scenario('beta', ["it('has the extra marker', async () => expect(lab.machine('solo')).toHaveFile('/etc/extra-marker'));"]);
+    scenario('exclusive/gamma', ["it('runs systemd', async () => lab.machine('solo').waitForUnit('systemd-networkd'));"]);
+
+    for (const bad of ['0/2', '3/2', 'a/b']) {
+      const run = await lab(['--config', second.file, 'test', '--shard', bad, '--scenarios', scenarios]);
+      expect([bad, run.exitCode, run.stderr]).toEqual([bad, 2, expect.stringContaining(`--shard ${bad}: use i/n`)]);
+    }
+    const shards = [];
+    for (const shard of ['1/2', '2/2']) {
+      const reports = path.join(work, `reports-${shard.replace('/', '-of-')}`);
+      const report = JSON.parse(await inSecond('test', '--shard', shard, '--scenarios', scenarios, '--reports', reports, '--json')) as { shard: string; passed: number; scenarios: { name: string }[] };
+      expect(report.shard).toBe(shard);
+      shards.push({ reports, names: report.scenarios.map((s) => s.name), passed: report.passed });
+    }
+    expect(shards.flatMap((s) => s.names).sort()).toEqual(['alpha', 'beta', 'exclusive/gamma']); // each once
+    expect(shards.every((s) => s.names.length > 0)).toBe(true);
+
+    const merged = path.join(work, 'merged');
+    const report = JSON.parse(await labOk(['report', 'merge', ...shards.map((s) => s.reports), '-o', merged, '--json'])) as { passed: number; failed: number; scenarios: { name: string }[] };
+    expect([report.passed, report.failed]).toEqual([4, 0]);
+    expect(report.passed).toBe(shards[0]!.passed + shards[1]!.passed);
+    expect(report.scenarios.map((s) => s.name)).toEqual(['alpha', 'beta', 'exclusive/gamma']);
+    expect(readFileSync(path.join(merged, 'junit.xml'), 'utf8').match(/<testcase /g)).toHaveLength(4);
+    expect(readFileSync(path.join(merged, 'report.tap'), 'utf8')).toMatch(/\n1\.\.4\n$/);
+    expect(readFileSync(path.join(merged, 'summary.md'), 'utf8')).toContain('4 passed, 0 failed, 0 skipped');
+  });
 });

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { UsageError } from '../../errors.js';
 import { rendererFor, upProgress } from '../progress.js';
 import { json, out, type Verb } from '../verb.js';
 
@@ -11,10 +12,14 @@ export default {
     ['--serial', 'one scenario at a time (default: read-only ones in parallel)'],
     ['--verbose', 'print every test as it ends'],
     ['--capture', 'record each network (tcpdump) while each scenario runs; keep the pcaps of failing ones'],
+    ['--shard <i/n>', 'only the i-th of n shares of the scenario files (each runner its own share, the same split everywhere)'],
+    ['--shard-durations <run>', 'split them by the durations in an earlier run\'s report (its results.json, run or reports directory)'],
   ],
   needsStages: true,
   async run(lab, args, _passthrough, options) {
-    const { runTests } = await import('../../engine/test.js');
+    const [{ runTests }, { parseShard, durationsOf }, { readRun }] = await Promise.all([import('../../engine/test.js'), import('../../report/shard.js'), import('../../report/merge.js')]);
+    if (options.shardDurations && !options.shard) throw new UsageError('--shard-durations: only with --shard i/n');
+    const shard = options.shard ? { ...parseShard(options.shard), durations: options.shardDurations ? durationsOf(readRun(options.shardDurations, '--shard-durations').report) : undefined } : undefined;
     const renderer = rendererFor(options.json);
     const { report, dir } = await runTests(lab, {
       scenarios: args,
@@ -25,9 +30,10 @@ export default {
       renderer,
       onProgress: await upProgress(renderer),
       verbose: options.verbose,
+      shard,
     });
     if (options.json) json({ ...report, reportDir: dir });
-    else out(`lab test: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)}s\nreport: ${path.join(dir, 'report.html')}`);
+    else out(`lab test${report.shard ? ` (shard ${report.shard}${report.scenarios.length === 0 ? ': no scenario in this share' : ''})` : ''}: ${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${(report.durationMs / 1000).toFixed(1)}s\nreport: ${path.join(dir, 'report.html')}`);
     return report.outcome === 'passed' ? 0 : 1;
   },
 } satisfies Verb;
