@@ -49,6 +49,8 @@ export interface LabDirs {
   snapshot(machine: string, stage: string, key: string): string;
   /** Checkpoints of the whole lab: one directory each, a read-only root per machine inside. */
   checkpointsDir: string;
+  /** Where lab cache pull receives snapshots before they go into place; only while it runs. */
+  cacheStaging: string;
   stageLog(machine: string, stage: string): string;
   consoleLog(machine: string): string;
   /** The base image's build (debootstrap's output), or where it was imported from. */
@@ -75,6 +77,7 @@ export function labDirs(config: LabConfig): LabDirs {
     snapshotsOf: (machine) => path.join(pool, 'snapshots', machine),
     snapshot: (machine, stage, key) => path.join(pool, 'snapshots', machine, `${stage}@${key}`),
     checkpointsDir: path.join(pool, 'checkpoints'),
+    cacheStaging: path.join(pool, 'cache-pull.partial'),
     stageLog: (machine, stage) => path.join(state, 'logs', machine, `${stage}.log`),
     consoleLog: (machine) => path.join(state, 'logs', machine, 'console.log'),
     imageLog: path.join(state, 'logs', 'image.log'),

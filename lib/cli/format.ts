@@ -1,4 +1,5 @@
 import type { BisectReport } from '../engine/bisect.js';
+import type { CacheKeyReport, PullReport, PushReport } from '../engine/cache.js';
 import type { Checkpoint } from '../engine/checkpoints.js';
 import type { IdempotenceReport } from '../engine/idempotence.js';
 import type { ImageInfo } from '../engine/image.js';
@@ -158,4 +159,24 @@ export function printImages(images: ImageInfo[]): string {
   const rows = [['IMAGE KEY', 'CURRENT', 'CREATED', 'EXCLUSIVE', 'USED BY (snapshots)']];
   for (const image of images) rows.push([image.key, image.current ? 'yes' : 'old', image.createdAt ?? '-', bytes(image.exclusiveBytes), image.usedBy.join(',') || '-']);
   return table(rows);
+}
+
+export const printCacheKey = (report: CacheKeyReport): string => report.key;
+
+export function printPush(report: PushReport): string {
+  const rows = [['SNAPSHOT', 'KEY', 'OBJECT', 'SIZE'], ...report.objects.map((o) => [o.name, o.key, o.action === 'kept' ? 'kept (unchanged)' : o.action, bytes(o.bytes)])];
+  const count = (action: string) => report.objects.filter((o) => o.action === action).length;
+  return `${table(rows)}\npushed to ${report.dir} in ${seconds(report.durationMs)}: ${count('written')} written, ${count('kept')} kept, ${count('not built')} not built`;
+}
+
+export function printPull(report: PullReport): string {
+  if (!report.found) return `no cache in ${report.dir} (no manifest.json): lab up builds everything`;
+  const lines = report.objects.map((o) =>
+    o.action === 'imported' ? `imported ${o.name} (${bytes(o.bytes)})`
+      : o.action === 'refused' ? `REFUSED ${o.name}: ${o.reason}; not used: lab up builds it`
+        : `${o.name}: not in the cache, lab up builds it`,
+  );
+  const count = (action: string) => report.objects.filter((o) => o.action === action).length;
+  lines.push(`pulled from ${report.dir} in ${seconds(report.durationMs)}: ${count('imported')} imported, ${count('refused')} refused, ${count('not in the cache')} not in the cache, ${report.present} already here`);
+  return lines.join('\n');
 }

@@ -21,6 +21,9 @@ export interface GlobalOptions {
   watch: boolean;
   /** lab test --debug. */
   debug: boolean;
+  /** lab test --shard i/n, and --shard-durations <run>. */
+  shard?: string;
+  shardDurations?: string;
   output?: string;
   idempotence: boolean;
   files?: string[];

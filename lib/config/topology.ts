@@ -34,7 +34,7 @@ export interface TopologyInterface {
   hostLink: string;
   /** The machine's default route goes out of this interface (to the network's gateway). */
   defaultRoute: boolean;
-  /** The MAC lab gives the card (stable for the lab, machine and network, so DHCP and an inventory can name it); a vm's tap is `hostLink`. */
+  /** The MAC lab gives the card (stable for the machine and network, so DHCP and an inventory can name it); a vm's tap is `hostLink`. */
   mac: string;
 }
 
@@ -67,11 +67,13 @@ export function configuredNetworks(config: LabConfig): { name: string; subnet: s
 }
 
 /**
- * A machine's MAC on a network, stable for the lab, machine and network: a vm's with qemu's
- * 52:54:00 prefix, a container's locally administered (02:), set by networkd in the machine.
+ * A machine's MAC on a network, stable for the machine and network: a vm's with qemu's 52:54:00
+ * prefix, a container's locally administered (02:), set by networkd in the machine. Not the lab's
+ * name: it is in the system stage's snapshot, which labs of one config share (lab cache pull),
+ * and each lab's networks are bridges of its own.
  */
-export function interfaceMac(lab: string, machine: string, network: string, kind: 'container' | 'vm'): string {
-  const bytes = createHash('sha256').update(`mac/${lab}/${machine}/${network}`).digest('hex');
+export function interfaceMac(machine: string, network: string, kind: 'container' | 'vm'): string {
+  const bytes = createHash('sha256').update(`mac/${machine}/${network}`).digest('hex');
   return kind === 'vm' ? `52:54:00:${bytes.slice(0, 6).match(/../g)!.join(':')}` : `02:${bytes.slice(0, 10).match(/../g)!.join(':')}`;
 }
 
@@ -129,7 +131,7 @@ export function topologyOf(config: LabConfig): Topology {
         address: i.address,
         hostLink: hostLinkName(config.name, machine.name, i.network),
         defaultRoute: index === defaultIndex,
-        mac: interfaceMac(config.name, machine.name, i.network, machine.kind),
+        mac: interfaceMac(machine.name, i.network, machine.kind),
       })),
     };
   });

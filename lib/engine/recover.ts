@@ -17,7 +17,8 @@ const rmLater = (found: Interrupted[], file: string, why: string) => found.push(
  * - `<root>.incoming` beside a root: a restore that never swapped;
  * - `<root>.incoming` and `<root>.outgoing` without a root: a restore stopped between its two
  *   renames, rolled back (the state still names the old root);
- * - `<root>.outgoing` beside a root: a restore that swapped but did not delete the old root.
+ * - `<root>.outgoing` beside a root: a restore that swapped but did not delete the old root;
+ * - the staging directory of a cache pull (`cache-pull.partial`): what it was receiving.
  */
 export function interruptedWork(lab: BareLab): Interrupted[] {
   const found: Interrupted[] = [];
@@ -79,6 +80,7 @@ export function interruptedWork(lab: BareLab): Interrupted[] {
       });
     }
   }
+  if (exists(lab.dirs.cacheStaging)) remove(lab.dirs.cacheStaging, 'what a cache pull was receiving');
   const images = path.join(lab.storage.root, 'images');
   if (exists(images)) for (const entry of readdirSync(images).filter((e) => e.endsWith('.partial'))) remove(path.join(images, entry), 'a base image that was never finished');
   return found;

@@ -27,7 +27,12 @@ export async function takeSnapshot(lab: Lab, machine: string, stage: string, key
   const target = lab.dirs.snapshot(machine, stage, key);
   await removeSnapshot(lab, target);
   await lab.storage.snapshot(lab.dirs.machineRoot(machine), target, { readonly: true });
-  writeFileSync(metaFile(target), `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);
+  markCreated(target);
+}
+
+/** Records when a snapshot came into the pool: taken now, or imported (lab cache pull). */
+export function markCreated(snapshot: string): void {
+  writeFileSync(metaFile(snapshot), `${JSON.stringify({ createdAt: new Date().toISOString() })}\n`);
 }
 
 /**

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { InfraError, unknownName, UsageError } from '../errors.js';
 import { packageRoot, privateDir } from '../paths.js';
 import { ResultCollector, type ScenarioResult, scenarioName } from '../report/collector.js';
+import { assignShards, type Shard } from '../report/shard.js';
 import { assertHostReady, SETPRIV_TOOL } from '../host/prereq.js';
 import { captureDirOf } from '../scenario/capture.js';
 import { countTests, type MachineDiagnostics, type RunReport, type TimelineEntry, writeReports } from '../report/write.js';
@@ -39,6 +40,8 @@ export interface TestOptions {
   verbose: boolean;
   /** lab test --debug: pause at each failure with the lab as the test left it, and tell how to get in with this command (`lab --config x`). */
   debug?: { labCommand: string };
+  /** Run one share of the scenarios (--shard i/n), split by the durations of an earlier run when given. */
+  shard?: Shard & { durations?: ReadonlyMap<string, number> };
 }
 
 export interface TestRun {
@@ -122,10 +125,12 @@ export async function runTests(lab: Lab, options: TestOptions): Promise<TestRun>
   const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
   const all = listScenarios(scenariosDir);
   if (all.size === 0) throw new UsageError(`no scenario (*.test.ts) in ${scenariosDir}`);
-  const files = selectScenarios(all, options.scenarios);
+  const selected = selectScenarios(all, options.scenarios);
+  const files = options.shard ? shareOf(selected, scenariosDir, options.shard) : selected;
 
   const started = new Date();
   const id = started.toISOString().replace(/[:.]/g, '-');
+  if (files.length === 0) return emptyShare(lab, options, started, id);
   const runDir = path.join(options.reportsDir, id);
   // The lock is held for the whole run, so that nothing changes the machines under the scenarios;
   // this run's own `lab up` and its exclusive scenarios' restores take it through ENV_LOCK_HOLDER.
@@ -164,6 +169,7 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
   const report: RunReport = {
     id,
     lab: lab.config.name,
+    ...shardOf(options),
     startedAt: started.toISOString(),
     durationMs: Date.now() - started.getTime(),
     ...counts,
@@ -178,7 +184,21 @@ async function runHoldingLock(lab: Lab, options: TestOptions, scenariosDir: stri
     machines: failed ? await diagnostics(lab) : [],
   };
   const { toMermaid, toSvg } = await import('../report/graph.js');
-  return { report, dir: writeReports(options.reportsDir, report, { svg: toSvg(lab.topology), mermaid: toMermaid(lab.topology) }) };
+  return { report, dir: writeReports(options.reportsDir, report, { topology: { svg: toSvg(lab.topology), mermaid: toMermaid(lab.topology) } }) };
+}
+
+/** The scenario files of one share, split by their names (the same on every runner). */
+function shareOf(files: readonly string[], scenariosDir: string, shard: NonNullable<TestOptions['shard']>): string[] {
+  const byName = new Map(files.map((file) => [scenarioName(file, scenariosDir), file]));
+  return assignShards([...byName.keys()], shard.count, shard.durations)[shard.index - 1]!.map((name) => byName.get(name)!);
+}
+
+const shardOf = (options: TestOptions) => (options.shard ? { shard: `${options.shard.index}/${options.shard.count}` } : {});
+
+/** A share with no scenario (more shards than scenarios): its report says so, and the lab is not brought up for nothing. */
+function emptyShare(lab: Lab, options: TestOptions, started: Date, id: string): TestRun {
+  const report: RunReport = { id, lab: lab.config.name, ...shardOf(options), startedAt: started.toISOString(), durationMs: 0, passed: 0, failed: 0, skipped: 0, outcome: 'passed', scenarios: [], unhandled: [], timeline: [], machines: [] };
+  return { report, dir: writeReports(options.reportsDir, report) };
 }
 
 const TCPDUMP_TOOL = { command: 'tcpdump', debianPackage: 'tcpdump', why: 'records the networks for lab test --capture' };

@@ -1,9 +1,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { run } from '../exec.js';
 import { pathInRoot } from '../root-path.js';
 import { acquireLock } from '../state/lock.js';
 import type { Storage } from '../storage/storage.js';
+import { exportTarball, importTarball } from '../storage/tar.js';
 import type { ImageDriver, ImageSourceKind } from './image.js';
 
 const TAR_TIMEOUT_MS = 20 * 60_000;
@@ -109,7 +109,7 @@ async function buildOrImport(
   const cached = existsSync(paths.cacheTarball);
   if (cached) {
     log(`importing the base image from ${paths.cacheTarball}`);
-    await run(['tar', '-xpf', paths.cacheTarball, '--numeric-owner', '--xattrs', '-C', building], { timeout: TAR_TIMEOUT_MS });
+    await importTarball(paths.cacheTarball, building);
   } else {
     await image.build(building, cacheDir, log);
     // Per-machine identity is written by each machine's system stage; the base carries none of the host's.
@@ -136,10 +136,3 @@ async function buildOrImport(
   return { path: paths.poolImage, source: cached ? 'cache' : image.source };
 }
 
-/** Writes a root filesystem tarball (as `machinectl import-tar` takes); visible under its final name only once complete. */
-export async function exportTarball(root: string, tarball: string): Promise<void> {
-  mkdirSync(path.dirname(tarball), { recursive: true });
-  const partial = `${tarball}.partial`;
-  await run(['tar', '-cf', partial, '--numeric-owner', '--xattrs', '--one-file-system', '-C', root, '.'], { timeout: TAR_TIMEOUT_MS });
-  renameSync(partial, tarball);
-}

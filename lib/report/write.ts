@@ -31,6 +31,10 @@ export interface RunReport {
   unhandled: { message: string; stack?: string }[];
   timeline: TimelineEntry[];
   machines: MachineDiagnostics[];
+  /** `lab test --shard 2/3`: which share of the scenarios this run had. */
+  shard?: string;
+  /** `lab report merge`: the runs it was made of. */
+  mergedFrom?: { id: string; lab: string; shard?: string }[];
 }
 
 export function countTests(scenarios: ScenarioResult[], unhandled: unknown[]): { passed: number; failed: number; skipped: number } {
@@ -64,6 +68,51 @@ export function toTap(report: RunReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+const escapeXml = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!).replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
+const junitSeconds = (ms: number) => (ms / 1000).toFixed(3);
+
+/**
+ * JUnit XML of a report, counting as countTests does: a test each, plus a failed case for a
+ * scenario that failed outside its tests and for each unhandled error. (A run of lab test has
+ * vitest's own; this one is for reports vitest did not make, such as a merge of shards.)
+ */
+export function toJUnit(report: RunReport): string {
+  const failure = (errors: { message: string }[]) => {
+    const message = errors.map((e) => e.message).join('\n');
+    return `<failure message="${escapeXml(message.split('\n')[0] ?? '')}">${escapeXml(message)}</failure>`;
+  };
+  const suites = report.scenarios.map((scenario) => {
+    const cases = scenario.tests.map((test) => {
+      const body = test.outcome === 'failed' ? failure(test.errors) : test.outcome === 'skipped' ? '<skipped/>' : '';
+      return `    <testcase classname="${escapeXml(scenario.name)}" name="${escapeXml(test.name)}" time="${junitSeconds(test.durationMs)}">${body}</testcase>`;
+    });
+    if (scenario.errors.length > 0 && !scenario.tests.some((t) => t.outcome === 'failed')) {
+      cases.push(`    <testcase classname="${escapeXml(scenario.name)}" name="(outside its tests)" time="0.000">${failure(scenario.errors)}</testcase>`);
+    }
+    const counts = countTests([scenario], []);
+    return [
+      `  <testsuite name="${escapeXml(scenario.name)}" tests="${cases.length}" failures="${counts.failed}" errors="0" skipped="${counts.skipped}" time="${junitSeconds(scenario.durationMs)}">`,
+      ...cases,
+      '  </testsuite>',
+    ].join('\n');
+  });
+  if (report.unhandled.length > 0) {
+    suites.push([
+      `  <testsuite name="unhandled errors" tests="${report.unhandled.length}" failures="${report.unhandled.length}" errors="0" skipped="0" time="0.000">`,
+      ...report.unhandled.map((error, i) => `    <testcase classname="unhandled errors" name="unhandled error ${i + 1}" time="0.000">${failure([error])}</testcase>`),
+      '  </testsuite>',
+    ].join('\n'));
+  }
+  const total = report.passed + report.failed + report.skipped;
+  return `<?xml version="1.0" encoding="UTF-8" ?>\n<testsuites name="lab test ${escapeXml(report.id)}" tests="${total}" failures="${report.failed}" errors="0" skipped="${report.skipped}" time="${junitSeconds(report.durationMs)}">\n${suites.join('\n')}\n</testsuites>\n`;
+}
+
+/** Where a run came from, for the summary and the page: its shard, or the runs merged into it. */
+function origin(report: RunReport): string {
+  if (report.mergedFrom?.length) return `merged from ${report.mergedFrom.length} runs: ${report.mergedFrom.map((r) => (r.shard ? `shard ${r.shard}` : r.id)).join(', ')}`;
+  return report.shard ? `shard ${report.shard}` : '';
+}
+
 export function toMarkdown(report: RunReport): string {
   const rows = report.scenarios.map(
     (s) => `| ${s.outcome === 'failed' ? '❌' : s.outcome === 'passed' ? '✅' : '⏭'} | ${s.name} | ${s.tests.filter((t) => t.outcome === 'passed').length}/${s.tests.length} | ${seconds(s.durationMs)} |`,
@@ -74,7 +123,7 @@ export function toMarkdown(report: RunReport): string {
   return [
     `## lab test ${report.id}: ${report.outcome === 'passed' ? 'passed' : 'FAILED'}`,
     '',
-    `${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${seconds(report.durationMs)} on lab \`${report.lab}\``,
+    `${report.passed} passed, ${report.failed} failed, ${report.skipped} skipped in ${seconds(report.durationMs)} on lab \`${report.lab}\`${origin(report) ? ` (${origin(report)})` : ''}`,
     '',
     '| | scenario | tests passed | duration |',
     '|---|---|---|---|',
@@ -150,7 +199,7 @@ pre.error{background:#fde8e8;border-left:3px solid #c33}
 </style></head><body>
 <h1>lab test <span class="badge ${report.outcome}">${report.outcome}</span></h1>
 <p class="summary"><strong>${report.passed}</strong> passed, <strong>${report.failed}</strong> failed, ${report.skipped} skipped in ${seconds(report.durationMs)}</p>
-<p class="muted">lab ${escapeHtml(report.lab)} · run ${escapeHtml(report.id)} · started ${escapeHtml(report.startedAt)}</p>
+<p class="muted">lab ${escapeHtml(report.lab)} · run ${escapeHtml(report.id)} · started ${escapeHtml(report.startedAt)}${origin(report) ? ` · ${escapeHtml(origin(report))}` : ''}</p>
 ${report.unhandled.map((e) => `<pre class="error">${escapeHtml(e.message)}</pre>`).join('\n')}
 <h2>Scenarios</h2>
 ${scenarios.join('\n')}
@@ -162,10 +211,24 @@ ${machines.length ? `<h2>Machines at the end of the failing run</h2>\n${machines
 `;
 }
 
-/** Writes every report of a run; every file passes through `redact` and is its owner's alone. Returns the run's directory. */
-export function writeReports(reportsDir: string, report: RunReport, topology?: ReportTopology): string {
-  const dir = privateDir(path.join(reportsDir, report.id));
+/** Writes every report of a run into `<reportsDir>/<id>` and points `latest` at it. Returns the run's directory. */
+export function writeReports(reportsDir: string, report: RunReport, options: { topology?: ReportTopology; junit?: boolean } = {}): string {
+  const dir = writeRunDir(path.join(reportsDir, report.id), report, options);
+  const latest = path.join(reportsDir, 'latest');
+  rmSync(latest, { force: true });
+  symlinkSync(report.id, latest);
+  return dir;
+}
+
+/**
+ * Writes every report of a run into `dir` (with `junit`, the JUnit file too: vitest writes it for a
+ * run of lab test); every file passes through `redact` and is its owner's alone.
+ */
+export function writeRunDir(dir: string, report: RunReport, options: { topology?: ReportTopology; junit?: boolean } = {}): string {
+  const topology = options.topology;
+  privateDir(dir);
   writeFileSync(path.join(dir, 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  if (options.junit) writeFileSync(path.join(dir, 'junit.xml'), toJUnit(report));
   writeFileSync(path.join(dir, 'report.tap'), toTap(report));
   writeFileSync(path.join(dir, 'report.html'), toHtml(report, topology));
   if (topology) {
@@ -180,9 +243,6 @@ export function writeReports(reportsDir: string, report: RunReport, topology?: R
     writeFileSync(path.join(machineDir, 'journal.txt'), machine.journal);
   }
   sealTree(dir);
-  const latest = path.join(reportsDir, 'latest');
-  rmSync(latest, { force: true });
-  symlinkSync(report.id, latest);
   return dir;
 }
 

@@ -7,8 +7,8 @@ import { defineStage } from './define.js';
  * router, or the host on a NAT'ed network), forwarding when it routes, and its resolver.
  */
 export default defineStage({
+  // Not the lab's name: labs of one config, whatever their names, share this stage's snapshots (lab cache pull).
   inputs: (lab) => ({
-    lab: lab.config.name,
     machine: lab.machine.name,
     domain: lab.topology.domain,
     interfaces: lab.self.interfaces.map(({ hostLink: _, ...iface }) => iface),
@@ -18,9 +18,9 @@ export default defineStage({
     dnsMachine: lab.topology.dnsMachine ?? null,
   }),
   async run(ctx) {
-    const { machine, config, topology, self } = ctx.lab;
+    const { machine, topology, self } = ctx.lab;
     const domain = topology.domain;
-    const machineId = createHash('sha256').update(`${config.name}/${machine.name}`).digest('hex').slice(0, 32);
+    const machineId = createHash('sha256').update(`${domain}/${machine.name}`).digest('hex').slice(0, 32);
     await ctx.writeFile('/etc/hostname', `${machine.name}\n`);
     await ctx.writeFile('/etc/machine-id', `${machineId}\n`);
     // Static addresses name the machine; a DHCP one is named by the DNS machine from its lease.

@@ -1,10 +1,12 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import { poolSpace, type Storage } from './storage.js';
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
+/** A send or receive of a whole root: a base image is a few hundred MiB. */
+const STREAM_TIMEOUT_MS = 30 * 60_000;
 
 /** True when `dir` (or its nearest existing parent) is on btrfs; asked in-process, every command does. */
 export function isOnBtrfs(dir: string): boolean {
@@ -106,6 +108,8 @@ export class BtrfsStorage implements Storage {
   async remove(target: string): Promise<void> {
     if (!existsSync(target)) return;
     if (!isSubvolume(target)) {
+      // A plain directory may hold subvolumes (a cache pull's staging): rm cannot cross into them.
+      await this.removeSubvolumesIn(target, 2);
       await run(['rm', '-rf', '--one-file-system', '--', target], { timeout: 10 * 60_000 });
       return;
     }
@@ -157,6 +161,49 @@ export class BtrfsStorage implements Storage {
       return targets.map((target) => exclusive.get(ids.get(target) ?? ''));
     } finally {
       await run(['btrfs', 'quota', 'disable', this.root], { allowFailure: true });
+    }
+  }
+
+  async exportSnapshot(snapshot: string, file: string, parent?: string): Promise<void> {
+    mkdirSync(path.dirname(file), { recursive: true });
+    const partial = `${file}.partial`;
+    await run(['btrfs', 'send', '-q', ...(parent ? ['-p', parent] : []), '-f', partial, snapshot], { timeout: STREAM_TIMEOUT_MS });
+    renameSync(partial, file);
+  }
+
+  /** What send writes into a stream for a subvolume: its received UUID when it was itself received, else its own. */
+  async identity(snapshot: string): Promise<string | undefined> {
+    const { stdout } = await run(['btrfs', 'subvolume', 'show', snapshot]);
+    const field = (name: string) => new RegExp(`^\\s*${name}:\\s*(\\S+)`, 'm').exec(stdout)?.[1];
+    const received = field('Received UUID');
+    return received && received !== '-' ? received : field('UUID');
+  }
+
+  /** receive finds an incremental stream's parent among every subvolume of the filesystem, by either UUID. */
+  async heldIdentities(): Promise<Set<string>> {
+    const { stdout } = await run(['btrfs', 'subvolume', 'list', '-u', '-R', this.root]);
+    const held = new Set<string>();
+    for (const match of stdout.matchAll(/\breceived_uuid (\S+)\s+uuid (\S+)/g)) for (const id of [match[1]!, match[2]!]) if (id !== '-') held.add(id);
+    return held;
+  }
+
+  /**
+   * receive names the subvolume as it was named where it was sent, and a read-only subvolume
+   * cannot move to another directory: it is received in a directory of `staging`, then
+   * snapshotted read-only into place (a read-only snapshot keeps the received UUID, so what is
+   * built on it can be received here later).
+   */
+  async importSnapshot(file: string, target: string, staging: string): Promise<void> {
+    mkdirSync(staging, { recursive: true });
+    const dir = mkdtempSync(path.join(staging, 'receive-'));
+    try {
+      // --chroot: a stream can only write inside the directory it is received in.
+      await run(['btrfs', 'receive', '-q', '--chroot', '-f', file, dir], { timeout: STREAM_TIMEOUT_MS });
+      const [received, ...more] = readdirSync(dir);
+      if (!received || more.length > 0) throw new Error(`btrfs receive of ${file} made ${more.length + (received ? 1 : 0)} subvolumes, not one`);
+      await this.snapshot(path.join(dir, received), target, { readonly: true });
+    } finally {
+      await this.remove(dir);
     }
   }
 

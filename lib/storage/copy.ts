@@ -3,6 +3,7 @@ import path from 'node:path';
 import { run } from '../exec.js';
 import type { Tool } from '../host/prereq.js';
 import { poolSpace, type Storage } from './storage.js';
+import { exportTarball, importTarball } from './tar.js';
 
 const COPY_TIMEOUT_MS = 30 * 60_000;
 
@@ -46,8 +47,33 @@ export class CopyStorage implements Storage {
     return Promise.all(targets.map(async (target) => Number((await run(['du', '-sb', '--', target], { timeout: COPY_TIMEOUT_MS })).stdout.split('\t')[0])));
   }
 
+  /** A copy has no parent to be incremental against: each is a whole tarball. */
+  async exportSnapshot(snapshot: string, file: string): Promise<void> {
+    await exportTarball(snapshot, file);
+  }
+
+  async identity(): Promise<undefined> {
+    return undefined;
+  }
+
+  async heldIdentities(): Promise<Set<string>> {
+    return new Set();
+  }
+
+  async importSnapshot(file: string, target: string): Promise<void> {
+    mkdirSync(path.dirname(target), { recursive: true });
+    const partial = `${target}.partial`;
+    await this.remove(partial);
+    mkdirSync(partial);
+    await importTarball(file, partial);
+    renameSync(partial, target);
+  }
+
   tools(): Tool[] {
-    return [{ command: 'cp', debianPackage: 'coreutils', why: 'copies roots (reflinks where the filesystem can)' }];
+    return [
+      { command: 'cp', debianPackage: 'coreutils', why: 'copies roots (reflinks where the filesystem can)' },
+      { command: 'tar', debianPackage: 'tar', why: 'lab cache push and pull: snapshots as tarballs' },
+    ];
   }
 
   async leftovers(): Promise<string[]> {

@@ -23,6 +23,20 @@ export interface Storage extends HostDriver {
   space(): { sizeBytes: number; freeBytes: number } | undefined;
   /** Space held only by each snapshot, in bytes; undefined where the storage cannot tell. */
   exclusiveBytes(paths: readonly string[]): Promise<(number | undefined)[]>;
+  /**
+   * Writes a read-only snapshot to `file`, there only once complete (lab cache push): a btrfs send
+   * stream, incremental against `parent` when one is given; a tarball on copy storage.
+   */
+  exportSnapshot(snapshot: string, file: string, parent?: string): Promise<void>;
+  /** What an export of `snapshot` carries as its identity, and an incremental one as its parent's; undefined where exports are whole. */
+  identity(snapshot: string): Promise<string | undefined>;
+  /** The identities of the snapshots on the pool's filesystem: the parents an incremental export can be imported on. */
+  heldIdentities(): Promise<Set<string>>;
+  /**
+   * Imports an export as the read-only snapshot `target`, there only once complete (lab cache
+   * pull), through `staging`, a directory in the pool that the caller removes afterwards.
+   */
+  importSnapshot(file: string, target: string, staging: string): Promise<void>;
 }
 
 export function poolSpace(root: string): { sizeBytes: number; freeBytes: number } | undefined {

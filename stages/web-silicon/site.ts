@@ -5,6 +5,8 @@ const siteOf = (machine: string, domain: string) => `${machine.replace(/^web-/, 
 /** web-silicon: its HTTPS site, with a certificate made for this lab (it never leaves the machine). */
 export default defineStage({
   fixtures: ['web-silicon/site.conf', 'web-silicon/index.html'],
+  // Its page names the lab: a lab of another name (one that pulled the cache) builds it again.
+  inputs: (lab) => ({ lab: lab.config.name }),
   async run(ctx) {
     const { config, machine } = ctx.lab;
     const site = siteOf(machine.name, config.zone.domain);

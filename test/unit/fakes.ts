@@ -6,6 +6,7 @@
  * state directory, build steps write a marker in the root instead of running.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,9 +80,25 @@ function refuseWhileInterrupted(what: string): void {
 
 const result = (argv: readonly string[], exitCode = 0, stdout = '', stderr = ''): RunResult => ({ argv, exitCode, stdout, stderr, durationMs: 0 });
 
-/** The pool as plain directories: a snapshot is a copy, made under `.partial` and renamed, as the real drivers do. */
+/** The files under `dir`, relative to it. */
+function filesIn(dir: string, under = ''): string[] {
+  return readdirSync(path.join(dir, under), { withFileTypes: true }).flatMap((entry) => {
+    const name = path.join(under, entry.name);
+    return entry.isDirectory() ? filesIn(dir, name) : entry.isFile() ? [name] : [];
+  });
+}
+
+/**
+ * The pool as plain directories: a snapshot is a copy, made under `.partial` and renamed, as the real
+ * drivers do. An export is the tree as JSON. With `identities`, it plays btrfs's part in lab cache:
+ * every snapshot has an identity (a received one keeps its sender's), an export says the identity of
+ * the parent it is incremental against, and an import refuses one whose parent the pool lacks.
+ */
 export class FakeStorage implements Storage {
   readonly kind = 'copy' as const;
+  /** Identity of each snapshot, by path: what btrfs's UUIDs are (received ones carry their sender's). */
+  private readonly ids = new Map<string, string>();
+  identities = false;
 
   constructor(
     readonly root: string,
@@ -108,7 +125,43 @@ export class FakeStorage implements Storage {
     refuseWhileInterrupted(`snapshot ${source} ${partial}`);
     cpSync(source, partial, { recursive: true, verbatimSymlinks: true });
     renameSync(partial, target);
+    this.ids.set(target, randomUUID());
     this.events.push(`${options.readonly ? 'snapshot' : 'copy'} ${this.relative(source)} -> ${this.relative(target)}`);
+  }
+
+  async exportSnapshot(snapshot: string, file: string, parent?: string): Promise<void> {
+    refuseWhileInterrupted(`export ${snapshot}`);
+    mkdirSync(path.dirname(file), { recursive: true });
+    const tree = Object.fromEntries(filesIn(snapshot).map((f) => [f, readFileSync(path.join(snapshot, f), 'base64')]));
+    const parentIdentity = this.identities && parent ? await this.identity(parent) : undefined;
+    writeFileSync(`${file}.partial`, JSON.stringify({ identity: await this.identity(snapshot), parentIdentity, tree }));
+    renameSync(`${file}.partial`, file);
+    this.events.push(`export ${this.relative(snapshot)}${parent ? ` on ${this.relative(parent)}` : ''}`);
+  }
+
+  async identity(snapshot: string): Promise<string | undefined> {
+    if (!this.identities) return undefined;
+    if (!this.ids.has(snapshot)) this.ids.set(snapshot, randomUUID()); // made before the fake knew it (the base image)
+    return this.ids.get(snapshot);
+  }
+
+  async heldIdentities(): Promise<Set<string>> {
+    return new Set([...this.ids].filter(([snapshot]) => existsSync(snapshot)).map(([, id]) => id));
+  }
+
+  async importSnapshot(file: string, target: string): Promise<void> {
+    refuseWhileInterrupted(`import ${file}`);
+    const exported = JSON.parse(readFileSync(file, 'utf8')) as { identity?: string; parentIdentity?: string; tree: Record<string, string> };
+    if (exported.parentIdentity && !(await this.heldIdentities()).has(exported.parentIdentity)) throw new Error(`cannot find the parent ${exported.parentIdentity} of ${file}`);
+    const partial = `${target}.partial`;
+    for (const [name, content] of Object.entries(exported.tree)) {
+      mkdirSync(path.dirname(path.join(partial, name)), { recursive: true });
+      writeFileSync(path.join(partial, name), Buffer.from(content, 'base64'));
+    }
+    mkdirSync(partial, { recursive: true });
+    renameSync(partial, target);
+    if (exported.identity) this.ids.set(target, exported.identity);
+    this.events.push(`import ${path.basename(file)} -> ${this.relative(target)}`);
   }
 
   async seal(source: string, target: string): Promise<void> {
@@ -120,6 +173,7 @@ export class FakeStorage implements Storage {
     if (!existsSync(target)) return;
     refuseWhileInterrupted(`remove ${target}`);
     rmSync(target, { recursive: true, force: true });
+    for (const snapshot of this.ids.keys()) if (snapshot === target || snapshot.startsWith(`${target}/`)) this.ids.delete(snapshot);
     this.events.push(`remove ${this.relative(target)}`);
   }
 

@@ -6,9 +6,9 @@ import { validateConfig } from '../../lib/config/validate.js';
 import { packageRoot } from '../../lib/paths.js';
 import { definitionSource, loadLab } from '../../lib/stages/load.js';
 
-/** Definition hashes of every stage of the default lab, as this process computes them. */
-async function hashes(): Promise<string[]> {
-  const lab = await loadLab(validateConfig(defaultLab));
+/** Definition hashes of every stage of the default lab (or of it under another name), as this process computes them. */
+async function hashes(name?: string): Promise<string[]> {
+  const lab = await loadLab(validateConfig(name ? { ...defaultLab, name } : defaultLab));
   return lab.machines.flatMap((m) => m.stages.map((s) => `${m.name}@${s.name}:${s.definitionHash}`));
 }
 
@@ -23,6 +23,12 @@ describe('stage keys', () => {
     })`;
     const built = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })) as string[];
     expect(built).toEqual(await hashes());
+  });
+
+  it('do not depend on the lab\'s name, but for a stage whose content names the lab (labs of one config share the cache)', async () => {
+    const [own, other] = [await hashes(), await hashes('elsewhere')];
+    const changed = own.filter((hash, i) => hash !== other[i]).map((hash) => hash.split(':')[0]);
+    expect(changed).toEqual(['web-silicon@site']); // its page says which lab serves it
   });
 
   it('hash the TypeScript source of built-in code', () => {
