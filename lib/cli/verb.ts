@@ -21,6 +21,8 @@ export interface GlobalOptions {
   watch: boolean;
   /** lab test --debug. */
   debug: boolean;
+  /** lab record --lab: every machine. */
+  wholeLab: boolean;
   /** lab test --shard i/n, and --shard-durations <run>. */
   shard?: string;
   shardDurations?: string;

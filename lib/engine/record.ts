@@ -67,6 +67,31 @@ export async function recordMachine(lab: BareLab, machine: string, files: readon
 }
 
 /**
+ * Every running container's record (`files` as `<machine>:<path>`), and what could not be
+ * recorded: vms, and machines that do not run.
+ */
+export async function recordLab(lab: BareLab, files: readonly string[]): Promise<{ records: MachineRecord[]; notRecorded: string[] }> {
+  const names = lab.config.machines.map((m) => m.name);
+  const filesOf = new Map<string, string[]>();
+  for (const file of files) {
+    const [machine, ...rest] = file.split(':');
+    if (!machine || rest.length === 0 || !names.includes(machine)) throw new UsageError(`--file ${file}: with --lab, say which machine's file it is: <machine>:<path>, one of ${names.join(', ')}`);
+    filesOf.set(machine, [...(filesOf.get(machine) ?? []), rest.join(':')]);
+  }
+  const state = readState(lab.dirs.stateFile);
+  const records: MachineRecord[] = [];
+  const notRecorded: string[] = [];
+  for (const name of names) {
+    if (lab.vms.has(name)) notRecorded.push(`${name} (a vm)`);
+    else if (!isRunning(state, name)) notRecorded.push(`${name} (not running)`);
+    else records.push(await recordMachine(lab, name, filesOf.get(name) ?? []));
+  }
+  for (const machine of filesOf.keys()) if (!records.some((r) => r.machine === machine)) throw new UsageError(`--file: ${machine} is not recorded (${notRecorded.find((n) => n.startsWith(`${machine} `))})`);
+  if (records.length === 0) throw new UsageError('no machine of the lab is running: nothing to record', 'start the lab with: lab up');
+  return { records, notRecorded };
+}
+
+/**
  * The module a recorded scenario imports the scenario API from: `sadm-lab/scenario` where that
  * resolves from where the file goes (a team's repository with lab as a dependency), else this
  * lab's own.
@@ -82,34 +107,57 @@ export function scenarioImport(outputDir: string): string {
 
 /** A scenario file that asserts the record: it passes as written on the machine it came from. */
 export function recordedScenario(record: MachineRecord, importFrom: string, when: string): string {
-  const q = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
-  const list = (items: readonly (string | number)[]) => `[${items.map((item) => (typeof item === 'number' ? String(item) : q(item))).join(', ')}]`;
-  const variable = record.machine.replace(/[^A-Za-z0-9_]/g, '_').replace(/^(\d)/, '_$1');
+  return scenarioFile([record], importFrom, [`// Recorded by \`lab record ${record.machine}\` on ${when}: what ${record.machine} was then.`]);
+}
+
+/**
+ * The whole lab's signature as one scenario (as Kathará's `ltest --verify` or goss's `autoadd`
+ * capture a reference): a block per running container. What could not be recorded (a vm, a
+ * machine that does not run) is named at the top.
+ */
+export function recordedLabScenario(records: readonly MachineRecord[], notRecorded: readonly string[], importFrom: string, when: string): string {
+  return scenarioFile(records, importFrom, [
+    `// Recorded by \`lab record --lab\` on ${when}: what every running machine of the lab was then.`,
+    ...(notRecorded.length ? [`// Not recorded: ${notRecorded.join('; ')}.`] : []),
+  ]);
+}
+
+function scenarioFile(records: readonly MachineRecord[], importFrom: string, header: string[]): string {
   const lines = [
-    `// Recorded by \`lab record ${record.machine}\` on ${when}: what ${record.machine} was then.`,
+    ...header,
     '// A starting point: keep what matters, remove what is incidental, add what is missing.',
     "import { describe, expect, it } from 'vitest';",
-    `import { useLab } from ${q(importFrom)};`,
+    `import { useLab } from ${quote(importFrom)};`,
     '',
     'const lab = await useLab();',
-    `const ${variable} = lab.machine(${q(record.machine)});`,
     '',
-    `describe(${q(`${record.machine} as recorded`)}, () => {`,
   ];
+  for (const record of records) lines.push(...machineBlock(record), '');
+  lines.pop();
+  return `${lines.join('\n')}\n`;
+}
+
+const quote = (text: string) => `'${text.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
+
+/** One machine's describe block: its services, ports, addresses and files. */
+function machineBlock(record: MachineRecord): string[] {
+  const list = (items: readonly (string | number)[]) => `[${items.map((item) => (typeof item === 'number' ? String(item) : quote(item))).join(', ')}]`;
+  const machine = `lab.machine(${quote(record.machine)})`;
+  const lines = [`describe(${quote(`${record.machine} as recorded`)}, () => {`, `  const machine = ${machine};`, ''];
   if (record.services.length) {
-    lines.push(`  it.each(${list(record.services)})('%s is enabled and active', async (unit) => {`, `    await expect(${variable}).toHaveServiceEnabledAndActive(unit);`, '  });', '');
+    lines.push(`  it.each(${list(record.services)})('%s is enabled and active', async (unit) => {`, '    await expect(machine).toHaveServiceEnabledAndActive(unit);', '  });', '');
   }
   for (const protocol of ['tcp', 'udp'] as const) {
     const ports = record.ports.filter((p) => p.protocol === protocol).map((p) => p.port);
-    if (ports.length) lines.push(`  it.each(${list(ports)})('listens on ${protocol.toUpperCase()} port %i', async (port) => {`, `    await expect(${variable}).toListenOn(port, '${protocol}');`, '  });', '');
+    if (ports.length) lines.push(`  it.each(${list(ports)})('listens on ${protocol.toUpperCase()} port %i', async (port) => {`, `    await expect(machine).toListenOn(port, '${protocol}');`, '  });', '');
   }
   for (const { interface: name, address } of record.addresses) {
-    lines.push(`  it(${q(`has ${address} on ${name}`)}, async () => {`, `    expect(await ${variable}.succeed(['ip', '-o', 'addr', 'show', 'dev', ${q(name)}])).toContain(${q(` ${address} `)});`, '  });', '');
+    lines.push(`  it(${quote(`has ${address} on ${name}`)}, async () => {`, `    expect(await machine.succeed(['ip', '-o', 'addr', 'show', 'dev', ${quote(name)}])).toContain(${quote(` ${address} `)});`, '  });', '');
   }
   for (const file of record.files) {
-    lines.push(`  it(${q(`has ${file.path} as recorded`)}, async () => {`, `    expect((await ${variable}.succeed(['sha256sum', '--', ${q(file.path)}])).split(' ')[0]).toBe(${q(file.sha256)});`, '  });', '');
+    lines.push(`  it(${quote(`has ${file.path} as recorded`)}, async () => {`, `    expect((await machine.succeed(['sha256sum', '--', ${quote(file.path)}])).split(' ')[0]).toBe(${quote(file.sha256)});`, '  });', '');
   }
   if (lines.at(-1) === '') lines.pop();
-  lines.push('});', '');
-  return lines.join('\n');
+  lines.push('});');
+  return lines;
 }

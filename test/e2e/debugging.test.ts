@@ -345,6 +345,29 @@ describe('lab record', () => {
     await exec('gw', 'sh', '-c', 'echo gw > /etc/hostname');
   });
 
+  it('--lab writes the whole lab as one scenario, which passes as written and sees a stopped service', async () => {
+    const scenarios = path.join(dir, 'recorded-lab');
+    mkdirSync(scenarios, { recursive: true });
+    const file = path.join(scenarios, 'lab-recorded.test.ts');
+    await run('record', '--lab', '--file', 'web:/etc/haproxy/haproxy.cfg', '--output', file);
+    const scenario = readFileSync(file, 'utf8');
+    expect(scenario.match(/^describe\('(.*) as recorded'/gm)).toEqual(["describe('gw as recorded'", "describe('web-silicon as recorded'", "describe('web as recorded'"]);
+    expect(scenario).toContain("'haproxy.service'");
+    expect(scenario).toContain("'/etc/haproxy/haproxy.cfg'");
+    const reports = path.join(dir, 'recorded-lab-reports');
+    const result = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--json']);
+    const report = JSON.parse(result.stdout) as { passed: number; failed: number };
+    expect(report).toMatchObject({ failed: 0 });
+    expect(report.passed).toBeGreaterThanOrEqual(15);
+    await exec('web', 'systemctl', 'stop', 'haproxy');
+    const stopped = await lab(['--config', config, 'test', '--scenarios', scenarios, '--reports', reports, '--json']);
+    expect((JSON.parse(stopped.stdout) as { failed: number }).failed).toBeGreaterThanOrEqual(3); // the service, and its ports 80 and 443
+    await exec('web', 'systemctl', 'start', 'haproxy');
+    const bad = await lab(['--config', config, 'record', '--lab', '--file', '/etc/hostname']);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('--file /etc/hostname: with --lab, say which machine');
+  });
+
   it('refuses a file the machine does not have, and a machine the lab does not have', async () => {
     const missing = await lab(['--config', config, 'record', 'gw', '--file', '/etc/nosuch']);
     expect(missing.exitCode).toBe(2);

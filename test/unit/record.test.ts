@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { interfaceAddresses, listeningPorts, recordedScenario } from '../../lib/engine/record.js';
+import { interfaceAddresses, listeningPorts, recordedLabScenario, recordedScenario } from '../../lib/engine/record.js';
 
 describe('lab record', () => {
   it('reads listening ports from ss, IPv4 and IPv6, each once', () => {
@@ -22,12 +22,22 @@ describe('lab record', () => {
       '2026-11-23T00:00:00.000Z',
     );
     expect(scenario).toContain("import { useLab } from 'sadm-lab/scenario';");
-    expect(scenario).toContain("const web_1 = lab.machine('web-1');");
+    expect(scenario).toContain("  const machine = lab.machine('web-1');");
     expect(scenario).toContain("it.each(['haproxy.service'])('%s is enabled and active'");
     expect(scenario).toContain("it.each([443])('listens on TCP port %i'");
-    expect(scenario).toContain("await expect(web_1).toListenOn(port, 'udp');");
+    expect(scenario).toContain("await expect(machine).toListenOn(port, 'udp');");
     expect(scenario).toContain("toContain(' 10.0.0.2/24 ')");
     expect(scenario).toContain("['sha256sum', '--', '/etc/it\\'s']");
     expect(scenario.endsWith('});\n')).toBe(true);
+  });
+
+  it('writes the whole lab as one scenario, a block per machine, naming what it could not record', () => {
+    const record = (machine: string) => ({ machine, services: [`${machine}d.service`], ports: [], addresses: [], files: [] });
+    const scenario = recordedLabScenario([record('gw'), record('web')], ['pc (a vm)', 'rhfs (not running)'], 'sadm-lab/scenario', '2026-12-02T00:00:00.000Z');
+    expect(scenario.match(/^describe\(/gm)).toHaveLength(2);
+    expect(scenario).toContain("describe('gw as recorded', () => {\n  const machine = lab.machine('gw');");
+    expect(scenario).toContain("it.each(['webd.service'])");
+    expect(scenario).toContain('// Not recorded: pc (a vm); rhfs (not running).');
+    expect(scenario.match(/const lab = await useLab\(\);/g)).toHaveLength(1);
   });
 });
