@@ -1,7 +1,10 @@
 /**
- * Packages at run time, hermetically: a machine's apt goes through lab's package proxy, which
- * forwards only to the image's mirrors from the host's network, keeps packages in the shared cache
- * and refuses every other destination.
+ * Packages at run time, hermetically, and a team's Ansible and Puppet content as it ships: one
+ * machine built by a playbook whose role (from roles/ beside the config: a template, a handler,
+ * `apt: update_cache=yes` and a package) reads ansible.cfg and a collection's filter, then by a
+ * manifest whose module (from modules/) takes its parameters from hiera and installs a package.
+ * The packages come through lab's package proxy, which forwards only to the image's mirrors from
+ * the host's network, keeps packages in the shared cache and refuses every other destination.
  */
 import { execa } from 'execa';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -10,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hostTraces, lab, labOk, STATE_ROOT, uniqueName } from './helpers.js';
 
-const name = uniqueName('pkgs');
+const name = uniqueName('prx');
 const dir = mkdtempSync(path.join(tmpdir(), 'lab-packages-'));
 const config = path.join(dir, 'lab.config.yaml');
 const proxyLog = path.join(STATE_ROOT, name, 'logs', 'package-proxy.log');
@@ -22,7 +25,30 @@ function write(file: string, content: string): void {
 }
 
 beforeAll(async () => {
-  write('lab.config.yaml', [`name: ${name}`, 'zone: { dnsMachine: null }', 'machines:', '  - { name: solo, address: 10.224.0.9 }', ''].join('\n'));
+  write('lab.config.yaml', [`name: ${name}`, 'zone: { dnsMachine: null }', 'machines:', '  - { name: solo, address: 10.224.0.9, stages: [play, site] }', ''].join('\n'));
+  write('stages/solo/play.yml', "# The team's playbook, its role from roles/ beside the config.\n- hosts: all\n  roles: [web]\n");
+  write(
+    'roles/web/tasks/main.yml',
+    [
+      '- name: cron, from the mirror through the package proxy',
+      '  ansible.builtin.apt: { name: cron, update_cache: true }',
+      "- name: the team's config",
+      '  ansible.builtin.template: { src: team.conf.j2, dest: /etc/team.conf }',
+      '  notify: note the change',
+      "- name: the team's own filter, from collections/",
+      "  ansible.builtin.copy: { dest: /etc/team-shout, content: \"{{ 'hello' | team.util.shout }}\\n\" }",
+      '',
+    ].join('\n'),
+  );
+  write('roles/web/handlers/main.yml', '- name: note the change\n  ansible.builtin.copy: { dest: /etc/team-handler, content: "notified on {{ lab_machine }}\\n" }\n');
+  write('roles/web/templates/team.conf.j2', '# {{ ansible_managed }}\nmachine={{ lab_machine }} domain={{ lab_domain }}\n');
+  write('ansible.cfg', "[defaults]\nansible_managed = managed by the team's ansible.cfg\n");
+  write('collections/ansible_collections/team/util/plugins/filter/shout.py', "class FilterModule:\n    def filters(self):\n        return {'shout': lambda text: text.upper() + '!'}\n");
+  write('stages/solo/site.pp', "# The team's manifest, its module from modules/ and its data from hiera.\ninclude motd\n");
+  write('modules/motd/manifests/init.pp', "class motd (String $message, String $note) {\n  package { 'tree': ensure => installed }\n  file { '/etc/team-motd': content => \"${message}\\n${note}\\n\" }\n}\n");
+  write('hiera.yaml', ['version: 5', 'defaults: { datadir: data, data_hash: yaml_data }', 'hierarchy:', "  - { name: the machine's own, path: 'nodes/%{facts.lab_machine}.yaml' }", '  - { name: common, path: common.yaml }', ''].join('\n'));
+  write('data/common.yaml', "motd::message: from the team's hiera data\nmotd::note: common\n");
+  write('data/nodes/solo.yaml', "motd::note: solo's own\n");
   await labOk(['--config', config, 'up']);
 }, 10 * 60_000);
 
@@ -31,11 +57,30 @@ afterAll(async () => {
   expect(hostTraces(name)).toEqual([]);
 });
 
+describe("a team's Ansible and Puppet content", () => {
+  it('runs a role from roles/ with its template, handler and package, reading ansible.cfg and a collection', async () => {
+    expect((await exec('cat', '/etc/team.conf')).stdout).toBe("# managed by the team's ansible.cfg\nmachine=solo domain=prolo\n");
+    expect((await exec('cat', '/etc/team-handler')).stdout).toBe('notified on solo\n');
+    expect((await exec('cat', '/etc/team-shout')).stdout).toBe('HELLO!\n');
+    expect((await exec('dpkg-query', '-W', '-f', '${Status}', 'cron', 'python3-apt')).stdout).toBe('install ok installedinstall ok installed');
+  });
+
+  it('applies a module from modules/ with its parameters from hiera, the machine\'s own data first', async () => {
+    expect((await exec('cat', '/etc/team-motd')).stdout).toBe("from the team's hiera data\nsolo's own\n");
+    expect((await exec('tree', '--version')).exitCode).toBe(0);
+  });
+
+  it("got their packages through the package proxy, the lists refreshed by Ansible's update_cache", () => {
+    const log = readFileSync(proxyLog, 'utf8');
+    expect(log).toMatch(/ 10\.224\.0\.9 GET http:\/\/\S+\/dists\/bookworm\/InRelease 200 from mirror /);
+    expect(log).toMatch(/ 10\.224\.0\.9 GET http:\/\/\S+\/pool\/main\/c\/cron\/cron_\S+\.deb 200 from /);
+    expect(log).toMatch(/ 10\.224\.0\.9 GET http:\/\/\S+\/pool\/main\/t\/tree\/tree_\S+\.deb 200 from /);
+  });
+});
+
 describe('the package proxy', () => {
   it("installs a package that is not in the base image with the machine's own apt, the second time from the shared cache", async () => {
-    expect((await exec('dpkg', '-s', 'hello')).exitCode).not.toBe(0);
-    const update = await exec('apt-get', 'update', '-q');
-    expect(update.exitCode, update.stderr).toBe(0);
+    expect((await exec('dpkg', '-s', 'hello')).exitCode).not.toBe(0); // the lists are fresh: the playbook's update_cache refreshed them
     for (const round of [1, 2]) {
       const install = await exec('sh', '-c', 'apt-get install -y -q hello && hello');
       expect(install.exitCode, `round ${round}: ${install.stderr}`).toBe(0);
