@@ -11,7 +11,9 @@ import { parseDeb822Sources, parseOneLineSources } from '../../lib/image/apt-sou
 import { type HostDistribution, parseOsRelease } from '../../lib/image/mirror.js';
 import { packageProxyServer } from '../../lib/network/package-proxy-http.js';
 import { cachedFile, judgeRequest, packageMirrors, packageProxyAddress, packageProxyAddresses } from '../../lib/network/package-proxy-policy.js';
-import { aptProxyFiles } from '../../lib/stages/system.js';
+import type { StageContext } from '../../lib/stages/define.js';
+import { labView } from '../../lib/stages/load.js';
+import systemStage, { aptProxyFiles } from '../../lib/stages/system.js';
 import { FAST, poll } from '../../lib/wait.js';
 
 const DEBIAN_HOST: HostDistribution = {
@@ -98,6 +100,20 @@ describe('where machines find the package proxy', () => {
     expect(topology.machines.map((m) => `${m.name}:${packageProxyAddress(config, topology, m)}`)).toEqual(['gw:10.9.0.1', 'web:10.9.0.1', 'alone:undefined']);
     const isolated = validateConfig({ ...defaultLab, zone: { dnsMachine: null }, networks: [{ name: 'isolated', subnet: '192.168.9.0/24' }], machines: [{ name: 'alone', interfaces: [{ network: 'isolated', address: '192.168.9.10' }] }] });
     expect(packageProxyAddresses(isolated, topologyOf(isolated))).toEqual([]);
+  });
+
+  it('is an input of the system stage, which points apt at it, unless packages.proxy is false or the image has no apt', async () => {
+    const written = async (overrides: object) => {
+      const config = validateConfig({ ...defaultLab, ...overrides });
+      const view = labView(config, config.machines[0]!);
+      const files: string[] = [];
+      const ctx = { lab: view, writeFile: async (file: string) => void files.push(file), enable: async () => undefined } as unknown as StageContext;
+      await systemStage.run!(ctx);
+      return { input: (systemStage.inputs!(view) as { aptProxy: string | null }).aptProxy, proxyFiles: files.filter((f) => f.includes('proxy')) };
+    };
+    expect(await written({})).toEqual({ input: '10.224.0.1:3142', proxyFiles: ['/etc/apt/apt.conf.d/80lab-proxy', '/usr/local/sbin/lab-apt-proxy'] });
+    expect(await written({ packages: { proxy: false } })).toEqual({ input: null, proxyFiles: [] });
+    expect(await written({ image: { distribution: 'arch', source: 'pacstrap' } })).toEqual({ input: null, proxyFiles: [] });
   });
 
   it("has apt use it in the running machine, and the host's network in a build step", () => {
