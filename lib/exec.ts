@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, openSync, statSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { interruptionPhase } from './interrupt.js';
-import { EXIT, HostError, Interrupted, LabError } from './errors.js';
+import { EXIT, HostError, InfraError, Interrupted, LabError } from './errors.js';
+import { FAST, poll } from './wait.js';
 
 export interface RunOptions {
   /** Milliseconds before the command is ended; every command has one. */
@@ -332,4 +334,39 @@ export function spawnDetached(argv: readonly string[], logFile: string): number 
   } finally {
     closeSync(out);
   }
+}
+
+/**
+ * `spawnDetached` for a process that serves sockets made where it cannot make them (listening in
+ * another network namespace): once it says 'waiting' (messages before it listens would be lost),
+ * each is handed to it over an IPC channel (`{ server: index }` with the socket), which is closed
+ * once it answers 'ready'. Returns its pid; past `within` it is killed and this fails.
+ */
+export async function spawnDetachedWithServers(argv: readonly string[], logFile: string, servers: readonly Server[], within: number): Promise<number> {
+  const [file, ...args] = argv;
+  if (!file) throw new TypeError('spawnDetachedWithServers: empty argv');
+  appendFileSync(logFile, `$ ${formatArgv(argv)}\n`);
+  const out = openSync(logFile, 'a');
+  let ready = false;
+  let ended: string | undefined;
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', out, out, 'ipc'] });
+  closeSync(out);
+  try {
+    child.on('message', (message) => {
+      if (message === 'waiting') for (const [index, server] of servers.entries()) child.send({ server: index }, server);
+      ready ||= message === 'ready';
+    });
+    child.on('exit', (code, signal) => (ended = `exited ${code ?? signal}`));
+    child.on('error', (error) => (ended = error.message));
+    await poll(`${formatArgv(argv)} to take its sockets`, () => {
+      if (ended) throw new InfraError(`${formatArgv(argv)} ${ended} before it served: see ${logFile}`);
+      return ready;
+    }, { within, every: FAST });
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  child.disconnect();
+  child.unref();
+  return child.pid!;
 }

@@ -91,7 +91,7 @@ export function printDoctor(report: DoctorReport): string {
   const lines = [`root: ${report.root ? 'yes' : 'NO (lab needs root)'}`, 'tools:'];
   for (const t of report.tools) lines.push(`  ${t.found ? 'ok     ' : 'MISSING'} ${t.command.padEnd(15)} ${t.why}${t.found ? '' : ` (apt-get install ${t.package})`}`);
   for (const problem of report.problems) lines.push(`problem: ${problem}`);
-  lines.push(`runtime: ${report.profile.runtime}`, `network: ${report.profile.network}`, `storage: ${report.profile.storage}`, `image:   ${report.profile.image}`, 'why:');
+  lines.push(`runtime: ${report.profile.runtime}`, `network: ${report.profile.network}`, `storage: ${report.profile.storage}`, `image:   ${report.profile.image}`, `packages: ${report.profile.packages}`, 'why:');
   for (const reason of report.profile.why) lines.push(`  - ${reason}`);
   lines.push('host limits (lab up raises what is short):');
   for (const l of report.limits) {

@@ -185,6 +185,15 @@ export const labConfigSchema = z.strictObject({
       packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]+$/)).default([]),
     })
     .prefault({}),
+  packages: z
+    .strictObject({
+      /**
+       * A package proxy on the host side of the lab, which running machines' apt uses (online stages,
+       * Ansible's apt, Puppet's package): it forwards only to the image's mirrors, from the host's network.
+       */
+      proxy: z.boolean().default(true),
+    })
+    .prefault({}),
   /** Limits of every machine stage; a stage may set its own timeout (`timeoutSeconds`, `# lab: timeout=30m`). */
   stageLimits: z
     .strictObject({

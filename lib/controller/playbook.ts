@@ -13,6 +13,8 @@ import { UsageError } from '../errors.js';
 export interface PlaybookReads {
   /** Files and directories whose content the play depends on, absolute, sorted. */
   paths: string[];
+  /** The directories of the roles it uses (or the roles directory whole, when a role's name is a template). */
+  roles: string[];
   /** Every play's `hosts` pattern, imports included. */
   hosts: string[];
 }
@@ -67,9 +69,9 @@ export function isPlaybook(value: unknown): boolean {
   return Array.isArray(value) && value.length > 0 && value.every((p) => isObject(p) && ('hosts' in p || IMPORT_ACTIONS.some((a) => a in p)));
 }
 
-export function playbookReads(playbook: string, what: string): PlaybookReads {
+/** `rolesDir`: where its roles are, by default `roles/` beside it (a tool stage's are beside the lab's config). */
+export function playbookReads(playbook: string, what: string, rolesDir = path.join(path.dirname(playbook), 'roles')): PlaybookReads {
   const dir = path.dirname(playbook);
-  const rolesDir = path.join(dir, 'roles');
   const playbooks = new Set<string>();
   const roles = new Set<string>();
   const hosts: string[] = [];
@@ -132,7 +134,7 @@ export function playbookReads(playbook: string, what: string): PlaybookReads {
     rest.push(full);
   }
   const roleDirs = allRoles ? (existsSync(rolesDir) ? [rolesDir] : []) : [...roles].map((r) => path.join(rolesDir, r));
-  return { paths: [...new Set([...playbooks, ...roleDirs, ...rest, ...[...extra].filter(existsSync)])].sort(), hosts };
+  return { paths: [...new Set([...playbooks, ...roleDirs, ...rest, ...[...extra].filter(existsSync)])].sort(), roles: roleDirs.sort(), hosts };
 }
 
 function isPlaybookFile(file: string): boolean {

@@ -16,7 +16,7 @@ export interface DoctorReport {
   tools: { command: string; package: string; found: boolean; why: string }[];
   /** What keeps the lab from running here besides tools (a runtime or image source the host cannot give). */
   problems: string[];
-  profile: { runtime: string; network: string; storage: string; image: string; why: string[] };
+  profile: { runtime: string; network: string; storage: string; image: string; packages: string; why: string[] };
   /** Kernel limits the lab's machines share, against what its size needs (lab up raises what is short). */
   limits: LimitCheck[];
   leftovers: string[];
@@ -57,6 +57,7 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
       network: lab.network.describe(),
       storage: lab.storage.describe(),
       image: `${lab.image.source}: ${lab.image.describe()} (key ${lab.image.key})`,
+      packages: lab.packageProxy.describe(),
       why,
     },
     limits: checkLimits(lab.config.machines.length),

@@ -10,11 +10,14 @@ import { HostError, UsageError } from '../errors.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
+import { readHostDistribution } from '../image/mirror.js';
 import type { ImageDriver } from '../image/image.js';
 import { type LabDirs, labDirs, type LabNames, labNames } from '../layout.js';
 import { createNetwork } from '../network/create.js';
 import type { Network } from '../network/network.js';
 import { LinkFaults } from '../network/faults.js';
+import { PackageProxy } from '../network/package-proxy.js';
+import { packageMirrors, packageProxyAddresses } from '../network/package-proxy-policy.js';
 import { privateDir } from '../paths.js';
 import { LinkRelays } from '../network/relay.js';
 import { NosuidBinds } from '../host/nosuid-binds.js';
@@ -57,6 +60,8 @@ export interface Lab {
   nosuidBinds: NosuidBinds;
   /** Shared between labs: packages downloaded for stages, per distribution and suite. */
   packageCache: string;
+  /** The package proxy of running machines' apt, forwarding to the image's mirrors only. */
+  packageProxy: PackageProxy;
 }
 
 /** A lab without its stages: what commands that run no stage (exec, shell, down, destroy, doctor) need. */
@@ -76,6 +81,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
   const profile = hostProfile(config);
   const topology = topologyOf(config);
   const network = createNetwork(config, topology, names, dirs, profile);
+  const host = readHostDistribution();
   // The one thing opening a lab may do to the host: undo a freeze whose command was killed, so that no
   // command meets machines that answer nothing.
   const thawed = thawAbandoned(dirs.frozenFile);
@@ -85,7 +91,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
     configFile: file,
     names,
     dirs,
-    image: createImage(config),
+    image: createImage(config, host),
     storage: createStorage(config, dirs),
     network,
     profile,
@@ -107,12 +113,21 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
     ),
     nosuidBinds: new NosuidBinds(dirs.state),
     packageCache: path.join(config.cacheDir, 'packages', `${config.image.distribution}-${config.image.suite}`),
+    packageProxy: new PackageProxy({
+      addresses: packageProxyAddresses(config, topology),
+      mirrors: packageMirrors(config.image, host),
+      cacheDir: path.join(config.cacheDir, 'packages', 'proxy'),
+      stateDir: dirs.state,
+      logFile: path.join(dirs.logs, 'package-proxy.log'),
+      netnsPrefix: network.netnsPrefix,
+      off: config.packages.proxy ? undefined : 'packages.proxy: false in the config',
+    }),
   };
 }
 
-/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link faults (and relays) before the network they sit on, the pool last. */
+/** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link faults (and relays) and the package proxy before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.network, lab.storage];
+  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.packageProxy, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

@@ -14,6 +14,7 @@ export async function down(lab: BareLab): Promise<string[]> {
       Object.keys(state.machines).map(async (name) => ((await stopMachine(lab, state, name, { hard: false })) ? name : undefined)),
     );
     await lab.network.stopServices(state);
+    await lab.packageProxy.stop(state);
     await releaseIdleBinds(lab, state); // also what machines that were built but never booted held
     writeState(lab.dirs.stateFile, state);
     return stopped.filter((n): n is string => n !== undefined);

@@ -148,6 +148,7 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
   return withSession(lab, label, { action: 'restore', image: false, waitForLock: options.waitForLock }, async ({ state }) => {
     const { targets, leftAlone } = resolve();
     await lab.network.setup(state);
+    await lab.packageProxy.start(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
     const dependents = dependentsOf(lab, restoredNames).filter((name) => isRunning(state, name));
     // Dependents go down first, so that nothing runs against a machine mid-swap.

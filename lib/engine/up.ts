@@ -49,6 +49,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     await prepareControllerKey(lab);
     assertPoolHasRoom(lab); // a full pool fails every stage and boots machines that cannot write
     await lab.network.setup(state);
+    await lab.packageProxy.start(state);
     writeState(lab.dirs.stateFile, state);
     // What dozens of systemd instances need from the kernel, raised before any of them boots.
     const hostLimits = raiseLimits(lab.config.machines.length);

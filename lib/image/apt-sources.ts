@@ -65,8 +65,13 @@ export function upgradeSourcesList(distribution: string, suite: string, mirror: 
   const lines = [`deb ${mirror} ${suite} main`, `deb ${mirror} ${suite}-updates main`];
   if (distribution === 'ubuntu') lines.push(`deb ${mirror} ${suite}-security main`);
   else {
-    const security = host.find((s) => /security/.test(s.uri) && s.suites.includes(`${suite}-security`));
-    if (security) lines.push(`deb ${security.uri.replace(/\/+$/, '')} ${suite}-security main`);
+    const security = securityMirror(suite, host);
+    if (security) lines.push(`deb ${security} ${suite}-security main`);
   }
   return `# Written by lab image upgrade: the release, its updates and security fixes.\n${lines.join('\n')}\n`;
+}
+
+/** The Debian security mirror the host's sources name for `suite`, if any. */
+export function securityMirror(suite: string, host: readonly AptSource[]): string | undefined {
+  return host.find((s) => /security/.test(s.uri) && s.suites.includes(`${suite}-security`))?.uri.replace(/\/+$/, '');
 }

@@ -23,13 +23,15 @@ export const SSH_STAGE = 'ssh';
 /** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 /** Every kind of stage file, by its extension, and how its definition is made. */
-const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: string, config: LabConfig): StageDefinition | Promise<StageDefinition> }[] = [
+const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: string, config: LabConfig, configDir?: string): StageDefinition | Promise<StageDefinition> }[] = [
   { extensions: ['.js', '.mjs', '.ts'], define: (file) => loadDefinition(file) },
   { extensions: ['.sh'], define: (file, stage) => shellStage(file, stage) },
-  { extensions: Object.keys(TOOL_EXTENSIONS), define: (file, stage, config) => toolStage(file, stage, config.image) },
+  { extensions: Object.keys(TOOL_EXTENSIONS), define: (file, stage, config, configDir) => toolStage(file, stage, config.image, configDir) },
 ];
 const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
-const defineStageOf = (file: string, stage: string, config: LabConfig) => STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config);
+/** `configDir`: where the team's content for tools sits (roles/, modules/, ...), beside the config file; none for the default lab. */
+const defineStageOf = (file: string, stage: string, config: LabConfig, configDir?: string) =>
+  STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config, configDir);
 const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check']);
 const MAX_TIMEOUT_S = 7 * 86400;
 
@@ -88,7 +90,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
       const own = findStageFile(stagesDir, machine.name, name);
       const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
       const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-      const definition = await defineStageOf(file, name, config);
+      const definition = await defineStageOf(file, name, config, configFile && path.dirname(configFile));
       stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.

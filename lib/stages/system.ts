@@ -1,10 +1,32 @@
 import { createHash } from 'node:crypto';
-import { defineStage } from './define.js';
+import { PACKAGE_PROXY_PORT, packageProxyAddress } from '../network/package-proxy-policy.js';
+import { defineStage, type LabView } from './define.js';
+
+/**
+ * apt in the running machine goes through the lab's package proxy; in a build step (a stopped
+ * root, nothing booted: no /run/systemd/system) it goes straight out through the host's network,
+ * as stage packages always have. apt asks the script for each host it fetches from.
+ */
+export const APT_PROXY_SCRIPT = '/usr/local/sbin/lab-apt-proxy';
+
+export function aptProxyFiles(proxy: string): { path: string; content: string; mode: number }[] {
+  return [
+    { path: '/etc/apt/apt.conf.d/80lab-proxy', content: `// lab's package proxy, for apt in the running machine (see ${APT_PROXY_SCRIPT}).\nAcquire::http::Proxy-Auto-Detect "${APT_PROXY_SCRIPT}";\n`, mode: 0o644 },
+    { path: APT_PROXY_SCRIPT, content: `#!/bin/sh\n# Written by lab: its package proxy once the machine runs, the host's network in a build step.\nif [ -d /run/systemd/system ]; then echo http://${proxy}/; else echo DIRECT; fi\n`, mode: 0o755 },
+  ];
+}
+
+/** Where the machine's apt finds the proxy (address:port), for an image with apt. */
+function aptProxyOf(lab: LabView): string | undefined {
+  const address = packageProxyAddress(lab.config, lab.topology, lab.self);
+  return address && lab.config.image.distribution !== 'arch' ? `${address}:${PACKAGE_PROXY_PORT}` : undefined;
+}
 
 /**
  * The built-in first stage of every machine: its identity (hostname, machine-id), each of its
  * interfaces (static or DHCP, through systemd-networkd), its default route (through the network's
- * router, or the host on a NAT'ed network), forwarding when it routes, and its resolver.
+ * router, or the host on a NAT'ed network), forwarding when it routes, its resolver, and apt's way
+ * to the lab's package proxy.
  */
 export default defineStage({
   // Not the lab's name: labs of one config, whatever their names, share this stage's snapshots (lab cache pull).
@@ -16,6 +38,7 @@ export default defineStage({
     router: lab.self.router,
     dns: lab.dnsAddress ?? null,
     dnsMachine: lab.topology.dnsMachine ?? null,
+    aptProxy: aptProxyOf(lab) ?? null,
   }),
   async run(ctx) {
     const { machine, topology, self } = ctx.lab;
@@ -41,6 +64,8 @@ export default defineStage({
     }
     const nameserver = topology.dnsMachine === machine.name ? '127.0.0.1' : ctx.lab.dnsAddress;
     await ctx.writeFile('/etc/resolv.conf', `${nameserver ? `nameserver ${nameserver}\n` : ''}search ${domain}\n`);
+    const proxy = aptProxyOf(ctx.lab);
+    for (const file of proxy ? aptProxyFiles(proxy) : []) await ctx.writeFile(file.path, file.content, { mode: file.mode });
     await ctx.enable('systemd-networkd');
   },
 });

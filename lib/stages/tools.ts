@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../errors.js';
+import { run } from '../exec.js';
+import { treeHash } from './content.js';
 import type { StageContext, StageDefinition } from './define.js';
 import { parseStageHeader, SHELL_FIXTURES } from './shell.js';
 
@@ -9,67 +12,115 @@ import { parseStageHeader, SHELL_FIXTURES } from './shell.js';
  * `<stage>.pp` with `puppet apply`, `<stage>.yml` with `ansible-playbook` on the machine as
  * localhost. The tool is installed in the machine from the image's mirror (a package of the
  * stage), so the host needs neither. They run online (booted: services start, as with a real
- * agent) unless the file says `# lab: offline`. A failed resource or task fails the stage.
+ * agent) unless the file says `# lab: offline`. A failed resource or task fails the stage. What a
+ * team keeps beside its config for the tool (roles, collections, ansible.cfg; modules, hiera) is
+ * copied beside the stage's file in the machine, and its content is part of the stage's key.
  */
 
 export type ToolKind = 'puppet' | 'ansible';
 
 export const TOOL_EXTENSIONS: Record<string, ToolKind> = { '.pp': 'puppet', '.yml': 'ansible', '.yaml': 'ansible' };
 
-/** The package of each tool, per distribution of the image. */
-const TOOL_PACKAGES: Record<ToolKind, Record<string, string>> = {
-  puppet: { debian: 'puppet-agent', ubuntu: 'puppet', arch: 'puppet' },
-  ansible: { debian: 'ansible-core', ubuntu: 'ansible-core', arch: 'ansible-core' },
+/** The packages of each tool, per distribution of the image: Ansible's apt and package modules need python3-apt. */
+const TOOL_PACKAGES: Record<ToolKind, Record<string, string[]>> = {
+  puppet: { debian: ['puppet-agent'], ubuntu: ['puppet'], arch: ['puppet'] },
+  ansible: { debian: ['ansible-core', 'python3-apt'], ubuntu: ['ansible-core', 'python3-apt'], arch: ['ansible-core'] },
 };
 
-/** Where the stage's file goes in the machine while it runs (removed after). */
-const WORK_DIR = '/var/tmp/lab-stage';
+/** What each tool reads beside the lab's config, as a team's repository has it (roles/ is narrowed to the roles the playbook uses). */
+const TEAM_CONTENT: Record<ToolKind, readonly string[]> = {
+  ansible: ['ansible.cfg', 'roles', 'collections'],
+  puppet: ['modules', 'hiera.yaml', 'data'],
+};
 
-/** The tool's package for the image, or exit 2 saying why it cannot be installed there. */
-export function toolPackage(tool: ToolKind, image: { source: string; distribution: string }, file: string): string {
+/** Where the stage's file and the team's content go in the machine while it runs (removed after). */
+export const WORK_DIR = '/var/tmp/lab-stage';
+
+/** The tool's packages for the image, or exit 2 saying why they cannot be installed there. */
+export function toolPackages(tool: ToolKind, image: { source: string; distribution: string }, file: string): string[] {
   if (image.source === 'tarball') {
     throw new UsageError(
       `stage ${file}: lab cannot tell whether a tarball image can install ${tool}`,
       `use image.source debootstrap or pacstrap, or write the stage in TypeScript or shell and install ${tool} with its packages`,
     );
   }
-  const name = TOOL_PACKAGES[tool][image.distribution];
-  if (!name) throw new UsageError(`stage ${file}: lab knows no ${tool} package for ${image.distribution} images (it knows ${Object.keys(TOOL_PACKAGES[tool]).join(', ')})`);
-  return name;
+  const names = TOOL_PACKAGES[tool][image.distribution];
+  if (!names) throw new UsageError(`stage ${file}: lab knows no ${tool} package for ${image.distribution} images (it knows ${Object.keys(TOOL_PACKAGES[tool]).join(', ')})`);
+  return names;
 }
 
-/** The command that applies the stage's file, and which of its exit codes mean success. */
-export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string): { argv: string[]; okCodes: number[] } {
+/**
+ * The team's content a stage's tool reads, relative to the config's directory: what of TEAM_CONTENT
+ * is there, with `roles/` narrowed to the roles the playbook uses (and their dependencies, found as
+ * for a controller's play): an edited role rebuilds only the stages that use it.
+ */
+export async function teamContent(tool: ToolKind, file: string, configDir: string | undefined, what: string): Promise<string[]> {
+  if (!configDir) return [];
+  const present = TEAM_CONTENT[tool].filter((entry) => existsSync(path.join(configDir, entry)));
+  if (tool !== 'ansible' || !present.includes('roles')) return present;
+  // The YAML parser, only for a lab whose playbooks have roles to find.
+  const { playbookReads } = await import('../controller/playbook.js');
+  const roles = playbookReads(file, what, path.join(configDir, 'roles')).roles.map((dir) => path.relative(configDir, dir));
+  return [...present.filter((entry) => entry !== 'roles'), ...roles].sort();
+}
+
+/** The command that applies the stage's file with the team's content present (see teamContent), and which of its exit codes mean success. */
+export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string, content: readonly string[] = []): { argv: string[]; env: Record<string, string>; okCodes: number[] } {
+  const has = (entry: string) => content.includes(entry);
   if (tool === 'puppet') {
     // --detailed-exitcodes: 0 nothing changed, 2 changes, 4 failures, 6 changes and failures.
-    return { argv: ['puppet', 'apply', '--detailed-exitcodes', '--color=false', '--logdest', 'console', file], okCodes: [0, 2] };
+    // Puppet fills in $basemodulepath itself: the team's modules come first, the system's (Debian's puppet-module-*) after.
+    const options = [...(has('modules') ? [`--modulepath=${WORK_DIR}/modules:$basemodulepath`] : []), ...(has('hiera.yaml') ? [`--hiera_config=${WORK_DIR}/hiera.yaml`] : [])];
+    return { argv: ['puppet', 'apply', '--detailed-exitcodes', '--color=false', '--logdest', 'console', ...options, file], env: {}, okCodes: [0, 2] };
   }
   return {
+    // Roles and collections sit beside the playbook, where Ansible looks for them first; ansible.cfg is named.
     argv: ['ansible-playbook', '-i', `${machine},`, '-c', 'local', '-e', `lab_machine=${machine}`, '-e', `lab_domain=${domain}`, '-e', `lab_fixtures=${SHELL_FIXTURES}`, file],
+    env: has('ansible.cfg') ? { ANSIBLE_CONFIG: `${WORK_DIR}/ansible.cfg` } : {},
     okCodes: [0],
   };
 }
 
 const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
 
-export function toolStage(file: string, stage: string, image: { source: string; distribution: string }): StageDefinition {
+/** The team's content, as a base64 tarball (links kept as links, .git left out: what treeHash hashes), to unpack in the machine. */
+async function contentArchive(configDir: string, entries: readonly string[]): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lab-team-content-'));
+  try {
+    const archive = path.join(dir, 'content.tar.gz');
+    await run(['tar', '-czf', archive, '--exclude=.git', '-C', configDir, '--', ...entries]);
+    return readFileSync(archive).toString('base64');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function toolStage(file: string, stage: string, image: { source: string; distribution: string }, configDir?: string): Promise<StageDefinition> {
   const tool = TOOL_EXTENSIONS[path.extname(file)]!;
   const text = readFileSync(file, 'utf8');
   const header = parseStageHeader(text, file, { onlineByDefault: true });
   const target = `${WORK_DIR}/${stage}${path.extname(file)}`;
+  const content = await teamContent(tool, file, configDir, `stage ${file}`);
+  const contentHashes = Object.fromEntries(content.map((entry) => [entry, treeHash(path.join(configDir!, entry))]));
   return {
-    packages: [toolPackage(tool, image, file), ...header.packages],
+    packages: [...toolPackages(tool, image, file), ...header.packages],
     fixtures: header.fixtures,
     binds: header.binds,
     online: header.online,
     timeoutSeconds: header.timeoutSeconds,
+    inputs: () => ({ teamContent: contentHashes }),
     async run(ctx) {
-      const { argv, okCodes } = toolCommand(tool, target, ctx.lab.machine.name, ctx.lab.topology.domain);
+      const { argv, env, okCodes } = toolCommand(tool, target, ctx.lab.machine.name, ctx.lab.topology.domain, content);
+      // Through the machine (tar in it), as an online stage's root is the running machine's.
+      const unpack = `rm -rf ${WORK_DIR} && mkdir -p ${WORK_DIR} && base64 -d | tar -xzf - -C ${WORK_DIR} --no-same-owner`;
+      if (content.length) await ctx.exec(['sh', '-c', unpack], { input: await contentArchive(configDir!, content) });
       await ctx.writeFile(target, text);
       // The tool's own exit codes decide; its whole output goes to the stage's log.
       const script = [
+        `cd ${WORK_DIR}`,
         `${argv.map(quote).join(' ')}`,
         'code=$?',
+        'cd /',
         `rm -rf ${WORK_DIR}`,
         `case $code in ${okCodes.join('|')}) exit 0 ;; *) echo "lab: ${tool} exited $code: the stage failed" >&2; exit 1 ;; esac`,
       ].join('\n');
@@ -85,6 +136,7 @@ export function toolStage(file: string, stage: string, image: { source: string; 
         ANSIBLE_NOCOLOR: '1',
         ANSIBLE_LOCAL_TEMP: `${WORK_DIR}/ansible`,
         HOME: '/root',
+        ...env,
       });
     },
   };

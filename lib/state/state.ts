@@ -21,6 +21,8 @@ export interface LabState {
   machines: Record<string, MachineState>;
   /** Sandbox mode: the simulated internet's echo server. */
   wanServer?: ProcessRef;
+  /** The package proxy machines' apt uses (network/package-proxy.ts). */
+  packageProxy?: ProcessRef;
   /** Host mode: the host's ip_forward before the lab turned it on, to put back on destroy. */
   hostIpForward?: string;
 }

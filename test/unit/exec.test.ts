@@ -1,8 +1,9 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CommandError, run } from '../../lib/exec.js';
+import { CommandError, run, spawnDetachedWithServers } from '../../lib/exec.js';
 
 const MiB = 1024 * 1024;
 
@@ -74,5 +75,44 @@ describe('run: lines that say nothing of the command', () => {
     expect(error.message).not.toContain('noise: ');
     expect(readFileSync(log, 'utf8')).not.toContain('noise: ');
     rmSync(dir, { recursive: true });
+  });
+});
+
+describe('spawnDetachedWithServers: a process handed sockets it could not make', () => {
+  const child = (body: string) => [process.execPath, '-e', `process.on('message', (message, socket) => { ${body} }); process.send('waiting');`];
+
+  it('hands each socket over once the process waits for it, and lets it go once it serves them', async () => {
+    const log = path.join(mkdtempSync(path.join(tmpdir(), 'lab-exec-')), 'served.log');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const pid = await spawnDetachedWithServers(
+      child("require('node:net').createServer((c) => c.end('served by ' + process.pid)).listen(socket, () => process.send('ready'));"),
+      log,
+      [server],
+      5000,
+    );
+    server.close(); // the child holds its own copy
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        connect(port, '127.0.0.1').on('data', (chunk) => (text += chunk.toString())).on('end', () => resolve(text)).on('error', reject);
+      });
+      expect(answer).toBe(`served by ${pid}`);
+      expect(readFileSync(log, 'utf8')).toMatch(/^\$ \S+ -e /);
+    } finally {
+      process.kill(pid, 'SIGKILL');
+    }
+  });
+
+  it('fails, naming its log, when the process ends before it serves', async () => {
+    const log = path.join(mkdtempSync(path.join(tmpdir(), 'lab-exec-')), 'served.log');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      await expect(spawnDetachedWithServers(child('process.exit(3);'), log, [server], 5000)).rejects.toThrow(`exited 3 before it served: see ${log}`);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -26,6 +26,7 @@ import { labDirs, labNames } from '../../lib/layout.js';
 import type { Network } from '../../lib/network/network.js';
 import { LinkFaults } from '../../lib/network/faults.js';
 import { LinkRelays } from '../../lib/network/relay.js';
+import { PackageProxy } from '../../lib/network/package-proxy.js';
 import { type MountHost, type MountInfo, NosuidBinds } from '../../lib/host/nosuid-binds.js';
 import { type BuildStepOptions, BuildSteps } from '../../lib/runtime/build-steps.js';
 import type { MachineHandle, Readiness, Runtime } from '../../lib/runtime/runtime.js';
@@ -592,6 +593,8 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
     faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
     nosuidBinds: new NosuidBinds(dirs.state, { registry: path.join(dir, 'nosuid-binds.json'), host: mountTable }),
     packageCache: path.join(config.cacheDir, 'packages', 'debian-bookworm'),
+    // No proxy process in unit tests: no machine reaches it.
+    packageProxy: new PackageProxy({ addresses: [], mirrors: [], cacheDir: path.join(config.cacheDir, 'packages', 'proxy'), stateDir: dirs.state, logFile: path.join(dirs.logs, 'package-proxy.log'), netnsPrefix: [], off: 'unit tests' }),
   };
 
   return {

@@ -11,7 +11,8 @@ import { treeEntries } from '../../lib/stages/content.js';
 import { offlineContext } from '../../lib/stages/context.js';
 import type { BuildSteps } from '../../lib/runtime/build-steps.js';
 import { stageFailure } from '../../lib/engine/stage-failure.js';
-import { CommandError } from '../../lib/exec.js';
+import { CommandError, run } from '../../lib/exec.js';
+import { teamContent, toolCommand, WORK_DIR } from '../../lib/stages/tools.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
@@ -180,5 +181,89 @@ describe('fixtures', () => {
   it("refuses a stage's bind target that is no plain absolute path", async () => {
     const lab = fixtureLab('# lab: binds=../etc');
     await expect(loadLab(lab.config)).rejects.toThrow("stage box@site: binds: '../etc': an absolute path inside the machine");
+  });
+});
+
+describe("a team's content for Ansible and Puppet stages", () => {
+  /** A lab in a directory of its own: stages/box/<stage> and `files` beside its config. */
+  function teamLab(stage: string, source: string, files: Record<string, string>) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-team-content-'));
+    for (const [file, content] of Object.entries({ [`stages/box/${stage}`]: source, ...files })) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), content);
+    }
+    const configFile = path.join(dir, 'lab.config.yaml');
+    const config = validateConfig({ ...defaultLab, stagesDir: path.join(dir, 'stages'), zone: { dnsMachine: null }, machines: [{ name: 'box', address: '10.224.0.5', stages: [path.basename(stage, path.extname(stage))] }] });
+    const stageOf = async () => (await loadLab(config, undefined, configFile)).machines[0]!.stages.at(-1)!;
+    return { dir, stageOf, key: async () => (await stageOf()).definitionHash };
+  }
+  const playbook = '- hosts: all\n  roles: [web]\n';
+  const roles = {
+    'roles/web/tasks/main.yml': '- ansible.builtin.template: { src: site.j2, dest: /etc/site }\n',
+    'roles/web/templates/site.j2': '{{ ansible_managed }}\n',
+    'roles/web/meta/main.yml': 'dependencies: [base]\n',
+    'roles/base/tasks/main.yml': '- ansible.builtin.apt: { name: cron, update_cache: true }\n',
+    'roles/unused/tasks/main.yml': '- ansible.builtin.ping:\n',
+    'ansible.cfg': '[defaults]\nansible_managed = managed by the team\n',
+    'collections/ansible_collections/team/util/plugins/filter/shout.py': 'class FilterModule: pass\n',
+  };
+
+  it('keys an Ansible stage by the roles its playbook uses (dependencies too), collections and ansible.cfg, and installs python3-apt with the tool', async () => {
+    const lab = teamLab('play.yml', playbook, roles);
+    expect(await teamContent('ansible', path.join(lab.dir, 'stages/box/play.yml'), lab.dir, 'x')).toEqual(['ansible.cfg', 'collections', 'roles/base', 'roles/web']);
+    expect((await lab.stageOf()).packages).toEqual(['ansible-core', 'python3-apt']);
+    const keys = [await lab.key()];
+    for (const [file, content] of [
+      ['roles/web/templates/site.j2', 'edited\n'],
+      ['roles/base/tasks/main.yml', '- ansible.builtin.ping:\n'],
+      ['ansible.cfg', '[defaults]\n'],
+      ['collections/ansible_collections/team/util/plugins/filter/shout.py', 'edited\n'],
+    ]) {
+      writeFileSync(path.join(lab.dir, file!), content!);
+      keys.push(await lab.key());
+    }
+    expect(new Set(keys).size).toBe(5);
+    writeFileSync(path.join(lab.dir, 'roles/unused/tasks/main.yml'), '- ansible.builtin.debug: { msg: edited }\n');
+    expect(await lab.key()).toBe(keys.at(-1)); // a role the playbook does not use is not its content
+    // Without a config file (the default lab), there is nothing beside it.
+    expect(await teamContent('ansible', path.join(lab.dir, 'stages/box/play.yml'), undefined, 'x')).toEqual([]);
+  });
+
+  it("keys a Puppet stage by modules/, hiera.yaml and data/, and points puppet apply at them", async () => {
+    const lab = teamLab('site.pp', 'include motd\n', { 'modules/motd/manifests/init.pp': 'class motd($message) {}\n', 'hiera.yaml': 'version: 5\n', 'data/common.yaml': "motd::message: 'hi'\n" });
+    expect(await teamContent('puppet', path.join(lab.dir, 'stages/box/site.pp'), lab.dir, 'x')).toEqual(['modules', 'hiera.yaml', 'data']);
+    const before = await lab.key();
+    writeFileSync(path.join(lab.dir, 'data/common.yaml'), "motd::message: 'edited'\n");
+    expect(await lab.key()).not.toBe(before);
+    expect(toolCommand('puppet', '/var/tmp/lab-stage/site.pp', 'box', 'prolo', ['modules', 'hiera.yaml', 'data']).argv).toEqual([
+      'puppet', 'apply', '--detailed-exitcodes', '--color=false', '--logdest', 'console', '--modulepath=/var/tmp/lab-stage/modules:$basemodulepath', '--hiera_config=/var/tmp/lab-stage/hiera.yaml', '/var/tmp/lab-stage/site.pp',
+    ]);
+    expect(toolCommand('puppet', '/var/tmp/lab-stage/site.pp', 'box', 'prolo').argv).not.toContainEqual(expect.stringMatching(/modulepath|hiera/));
+    expect(toolCommand('ansible', '/var/tmp/lab-stage/play.yml', 'box', 'prolo', ['ansible.cfg']).env).toEqual({ ANSIBLE_CONFIG: '/var/tmp/lab-stage/ansible.cfg' });
+  });
+
+  it('unpacks that content beside the stage file in the machine, and runs the tool there', async () => {
+    const lab = teamLab('play.yml', playbook, roles);
+    const stage = await lab.stageOf();
+    const commands: { argv: readonly string[]; input?: string }[] = [];
+    const runner = {
+      async run(_root: string, _name: string, argv: readonly string[], options: { input?: string; binds?: readonly { source: string; target: string }[] }) {
+        const script = options.binds?.find((b) => b.target === '/run/lab-stage');
+        commands.push({ argv, input: script ? readFileSync(path.join(script.source, 'stage.sh'), 'utf8') : options.input });
+        return { argv: [], exitCode: 0, stdout: '', stderr: '', durationMs: 0 };
+      },
+    } as unknown as BuildSteps;
+    const root = path.join(lab.dir, 'root');
+    const target = { runner, root, nspawnName: 'box', fixturesDir: path.join(lab.dir, 'fixtures'), logFile: path.join(lab.dir, 'play.log'), binds: [], logLimitBytes: 64 * 1024 * 1024, timeoutMs: 60_000 };
+    const loaded = await loadLab(validateConfig({ ...defaultLab, zone: { dnsMachine: null }, machines: [{ name: 'box', address: '10.224.0.5' }] }));
+    await stage.definition.run!(offlineContext(target, loaded.machines[0]!.view, []));
+    const [unpack, apply] = commands;
+    expect(unpack!.argv).toEqual(['sh', '-c', `rm -rf ${WORK_DIR} && mkdir -p ${WORK_DIR} && base64 -d | tar -xzf - -C ${WORK_DIR} --no-same-owner`]);
+    const archive = path.join(lab.dir, 'content.tar.gz');
+    writeFileSync(archive, Buffer.from(unpack!.input!, 'base64'));
+    const listed = (await run(['tar', '-tzf', archive])).stdout.split('\n').filter((f) => f && !f.endsWith('/')).sort();
+    expect(listed).toEqual(['ansible.cfg', 'collections/ansible_collections/team/util/plugins/filter/shout.py', 'roles/base/tasks/main.yml', 'roles/web/meta/main.yml', 'roles/web/tasks/main.yml', 'roles/web/templates/site.j2']);
+    expect(readFileSync(path.join(root, WORK_DIR, 'play.yml'), 'utf8')).toBe(playbook);
+    expect(apply!.input).toContain(`cd ${WORK_DIR}\n'ansible-playbook' '-i' 'box,'`);
   });
 });
