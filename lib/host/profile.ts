@@ -56,6 +56,9 @@ export function hostProfile(config: LabConfig): HostProfile {
     return { ...offers, runtime: 'machinectl', why: 'asked for by the config' };
   }
   if (config.runtime === 'nspawn') return { ...offers, runtime: 'nspawn', why: 'asked for by the config' };
+  if (config.machines.some((m) => m.kind === 'diskless')) {
+    return { ...offers, runtime: 'nspawn', why: "the lab has diskless machines, which lab's own systemd-nspawn boots (read-only, on another machine's directory)" };
+  }
   if (host.machined && config.network.mode === 'sandbox') {
     return { ...offers, runtime: 'nspawn', why: 'machined runs, but sandbox mode keeps the zone in a namespace of its own, where machined cannot reach: lab starts systemd-nspawn itself' };
   }
