@@ -15,13 +15,16 @@ import type { Lab } from './lab.js';
  * ever written into the shared root.
  */
 
+/** The machine-id is no file of the identity: systemd takes it from its command line (see disklessInit). */
+const MACHINE_ID = '/etc/machine-id';
+
 /**
- * The identity's targets: what the system stage writes, each file in /etc bound over its own, and
- * the networkd directory bound whole, so that the root machine's own networkd files (its static
- * addresses, by the same interface names) are hidden.
+ * The identity's targets: what the system stage writes but the machine-id, each file in /etc bound
+ * over its own, and the networkd directory bound whole, so that the root machine's own networkd
+ * files (its static addresses, by the same interface names) are hidden.
  */
 function identityTargets(files: readonly { path: string }[]): string[] {
-  return [...new Set(files.map((f) => (path.dirname(f.path) === NETWORKD_DIR ? NETWORKD_DIR : f.path)))];
+  return [...new Set(files.filter((f) => f.path !== MACHINE_ID).map((f) => (path.dirname(f.path) === NETWORKD_DIR ? NETWORKD_DIR : f.path)))];
 }
 
 /**
@@ -45,11 +48,13 @@ export function disklessDirectory(lab: Lab, machine: MachineConfig, rootDir: str
   if (!isWithin(real, realRoot)) throw new UsageError(`${field}.root.path: ${root.path} leaves ${where} through a symlink (to ${real} on the host)`);
   if (!statSync(real).isDirectory()) throw new UsageError(`${field}.root.path: ${root.path} in ${where} is not a directory`);
   const directory = path.join(rootDir, path.relative(realRoot, real));
-  const tmpfs = tmpfsOf(machine) ?? [];
-  const needed: [string, string][] = [...tmpfs.map((dir, j): [string, string] => [dir, `${field}.tmpfs.${j}`]), ...identityTargets(identityOf(lab, machine.name)).map((t): [string, string] => [t, `${field}.root.path`])];
+  const tmpfs = tmpfsOf(machine);
+  // Read-only, systemd mounts the machine's id over /etc/machine-id; under an overlay it writes it there.
+  const files = [...identityTargets(identityOf(lab, machine.name)), ...(tmpfs ? [MACHINE_ID] : [])];
+  const needed: [string, string][] = [...(tmpfs ?? []).map((dir, j): [string, string] => [dir, `${field}.tmpfs.${j}`]), ...files.map((t): [string, string] => [t, `${field}.root.path`])];
   for (const [target, at] of needed) {
     const found = lstatOrUndefined(pathInRoot(directory, target));
-    const isDir = tmpfs.includes(target) || target === NETWORKD_DIR;
+    const isDir = Boolean(tmpfs?.includes(target)) || target === NETWORKD_DIR;
     if (!found || (isDir && !found.isDirectory() && !found.isSymbolicLink())) {
       throw new UsageError(`${at}: ${root.machine}'s ${root.path} has no ${isDir ? 'directory' : 'file'} ${target}: a read-only root needs its mount points (make it in the stage that builds ${root.path})`);
     }
@@ -79,11 +84,11 @@ export function disklessBoot(lab: Lab, name: string): { directory: string; boot:
   const files = identityOf(lab, name);
   const dir = lab.dirs.identityDir(name);
   rmSync(dir, { recursive: true, force: true });
-  for (const file of files) {
+  for (const file of files.filter((f) => f.path !== MACHINE_ID)) {
     mkdirSync(path.join(dir, path.dirname(file.path)), { recursive: true });
     writeFileSync(path.join(dir, file.path), file.content);
   }
   const identity: Bind[] = identityTargets(files).map((target) => ({ source: path.join(dir, target), target, readonly: true }));
-  const machineId = files.find((f) => f.path === '/etc/machine-id')!.content.trim();
+  const machineId = files.find((f) => f.path === MACHINE_ID)!.content.trim();
   return { directory, boot: { machineId, identity, tmpfs: tmpfsOf(machine) } };
 }

@@ -8,7 +8,7 @@ import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../ex
 import { isAlive, refOf, signalProcess, statFields } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { FAST, holdsWithin, NORMAL, poll } from '../wait.js';
-import { type Bind, bindOptions, type DisklessBoot, disklessOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
+import { type Bind, bindOptions, type DisklessBoot, disklessInit, disklessOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
 
 /** How long what is left in the lab's cgroups, once its machines are stopped, is given to die of SIGKILL. */
@@ -107,6 +107,7 @@ export class NspawnRuntime implements Runtime {
         ...(diskless ? disklessOptions(diskless) : []),
         '--resolv-conf=off',
         '--console=read-only',
+        ...(diskless ? disklessInit(diskless) : []),
       ]),
       log,
     );

@@ -6,7 +6,7 @@ import { machineDependencies, topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { UsageError } from '../../lib/errors.js';
 import { inventoryOf } from '../../lib/controller/inventory.js';
-import { disklessOptions } from '../../lib/runtime/nspawn-process.js';
+import { disklessInit, disklessOptions } from '../../lib/runtime/nspawn-process.js';
 import { type MachineSpec, planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { identityFiles } from '../../lib/stages/system.js';
 import { labView } from '../../lib/stages/load.js';
@@ -164,7 +164,7 @@ describe("a diskless machine's boot", () => {
     expect(files[4]!.content).toBe('nameserver 10.224.0.254\nsearch prolo\n');
   });
 
-  it('is read-only with a tmpfs over each path, or a volatile overlay; its machine-id the UUID; its identity bound read-only', () => {
+  it("is read-only with a tmpfs over each path, or a volatile overlay; its machine-id the UUID and on its init's command line; its identity bound read-only", () => {
     const identity = [{ source: '/state/diskless/pc1/etc/hostname', target: '/etc/hostname', readonly: true }];
     expect(disklessOptions({ machineId: 'ab'.repeat(16), identity, tmpfs: ['/home', '/var/a:b'] })).toEqual([
       '--read-only',
@@ -174,5 +174,7 @@ describe("a diskless machine's boot", () => {
       '--bind-ro=/state/diskless/pc1/etc/hostname:/etc/hostname:norbind',
     ]);
     expect(disklessOptions({ machineId: 'ab'.repeat(16), identity: [] })).toEqual(['--volatile=overlay', `--uuid=${'ab'.repeat(16)}`]);
+    // The machine-id on its init's command line: before any file of the shared root.
+    expect(disklessInit({ machineId: 'ab'.repeat(16), identity: [] })).toEqual([`systemd.machine_id=${'ab'.repeat(16)}`]);
   });
 });

@@ -19,6 +19,7 @@ import { up } from '../../lib/engine/up.js';
 import { HostError, StageError, UsageError } from '../../lib/errors.js';
 import { interruptedWork } from '../../lib/engine/recover.js';
 import { runInterruptCleanups } from '../../lib/interrupt.js';
+import { identityFiles } from '../../lib/stages/system.js';
 import { type FakeLab, fakeLab, STAGES } from './fakes.js';
 
 const host = vi.hoisted(() => ({ record: (_event: string) => undefined as void }));
@@ -396,17 +397,18 @@ describe('diskless machines', () => {
       expect(running(machine)).toBe(true);
     }
     const identity = fake.lab.dirs.identityDir('r01p01');
-    const machineId = readFileSync(path.join(identity, 'etc', 'machine-id'), 'utf8').trim();
+    const machineId = identityFiles(fake.lab.loaded.machines.find((m) => m.name === 'r01p01')!.view).find((f) => f.path === '/etc/machine-id')!.content.trim();
     expect(fake.events.of('diskless').find((e) => e.startsWith('r01p01 '))).toBe(
       [
         `r01p01 ${path.join(root('rhfs'), NFSROOT)} --read-only`,
         ...['/home', '/var/log', '/var/tmp', '/var/spool/mail', '/var/lib/isolate', '/var/lib/lightdm'].map((dir) => `--tmpfs=${dir}`),
         `--uuid=${machineId}`,
-        ...['/etc/hostname', '/etc/machine-id', '/etc/hosts', '/etc/systemd/network', '/etc/resolv.conf'].map((target) => `--bind-ro=${identity}${target}:${target}:norbind`),
+        ...['/etc/hostname', '/etc/hosts', '/etc/systemd/network', '/etc/resolv.conf'].map((target) => `--bind-ro=${identity}${target}:${target}:norbind`),
       ].join(' '),
     );
     expect(readFileSync(path.join(identity, 'etc', 'hostname'), 'utf8')).toBe('r01p01\n');
     expect(readdirSync(path.join(identity, 'etc', 'systemd', 'network'))).toEqual(['10-lab-host0.network']);
+    expect(readdirSync(path.join(identity, 'etc')).sort()).toEqual(['hostname', 'hosts', 'resolv.conf', 'systemd']);
     // Nothing of theirs in the root they share.
     expect(readFileSync(path.join(root('rhfs'), NFSROOT, 'etc', 'hostname'), 'utf8')).toBe('');
     expect(report.machines.filter((m) => ROOM.includes(m.name)).map((m) => [m.name, m.booted, m.stages])).toEqual(ROOM.map((m) => [m, true, []]));
