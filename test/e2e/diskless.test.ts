@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +46,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await lab(['--config', config, 'destroy']);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 const machine = (m: string) => machineApi(opened, readState(opened.dirs.stateFile), m);
@@ -83,6 +84,10 @@ describe('a room of 20 diskless machines on one rhfs root', () => {
     // gw names each from its lease.
     const resolved = await machine('gw').succeed(room.map((m) => `getent ahostsv4 ${m}.prolo | head -1 | cut -d' ' -f1`).join('; '));
     expect(resolved.trim().split('\n')).toEqual(leases);
+    // lab exec and lab status know them as any machine.
+    expect(await labOk(['--config', config, 'exec', 'r02p08', '--', 'hostname'])).toBe('r02p08\n');
+    const status = JSON.parse(await labOk(['--config', config, 'status', '--json'])) as { machines: { name: string; state: string; rootStage?: string; address: string }[] };
+    expect(status.machines.find((m) => m.name === 'r03p02')).toMatchObject({ state: 'running', rootStage: 'rhfs:/export/nfsroot_ro', address: leases[19] });
   });
 
   it('never writes the root it shares: read-only with /home writable, or under an overlay; the root is as rhfs built it', async () => {
