@@ -6,6 +6,7 @@ import { machineDependencies, topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { UsageError } from '../../lib/errors.js';
 import { inventoryOf } from '../../lib/controller/inventory.js';
+import { rolesOf } from '../../lib/report/graph.js';
 import { disklessInit, disklessOptions } from '../../lib/runtime/nspawn-process.js';
 import { type MachineSpec, planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { identityFiles } from '../../lib/stages/system.js';
@@ -47,6 +48,7 @@ describe('a diskless machine in the config', () => {
     // Not reachable by the controller: its root is rhfs's directory, which lab's ssh stage does not build.
     const inventory = inventoryOf(config, topology);
     expect(inventory.hosts.find((h) => h.name === 'pc1')).toMatchObject({ kind: 'diskless', reach: undefined });
+    expect(rolesOf(topology, topology.machines.find((m) => m.name === 'pc1')!)).toEqual(['diskless (rhfs:/export/nfsroot_ro)']);
   });
 
   it('refuses, naming the field, a root that is unknown, diskless itself or a vm, a path that is not absolute or has ..', () => {
