@@ -55,6 +55,8 @@ export interface LabDirs {
   consoleLog(machine: string): string;
   /** The base image's build (debootstrap's output), or where it was imported from. */
   imageLog: string;
+  /** A diskless machine's own identity (hostname, machine-id, networkd files...), bound read-only over the root it shares. */
+  identityDir(machine: string): string;
   /** The lab's SSH key pair (the private key; `.pub` beside it): the controller's way into machines. */
   sshKey: string;
   /** What the controller's stages use: lab's inventory, SSH config, known hosts, SSH's control sockets. */
@@ -81,6 +83,7 @@ export function labDirs(config: LabConfig): LabDirs {
     stageLog: (machine, stage) => path.join(state, 'logs', machine, `${stage}.log`),
     consoleLog: (machine) => path.join(state, 'logs', machine, 'console.log'),
     imageLog: path.join(state, 'logs', 'image.log'),
+    identityDir: (machine) => path.join(state, 'diskless', machine),
     sshKey: path.join(state, 'ssh', 'id_ed25519'),
     controllerDir: path.join(state, 'controller'),
   };

@@ -51,6 +51,10 @@ export function printRestore(report: RestoreReport): string {
   });
   if (report.rebooted.length) lines.push(`rebooted (they depend on a restored machine): ${report.rebooted.join(', ')}`);
   if (report.leftAlone.length) lines.push(`left alone (the stage is not theirs): ${report.leftAlone.join(', ')}`);
+  // One line per reason: a room's machines share theirs.
+  const why = new Map<string, string[]>();
+  for (const { machine, why: reason } of report.leftStopped) why.set(reason, [...(why.get(reason) ?? []), machine]);
+  for (const [reason, machines] of why) lines.push(`left stopped (diskless: ${reason}): ${machines.join(', ')}`);
   lines.push(`done in ${seconds(report.durationMs)}`);
   return lines.join('\n');
 }

@@ -12,12 +12,19 @@ import { LAB_RUN_DIR } from '../paths.js';
 /** Where the machine's kernel and systemd mount their own file systems: nothing is bound there. */
 const MACHINE_OWN_TARGETS = ['/proc', '/sys', '/dev', '/run'];
 
+/** What is wrong with a path that must be absolute and plain (no '..', '.', doubled or trailing slash), or undefined. */
+export function plainPathProblem(file: string, where: string, what: string): string | undefined {
+  if (!file.startsWith('/')) return `an absolute path ${where}`;
+  if (file.split('/').includes('..')) return `'..' is not allowed in ${what} (${file})`;
+  const normal = path.posix.normalize(file).replace(/(.)\/+$/, '$1');
+  if (normal !== file) return `write it as ${normal}`;
+  return undefined;
+}
+
 /** What is wrong with a bind target (inside the machine), or undefined. */
 export function bindTargetProblem(target: string): string | undefined {
-  if (!target.startsWith('/')) return 'an absolute path inside the machine';
-  if (target.split('/').includes('..')) return `'..' is not allowed in a target (${target})`;
-  const normal = path.posix.normalize(target).replace(/(.)\/+$/, '$1');
-  if (normal !== target) return `write it as ${normal}`;
+  const plain = plainPathProblem(target, 'inside the machine', 'a target');
+  if (plain) return plain;
   if (target === '/') return "the machine's root cannot be bound over";
   const own = MACHINE_OWN_TARGETS.find((dir) => isWithin(target, dir));
   if (own) return `${target} is under ${own}, which the machine's kernel and systemd mount themselves`;

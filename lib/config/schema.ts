@@ -71,11 +71,33 @@ export const publishSchema = z.strictObject({
   protocol: z.enum(['tcp', 'udp']).default('tcp'),
 });
 
+/** SADM's temporary file systems over the paths a contestant's session writes (its container_setup_pas-r11p11.sh). */
+export const SADM_TMPFS = ['/home', '/var/log', '/var/tmp', '/var/spool/mail', '/var/lib/isolate', '/var/lib/lightdm'] as const;
+
+/** Where a diskless machine's root is: a directory of another machine's root (SADM's rhfs exports /export/nfsroot_ro). */
+export const disklessRootSchema = z.strictObject({
+  machine: machineName,
+  /** An absolute path in that machine's root, without '..'. */
+  path: z.string().min(1),
+});
+
+/** How a diskless machine writes on its read-only root: tmpfs over these paths (default SADM's), or a volatile overlay over all of it. */
+const disklessWrites = {
+  tmpfs: z.array(z.string().min(1)).optional(),
+  volatile: z.literal('overlay').optional(),
+};
+
 export const machineSchema = z.strictObject({
   name: machineName,
-  /** container (systemd-nspawn, built in stages) or vm (qemu: no stages, boots from the network or a disk). */
-  kind: z.enum(['container', 'vm']).default('container'),
+  /**
+   * container (systemd-nspawn, built in stages), vm (qemu: no stages, boots from the network or a
+   * disk) or diskless (systemd-nspawn on another machine's directory, read-only: no stages).
+   */
+  kind: z.enum(['container', 'vm', 'diskless']).default('container'),
   vm: vmSchema.optional(),
+  /** A diskless machine's root. */
+  root: disklessRootSchema.optional(),
+  ...disklessWrites,
   /** A static address in the zone, or 'dhcp' (served by the lab's DHCP machine). With `interfaces`, unused. */
   address: z.union([z.literal('dhcp'), ipv4]).default('dhcp'),
   /** Its network cards, each on a network (default: one, on the first network, at `address`). */
@@ -91,6 +113,22 @@ export const machineSchema = z.strictObject({
   stages: z.array(stageName).default([]),
   /** Its groups in the lab's Ansible inventory (SADM's hosts.yml groups). */
   groups: z.array(groupName).default([]),
+});
+
+/**
+ * A room of diskless contestant machines, named as SADM names them: r<row>p<place>, two digits
+ * each, `perRow` places a row from `firstRow` on (20 machines from row 1: r01p01 ... r02p10).
+ */
+export const roomSchema = z.strictObject({
+  machines: z.number().int().min(1, 'at least 1'),
+  perRow: z.number().int().min(1, 'at least 1').max(99, 'at most 99 (places have two digits)').default(10),
+  firstRow: z.number().int().min(0).max(99, 'at most 99 (rows have two digits)').default(1),
+  /** The network of their one card (default: the lab's first network). */
+  network: networkName.optional(),
+  root: disklessRootSchema,
+  ...disklessWrites,
+  groups: z.array(groupName).default([]),
+  dependsOn: z.array(machineName).default([]),
 });
 
 /**
@@ -207,6 +245,8 @@ export const labConfigSchema = z.strictObject({
   stagesDir: z.string().optional(),
   fixturesDir: z.string().optional(),
   machines: z.array(machineSchema).min(1, 'a lab needs at least one machine'),
+  /** Rooms of diskless machines, added to `machines` once validated. */
+  rooms: z.array(roomSchema).default([]),
   /** Lab-wide stages run from the controller, in order, after every machine's own stages. */
   controller: z.array(controllerStageSchema).default([]),
 });
@@ -214,5 +254,7 @@ export const labConfigSchema = z.strictObject({
 export type LabConfigInput = z.input<typeof labConfigSchema>;
 export type LabConfig = z.output<typeof labConfigSchema>;
 export type MachineConfig = z.output<typeof machineSchema>;
+export type RoomConfig = z.output<typeof roomSchema>;
+export type DisklessRoot = z.output<typeof disklessRootSchema>;
 export type ControllerStageConfig = z.output<typeof controllerStageSchema>;
 

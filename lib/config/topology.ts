@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ipToInt, isHostIn, nthAddress, parseSubnet, type Subnet } from './ip.js';
-import type { LabConfig, MachineConfig } from './schema.js';
+import type { DisklessRoot, LabConfig, MachineConfig } from './schema.js';
 
 /**
  * The lab's networks and every machine's interfaces, normalized from the config: `networks` and
@@ -40,7 +40,9 @@ export interface TopologyInterface {
 
 export interface TopologyMachine {
   name: string;
-  kind: 'container' | 'vm';
+  kind: MachineConfig['kind'];
+  /** A diskless machine's root: a directory of another machine's. */
+  root?: DisklessRoot;
   interfaces: TopologyInterface[];
   /** Routes at least one network: it forwards between its networks. */
   router: boolean;
@@ -72,7 +74,7 @@ export function configuredNetworks(config: LabConfig): { name: string; subnet: s
  * name: it is in the system stage's snapshot, which labs of one config share (lab cache pull),
  * and each lab's networks are bridges of its own.
  */
-export function interfaceMac(machine: string, network: string, kind: 'container' | 'vm'): string {
+export function interfaceMac(machine: string, network: string, kind: MachineConfig['kind']): string {
   const bytes = createHash('sha256').update(`mac/${machine}/${network}`).digest('hex');
   return kind === 'vm' ? `52:54:00:${bytes.slice(0, 6).match(/../g)!.join(':')}` : `02:${bytes.slice(0, 10).match(/../g)!.join(':')}`;
 }
@@ -124,6 +126,7 @@ export function topologyOf(config: LabConfig): Topology {
     return {
       name: machine.name,
       kind: machine.kind,
+      ...(machine.root ? { root: machine.root } : {}),
       router: topologyNetworks.some((n) => n.router === machine.name),
       interfaces: configured.map((i, index) => ({
         network: i.network,
@@ -212,19 +215,28 @@ export function topologyProblem(config: LabConfig, wanSubnet?: Subnet): string |
   return undefined;
 }
 
-/** What a machine waits for before it boots: its `dependsOn`, and the zone's DHCP server when it takes its address by DHCP. */
+/**
+ * What a machine waits for before it boots: its `dependsOn`, the zone's DHCP server when it takes its
+ * address by DHCP, and a diskless machine's root machine (up, so its root is in place).
+ */
 export function machineDependencies(config: Pick<LabConfig, 'zone'>, machine: MachineConfig): string[] {
   const dns = config.zone.dnsMachine;
   const dhcp = machine.interfaces?.length ? machine.interfaces.some((i) => i.address === 'dhcp') : machine.address === 'dhcp';
   const implicit = dhcp && dns && dns !== machine.name ? [dns] : [];
-  return [...new Set([...machine.dependsOn, ...implicit])];
+  return [...new Set([...machine.dependsOn, ...implicit, ...(machine.root ? [machine.root.machine] : [])])];
 }
 
 /**
- * A container has a root lab builds in stages; a vm boots its own disk or from the network, with no
- * stage at all. Here and not beside the schema: the schema loads zod, which the commands people type
- * all day (restore, exec, status) must not pay for.
+ * A container runs as systemd-nspawn: one of kind container, with a root lab builds in stages, or a
+ * diskless one, on another machine's directory; a vm boots its own disk or from the network. Here
+ * and not beside the schema: the schema loads zod, which the commands people type all day (restore,
+ * exec, status) must not pay for.
  */
 export function isContainer(machine: Pick<MachineConfig, 'kind'>): boolean {
   return machine.kind !== 'vm';
+}
+
+/** A root of its own, built in stages (the built-in system stage first): a machine of kind container. */
+export function hasStages(machine: Pick<MachineConfig, 'kind'>): boolean {
+  return machine.kind === 'container';
 }

@@ -3,20 +3,66 @@ import { UsageError } from '../errors.js';
 import { bindTargetProblem } from './binds.js';
 import { isHostIn, overlaps, parseSubnet } from './ip.js';
 import { topologicalOrder } from '../plan/graph.js';
-import { type LabConfig, labConfigSchema, type MachineConfig } from './schema.js';
+import { type LabConfig, labConfigSchema, type MachineConfig, machineSchema } from './schema.js';
+import { disklessProblem, isDiskless, roomMachineNames } from './diskless.js';
 import { publishProblem } from '../network/ports.js';
-import { limitTokens } from '../controller/inventory.js';
-import { machineDependencies, topologyOf, topologyProblem } from './topology.js';
+import { hasSsh, limitTokens } from '../controller/inventory.js';
+import { hasStages, machineDependencies, topologyOf, topologyProblem } from './topology.js';
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {
   const where = file ? ` in ${file}` : '';
   const parsed = labConfigSchema.safeParse(input);
   if (!parsed.success) throw new UsageError(`invalid config${where}: ${formatZodIssues(parsed.error)}`);
-  const config = parsed.data;
+  const rooms = roomsProblem(parsed.data);
+  if (rooms) throw new UsageError(`invalid config${where}: ${rooms}`);
+  const config = withRooms(parsed.data);
   const problem = semanticProblem(config);
   if (problem) throw new UsageError(`invalid config${where}: ${problem}`);
   return config;
+}
+
+/** The rooms' settings, before their machines join the others: what a room gets wrong is named as the room's. */
+function roomsProblem(config: LabConfig): string | undefined {
+  const owners = new Map(config.machines.map((m, i) => [m.name, `machines.${i}`]));
+  for (const [i, room] of config.rooms.entries()) {
+    const field = `rooms.${i}`;
+    const lastRow = room.firstRow + Math.ceil(room.machines / room.perRow) - 1;
+    if (lastRow > 99) return `${field}.machines: ${room.machines} machines, ${room.perRow} a row from row ${room.firstRow}, go on to row ${lastRow} (rows have two digits): fewer machines, or more a row`;
+    if (room.network !== undefined) {
+      if (!config.networks?.length) return `${field}.network: the lab has one network (the zone): leave network out`;
+      if (!config.networks.some((n) => n.name === room.network)) return `${field}.network: unknown network '${room.network}' (networks: ${config.networks.map((n) => n.name).join(', ')})`;
+    }
+    const unknown = room.dependsOn.find((d) => !owners.has(d));
+    if (unknown) return `${field}.dependsOn: unknown machine '${unknown}' (machines: ${[...owners.keys()].join(', ')})`;
+    const problem = disklessProblem(config, room, field);
+    if (problem) return problem;
+    for (const name of roomMachineNames(room)) {
+      const owner = owners.get(name);
+      if (owner) return `${field}: its machine ${name} is named by ${owner} already`;
+      owners.set(name, field);
+    }
+  }
+  return undefined;
+}
+
+/** The config with each room's machines after the others: diskless machines like any other from here on. */
+function withRooms(config: LabConfig): LabConfig {
+  const made = config.rooms.flatMap((room) =>
+    roomMachineNames(room).map((name) =>
+      machineSchema.parse({
+        name,
+        kind: 'diskless',
+        root: room.root,
+        tmpfs: room.tmpfs,
+        volatile: room.volatile,
+        groups: room.groups,
+        dependsOn: room.dependsOn,
+        interfaces: room.network ? [{ network: room.network }] : undefined,
+      }),
+    ),
+  );
+  return { ...config, machines: [...config.machines, ...made] };
 }
 
 function formatZodIssues(error: z.ZodError): string {
@@ -86,6 +132,9 @@ function commonMachineProblem(config: LabConfig): string | undefined {
     if (machine.stages.includes('system')) return `${field}.stages: 'system' is the built-in first stage of every machine`;
     const vmProblem = machine.kind === 'vm' ? vmMachineProblem(config, machine, field) : machine.vm ? `${field}.vm: only for a machine of kind vm` : undefined;
     if (vmProblem) return vmProblem;
+    const disklessOnly = (['root', 'tmpfs', 'volatile'] as const).find((key) => machine[key] !== undefined);
+    const diskless = isDiskless(machine) ? disklessMachineProblem(config, machine, field) : disklessOnly ? `${field}.${disklessOnly}: only for a machine of kind diskless` : undefined;
+    if (diskless) return diskless;
     for (const [j, bind] of machine.binds.entries()) {
       const problem = bindTargetProblem(bind.target);
       if (problem) return `${field}.binds.${j}.target: ${problem}`;
@@ -115,6 +164,14 @@ function vmMachineProblem(config: LabConfig, machine: MachineConfig, field: stri
   return undefined;
 }
 
+/** A diskless machine has no root of its own: no stages, no binds (its root is read-only and shared). */
+function disklessMachineProblem(config: LabConfig, machine: MachineConfig, field: string): string | undefined {
+  const of = machine.root ? `${machine.root.machine}'s ${machine.root.path}` : 'another machine\'s directory';
+  if (machine.stages.length) return `${field}.stages: a diskless machine has no stages: it boots ${of}, which ${machine.root?.machine ?? 'that machine'}'s stages build`;
+  if (machine.binds.length) return `${field}.binds: a diskless machine has no binds: it boots ${of}, read-only and shared`;
+  return disklessProblem(config, machine, field);
+}
+
 /** What a pool needs at the least: the base image, and each machine's root and snapshots (copy-on-write). */
 const POOL_BASE_MIB = 512;
 const POOL_PER_MACHINE_MIB = 32;
@@ -125,12 +182,17 @@ function mebibytes(size: string): number {
 
 /** Host mode, the pool, the image and dependency cycles. */
 function otherProblem(config: LabConfig): string | undefined {
-  const poolNeed = POOL_BASE_MIB + POOL_PER_MACHINE_MIB * config.machines.length;
+  // Diskless machines and vms have no root in the pool.
+  const rooted = config.machines.filter(hasStages).length;
+  const poolNeed = POOL_BASE_MIB + POOL_PER_MACHINE_MIB * rooted;
   if (config.storage.kind === 'btrfs' && mebibytes(config.storage.poolSize) < poolNeed) {
-    return `storage.poolSize: ${config.storage.poolSize} is too small for ${config.machines.length} machines: they need at least ${poolNeed}M (${POOL_BASE_MIB}M for the base image, ${POOL_PER_MACHINE_MIB}M per machine)`;
+    return `storage.poolSize: ${config.storage.poolSize} is too small for ${rooted} machines: they need at least ${poolNeed}M (${POOL_BASE_MIB}M for the base image, ${POOL_PER_MACHINE_MIB}M per machine with a root of its own)`;
   }
   if (config.network.mode === 'sandbox' && config.network.internet) {
     return 'network.internet: only for host mode (sandbox mode has its own simulated internet)';
+  }
+  if (config.runtime === 'machinectl' && config.machines.some(isDiskless)) {
+    return "runtime machinectl: diskless machines need runtime nspawn (lab boots another machine's directory read-only, with the machine's own identity bound over it)";
   }
   if (config.runtime === 'machinectl' && config.machines.some((m) => (m.interfaces?.length ?? 0) > 1)) {
     return 'runtime machinectl: machines with several interfaces need runtime nspawn (machinectl\'s .nspawn files join one bridge)';
@@ -169,7 +231,7 @@ function controllerProblem(config: LabConfig): string | undefined {
     const m = config.machines.findIndex((x) => x.stages.includes('ssh'));
     return `machines.${m}.stages: 'ssh' is the built-in stage that lets the controller in, in a lab with controller stages`;
   }
-  const vms = config.machines.filter((m) => m.kind === 'vm');
+  const unreachable = config.machines.filter((m) => !hasSsh(m));
   for (const [i, stage] of config.controller.entries()) {
     const field = `controller.${i}`;
     if (config.controller.findIndex((s) => s.name === stage.name) !== i) return `${field}.name: the controller stage '${stage.name}' is declared twice`;
@@ -181,8 +243,8 @@ function controllerProblem(config: LabConfig): string | undefined {
       if (stage.inventory.length > 0) return `${field}.inventory: only for a playbook stage (a command finds lab's inventory in $LAB_INVENTORY)`;
     }
     if (stage.limit) {
-      const vm = vms.find((v) => limitTokens(stage.limit!).some((t) => t === v.name || v.groups.includes(t)));
-      if (vm) return `${field}.limit: names the vm '${vm.name}', which Ansible cannot reach (lab has no SSH into a vm)`;
+      const named = unreachable.find((v) => limitTokens(stage.limit!).some((t) => t === v.name || v.groups.includes(t)));
+      if (named) return `${field}.limit: names the ${named.kind === 'vm' ? 'vm' : 'diskless machine'} '${named.name}', which Ansible cannot reach (lab has no SSH into a ${named.kind === 'vm' ? 'vm' : 'diskless machine'})`;
     }
   }
   return undefined;

@@ -1,5 +1,5 @@
 import { isHostIn, parseSubnet } from '../config/ip.js';
-import type { LabConfig } from '../config/schema.js';
+import type { LabConfig, MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyMachine } from '../config/topology.js';
 
 /**
@@ -25,9 +25,9 @@ export interface InventoryInterface {
 
 export interface InventoryHost {
   name: string;
-  kind: 'container' | 'vm';
+  kind: MachineConfig['kind'];
   groups: string[];
-  /** Undefined for a vm (no SSH into it) or a machine the controller cannot reach. */
+  /** Undefined for a vm or a diskless machine (no SSH into them) or a machine the controller cannot reach. */
   reach?: Reach;
   interfaces: InventoryInterface[];
 }
@@ -43,8 +43,17 @@ export interface Inventory {
   sshConfig?: string;
 }
 
+/**
+ * Whether the controller can log into a machine: a container, with the built-in ssh stage. A vm has
+ * no agent of lab's, and a diskless machine's root is another machine's directory, which that stage
+ * does not build.
+ */
+export function hasSsh(machine: Pick<MachineConfig, 'kind'>): boolean {
+  return machine.kind === 'container';
+}
+
 /** Groups lab puts every machine in, by kind. */
-export const KIND_GROUPS = { container: 'lab_containers', vm: 'lab_vms' } as const;
+export const KIND_GROUPS = { container: 'lab_containers', vm: 'lab_vms', diskless: 'lab_diskless' } as const;
 
 /** Addresses DHCP gave running machines: machine -> network -> address. */
 export type LiveAddresses = ReadonlyMap<string, ReadonlyMap<string, string>>;
@@ -70,7 +79,7 @@ export function inventoryOf(config: LabConfig, topology: Topology, live: LiveAdd
   const directNetworks = new Set(topology.networks.filter((n) => n.hostAddress !== undefined).map((n) => n.name));
   // `seen`: the machines asking, so that two machines routing each other's networks end the search.
   const reachOf = (machine: TopologyMachine, seen: ReadonlySet<string>): Reach | undefined => {
-    if (machine.kind === 'vm' || seen.has(machine.name)) return undefined;
+    if (!hasSsh(machine) || seen.has(machine.name)) return undefined;
     const asking = new Set([...seen, machine.name]);
     const direct = machine.interfaces.filter((i) => directNetworks.has(i.network)).map((i) => addressOn(machine, i.network)).find((a) => a !== undefined);
     if (direct) return { address: direct };

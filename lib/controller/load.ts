@@ -5,7 +5,7 @@ import type { Topology } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { hashOf } from '../plan/key.js';
 import { treeHash } from '../stages/content.js';
-import { inventoryIdentity, limitTokens } from './inventory.js';
+import { hasSsh, inventoryIdentity, KIND_GROUPS, limitTokens } from './inventory.js';
 import { playbookReads } from './playbook.js';
 
 export interface LoadedControllerStage {
@@ -31,7 +31,7 @@ export function loadControllerStages(config: LabConfig, topology: Topology, conf
     const reads = [...stage.inventory, ...stage.reads];
     if (stage.playbook) {
       const found = playbookReads(stage.playbook, `${field}.playbook`);
-      assertNoVmTargeted(config, stage, found.hosts, field);
+      assertNoUnreachableTargeted(config, stage, found.hosts, field);
       reads.push(...found.paths);
     } else if (stage.run![0]!.includes('/')) {
       if (!existsSync(stage.run![0]!)) throw new UsageError(`invalid config: ${field}.run.0: ${stage.run![0]} does not exist`);
@@ -58,20 +58,21 @@ export function loadControllerStages(config: LabConfig, topology: Topology, conf
   });
 }
 
-/** A play whose hosts (narrowed by the stage's limit) include a vm would fail unreachable: refused before anything is made. */
-function assertNoVmTargeted(config: LabConfig, stage: ControllerStageConfig, patterns: readonly string[], field: string): void {
-  const vms = config.machines.filter((m) => m.kind === 'vm');
-  if (vms.length === 0) return;
+/** A play whose hosts (narrowed by the stage's limit) include a vm or a diskless machine would fail unreachable: refused before anything is made. */
+function assertNoUnreachableTargeted(config: LabConfig, stage: ControllerStageConfig, patterns: readonly string[], field: string): void {
+  const unreachable = config.machines.filter((m) => !hasSsh(m));
+  if (unreachable.length === 0) return;
   const names = (pattern: string) => {
     const tokens = limitTokens(pattern);
-    return vms.filter((vm) => tokens.some((t) => t === 'all' || t === '*' || t === vm.name || vm.groups.includes(t) || t === 'lab_vms' || (t.includes('*') && globMatches(t, vm.name))));
+    return unreachable.filter((m) => tokens.some((t) => t === 'all' || t === '*' || t === m.name || m.groups.includes(t) || t === KIND_GROUPS[m.kind] || (t.includes('*') && globMatches(t, m.name))));
   };
   const limited = stage.limit ? new Set(names(stage.limit).map((v) => v.name)) : undefined;
   for (const pattern of patterns) {
-    const vm = names(pattern).find((v) => !limited || limited.has(v.name));
-    if (vm) {
+    const machine = names(pattern).find((v) => !limited || limited.has(v.name));
+    if (machine) {
+      const what = machine.kind === 'vm' ? `the vm '${machine.name}'` : `the diskless machine '${machine.name}'`;
       throw new UsageError(
-        `invalid config: ${field}.playbook: a play for hosts '${pattern}' includes the vm '${vm.name}', which Ansible cannot reach (lab has no SSH into a vm)`,
+        `invalid config: ${field}.playbook: a play for hosts '${pattern}' includes ${what}, which Ansible cannot reach (lab has no SSH into a ${machine.kind === 'vm' ? 'vm' : 'diskless machine'})`,
         `name the play's hosts by group (lab puts containers in lab_containers), or set ${field}.limit`,
       );
     }

@@ -12,6 +12,7 @@ import { killByEnvironment, localAddresses } from '../host/procs.js';
 import { packageRoot, privateDir } from '../paths.js';
 import type { Plan, PlannedControllerStage } from '../plan/plan.js';
 import type { LabState } from '../state/state.js';
+import { isContainer } from '../config/topology.js';
 import { loadLab } from '../stages/load.js';
 import { bootInOrder } from './boot-order.js';
 import type { BareLab, Lab } from './lab.js';
@@ -48,10 +49,10 @@ export async function prepareControllerKey(lab: Lab): Promise<void> {
   if (await ensureKeyPair(lab.dirs.sshKey, `lab-${lab.config.name}`)) lab.loaded = await loadLab(lab.config, lab.topology, lab.configFile);
 }
 
-/** The addresses DHCP gave the running containers, read from their namespaces (/proc). */
+/** The addresses DHCP gave the running containers (diskless ones too), read from their namespaces (/proc). */
 export async function liveAddresses(lab: BareLab, state: LabState): Promise<LiveAddresses> {
   const live = new Map<string, Map<string, string>>();
-  for (const machine of lab.topology.machines.filter((m) => m.kind === 'container' && isRunning(state, m.name))) {
+  for (const machine of lab.topology.machines.filter((m) => isContainer(m) && isRunning(state, m.name))) {
     const leader = await lab.runtime.leaderPid({ name: machine.name, process: state.machines[machine.name]!.process! });
     if (leader !== undefined) live.set(machine.name, addressesByNetwork(lab.topology, machine, localAddresses(leader)));
   }

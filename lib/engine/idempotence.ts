@@ -5,6 +5,7 @@ import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { isRunning, resetRoot, startMachine, stopMachine } from './machines.js';
 import { bootInOrder } from './boot-order.js';
+import { disklessOn } from '../config/diskless.js';
 import { applyControllerStage } from './controller.js';
 import type { HostRecap } from '../controller/recap.js';
 import { planFor } from './planning.js';
@@ -72,11 +73,14 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
     await up(lab, { onProgress: options.onProgress, waitForLock: true, plan: { only: options.machines ?? [] } });
     const asked = options.machines ?? [];
     // The machines asked for (their dependencies are brought up, not re-applied), or every one; none when plays are asked for.
-    const targets = options.plays ? [] : planFor(lab, { only: asked }).machines.filter((m) => asked.length === 0 || asked.includes(m.name));
+    // A diskless machine has no stage to apply again.
+    const targets = options.plays ? [] : planFor(lab, { only: asked }).machines.filter((m) => !m.bootsFrom && (asked.length === 0 || asked.includes(m.name)));
     const machines: IdempotenceReport['machines'] = [];
     for (const machine of targets) {
       const state = readState(lab.dirs.stateFile);
       const wasRunning = isRunning(state, machine.name);
+      // Its root's copies stop them: they boot again on its root once it is put back.
+      const disklessRunning = disklessOn(lab.config, machine.name).filter((name) => isRunning(state, name));
       const stages: IdempotenceReport['machines'][number]['stages'] = [];
       try {
         for (const stage of machine.stages) {
@@ -101,6 +105,7 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
         await stopMachine(lab, state, machine.name, { hard: true });
         await resetRoot(lab, state, machine.name, lab.dirs.snapshot(machine.name, last.name, last.key), { stage: last.name, key: last.key });
         if (wasRunning) await startMachine(lab, state, machine.name, { waitForNetwork: true });
+        await bootInOrder(lab, state, disklessRunning, { waitForNetwork: true });
       }
       machines.push({ machine: machine.name, stages });
     }
@@ -120,11 +125,12 @@ async function reapplyControllerStages(lab: Lab, only?: readonly string[]): Prom
   if (plan.controller.length === 0) return [];
   const asked = plan.controller.filter((s) => !only || only.includes(s.name));
   const state = readState(lab.dirs.stateFile);
-  const names = plan.machines.map((m) => m.name);
-  const rootsAt = async (stage: { name: string; key: string }, origin: { stage: string; key: string }) => {
+  // The machines with roots of their own; the diskless ones (stopped with their roots) boot again with the lab's last roots.
+  const names = plan.machines.filter((m) => !m.bootsFrom).map((m) => m.name);
+  const rootsAt = async (stage: { name: string; key: string }, origin: { stage: string; key: string }, boot = names) => {
     await Promise.all(names.map((name) => stopMachine(lab, state, name, { hard: true })));
     await Promise.all(names.map((name) => resetRoot(lab, state, name, lab.dirs.snapshot(name, stage.name, stage.key), origin)));
-    await bootInOrder(lab, state, names, { waitForNetwork: true });
+    await bootInOrder(lab, state, boot, { waitForNetwork: true });
   };
   const reports: ControllerIdempotence[] = [];
   try {
@@ -142,7 +148,7 @@ async function reapplyControllerStages(lab: Lab, only?: readonly string[]): Prom
     }
   } finally {
     const last = plan.controller.at(-1)!;
-    await rootsAt(last, { stage: last.name, key: last.key });
+    await rootsAt(last, { stage: last.name, key: last.key }, plan.machines.map((m) => m.name));
   }
   return reports;
 }

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
 import { readState, writeState } from '../state/state.js';
-import { type BareLab, hostDrivers } from './lab.js';
+import { type BareLab, hostDrivers, type Lab } from './lab.js';
 import { assertMachine, isRunning, releaseIdleBinds, startMachine, stopMachine } from './machines.js';
 import { withSession } from './session.js';
 
@@ -45,7 +45,7 @@ export async function destroy(lab: BareLab): Promise<void> {
  * (a running one is left as it is) until it is up as lab up means it, its interfaces configured.
  * The state says what runs after each, for lab status and the next command.
  */
-export async function power(lab: BareLab, name: string, action: 'reboot' | 'crash' | 'start', options: { waitForLock?: boolean } = {}): Promise<void> {
+export async function power(lab: Lab, name: string, action: 'reboot' | 'crash' | 'start', options: { waitForLock?: boolean } = {}): Promise<void> {
   assertMachine(lab, name);
   await withSession(lab, `${action} ${name}`, { action: `${action} ${name}`, image: false, waitForLock: options.waitForLock }, async ({ state }) => {
     if (action === 'start' && isRunning(state, name)) return;

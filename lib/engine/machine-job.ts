@@ -18,6 +18,8 @@ import type { UpProgress } from './progress.js';
 import { POOL_FULL_HINT, poolFull } from './space.js';
 import { keepFailedState, removeSnapshot, takeSnapshot } from './snapshots.js';
 import { stageFailure } from './stage-failure.js';
+import { disklessDirectory } from './diskless.js';
+import { disklessOn } from '../config/diskless.js';
 
 export interface MachineReport {
   name: string;
@@ -151,15 +153,13 @@ class MachineJob {
       await this.buildStage(stage, ready, bootSlots, progress);
       Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
     }
-    const summary = built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
+    const { bootsFrom } = this.plan;
+    const summary = bootsFrom ? `diskless on ${bootsFrom.machine}:${bootsFrom.path}` : built.length ? `built ${built.map((s) => s.name).join(',')}` : 'cached';
 
-    // Its last stage, or the last controller stage cached (the lab after that play).
-    const last = this.plan.resumeFrom ?? origin(stages.at(-1)!);
-    const ms = machineState(this.state, this.name);
-    if (!rootChanged && (ms.rootKey !== last.key || !existsSync(this.lab.dirs.machineRoot(this.name)))) {
-      await stopMachine(this.lab, this.state, this.name, { hard: true });
-      await resetRoot(this.lab, this.state, this.name, this.lab.dirs.snapshot(this.name, last.stage, last.key), last);
-      rootChanged = true;
+    // A diskless machine has no root of its own: it boots again when its root machine does (a dependency).
+    if (!bootsFrom) {
+      if (!rootChanged) rootChanged = await this.putRootBack();
+      this.checkDisklessRoots();
     }
     const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));
     if ((await this.isUp()) && !rootChanged && !dependencyRebooted) {
@@ -175,6 +175,24 @@ class MachineJob {
       progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
     }
     for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
+  }
+
+  /** Its root from its last stage, or the last controller stage cached (the lab after that play), when it is not that; true when it was put back. */
+  private async putRootBack(): Promise<boolean> {
+    const last = this.plan.resumeFrom ?? origin(this.plan.stages.at(-1)!);
+    if (machineState(this.state, this.name).rootKey === last.key && existsSync(this.lab.dirs.machineRoot(this.name))) return false;
+    await stopMachine(this.lab, this.state, this.name, { hard: true });
+    await resetRoot(this.lab, this.state, this.name, this.lab.dirs.snapshot(this.name, last.stage, last.key), last);
+    return true;
+  }
+
+  /**
+   * The directories its diskless machines boot, checked in its root before it boots (exit 2 naming
+   * the field); not when --until cuts it short: they are then not in the plan.
+   */
+  private checkDisklessRoots(): void {
+    if (this.plan.stages.length < this.loaded.stages.length) return;
+    for (const name of disklessOn(this.lab.config, this.name)) disklessDirectory(this.lab, this.lab.config.machines.find((m) => m.name === name)!, this.lab.dirs.machineRoot(this.name));
   }
 
   /**

@@ -7,7 +7,8 @@ import { type Readiness, StartRace } from '../runtime/runtime.js';
 import { delay, SLOW } from '../wait.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
-import type { BareLab } from './lab.js';
+import type { BareLab, Lab } from './lab.js';
+import { disklessOn } from '../config/diskless.js';
 
 /** Starts tried, SLOW apart (about 2 s in all), when the previous boot's veth is still being torn down by the kernel. */
 const START_ATTEMPTS = 20;
@@ -45,10 +46,14 @@ export function machineApi(lab: BareLab, state: LabState, name: string): Machine
  * also until its zone interface is configured (address assigned, DHCP lease taken). `lab up`
  * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
  */
-export async function startMachine(lab: BareLab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
+export async function startMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   if (lab.vms.has(name)) return startVm(lab, state, name);
-  const root = lab.dirs.machineRoot(name);
-  if (!existsSync(root)) throw new InfraError(`machine ${name} has no root yet (build it with: lab up)`);
+  // A diskless machine boots a directory of its root machine's root.
+  const rootOwner = lab.config.machines.find((m) => m.name === name)?.root?.machine ?? name;
+  const root = lab.dirs.machineRoot(rootOwner);
+  if (!existsSync(root)) throw new InfraError(`machine ${rootOwner} has no root yet (build it with: lab up)`);
+  // Loaded only for a diskless machine: lab exec never pays for it.
+  const diskless = rootOwner === name ? undefined : (await import('./diskless.js')).disklessBoot(lab, name);
   await prepareBinds(lab, name);
   const ms = machineState(state, name);
   const started = Date.now();
@@ -56,7 +61,7 @@ export async function startMachine(lab: BareLab, state: LabState, name: string, 
   let readiness: Readiness | undefined;
   let process!: ProcessRef;
   for (let attempt = 1; !readiness; attempt++) {
-    process = ms.process = await lab.runtime.start(name, root);
+    process = ms.process = await lab.runtime.start(name, diskless?.directory ?? root, diskless?.boot);
     writeState(lab.dirs.stateFile, state);
     try {
       readiness = await lab.runtime.waitReady({ name, process }, timeoutS * 1000);
@@ -150,8 +155,12 @@ export function invalidateRoot(lab: BareLab, state: LabState, name: string): voi
   recordRoot(lab, state, name, { stage: machineState(state, name).rootStage });
 }
 
-/** Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). */
+/**
+ * Makes the machine's root a fresh writable copy of a snapshot (the machine must be stopped). The
+ * diskless machines booted from it are stopped first: they run on the root being replaced.
+ */
 export async function resetRoot(lab: BareLab, state: LabState, name: string, source: string, origin?: RootOrigin): Promise<void> {
+  await Promise.all(disklessOn(lab.config, name).map((machine) => stopMachine(lab, state, machine, { hard: true })));
   const root = lab.dirs.machineRoot(name);
   await lab.storage.remove(root);
   await lab.storage.snapshot(source, root, { readonly: false });

@@ -10,6 +10,7 @@ import { withSession } from './session.js';
 import { findStageSnapshot, stageSnapshot } from './snapshots.js';
 import { bootInOrder, dependentsOf } from './boot-order.js';
 import { planFor } from './planning.js';
+import { disklessDirectory } from './diskless.js';
 
 export interface RestoreReport {
   /** The checkpoint restored, when it was one (`stage` is then its name). */
@@ -20,6 +21,8 @@ export interface RestoreReport {
   rebooted: string[];
   /** Machines whose stages do not include the one asked for. */
   leftAlone: string[];
+  /** Diskless machines stopped and not booted again: the restored root has no directory for them to boot (why). */
+  leftStopped: { machine: string; why: string }[];
   durationMs: number;
 }
 
@@ -44,7 +47,8 @@ function targetsOf(lab: Lab, ref: StageRef): { targets: Target[]; leftAlone: str
   const targets: Target[] = [];
   const leftAlone: string[] = [];
   for (const machine of plan.machines) {
-    const stage: Pick<PlannedStage, 'name'> | undefined = ref.machine && ref.machine !== machine.name ? undefined : (machine.stages.find((s) => s.name === ref.stage) ?? plan.controller.find((s) => s.name === ref.stage));
+    // A diskless machine has no stage of its own, nor a snapshot of a controller stage.
+    const stage: Pick<PlannedStage, 'name'> | undefined = (ref.machine && ref.machine !== machine.name) || machine.bootsFrom ? undefined : (machine.stages.find((s) => s.name === ref.stage) ?? plan.controller.find((s) => s.name === ref.stage));
     if (!stage) {
       leftAlone.push(machine.name);
       continue;
@@ -151,6 +155,7 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
     await lab.packageProxy.start(state);
     const restoredNames = new Set(targets.map((t) => t.machine));
     const dependents = dependentsOf(lab, restoredNames).filter((name) => isRunning(state, name));
+    const leftStopped = unbootable(lab, targets, dependents);
     // Dependents go down first, so that nothing runs against a machine mid-swap.
     await Promise.all(dependents.map((name) => stopMachine(lab, state, name, { hard: false })));
     await Promise.all(targets.flatMap((t) => [prepareIncoming(lab, t), stopMachine(lab, state, t.machine, { hard: true })]));
@@ -173,13 +178,34 @@ async function restoreTargets(lab: Lab, label: string, resolve: () => { targets:
       }),
       ...outgoing.map((old) => (old ? lab.storage.remove(old) : undefined)), // no machine uses them any more
     ]);
-    await bootInOrder(lab, state, dependents, { waitForNetwork: false });
+    const rebooted = dependents.filter((name) => !leftStopped.some((l) => l.machine === name));
+    await bootInOrder(lab, state, rebooted, { waitForNetwork: false });
     return {
       restored: targets.map(({ machine, stage, key, current }) => ({ machine, stage, key, current, bootMs: bootMs.get(machine) })),
-      rebooted: dependents,
+      rebooted,
       leftAlone,
+      leftStopped,
       durationMs: Date.now() - started,
     };
+  });
+}
+
+/**
+ * The running diskless machines whose root machine is restored to a root without the directory they
+ * boot (an earlier stage, before the one that makes it): they go down with it and stay down, with why.
+ */
+function unbootable(lab: Lab, targets: readonly Target[], running: readonly string[]): { machine: string; why: string }[] {
+  return running.flatMap((name) => {
+    const machine = lab.config.machines.find((m) => m.name === name)!;
+    const target = machine.root && targets.find((t) => t.machine === machine.root!.machine);
+    if (!target) return [];
+    try {
+      disklessDirectory(lab, machine, target.source);
+      return [];
+    } catch (error) {
+      if (!(error instanceof UsageError)) throw error;
+      return [{ machine: name, why: `${target.machine}@${target.stage}: ${error.message}` }];
+    }
   });
 }
 

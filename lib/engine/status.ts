@@ -16,7 +16,7 @@ export interface MachineStatus {
   address: string;
   stagesDone: string[];
   stagesPending: string[];
-  /** The stage the machine's root was made from. */
+  /** The stage the machine's root was made from; a diskless machine's root, `<machine>:<path>`. */
   rootStage?: string;
   /** While it runs: the memory its processes use (sum of PSS). */
   memoryBytes?: number;
@@ -60,17 +60,20 @@ export async function status(lab: Lab): Promise<LabStatus> {
       const configured = lab.topology.machines.find((m) => m.name === machinePlan.name)!.interfaces.map((i) => i.address);
       const seen = leader ? localAddresses(leader) : [];
       const address = (running ? (seen.length ? seen : ['dhcp (no lease)']) : configured).join(',');
+      // A diskless machine has no root, stage or snapshot of its own: its root is a directory of another machine's.
+      const { bootsFrom } = machinePlan;
+      const stages = bootsFrom ? [] : [...machinePlan.stages, ...plan.controller];
       return {
         name: machinePlan.name,
-        state: running ? 'running' : existsSync(lab.dirs.machineRoot(machinePlan.name)) ? 'stopped' : 'not built',
+        state: running ? 'running' : existsSync(lab.dirs.machineRoot(bootsFrom?.machine ?? machinePlan.name)) ? 'stopped' : 'not built',
         pid: running ? ms!.process!.pid : undefined,
         address,
         // A machine's own stages, then the lab's controller stages (each one of its snapshots).
-        stagesDone: [...machinePlan.stages, ...plan.controller].filter((s) => s.action === 'cached').map((s) => s.name),
-        stagesPending: [...machinePlan.stages, ...plan.controller].filter((s) => s.action === 'build').map((s) => s.name),
-        rootStage: ms?.rootStage,
+        stagesDone: stages.filter((s) => s.action === 'cached').map((s) => s.name),
+        stagesPending: stages.filter((s) => s.action === 'build').map((s) => s.name),
+        rootStage: bootsFrom ? `${bootsFrom.machine}:${bootsFrom.path}` : ms?.rootStage,
         memoryBytes,
-        snapshots: listSnapshots(lab, machinePlan.name, new Set([...machinePlan.stages, ...plan.controller].map((s) => s.key))),
+        snapshots: bootsFrom ? [] : listSnapshots(lab, machinePlan.name, new Set(stages.map((s) => s.key))),
       };
     }),
   );

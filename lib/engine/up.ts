@@ -1,5 +1,6 @@
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { isContainer } from '../config/topology.js';
+import { disklessOn } from '../config/diskless.js';
 import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
 import type { ImageSourceKind } from '../image/image.js';
 import type { Plan, PlanOptions } from '../plan/plan.js';
@@ -54,10 +55,11 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     // What dozens of systemd instances need from the kernel, raised before any of them boots.
     const hostLimits = raiseLimits(lab.config.machines.length);
     const base = await prepareBaseImage(lab, progress);
-    // A vm asked for brings the containers it depends on; vms boot once every container is up.
+    // A vm asked for brings the containers it depends on; vms boot once every container is up. A
+    // machine asked for brings the diskless machines that boot from its root (a new root stops them).
     const only = options.plan?.only ?? [];
     const vms = lab.loaded.machines.filter((m) => !isContainer(m.config) && (only.length === 0 || only.includes(m.name)));
-    const containersOnly = only.flatMap((name) => vms.find((vm) => vm.name === name)?.dependsOn ?? [name]);
+    const containersOnly = only.flatMap((name) => vms.find((vm) => vm.name === name)?.dependsOn ?? [name, ...disklessOn(lab.config, name)]);
     const onlyVms = only.length > 0 && containersOnly.length === 0;
     const plan = planFor(lab, { ...options.plan, only: containersOnly });
     const reports = onlyVms ? [] : await runMachineJobs(lab, state, plan, base.path, progress);

@@ -39,10 +39,9 @@ export function probeHost(): Omit<HostProfile, 'runtime' | 'why'> & { pid1: stri
 /**
  * Picks the runtime (config `runtime`, or --runtime). Asking for machinectl in sandbox mode is a
  * config error; asking for it on a host without machined is a `problem` for the commands that
- * need machines, so that doctor and destroy still work.
+ * need machines, so that doctor and destroy still work. `host`: what the host offers (probed).
  */
-export function hostProfile(config: LabConfig): HostProfile {
-  const host = probeHost();
+export function hostProfile(config: LabConfig, host: ReturnType<typeof probeHost> = probeHost()): HostProfile {
   const { pid1, ...offers } = host;
   if (config.runtime === 'machinectl') {
     if (config.network.mode !== 'host') {
@@ -56,6 +55,9 @@ export function hostProfile(config: LabConfig): HostProfile {
     return { ...offers, runtime: 'machinectl', why: 'asked for by the config' };
   }
   if (config.runtime === 'nspawn') return { ...offers, runtime: 'nspawn', why: 'asked for by the config' };
+  if (config.machines.some((m) => m.kind === 'diskless')) {
+    return { ...offers, runtime: 'nspawn', why: "the lab has diskless machines, which lab's own systemd-nspawn boots (read-only, on another machine's directory)" };
+  }
   if (host.machined && config.network.mode === 'sandbox') {
     return { ...offers, runtime: 'nspawn', why: 'machined runs, but sandbox mode keeps the zone in a namespace of its own, where machined cannot reach: lab starts systemd-nspawn itself' };
   }

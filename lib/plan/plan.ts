@@ -15,6 +15,8 @@ export interface StageSpec {
 
 export interface MachineSpec extends Node {
   stages: readonly StageSpec[];
+  /** A diskless machine: no stages, no root of its own; it boots this directory of another machine's root. */
+  bootsFrom?: { machine: string; path: string };
 }
 
 /** `stage` (every machine that has it) or `machine@stage`; `<stage>.failed` names a stage's kept failed state. */
@@ -51,6 +53,8 @@ export interface MachinePlan {
   stages: PlannedStage[];
   /** The controller stage whose snapshot the machine's root comes from, when one is cached: later than its own stages. */
   resumeFrom?: { stage: string; key: string };
+  /** A diskless machine's root: a directory of another machine's, which it boots after (a dependency). */
+  bootsFrom?: { machine: string; path: string };
 }
 
 /** A lab-wide stage run from the controller: its result is one snapshot per machine, all under its key. */
@@ -136,12 +140,19 @@ export function planLab(input: PlanInput): Plan {
     lastKeys.set(name, machineKeys.at(-1) ?? input.baseKey);
   }
 
-  const controller = planController(input, order, keys, lastKeys);
+  const controller = planController(input, order.filter((name) => !byName.get(name)!.bootsFrom), keys, lastKeys);
   const resume = controller.filter((s) => s.action === 'cached').at(-1);
+  // `--until` a stage of a root machine stops it before its last stage: its diskless machines would boot a root it does not have yet.
+  const cutShort = (machine: MachineSpec) => refIndex(options.until, machine) >= 0 && refIndex(options.until, machine) < machine.stages.length - 1;
   const machines = order
     .filter((name) => selected.has(name))
+    .filter((name) => {
+      const root = byName.get(name)!.bootsFrom?.machine;
+      return !root || !cutShort(byName.get(root)!);
+    })
     .map((name): MachinePlan => {
       const machine = byName.get(name)!;
+      if (machine.bootsFrom) return { name, dependsOn: machine.dependsOn, stages: [], bootsFrom: machine.bootsFrom };
       const fromIndex = refIndex(options.from, machine);
       const untilIndex = refIndex(options.until, machine);
       const specs = untilIndex >= 0 ? machine.stages.slice(0, untilIndex + 1) : machine.stages;
@@ -157,7 +168,8 @@ export function planLab(input: PlanInput): Plan {
 }
 
 /**
- * The controller stages' keys and actions. The first one's parent is every machine's last key,
+ * The controller stages' keys and actions. The first one's parent is every machine's last key (of
+ * the machines with roots of their own: a diskless machine has none),
  * so a machine's rebuilt stage runs every play again; a controller stage is cached only when
  * every machine has its snapshot and everything before it is cached too. `--until` a machine's
  * stage runs none; `--until` a controller stage stops after it.

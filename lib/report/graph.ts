@@ -8,9 +8,9 @@ import type { Topology, TopologyMachine, TopologyNetwork } from '../config/topol
 const escapeXml = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const id = (prefix: string, name: string) => `${prefix}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
 
-/** What a machine does for the lab, as short labels: DNS/DHCP, router. */
+/** What a machine does for the lab, as short labels: vm, diskless, DNS/DHCP, router. */
 export function rolesOf(topology: Topology, machine: TopologyMachine): string[] {
-  const roles: string[] = machine.kind === 'vm' ? ['vm (qemu)'] : [];
+  const roles: string[] = machine.kind === 'vm' ? ['vm (qemu)'] : machine.root ? [`diskless (${machine.root.machine}:${machine.root.path})`] : [];
   if (topology.dnsMachine === machine.name) roles.push('DNS/DHCP');
   const routed = topology.networks.filter((n) => n.router === machine.name).map((n) => n.name);
   if (routed.length > 0) roles.push(`routes ${routed.join(', ')}`);

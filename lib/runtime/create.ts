@@ -16,6 +16,7 @@ export function createRuntime(profile: HostProfile, names: LabNames, dirs: LabDi
     interfaces: (machine) =>
       topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => ({ name: i.name, hostLink: i.hostLink, bridge: bridgeOf.get(i.network)! })),
     binds,
+    machines,
     netnsPrefix: network.netnsPrefix,
     machinesDir: dirs.machinesDir,
     labName: names.labName,

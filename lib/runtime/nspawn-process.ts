@@ -28,13 +28,42 @@ export interface Bind {
  * unpinned), colons and backslashes in paths escaped.
  */
 export function bindSpec(bind: Bind): string {
-  const escape = (p: string) => p.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
-  return `${escape(bind.source)}:${escape(bind.target)}:norbind`;
+  return `${escapePath(bind.source)}:${escapePath(bind.target)}:norbind`;
 }
+
+/** A path in an nspawn option that separates its fields with colons. */
+const escapePath = (p: string) => p.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
 
 /** nspawn's options for binds: read-only ones with --bind-ro. */
 export function bindOptions(binds: readonly Bind[]): string[] {
   return binds.map((b) => `--bind${b.readonly ? '-ro' : ''}=${bindSpec(b)}`);
+}
+
+/**
+ * How a diskless machine boots the directory it shares: read-only with a tmpfs over each of `tmpfs`,
+ * or (without it) under a volatile overlay whose writes live in memory; its identity's files bound
+ * read-only over the shared root's.
+ */
+export interface DisklessBoot {
+  machineId: string;
+  identity: readonly Bind[];
+  tmpfs?: readonly string[];
+}
+
+/** nspawn's options for a diskless boot; the machine-id is also the container's UUID. */
+export function disklessOptions(boot: DisklessBoot): string[] {
+  const writes = boot.tmpfs ? ['--read-only', ...boot.tmpfs.map((dir) => `--tmpfs=${escapePath(dir)}`)] : ['--volatile=overlay'];
+  return [...writes, `--uuid=${boot.machineId}`, ...bindOptions(boot.identity)];
+}
+
+/**
+ * The arguments of its init, after nspawn's options: systemd takes the machine-id from its command
+ * line before any file of the root (a shared root's /var/lib/dbus/machine-id would otherwise give
+ * every machine the same). A bind over /etc/machine-id would do it too, but under an overlay
+ * systemd-machine-id-commit then fails: the id it finds mounted there is on no tmpfs.
+ */
+export function disklessInit(boot: DisklessBoot): string[] {
+  return [`systemd.machine_id=${boot.machineId}`];
 }
 
 /** The argv every nspawn of lab's starts with: a root, a machine name, and nothing of the host's time zone or journal. */

@@ -8,7 +8,7 @@ import { run, type RunOptions, type RunResult, spawnDetached, tail } from '../ex
 import { isAlive, refOf, signalProcess, statFields } from '../state/process.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import { FAST, holdsWithin, NORMAL, poll } from '../wait.js';
-import { type Bind, bindOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
+import { type Bind, bindOptions, type DisklessBoot, disklessInit, disklessOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
 
 /** How long what is left in the lab's cgroups, once its machines are stopped, is given to die of SIGKILL. */
@@ -21,6 +21,8 @@ export interface NspawnOptions {
   machinesDir: string;
   /** Names the lab's cgroups. */
   labName: string;
+  /** The lab's machines: a running one is told by its nspawn machine name (a diskless one's directory is another machine's). */
+  machines: readonly string[];
   /** A machine's interfaces: its name inside, the host side of its veth, the bridge that joins. */
   interfaces(machine: string): { name: string; hostLink: string; bridge: string }[];
   binds(machine: string): readonly Bind[];
@@ -45,7 +47,7 @@ export class NspawnRuntime implements Runtime {
 
   /** The lab's machine processes, also those its state lost track of (a crash between start and write). */
   private processes(): { machine: string; process: ProcessRef }[] {
-    return findBootedMachines(this.options.machinesDir);
+    return findBootedMachines(this.options.machinesDir, new Map(this.options.machines.map((m) => [this.options.nspawnName(m), m])));
   }
 
   async stopUnrecorded(state: LabState): Promise<string[]> {
@@ -82,7 +84,7 @@ export class NspawnRuntime implements Runtime {
     for (const dir of roots) removeCgroupTree(dir);
   }
 
-  async start(machine: string, root: string): Promise<ProcessRef> {
+  async start(machine: string, root: string, diskless?: DisklessBoot): Promise<ProcessRef> {
     const log = this.options.consoleLog(machine);
     mkdirSync(path.dirname(log), { recursive: true });
     const interfaces = this.options.interfaces(machine);
@@ -102,8 +104,10 @@ export class NspawnRuntime implements Runtime {
         ...(bridged ? [`--network-bridge=${bridged.bridge}`] : []),
         ...extra.map((i) => `--network-veth-extra=${i.hostLink}:${i.name}`),
         ...bindOptions(this.options.binds(machine)),
+        ...(diskless ? disklessOptions(diskless) : []),
         '--resolv-conf=off',
         '--console=read-only',
+        ...(diskless ? disklessInit(diskless) : []),
       ]),
       log,
     );
@@ -198,10 +202,15 @@ function isDescendantOf(pid: number, ancestors: ReadonlySet<number>): boolean {
   return false;
 }
 
-/** `systemd-nspawn --boot` processes whose root is inside `machinesDir`, with the machine each runs. */
-function findBootedMachines(machinesDir: string): { machine: string; process: ProcessRef }[] {
+/**
+ * `systemd-nspawn --boot` processes whose root is inside `machinesDir` (the lab's own), with the
+ * machine each runs, by its nspawn machine name (`byNspawnName`); one of a name the lab no longer
+ * has, by its root's directory.
+ */
+function findBootedMachines(machinesDir: string, byNspawnName: ReadonlyMap<string, string>): { machine: string; process: ProcessRef }[] {
   const prefix = `--directory=${machinesDir}/`;
-  return findProcesses((argv) => Boolean(argv[0]?.endsWith('systemd-nspawn')) && argv.includes('--boot') && argv.some((a) => a.startsWith(prefix))).map(
-    ({ process, argv }) => ({ machine: argv.find((a) => a.startsWith(prefix))!.slice(prefix.length), process }),
-  );
+  return findProcesses((argv) => Boolean(argv[0]?.endsWith('systemd-nspawn')) && argv.includes('--boot') && argv.some((a) => a.startsWith(prefix))).map(({ process, argv }) => {
+    const named = byNspawnName.get(argv.find((a) => a.startsWith('--machine='))?.slice('--machine='.length) ?? '');
+    return { machine: named ?? argv.find((a) => a.startsWith(prefix))!.slice(prefix.length).split('/')[0]!, process };
+  });
 }

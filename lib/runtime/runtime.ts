@@ -4,6 +4,7 @@ import { InfraError, TimeoutError } from '../errors.js';
 import { CommandError, type RunOptions, type RunResult } from '../exec.js';
 import { NORMAL, poll } from '../wait.js';
 import type { LabState, ProcessRef } from '../state/state.js';
+import type { DisklessBoot } from './nspawn-process.js';
 
 /**
  * A start that failed on something the kernel is still tearing down: the veth of the machine's
@@ -27,7 +28,8 @@ export interface MachineHandle {
 
 /** Boots, runs commands in, and stops machines; what it left on the host (machine processes, files) is its own to list and remove. */
 export interface Runtime extends HostDriver {
-  start(machine: string, root: string): Promise<ProcessRef>;
+  /** Boots `root`; with `diskless`, read-only and shared (see DisklessBoot). */
+  start(machine: string, root: string, diskless?: DisklessBoot): Promise<ProcessRef>;
   waitReady(handle: MachineHandle, timeoutMs: number): Promise<Readiness>;
   exec(handle: MachineHandle, argv: readonly string[], options?: RunOptions): Promise<RunResult>;
   /** An interactive login shell on the caller's terminal. */

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
 import type { LabConfig, MachineConfig } from '../config/schema.js';
-import { isContainer, machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
+import { hasStages, machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
 import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
@@ -81,10 +81,10 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
   for (const [index, machine] of config.machines.entries()) {
     const view = labView(config, machine, topology);
     const stages: LoadedStage[] = [];
-    // A vm has no root of lab's to build: no stage at all, not even system.
-    if (isContainer(machine)) stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
+    // A vm or a diskless machine has no root of lab's to build: no stage at all, not even system.
+    if (hasStages(machine)) stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
     // The controller's way in, before the machine's own stages (which may then use it too).
-    if (isContainer(machine) && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
+    if (hasStages(machine) && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
     for (const name of machine.stages) {
       // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
       const own = findStageFile(stagesDir, machine.name, name);
@@ -94,7 +94,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
       stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
-    machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages });
+    machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages, ...(machine.root ? { bootsFrom: machine.root } : {}) });
   }
   // What a playbook reads is found with the YAML parser: loaded only by a lab that has controller stages.
   const controller = config.controller.length === 0 ? [] : (await import('../controller/load.js')).loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd());

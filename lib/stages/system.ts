@@ -23,10 +23,46 @@ function aptProxyOf(lab: LabView): string | undefined {
 }
 
 /**
- * The built-in first stage of every machine: its identity (hostname, machine-id), each of its
- * interfaces (static or DHCP, through systemd-networkd), its default route (through the network's
- * router, or the host on a NAT'ed network), forwarding when it routes, its resolver, and apt's way
- * to the lab's package proxy.
+ * A machine's identity as files of its root: hostname, machine-id, hosts, a networkd file per
+ * interface (static or DHCP, its MAC, its default route through the network's router or the host on
+ * a NAT'ed network, forwarding when it routes) and its resolver. The system stage writes them into
+ * the machine's root; a diskless machine gets them bound read-only over the root it shares.
+ */
+export function identityFiles(lab: LabView): { path: string; content: string }[] {
+  const { machine, topology, self } = lab;
+  const domain = topology.domain;
+  const machineId = createHash('sha256').update(`${domain}/${machine.name}`).digest('hex').slice(0, 32);
+  // Static addresses name the machine; a DHCP one is named by the DNS machine from its lease.
+  const own = self.interfaces.filter((i) => i.address !== 'dhcp').map((i) => `${i.address} ${machine.name}.${domain} ${machine.name}\n`);
+  const networks = self.interfaces.map((iface) => {
+    const network = topology.networks.find((n) => n.name === iface.network)!;
+    const gateway = iface.defaultRoute ? network.gateway : undefined;
+    const settings =
+      iface.address === 'dhcp'
+        ? ['DHCP=ipv4', '', '[DHCPv4]', 'ClientIdentifier=mac', 'SendHostname=yes', 'UseDNS=no', 'UseHostname=no', `UseGateway=${iface.defaultRoute ? 'yes' : 'no'}`]
+        : [`Address=${iface.address}/${network.prefixLength}`, ...(gateway ? [`Gateway=${gateway}`] : [])];
+    // Sorts before systemd's own 80-container-host0.network, which would otherwise win.
+    return {
+      path: `${NETWORKD_DIR}/10-lab-${iface.name}.network`,
+      content: ['[Match]', `Name=${iface.name}`, '', '[Link]', `MACAddress=${iface.mac}`, '', '[Network]', 'LinkLocalAddressing=no', 'IPv6AcceptRA=no', ...(self.router ? ['IPForward=ipv4'] : []), ...settings, ''].join('\n'),
+    };
+  });
+  const nameserver = topology.dnsMachine === machine.name ? '127.0.0.1' : lab.dnsAddress;
+  return [
+    { path: '/etc/hostname', content: `${machine.name}\n` },
+    { path: '/etc/machine-id', content: `${machineId}\n` },
+    { path: '/etc/hosts', content: `127.0.0.1 localhost\n${own.join('')}` },
+    ...networks,
+    { path: '/etc/resolv.conf', content: `${nameserver ? `nameserver ${nameserver}\n` : ''}search ${domain}\n` },
+  ];
+}
+
+/** Where the identity's networkd files are. */
+export const NETWORKD_DIR = '/etc/systemd/network';
+
+/**
+ * The built-in first stage of every machine with a root of its own: its identity, networkd enabled,
+ * and apt's way to the lab's package proxy.
  */
 export default defineStage({
   // Not the lab's name: labs of one config, whatever their names, share this stage's snapshots (lab cache pull).
@@ -41,29 +77,7 @@ export default defineStage({
     aptProxy: aptProxyOf(lab) ?? null,
   }),
   async run(ctx) {
-    const { machine, topology, self } = ctx.lab;
-    const domain = topology.domain;
-    const machineId = createHash('sha256').update(`${domain}/${machine.name}`).digest('hex').slice(0, 32);
-    await ctx.writeFile('/etc/hostname', `${machine.name}\n`);
-    await ctx.writeFile('/etc/machine-id', `${machineId}\n`);
-    // Static addresses name the machine; a DHCP one is named by the DNS machine from its lease.
-    const own = self.interfaces.filter((i) => i.address !== 'dhcp').map((i) => `${i.address} ${machine.name}.${domain} ${machine.name}\n`);
-    await ctx.writeFile('/etc/hosts', `127.0.0.1 localhost\n${own.join('')}`);
-    for (const iface of self.interfaces) {
-      const network = topology.networks.find((n) => n.name === iface.network)!;
-      const gateway = iface.defaultRoute ? network.gateway : undefined;
-      const settings =
-        iface.address === 'dhcp'
-          ? ['DHCP=ipv4', '', '[DHCPv4]', 'ClientIdentifier=mac', 'SendHostname=yes', 'UseDNS=no', 'UseHostname=no', `UseGateway=${iface.defaultRoute ? 'yes' : 'no'}`]
-          : [`Address=${iface.address}/${network.prefixLength}`, ...(gateway ? [`Gateway=${gateway}`] : [])];
-      // Sorts before systemd's own 80-container-host0.network, which would otherwise win.
-      await ctx.writeFile(
-        `/etc/systemd/network/10-lab-${iface.name}.network`,
-        ['[Match]', `Name=${iface.name}`, '', '[Link]', `MACAddress=${iface.mac}`, '', '[Network]', 'LinkLocalAddressing=no', 'IPv6AcceptRA=no', ...(self.router ? ['IPForward=ipv4'] : []), ...settings, ''].join('\n'),
-      );
-    }
-    const nameserver = topology.dnsMachine === machine.name ? '127.0.0.1' : ctx.lab.dnsAddress;
-    await ctx.writeFile('/etc/resolv.conf', `${nameserver ? `nameserver ${nameserver}\n` : ''}search ${domain}\n`);
+    for (const file of identityFiles(ctx.lab)) await ctx.writeFile(file.path, file.content);
     const proxy = aptProxyOf(ctx.lab);
     for (const file of proxy ? aptProxyFiles(proxy) : []) await ctx.writeFile(file.path, file.content, { mode: file.mode });
     await ctx.enable('systemd-networkd');

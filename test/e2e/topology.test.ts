@@ -22,7 +22,7 @@ describe('examples/sadm: several networks, routing and filtering through gw, a v
     expect(run.exitCode, `${run.stdout}\n${run.stderr}`).toBe(0);
     const report = latestReport(reports);
     expect(report.failed).toBe(0);
-    expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(['addresses:passed', 'exclusive/netboot:passed', 'names:passed', 'routing:passed']);
+    expect(report.scenarios.map((s) => `${s.name}:${s.outcome}`).sort()).toEqual(['addresses:passed', 'diskless:passed', 'exclusive/diskless:passed', 'exclusive/netboot:passed', 'names:passed', 'routing:passed']);
     const bridges = (await execa('ip', ['netns', 'exec', `lab-${name}`, 'ip', '-o', 'link', 'show', 'type', 'bridge'])).stdout;
     for (const bridge of ['vz-uplink', 'vz-servers', 'vz-users', 'vz-alien']) expect(bridges).toContain(`${bridge}:`);
     // r00p03 runs as a qemu process of the lab's, on a tap joined to the users network.

@@ -50,7 +50,7 @@ describe('config validation', () => {
     const small = { ...defaultLab, zone: { subnet: '10.224.0.0/27', hostAddress: '10.224.0.1' }, machines: [{ name: 'gw', address: '10.224.0.30' }, ...many] };
     expect(invalid(small).message).toBe("invalid config: zone.subnet: 12 machines take an address by DHCP on 'prolo', but its DHCP range (10.224.0.16 to 10.224.0.22) holds 7: use a larger subnet");
     expect(invalid({ ...defaultLab, storage: { poolSize: '600M' }, machines: [{ name: 'gw', address: '10.224.0.254' }, ...many] }).message).toBe(
-      'invalid config: storage.poolSize: 600M is too small for 13 machines: they need at least 928M (512M for the base image, 32M per machine)',
+      'invalid config: storage.poolSize: 600M is too small for 13 machines: they need at least 928M (512M for the base image, 32M per machine with a root of its own)',
     );
   });
 

@@ -3,7 +3,7 @@
  * is built, in which order machines boot, what a failing or interrupted stage leaves. Nothing runs
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultLab } from '../../lib/config/default.js';
@@ -17,9 +17,10 @@ import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
 import { up } from '../../lib/engine/up.js';
-import { HostError, StageError } from '../../lib/errors.js';
+import { HostError, StageError, UsageError } from '../../lib/errors.js';
 import { interruptedWork } from '../../lib/engine/recover.js';
 import { runInterruptCleanups } from '../../lib/interrupt.js';
+import { identityFiles } from '../../lib/stages/system.js';
 import { type FakeLab, fakeLab, STAGES } from './fakes.js';
 
 const host = vi.hoisted(() => ({ record: (_event: string) => undefined as void }));
@@ -423,5 +424,130 @@ describe('an interrupted lab up', () => {
     expect(fake.events.of('copy', mark)).toEqual([`snapshots/web/haproxy@${fake.keyOf('web', 'haproxy')} -> machines/web`]);
     expect(fake.events.of('start', mark)).toEqual(['web']);
     expect(fake.marks(root('web')).proxy).toBe('started\n#!/bin/sh\necho web proxy\n');
+  });
+});
+
+describe('diskless machines', () => {
+  const ROOM = ['r01p01', 'r01p02', 'r01p03'];
+  const NFSROOT = 'export/nfsroot_ro';
+  /** What rhfs's nfsroot stage makes: a root with the mount points a read-only boot needs, but `without` one. */
+  const nfsroot = (without?: string) => (rhfsRoot: string) => {
+    const dir = path.join(rhfsRoot, NFSROOT);
+    for (const sub of ['etc/systemd/network', 'home', 'var/log', 'var/tmp', 'var/spool/mail', 'var/lib/isolate', 'var/lib/lightdm']) if (sub !== without) mkdirSync(path.join(dir, sub), { recursive: true });
+    for (const file of ['etc/hostname', 'etc/machine-id', 'etc/hosts', 'etc/resolv.conf']) writeFileSync(path.join(dir, file), '');
+  };
+
+  beforeEach(async () => {
+    await fake.cleanup();
+    fake = await fakeLab({
+      machines: [
+        { name: 'gw', address: '10.224.0.254', stages: ['dns'] },
+        { name: 'rhfs', address: '10.224.0.20', stages: ['nfsroot', 'export'] },
+      ],
+      rooms: [{ machines: 3, root: { machine: 'rhfs', path: `/${NFSROOT}` } }],
+    });
+    fake.builds.effects.set('rhfs@nfsroot', nfsroot());
+  });
+
+  const startsOf = (mark = 0) => fake.events.of('start', mark);
+  const at = (event: string, mark: number) => fake.events.since(mark).indexOf(event);
+
+  it("build nothing and boot rhfs's directory read-only after rhfs and gw, their identity bound from the lab's state", async () => {
+    const report = await up(fake.lab);
+    expect(fake.events.of('step').filter((s) => s.startsWith('r01'))).toEqual([]);
+    expect(readdirSync(fake.lab.dirs.machinesDir).sort()).toEqual(['gw', 'rhfs']);
+    for (const machine of ROOM) {
+      expect(at(`start ${machine}`, 0)).toBeGreaterThan(at('online rhfs', 0));
+      expect(at(`start ${machine}`, 0)).toBeGreaterThan(at('online gw', 0));
+      expect(running(machine)).toBe(true);
+    }
+    const identity = fake.lab.dirs.identityDir('r01p01');
+    const machineId = identityFiles(fake.lab.loaded.machines.find((m) => m.name === 'r01p01')!.view).find((f) => f.path === '/etc/machine-id')!.content.trim();
+    expect(fake.events.of('diskless').find((e) => e.startsWith('r01p01 '))).toBe(
+      [
+        `r01p01 ${path.join(root('rhfs'), NFSROOT)} --read-only`,
+        ...['/home', '/var/log', '/var/tmp', '/var/spool/mail', '/var/lib/isolate', '/var/lib/lightdm'].map((dir) => `--tmpfs=${dir}`),
+        `--uuid=${machineId}`,
+        ...['/etc/hostname', '/etc/hosts', '/etc/systemd/network', '/etc/resolv.conf'].map((target) => `--bind-ro=${identity}${target}:${target}:norbind`),
+      ].join(' '),
+    );
+    expect(readFileSync(path.join(identity, 'etc', 'hostname'), 'utf8')).toBe('r01p01\n');
+    expect(readdirSync(path.join(identity, 'etc', 'systemd', 'network'))).toEqual(['10-lab-host0.network']);
+    expect(readdirSync(path.join(identity, 'etc')).sort()).toEqual(['hostname', 'hosts', 'resolv.conf', 'systemd']);
+    // Nothing of theirs in the root they share.
+    expect(readFileSync(path.join(root('rhfs'), NFSROOT, 'etc', 'hostname'), 'utf8')).toBe('');
+    expect(report.machines.filter((m) => ROOM.includes(m.name)).map((m) => [m.name, m.booted, m.stages])).toEqual(ROOM.map((m) => [m, true, []]));
+    const { status } = await import('../../lib/engine/status.js');
+    expect((await status(fake.lab)).machines.find((m) => m.name === 'r01p01')).toMatchObject({ state: 'running', rootStage: `rhfs:/${NFSROOT}`, stagesDone: [], snapshots: [] });
+
+    const mark = fake.events.mark();
+    await up(fake.lab);
+    expect(startsOf(mark)).toEqual([]);
+  });
+
+  it("go down before a rebuilt stage of rhfs replaces its root, and boot again on the new root once rhfs is up; gw is left running", async () => {
+    await up(fake.lab);
+    await fake.writeStage('rhfs', 'export', '#!/bin/sh\necho exported otherwise\n');
+    const mark = fake.events.mark();
+    await up(fake.lab);
+    const swapped = at(`copy snapshots/rhfs/nfsroot@${fake.keyOf('rhfs', 'nfsroot')} -> machines/rhfs`, mark);
+    expect(swapped).toBeGreaterThan(-1);
+    for (const machine of ROOM) {
+      expect(at(`stop ${machine} hard`, mark)).toBeGreaterThan(-1);
+      expect(at(`stop ${machine} hard`, mark)).toBeLessThan(swapped);
+      expect(at(`start ${machine}`, mark)).toBeGreaterThan(at('online rhfs', mark));
+    }
+    expect(startsOf(mark).sort()).toEqual(['rhfs', ...ROOM].sort());
+  });
+
+  it('come with rhfs when lab up names rhfs alone', async () => {
+    await up(fake.lab);
+    await fake.writeStage('rhfs', 'export', '#!/bin/sh\necho exported otherwise\n');
+    const mark = fake.events.mark();
+    await up(fake.lab, { plan: { only: ['rhfs'] } });
+    expect(startsOf(mark).sort()).toEqual(['rhfs', ...ROOM].sort());
+  });
+
+  it('reboot on the restored root of rhfs; stay down, saying why, when it has no directory for them', async () => {
+    await up(fake.lab);
+    let mark = fake.events.mark();
+    const report = await restore(fake.lab, 'rhfs@export');
+    expect(report.rebooted.sort()).toEqual(ROOM);
+    expect(report.leftStopped).toEqual([]);
+    for (const machine of ROOM) {
+      expect(at(`stop ${machine} clean`, mark)).toBeLessThan(at('stop rhfs hard', mark));
+      expect(at(`start ${machine}`, mark)).toBeGreaterThan(at('ready rhfs', mark));
+    }
+
+    mark = fake.events.mark();
+    const early = await restore(fake.lab, 'rhfs@system');
+    expect(early.rebooted).toEqual([]);
+    expect(early.leftStopped.map((l) => l.machine).sort()).toEqual(ROOM);
+    expect(early.leftStopped[0]!.why).toBe(`rhfs@system: rooms.0.root.path: /${NFSROOT} is not in rhfs's root (its stages make it)`);
+    expect(startsOf(mark)).toEqual(['rhfs']);
+    for (const machine of ROOM) expect(running(machine)).toBe(false);
+    // lab up brings rhfs's stages back from their snapshots, and the room with them.
+    mark = fake.events.mark();
+    await up(fake.lab);
+    expect(fake.events.of('step', mark)).toEqual([]);
+    expect(startsOf(mark).sort()).toEqual(['rhfs', ...ROOM].sort());
+  });
+
+  it('refuse to boot, naming the field, a root without a mount point, or whose path leaves rhfs through a symlink: rhfs does not boot either', async () => {
+    fake.builds.effects.set('rhfs@nfsroot', nfsroot('var/lib/isolate'));
+    const missing = await up(fake.lab).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(UsageError);
+    expect((missing as UsageError).message).toBe(`rooms.0.tmpfs.4: rhfs's /${NFSROOT} has no directory /var/lib/isolate: a read-only root needs its mount points (make it in the stage that builds /${NFSROOT})`);
+    expect(startsOf()).toEqual(['gw']);
+
+    await fake.writeStage('rhfs', 'nfsroot', '#!/bin/sh\necho a link out\n');
+    fake.builds.effects.set('rhfs@nfsroot', (rhfsRoot) => {
+      mkdirSync(path.join(rhfsRoot, 'export'), { recursive: true });
+      symlinkSync(fake.dir, path.join(rhfsRoot, NFSROOT));
+    });
+    const out = await up(fake.lab).catch((e: unknown) => e);
+    expect(out).toBeInstanceOf(UsageError);
+    expect((out as UsageError).message).toBe(`rooms.0.root.path: /${NFSROOT} leaves rhfs's root through a symlink (to ${realpathSync(fake.dir)} on the host)`);
+    expect(startsOf()).toEqual(['gw']);
   });
 });

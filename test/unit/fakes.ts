@@ -29,6 +29,7 @@ import { LinkRelays } from '../../lib/network/relay.js';
 import { PackageProxy } from '../../lib/network/package-proxy.js';
 import { type MountHost, type MountInfo, NosuidBinds } from '../../lib/host/nosuid-binds.js';
 import { type BuildStepOptions, BuildSteps } from '../../lib/runtime/build-steps.js';
+import { type DisklessBoot, disklessOptions } from '../../lib/runtime/nspawn-process.js';
 import type { MachineHandle, Readiness, Runtime } from '../../lib/runtime/runtime.js';
 import { isAlive, processStartTime } from '../../lib/state/process.js';
 import { type LabState, type ProcessRef, readState } from '../../lib/state/state.js';
@@ -39,6 +40,7 @@ import { QemuVms } from '../../lib/vm/qemu.js';
 /**
  * Everything the fakes were asked, in the order asked, as `<kind> <subject>`: `start gw`, `ready gw`,
  * `online gw` (its interfaces waited for), `stop gw hard`, `step gw@dns` (a stage's build step),
+ * `diskless <machine> <directory> <nspawn options>` (a diskless machine's boot, before its `start`),
  * `snapshot machines/gw -> snapshots/gw/dns@<key>` (read-only), `copy <from> -> <to>` (writable),
  * `remove <path>` (paths relative to the pool).
  */
@@ -213,8 +215,9 @@ export class FakeRuntime implements Runtime {
 
   constructor(private readonly events: Events) {}
 
-  async start(machine: string, root: string): Promise<ProcessRef> {
+  async start(machine: string, root: string, diskless?: DisklessBoot): Promise<ProcessRef> {
     if (!existsSync(root)) throw new InfraError(`fake runtime: ${machine} has no root at ${root}`);
+    if (diskless) this.events.push(`diskless ${machine} ${root} ${disklessOptions(diskless).join(' ')}`);
     const child = spawn('sleep', ['600'], { stdio: 'ignore' });
     child.on('error', () => undefined); // reported below: no pid
     const startTime = child.pid === undefined ? undefined : processStartTime(child.pid);
@@ -310,6 +313,8 @@ export const STEP_MARKS = 'var/lib/lab-steps';
  */
 export class FakeBuilds extends BuildSteps {
   readonly failing = new Set<string>();
+  /** What a step (`<machine>@<stage>`) does to its root besides its mark, when it ends well. */
+  readonly effects = new Map<string, (root: string) => void>();
   /** The options each step (`<machine>@<stage>`) was last run with: its deadline, its log. */
   readonly options = new Map<string, BuildStepOptions>();
   private readonly interruptions = new Map<string, Promise<unknown>>();
@@ -346,6 +351,7 @@ export class FakeBuilds extends BuildSteps {
       throw new CommandError(result(argv, -1), 'interrupted');
     }
     if (this.failing.has(step)) throw new CommandError(result(argv, 1, '', `${step} fails on purpose\n`), 'exit code 1');
+    this.effects.get(step)?.(root);
     const scriptDir = options.binds?.find((b) => b.target === '/run/lab-stage')?.source;
     appendFileSync(mark, scriptDir ? readFileSync(path.join(scriptDir, 'stage.sh'), 'utf8') : 'done\n');
     return result(argv);

@@ -59,6 +59,14 @@ describe('host profiles', () => {
     expect(profile.problem?.message).toMatch(/not systemd, so machined cannot run/);
   });
 
+  it('picks nspawn on a systemd host with machined, in host mode, when the lab has diskless machines', () => {
+    const systemd = { pid1: 'systemd', systemdPid1: true, machined: true, networkd: false };
+    const host = { network: { mode: 'host' } };
+    expect(hostProfile(config(host), systemd).runtime).toBe('machinectl');
+    const diskless = hostProfile(config({ ...host, zone: { dnsMachine: null }, machines: [{ name: 'rhfs', address: '10.224.0.20' }, { name: 'pc1', kind: 'diskless', address: '10.224.0.21', root: { machine: 'rhfs', path: '/srv' } }] }), systemd);
+    expect(diskless).toMatchObject({ runtime: 'nspawn', why: expect.stringContaining('diskless machines') });
+  });
+
   it('writes the .nspawn file and the networkd files of the seeds', () => {
     expect(nspawnFile('vz-prolo')).toContain('[Network]\nBridge=vz-prolo');
     expect(nspawnFile('vz-prolo')).toContain('PrivateUsers=no');

@@ -49,7 +49,9 @@ describe('the topology of examples/sadm', () => {
 
   it('routes each machine by its first network with a gateway other than itself', () => {
     const routes = Object.fromEntries(topology.machines.map((m) => [m.name, m.interfaces.filter((i) => i.defaultRoute).map((i) => `${i.name}@${i.network}`)]));
-    expect(routes).toEqual({ gw: ['uplink@uplink'], web: ['host0@servers'], rhfs: ['host0@servers'], r00p01: ['host0@users'], r00p02: ['host0@users'], alien01: ['host0@alien'], r00p03: ['host0@users'] });
+    // The room's diskless machines too, r01p01 ... r01p10.
+    const room = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`r01p${String(i + 1).padStart(2, '0')}`, ['host0@users']]));
+    expect(routes).toEqual({ gw: ['uplink@uplink'], web: ['host0@servers'], rhfs: ['host0@servers'], r00p01: ['host0@users'], r00p02: ['host0@users'], alien01: ['host0@alien'], r00p03: ['host0@users'], ...room });
     expect(topology.machines.filter((m) => m.router).map((m) => m.name)).toEqual(['gw']);
   });
 
@@ -94,7 +96,7 @@ describe('bad networks and interfaces are refused, naming the field', () => {
     // The zone: its hostAddress, 10.224.0.1 by default.
     expect(() => validateConfig({ ...defaultLab, machines: [{ name: 'gw', address: '10.224.0.1' }] })).toThrow('machines.0.address: 10.224.0.1 is already used by zone.hostAddress');
     // A routed network has no host address: its first address is a machine's to take.
-    expect(() => validateConfig(mergeConfig(sadmInput(), { machines: sadm().machines.map((m) => (m.name === 'web' ? { ...m, interfaces: [{ network: 'servers', address: '192.168.1.1' }] } : m)) } as Loose))).not.toThrow();
+    expect(() => validateConfig(mergeConfig(sadmInput(), { machines: sadmInput().machines.map((m) => (m.name === 'web' ? { ...m, interfaces: [{ network: 'servers', address: '192.168.1.1' }] } : m)) } as Loose))).not.toThrow();
   });
 
   it('a router without an interface on the network it routes, or without a static address there', () => {
