@@ -4,7 +4,7 @@ import { holdingLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { isRunning, resetRoot, startMachine, stopMachine } from './machines.js';
-import { bootInOrder } from './boot-order.js';
+import { bootInOrder, dependentsOf } from './boot-order.js';
 import { disklessOn } from '../config/diskless.js';
 import { applyControllerStage } from './controller.js';
 import type { HostRecap } from '../controller/recap.js';
@@ -81,6 +81,9 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
       const wasRunning = isRunning(state, machine.name);
       // Its root's copies stop them: they boot again on its root once it is put back.
       const disklessRunning = disklessOn(lab.config, machine.name).filter((name) => isRunning(state, name));
+      // A vm netboots from its DHCP server and knows nothing of it coming back: as a restore does, it goes down first and boots again once the server is back.
+      const vmsRunning = dependentsOf(lab, new Set([machine.name])).filter((name) => lab.vms.has(name) && isRunning(state, name));
+      await Promise.all(vmsRunning.map((name) => stopMachine(lab, state, name, { hard: false })));
       const stages: IdempotenceReport['machines'][number]['stages'] = [];
       try {
         for (const stage of machine.stages) {
@@ -105,7 +108,7 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
         await stopMachine(lab, state, machine.name, { hard: true });
         await resetRoot(lab, state, machine.name, lab.dirs.snapshot(machine.name, last.name, last.key), { stage: last.name, key: last.key });
         if (wasRunning) await startMachine(lab, state, machine.name, { waitForNetwork: true });
-        await bootInOrder(lab, state, disklessRunning, { waitForNetwork: true });
+        await bootInOrder(lab, state, [...disklessRunning, ...vmsRunning], { waitForNetwork: true });
       }
       machines.push({ machine: machine.name, stages });
     }

@@ -16,6 +16,7 @@ import { destroy, down, power } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
+import { refOf } from '../../lib/state/process.js';
 import { up } from '../../lib/engine/up.js';
 import { HostError, StageError, UsageError } from '../../lib/errors.js';
 import { interruptedWork } from '../../lib/engine/recover.js';
@@ -158,6 +159,24 @@ describe('lab up', () => {
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
     await up(fake.lab);
     expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
+  });
+});
+
+describe('lab up --idempotence', () => {
+  it("takes a running vm down while it applies its DHCP server's stages again, and boots it once the server is back", async () => {
+    await fake.cleanup();
+    fake = await fakeLab({ machines: [...defaultLab.machines, { name: 'pc', kind: 'vm' }] });
+    // No qemu in unit tests: the vm is this process, as far as lab's state can tell.
+    vi.spyOn(fake.lab.vms, 'start').mockImplementation(async (name) => (fake.events.push(`start ${name}`), refOf(process.pid)!));
+    vi.spyOn(fake.lab.vms, 'stop').mockImplementation(async (name) => void fake.events.push(`stop ${name}`));
+    await up(fake.lab);
+    expect(running('pc')).toBe(true);
+    const mark = fake.events.mark();
+    await checkIdempotence(fake.lab, { machines: ['gw'] });
+    const power = fake.events.since(mark).filter((e) => /^(stop|start) (pc|gw)/.test(e));
+    expect(power[0]).toBe('stop pc');
+    expect(power.slice(-2)).toEqual(['start gw', 'start pc']);
+    expect(running('pc')).toBe(true);
   });
 });
 
