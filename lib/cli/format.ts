@@ -1,3 +1,4 @@
+import type { Forecast } from '../engine/dry-run.js';
 import type { BisectReport } from '../engine/bisect.js';
 import type { CacheKeyReport, PullReport, PushReport } from '../engine/cache.js';
 import type { Checkpoint } from '../engine/checkpoints.js';
@@ -29,8 +30,26 @@ export function printUp(report: UpReport): string {
     ]);
   }
   const pruned = report.prunedSnapshots ? `, ${report.prunedSnapshots} old snapshot(s) pruned` : '';
-  const limits = [...report.recovered.map((line) => `recovered ${line}`), ...report.hostLimits.map((line) => `host: ${line}`)].map((line) => `${line}\n`).join('');
+  const limits = [
+    ...report.recovered.map((line) => `recovered ${line}`),
+    ...report.hostLimits.map((line) => `host: ${line}`),
+    ...report.removed.map((name) => `removed ${name}: no longer in the config (stopped, its root removed)`),
+  ].map((line) => `${line}\n`).join('');
   return `${limits}${table(rows)}${printController(report)}\nlab up in ${seconds(report.durationMs)} (base image: ${report.baseImage}${pruned})`;
+}
+
+/** lab up --dry-run: each machine's stages with what would be done and why, what would boot, what would go. */
+export function printForecast(forecast: Forecast): string {
+  const lines: string[] = [];
+  for (const m of forecast.machines) {
+    lines.push(`${m.machine}: ${m.power} (${m.why})`);
+    for (const s of m.stages) lines.push(`  ${s.action === 'build' ? 'build ' : 'cached'} ${s.stage}${s.why ? `: ${s.why}` : ''}`);
+  }
+  for (const s of forecast.controller) lines.push(`controller ${s.stage}: ${s.action === 'build' ? 'runs' : 'cached'}`);
+  for (const name of forecast.removed) lines.push(`${name}: removed (no longer in the config: stopped, its root removed)`);
+  const built = forecast.machines.reduce((n, m) => n + m.stages.filter((s) => s.action === 'build').length, 0);
+  lines.push('', `lab up --dry-run: ${built} stage(s) to build, nothing done`);
+  return lines.join('\n');
 }
 
 /** One row per controller stage: run or cached, how long, and Ansible's changed count per host. */

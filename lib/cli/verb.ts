@@ -23,6 +23,8 @@ export interface GlobalOptions {
   debug: boolean;
   /** lab record --lab: every machine. */
   wholeLab: boolean;
+  /** lab up --dry-run. */
+  dryRun: boolean;
   /** lab test --shard i/n, and --shard-durations <run>. */
   shard?: string;
   shardDurations?: string;

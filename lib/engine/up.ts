@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { isContainer } from '../config/topology.js';
 import { disklessOn } from '../config/diskless.js';
 import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
@@ -8,6 +8,7 @@ import { raiseLimits } from '../host/limits.js';
 import { type LabState, writeState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { type MachineReport, runMachineJobs } from './machine-job.js';
+import { stopMachine } from './machines.js';
 import { pruneImages } from './image.js';
 import { planFor } from './planning.js';
 import { type ControllerStageReport, prepareControllerKey, runControllerStages } from './controller.js';
@@ -29,6 +30,8 @@ export interface UpReport {
   baseImage: 'pool' | 'cache' | ImageSourceKind;
   durationMs: number;
   machines: MachineReport[];
+  /** Machines the config no longer names: stopped, their roots removed. */
+  removed: string[];
   prunedSnapshots: number;
   /** Host kernel limits raised for the lab's size, one line each. */
   hostLimits: string[];
@@ -62,6 +65,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const containersOnly = only.flatMap((name) => vms.find((vm) => vm.name === name)?.dependsOn ?? [name, ...disklessOn(lab.config, name)]);
     const onlyVms = only.length > 0 && containersOnly.length === 0;
     const plan = planFor(lab, { ...options.plan, only: containersOnly });
+    const removed = only.length === 0 ? await removeUnconfigured(lab, state) : [];
     const reports = onlyVms ? [] : await runMachineJobs(lab, state, plan, base.path, progress);
     // Plays span the lab: run only when the whole lab is brought up.
     const controller = only.length === 0 ? await runController(lab, state, plan, progress, reports) : [];
@@ -69,8 +73,25 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
     const pruned = prunable(lab, lab.config.storage.keepSnapshots);
     for (const snapshot of pruned) await removeSnapshot(lab, snapshot);
     await pruneImages(lab); // an upgraded-from base goes once no snapshot is built on it
-    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, prunedSnapshots: pruned.length, hostLimits, recovered, controller };
+    return { baseImage: base.source, durationMs: Date.now() - started, machines: reports, removed, prunedSnapshots: pruned.length, hostLimits, recovered, controller };
   });
+}
+
+/**
+ * The machines the config no longer names (a root in the pool, or an entry in the state): stopped
+ * and their roots removed; their snapshots go as any old snapshot does.
+ */
+async function removeUnconfigured(lab: Lab, state: LabState): Promise<string[]> {
+  const configured = new Set(lab.config.machines.map((m) => m.name));
+  const roots = existsSync(lab.dirs.machinesDir) ? readdirSync(lab.dirs.machinesDir).filter((entry) => !entry.includes('.')) : [];
+  const gone = [...new Set([...Object.keys(state.machines), ...roots])].filter((name) => !configured.has(name)).sort();
+  for (const name of gone) {
+    await stopMachine(lab, state, name, { hard: true });
+    await lab.storage.remove(lab.dirs.machineRoot(name));
+    delete state.machines[name];
+    writeState(lab.dirs.stateFile, state);
+  }
+  return gone;
 }
 
 /** The base image, its build's phases told as progress and its whole output kept in the image log. */

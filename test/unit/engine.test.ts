@@ -18,6 +18,7 @@ import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
 import { refOf } from '../../lib/state/process.js';
 import { up } from '../../lib/engine/up.js';
+import { dryRun } from '../../lib/engine/dry-run.js';
 import { HostError, StageError, UsageError } from '../../lib/errors.js';
 import { interruptedWork } from '../../lib/engine/recover.js';
 import { runInterruptCleanups } from '../../lib/interrupt.js';
@@ -159,6 +160,36 @@ describe('lab up', () => {
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
     await up(fake.lab);
     expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
+  });
+});
+
+describe('lab up --dry-run', () => {
+  it('says what would be built and why, what would boot again, and does nothing', async () => {
+    await up(fake.lab);
+    await fake.writeStage('web', 'proxy', '#!/bin/sh\necho proxy, edited\n');
+    const mark = fake.events.mark();
+    const forecast = dryRun(fake.lab, {});
+    expect(fake.events.since(mark)).toEqual([]);
+    const web = forecast.machines.find((m) => m.machine === 'web')!;
+    expect(web).toMatchObject({ power: 'rebooted', why: 'its root is built again' });
+    expect(web.stages.map((s) => [s.stage, s.action])).toEqual([['system', 'cached'], ['haproxy', 'cached'], ['proxy', 'build']]);
+    expect(web.stages.at(-1)!.why).toMatch(/^its key changed \(\w{12}; the pool has \w{12}\)/);
+    expect(forecast.machines.find((m) => m.machine === 'gw')).toMatchObject({ power: 'left running', why: 'its root is its last stage already' });
+    expect(dryRun(fake.lab, { noCache: true }).machines[0]!.stages[0]!.why).toBe('--no-cache');
+  });
+
+  it('and lab up stops a machine the config no longer names and removes its root', async () => {
+    await up(fake.lab);
+    const without = (machines: { name: string }[]) => machines.filter((m) => m.name !== 'web');
+    fake.lab.config = { ...fake.lab.config, machines: without(fake.lab.config.machines) };
+    fake.lab.loaded = { ...fake.lab.loaded, machines: without(fake.lab.loaded.machines) } as typeof fake.lab.loaded;
+    expect(dryRun(fake.lab, {}).removed).toEqual(['web']);
+    const mark = fake.events.mark();
+    const report = await up(fake.lab);
+    expect(report.removed).toEqual(['web']);
+    expect(fake.events.since(mark)).toContain('stop web hard');
+    expect(existsSync(root('web'))).toBe(false);
+    expect(fake.state().machines.web).toBeUndefined();
   });
 });
 

@@ -10,7 +10,7 @@ import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import type { BareLab } from '../../lib/engine/lab.js';
 
-const options = (output: string): GlobalOptions => ({ output, json: false, noCache: false, wait: false, serial: false, verbose: false, capture: false, watch: false, debug: false, wholeLab: false, idempotence: false });
+const options = (output: string): GlobalOptions => ({ output, json: false, noCache: false, wait: false, serial: false, verbose: false, capture: false, watch: false, debug: false, wholeLab: false, dryRun: false, idempotence: false });
 const config = validateConfig(defaultLab);
 /** A lab that fails any use beyond its config and topology: the output is refused before the lab is asked anything. */
 const lab = new Proxy({ config, topology: topologyOf(config) } as BareLab, {

@@ -1,4 +1,4 @@
-import { printIdempotence, printUp } from '../format.js';
+import { printForecast, printIdempotence, printUp } from '../format.js';
 import { rendererFor, upProgress } from '../progress.js';
 import { show, type Verb } from '../verb.js';
 
@@ -10,6 +10,7 @@ export default {
     ['--from <stage>', 'rebuild from this stage on (<stage>, <machine>@<stage>, or a controller stage)'],
     ['--until <stage>', 'stop after this stage'],
     ['--wait', 'wait for another lab command to finish instead of failing'],
+    ['--dry-run', 'say what it would build, boot, reboot or remove, and why (which key changed); do nothing'],
     ['--idempotence', 'then apply every stage again on its own result and report what that changed (exit 1 if anything)'],
     ['--idempotence <play...>', 'only these controller stages, applied again on the lab at their snapshots'],
   ],
@@ -27,13 +28,19 @@ export default {
       return report.idempotent ? 0 : 1;
     }
     const controller = { controller: lab.loaded.controller.map((s) => s.name) };
+    const plan = {
+      only: args,
+      noCache: options.noCache,
+      from: options.from ? parseStageRef(options.from, lab.loaded.machines, controller) : undefined,
+      until: options.until ? parseStageRef(options.until, lab.loaded.machines, controller) : undefined,
+    };
+    if (options.dryRun) {
+      const { dryRun } = await import('../../engine/dry-run.js');
+      show(options, dryRun(lab, plan), printForecast);
+      return 0;
+    }
     const report = await up(lab, {
-      plan: {
-        only: args,
-        noCache: options.noCache,
-        from: options.from ? parseStageRef(options.from, lab.loaded.machines, controller) : undefined,
-        until: options.until ? parseStageRef(options.until, lab.loaded.machines, controller) : undefined,
-      },
+      plan,
       waitForLock: options.wait,
       onProgress,
     });
