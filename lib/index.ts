@@ -1,6 +1,6 @@
 /**
  * `lab` as a dependency of a team's own lab: `import { defineStage, defineConfig } from 'sadm-lab'`.
- * Scenarios import from `lab/scenario`.
+ * Scenarios import from `sadm-lab/scenario`. Both ship their types (.d.ts in dist/).
  */
 import type { LabConfigInput } from './config/schema.js';
 
