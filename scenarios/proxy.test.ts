@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useLab } from '../lib/scenario/harness.js';
+import { useLab } from 'sadm-lab/scenario';
 import { expectSniRouting } from './support/proxy.js';
 
 const lab = await useLab();

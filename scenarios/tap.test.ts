@@ -1,4 +1,4 @@
-import { useLab, tapChecks } from '../lib/scenario/harness.js';
+import { useLab, tapChecks } from 'sadm-lab/scenario';
 
 // In-machine checks in the shape of SADM's checks/check_*.sh: each TAP point is a test of its own.
 const lab = await useLab();

@@ -38,14 +38,14 @@ export function toolPackage(tool: ToolKind, image: { source: string; distributio
   return name;
 }
 
-/** The command that applies the stage's file, and which of its exit codes mean success. */
-export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string): { argv: string[]; okCodes: number[] } {
+/** The command that applies the stage's file, and which of its exit codes mean success; `fixtures` where they are (lab validate: on the host). */
+export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string, fixtures = SHELL_FIXTURES): { argv: string[]; okCodes: number[] } {
   if (tool === 'puppet') {
     // --detailed-exitcodes: 0 nothing changed, 2 changes, 4 failures, 6 changes and failures.
     return { argv: ['puppet', 'apply', '--detailed-exitcodes', '--color=false', '--logdest', 'console', file], okCodes: [0, 2] };
   }
   return {
-    argv: ['ansible-playbook', '-i', `${machine},`, '-c', 'local', '-e', `lab_machine=${machine}`, '-e', `lab_domain=${domain}`, '-e', `lab_fixtures=${SHELL_FIXTURES}`, file],
+    argv: ['ansible-playbook', '-i', `${machine},`, '-c', 'local', '-e', `lab_machine=${machine}`, '-e', `lab_domain=${domain}`, '-e', `lab_fixtures=${fixtures}`, file],
     okCodes: [0],
   };
 }

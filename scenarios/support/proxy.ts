@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { ScenarioLab } from '../../lib/scenario/harness.js';
+import type { ScenarioLab } from 'sadm-lab/scenario';
 
 /** https://<site>/ through web reaches web-<site>: checked by the page only that machine serves, and the address it came from. */
 export async function expectSniRouting(lab: ScenarioLab, from = 'gw'): Promise<void> {

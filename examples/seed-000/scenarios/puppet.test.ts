@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useLab } from '../../../lib/scenario/harness.js';
+import { useLab } from 'sadm-lab/scenario';
 
 const lab = await useLab();
 const puppet = lab.machine('puppet');

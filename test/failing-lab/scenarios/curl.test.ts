@@ -1,5 +1,5 @@
 import { it } from 'vitest';
-import { useLab } from '../../../lib/scenario/harness.js';
+import { useLab } from 'sadm-lab/scenario';
 
 const lab = await useLab();
 it('curls a name that does not exist', () => lab.machine('solo').curl('http://nosuch.prolo/'));

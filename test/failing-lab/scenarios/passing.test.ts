@@ -1,5 +1,5 @@
 import { expect, it } from 'vitest';
-import { useLab } from '../../../lib/scenario/harness.js';
+import { useLab } from 'sadm-lab/scenario';
 
 const lab = await useLab();
 it('finds the marker', async () => {

@@ -1,4 +1,4 @@
-import { tapChecks, useLab } from '../../../lib/scenario/harness.js';
+import { tapChecks, useLab } from 'sadm-lab/scenario';
 
 const lab = await useLab();
 await tapChecks(lab, 'solo', 'checks/check_solo.sh');

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { useLab } from '../../../../lib/scenario/harness.js';
+import { useLab } from 'sadm-lab/scenario';
 
 // SADM's netboot test: r00p03, a vm, boots from gw over the network, registers and says so.
 const lab = await useLab();
