@@ -9,6 +9,7 @@ import { parseDuration } from '../wait.js';
  * one asked for (or for the help), so that lab exec and lab status load nothing of the others'.
  */
 const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
+  init: () => import('./verbs/init.js'),
   validate: () => import('./verbs/validate.js'),
   up: () => import('./verbs/up.js'),
   restore: () => import('./verbs/restore.js'),

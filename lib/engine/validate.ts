@@ -4,7 +4,7 @@ import { locateConfig, pathProblems, readConfigInput, resolveConfigPaths } from 
 import type { LabConfig } from '../config/schema.js';
 import { topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
-import { loadLab, STAGE_EXTENSIONS } from '../stages/load.js';
+import { isLabModule, loadLab, STAGE_EXTENSIONS } from '../stages/load.js';
 import { parseStageHeader } from '../stages/shell.js';
 import { toolCommand } from '../stages/tools.js';
 import { configProblems } from '../validate/config.js';
@@ -80,7 +80,7 @@ export async function validate(options: ValidateOptions = {}): Promise<ValidateR
     const messages: string[] = [];
     const loaded = await loadLab(config, topologyOf(config), file, messages);
     problems.push(...messages.map(stageProblem));
-    for (const machine of loaded.machines) for (const stage of machine.stages) stageFiles.set(stage.file, machine.name);
+    for (const machine of loaded.machines) for (const stage of machine.stages.filter((s) => !isLabModule(s.file))) stageFiles.set(stage.file, machine.name);
     for (const stage of loaded.controller.filter((s) => s.config.playbook)) {
       if (!hasTool('ansible')) continue;
       count(SYNTAX_TOOLS.ansible.shown);

@@ -22,6 +22,8 @@ export const SYSTEM_STAGE = 'system';
 export const SSH_STAGE = 'ssh';
 /** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** The built-in system and ssh stages are lab's own modules, not stage files of a lab's. */
+export const isLabModule = (file: string) => [SYSTEM_STAGE, SSH_STAGE].some((name) => file === builtinStageFile(name));
 /** Every kind of stage file, by its extension, and how its definition is made. */
 const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: string, config: LabConfig): StageDefinition | Promise<StageDefinition> }[] = [
   { extensions: ['.js', '.mjs', '.ts'], define: (file) => loadDefinition(file) },

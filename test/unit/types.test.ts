@@ -4,24 +4,22 @@
  * matchers, all under `strict`. `@ts-expect-error` lines prove the types are not `any`. And the
  * config's JSON Schema that the package ships.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_JSON_SCHEMA, configJsonSchema, configJsonSchemaText } from '../../lib/config/json-schema.js';
 import { formatProblem } from '../../lib/validate/problem.js';
 import { scenarioTypeProblems } from '../../lib/validate/scenarios.js';
+import { linkInstalledLab } from './installed.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const team = mkdtempSync(path.join(tmpdir(), 'lab-types-'));
 afterAll(() => rmSync(team, { recursive: true, force: true }));
 
-/** A team's repository with lab installed: its node_modules as npm would lay them out (lab, and what lab depends on, at the top). */
+/** A team's repository with lab installed. */
 function teamLab(files: Record<string, string>): string[] {
-  for (const [name, target] of [['sadm-lab', repoRoot], ['vitest', path.join(repoRoot, 'node_modules', 'vitest')], ['@types/node', path.join(repoRoot, 'node_modules', '@types', 'node')]] as const) {
-    mkdirSync(path.dirname(path.join(team, 'node_modules', name)), { recursive: true });
-    symlinkSync(target, path.join(team, 'node_modules', name));
-  }
+  linkInstalledLab(team);
   writeFileSync(path.join(team, 'package.json'), JSON.stringify({ name: 'team', private: true, type: 'module' }));
   writeFileSync(path.join(team, 'tsconfig.json'), JSON.stringify({ compilerOptions: { strict: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', noEmit: true, skipLibCheck: true, types: ['node'] } }));
   return Object.entries(files).map(([name, content]) => {
