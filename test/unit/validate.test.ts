@@ -40,7 +40,8 @@ function labValidate(args: string[], cwd = repoRoot) {
 describe('lab validate on the labs this repository ships', () => {
   const examples = readdirSync(path.join(repoRoot, 'examples')).flatMap((e) => readdirSync(path.join(repoRoot, 'examples', e)).filter((f) => f.startsWith('lab.config.')).map((f) => path.join('examples', e, f)));
 
-  it.each([['the default lab', []], ...examples.map((file) => [file, ['--config', file]])] as [string, string[]][])('%s passes, without root', async (_, args) => {
+  // Side by side: each is a process of its own, mostly a type check.
+  it.concurrent.each([['the default lab', []], ...examples.map((file) => [file, ['--config', file]])] as [string, string[]][])('%s passes, without root', async (_, args) => {
     const result = await labValidate(args);
     expect(result.exitCode, `${result.stdout}\n${result.stderr}`).toBe(0);
     expect(result.stdout).toMatch(/^lab validate: no problem in .*tsc --noEmit: \d+ files/);
