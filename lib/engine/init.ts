@@ -30,13 +30,13 @@ export interface InitReport {
 export function initLab(dir: string, options: { name?: string } = {}): InitReport {
   const target = path.resolve(dir);
   if (existsSync(target)) {
-    if (!statSync(target).isDirectory()) throw new UsageError(`lab init: ${dir} is not a directory`);
+    if (!statSync(target).isDirectory()) throw new UsageError(`${dir} is not a directory`);
     const present = readdirSync(target);
-    if (present.length > 0) throw new UsageError(`lab init: ${dir} is not empty (${present.slice(0, 5).join(', ')}${present.length > 5 ? ', ...' : ''})`, 'name a new or empty directory: lab init <dir>');
+    if (present.length > 0) throw new UsageError(`the directory ${dir} is not empty (${present.slice(0, 5).join(', ')}${present.length > 5 ? ', ...' : ''})`, 'name a new or empty directory: lab init <dir>');
   }
   const name = options.name ?? nameFor(target);
   const valid = labConfigSchema.shape.name.safeParse(name);
-  if (!valid.success) throw new UsageError(`lab init: --name ${name}: ${valid.error.issues[0]!.message}`);
+  if (!valid.success) throw new UsageError(`--name ${name}: ${valid.error.issues[0]!.message}`);
 
   const files: string[] = [];
   const write = (file: string, content: string, mode = 0o644) => {

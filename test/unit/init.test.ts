@@ -42,7 +42,7 @@ describe('lab init', () => {
     writeFileSync(path.join(full, 'notes.txt'), '');
     const cli = await execa(process.execPath, [path.join(repoRoot, 'bin', 'lab.js'), 'init', full], { reject: false });
     expect(cli.exitCode).toBe(2);
-    expect(cli.stderr).toContain(`lab init: ${full} is not empty (notes.txt)`);
+    expect(cli.stderr).toContain(`lab: the directory ${full} is not empty (notes.txt)`);
     expect(readFileSync(path.join(full, 'notes.txt'), 'utf8')).toBe('');
   }, 60_000);
 });
