@@ -9,6 +9,8 @@ import { parseDuration } from '../wait.js';
  * one asked for (or for the help), so that lab exec and lab status load nothing of the others'.
  */
 const VERBS: Record<string, () => Promise<{ default: Verb }>> = {
+  init: () => import('./verbs/init.js'),
+  validate: () => import('./verbs/validate.js'),
   up: () => import('./verbs/up.js'),
   restore: () => import('./verbs/restore.js'),
   test: () => import('./verbs/test.js'),
@@ -147,6 +149,7 @@ export async function main(argv: string[]): Promise<number> {
     runtime: values.runtime,
     format: values.format,
   };
+  if ('opensLab' in verb) return verb.run(args, options);
   const where = { file: options.config, name: options.name, runtime: options.runtime, checkPaths: !verb.toleratesMissingPaths };
   if (verb.needsStages) {
     const lab = await openLab(where);

@@ -56,9 +56,10 @@ type Run<L> = (lab: L, args: string[], passthrough: string[], options: GlobalOpt
 
 /**
  * One CLI verb, in one file under cli/verbs/. A verb that runs no stage opens the lab without its
- * stage modules (needsStages: false), which is what keeps lab exec fast.
+ * stage modules (needsStages: false), which is what keeps lab exec fast; one that makes or checks a
+ * lab's files (init, validate) opens none (opensLab: false).
  */
-export type Verb = VerbBase & ({ needsStages: true; run: Run<Lab> } | { needsStages: false; run: Run<BareLab> });
+export type Verb = VerbBase & ({ needsStages: true; run: Run<Lab> } | { needsStages: false; run: Run<BareLab> } | { opensLab: false; needsStages?: undefined; run: (args: string[], options: GlobalOptions) => Promise<number> });
 
 export const out = (text: string) => process.stdout.write(`${text}\n`);
 export const json = (value: unknown) => out(JSON.stringify(value, null, 2));

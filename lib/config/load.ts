@@ -32,13 +32,19 @@ export interface LoadedConfig {
 
 export async function loadConfig(options: LoadOptions = {}): Promise<LoadedConfig> {
   const cwd = options.cwd ?? process.cwd();
-  const file = options.file ? path.resolve(cwd, options.file) : CONFIG_FILE_NAMES.map((n) => path.join(cwd, n)).find(existsSync);
-  if (options.file && !existsSync(file!)) throw new UsageError(`config file not found: ${options.file}`);
+  const file = locateConfig(options.file, cwd);
   const cached = readConfigCache(file, options);
-  const loaded = cached ? { config: cached, file } : await readAndValidate(file, options, cwd);
+  const loaded = { config: cached ?? (await readAndValidate(file, options, cwd)), file };
   if (!cached) writeConfigCache(file, options, loaded.config);
   if (options.checkPaths !== false) assertPaths(loaded.config, file, cwd);
   return loaded;
+}
+
+/** The config file: the one given (--config; exit 2 when it is not there), else lab.config.* in `cwd`, else none (the default lab). */
+export function locateConfig(given: string | undefined, cwd: string): string | undefined {
+  const file = given ? path.resolve(cwd, given) : CONFIG_FILE_NAMES.map((n) => path.join(cwd, n)).find(existsSync);
+  if (given && !existsSync(file!)) throw new UsageError(`config file not found: ${given}`);
+  return file;
 }
 
 /**
@@ -80,14 +86,23 @@ export function pathProblems(config: LabConfig, file: string | undefined, cwd: s
 }
 
 /** The config file merged over the default lab, validated (zod, loaded only here), with its paths resolved. */
-async function readAndValidate(file: string | undefined, options: LoadOptions, cwd: string): Promise<LoadedConfig> {
+async function readAndValidate(file: string | undefined, options: LoadOptions, cwd: string): Promise<LabConfig> {
   const { validateConfig } = await import('./validate.js');
+  return resolveConfigPaths(validateConfig(await readConfigInput(file, options), file), file, cwd);
+}
+
+/** The config file merged over the default lab, with SADM's conventions and the command line's overrides: what is validated. */
+export async function readConfigInput(file: string | undefined, options: Pick<LoadOptions, 'name' | 'runtime'>): Promise<LabConfigInput> {
   const overrides = file ? await readConfigFile(file) : {};
   const merged = mergeConfig(defaultLab, overrides);
   if (file) Object.assign(merged, sadmConventions(path.dirname(file), merged));
   if (options.name) merged.name = options.name;
   if (options.runtime) merged.runtime = options.runtime as LabConfigInput['runtime'];
-  const config = validateConfig(merged, file);
+  return merged;
+}
+
+/** A validated config's paths resolved: relative to its file (or, for the default lab, to `cwd`), and stages/, fixtures/ found beside it. */
+export function resolveConfigPaths(config: LabConfig, file: string | undefined, cwd: string): LabConfig {
   if (file) {
     // Directories in a config file are relative to that file.
     for (const key of ['stateDir', 'cacheDir', 'stagesDir', 'fixturesDir'] as const) {
@@ -116,7 +131,7 @@ async function readAndValidate(file: string | undefined, options: LoadOptions, c
     stage.inventory = stage.inventory.map((p) => path.resolve(base, p));
     stage.reads = stage.reads.map((p) => path.resolve(base, p));
   }
-  return { config, file };
+  return config;
 }
 
 async function readConfigFile(file: string): Promise<Partial<LabConfigInput>> {

@@ -11,15 +11,35 @@ import { hasStages, machineDependencies, topologyOf, topologyProblem } from './t
 
 /** Validates shape (zod) and meaning (names, references, addresses); the message names the field. */
 export function validateConfig(input: unknown, file?: string): LabConfig {
-  const where = file ? ` in ${file}` : '';
+  const checked = checkConfig(input);
+  if (!checked.config) throw new UsageError(`invalid config${file ? ` in ${file}` : ''}: ${checked.issues.map((i) => i.message).join('; ')}`);
+  return checked.config;
+}
+
+/** A problem of a config: its message, which starts with the field, and the field's path when zod gives it. */
+export interface ConfigIssue {
+  path?: readonly PropertyKey[];
+  message: string;
+}
+
+/**
+ * The config, or what is wrong with it: every problem of its shape (zod), else the first of its
+ * meaning (those checks read a config of the right shape, one after the other).
+ */
+export function checkConfig(input: unknown): { config: LabConfig; issues?: undefined } | { config?: undefined; issues: ConfigIssue[] } {
   const parsed = labConfigSchema.safeParse(input);
-  if (!parsed.success) throw new UsageError(`invalid config${where}: ${formatZodIssues(parsed.error)}`);
+  if (!parsed.success) return { issues: parsed.error.issues.map(zodIssue) };
   const rooms = roomsProblem(parsed.data);
-  if (rooms) throw new UsageError(`invalid config${where}: ${rooms}`);
+  if (rooms) return { issues: [{ message: rooms }] };
   const config = withRooms(parsed.data);
   const problem = semanticProblem(config);
-  if (problem) throw new UsageError(`invalid config${where}: ${problem}`);
-  return config;
+  return problem ? { issues: [{ message: problem }] } : { config };
+}
+
+function zodIssue(issue: z.core.$ZodIssue): ConfigIssue {
+  // An unknown key is an issue of its object: point at the key itself.
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+  return { path, message: `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}` };
 }
 
 /** The rooms' settings, before their machines join the others: what a room gets wrong is named as the room's. */
@@ -63,12 +83,6 @@ function withRooms(config: LabConfig): LabConfig {
     ),
   );
   return { ...config, machines: [...config.machines, ...made] };
-}
-
-function formatZodIssues(error: z.ZodError): string {
-  return error.issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
-    .join('; ');
 }
 
 function semanticProblem(config: LabConfig): string | undefined {

@@ -50,7 +50,7 @@ export interface TestRun {
 }
 
 /** A team's `scenarios/` beside its config file, else the ones shipped with lab. */
-export function defaultScenariosDir(lab: Lab): string {
+export function defaultScenariosDir(lab: Pick<Lab, 'configFile'>): string {
   const beside = lab.configFile ? path.join(path.dirname(lab.configFile), 'scenarios') : undefined;
   return beside && existsSync(beside) ? beside : path.join(packageRoot, 'scenarios');
 }

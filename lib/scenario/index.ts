@@ -1,4 +1,4 @@
-/** What scenarios import (`lab/scenario`): the lab under test, its machines, TAP checks. */
+/** What scenarios import (`sadm-lab/scenario`): the lab under test, its machines, TAP checks. */
 export { LabMachine, ScenarioLab, tapChecks, useLab } from './harness.js';
 export type { CurlOptions, CurlReply, DuringOptions, ScenarioOptions, TapPoint } from './harness.js';
 export type { CopyReport } from '../engine/copy.js';

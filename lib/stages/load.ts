@@ -22,13 +22,15 @@ export const SYSTEM_STAGE = 'system';
 export const SSH_STAGE = 'ssh';
 /** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
 const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** The built-in system and ssh stages are lab's own modules, not stage files of a lab's. */
+export const isLabModule = (file: string) => [SYSTEM_STAGE, SSH_STAGE].some((name) => file === builtinStageFile(name));
 /** Every kind of stage file, by its extension, and how its definition is made. */
 const STAGE_KINDS: { extensions: readonly string[]; define(file: string, stage: string, config: LabConfig, configDir?: string): StageDefinition | Promise<StageDefinition> }[] = [
   { extensions: ['.js', '.mjs', '.ts'], define: (file) => loadDefinition(file) },
   { extensions: ['.sh'], define: (file, stage) => shellStage(file, stage) },
   { extensions: Object.keys(TOOL_EXTENSIONS), define: (file, stage, config, configDir) => toolStage(file, stage, config.image, configDir) },
 ];
-const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
+export const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
 /** `configDir`: where the team's content for tools sits (roles/, modules/, ...), beside the config file; none for the default lab. */
 const defineStageOf = (file: string, stage: string, config: LabConfig, configDir?: string) =>
   STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config, configDir);
@@ -72,9 +74,10 @@ function dnsAddressFor(topology: Topology, self: TopologyMachine): string | unde
 /**
  * Finds and loads every machine's stage modules and fixtures (the built-in `system` stage
  * first), and hashes what defines each stage. Fails with a usage error naming the machine
- * and stage before anything on the host is touched.
+ * and stage before anything on the host is touched; given `problems` (lab validate), adds each
+ * stage's to them instead and goes on, leaving that stage out.
  */
-export async function loadLab(config: LabConfig, topology: Topology = topologyOf(config), configFile?: string): Promise<LoadedLab> {
+export async function loadLab(config: LabConfig, topology: Topology = topologyOf(config), configFile?: string, problems?: string[]): Promise<LoadedLab> {
   const stagesDir = config.stagesDir ?? builtinStagesDir;
   const fixturesDir = config.fixturesDir ?? builtinFixturesDir;
   const machines: LoadedMachine[] = [];
@@ -86,19 +89,36 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
     // The controller's way in, before the machine's own stages (which may then use it too).
     if (hasStages(machine) && config.controller.length > 0) stages.push(describeStage(machine.name, SSH_STAGE, builtinStageFile(SSH_STAGE), sshStage(config), view, fixturesDir));
     for (const name of machine.stages) {
-      // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
-      const own = findStageFile(stagesDir, machine.name, name);
-      const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
-      const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-      const definition = await defineStageOf(file, name, config, configFile && path.dirname(configFile));
-      stages.push(describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir));
+      const stage = await collecting(problems, async () => {
+        // The lab's own stage, else lab's built-in one of that name (gw's dns, web's proxy, ...), with its fixtures.
+        const own = findStageFile(stagesDir, machine.name, name);
+        const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
+        const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
+        const definition = await defineStageOf(file, name, config, configFile && path.dirname(configFile));
+        return describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir);
+      });
+      if (stage) stages.push(stage);
     }
     // A DHCP machine cannot boot (get an address) before the machine that serves DHCP.
     machines.push({ name: machine.name, dependsOn: machineDependencies(config, machine), config: machine, view, stages, ...(machine.root ? { bootsFrom: machine.root } : {}) });
   }
   // What a playbook reads is found with the YAML parser: loaded only by a lab that has controller stages.
-  const controller = config.controller.length === 0 ? [] : (await import('../controller/load.js')).loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd());
+  const controller = config.controller.length === 0
+    ? []
+    : ((await collecting(problems, async () => (await import('../controller/load.js')).loadControllerStages(config, topology, configFile ? path.dirname(configFile) : process.cwd()))) ?? []);
   return { machines, fixturesDir, controller };
+}
+
+/** What `load` makes; with `problems`, a usage error of it is added to them instead (undefined), so that the next one is found too. */
+async function collecting<T>(problems: string[] | undefined, load: () => Promise<T>): Promise<T | undefined> {
+  if (!problems) return load();
+  try {
+    return await load();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    problems.push(error.message);
+    return undefined;
+  }
 }
 
 /** A stage's file; two files of one stage (say dns.ts and dns.sh) are refused: which one is meant? */

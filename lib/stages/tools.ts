@@ -64,8 +64,11 @@ export async function teamContent(tool: ToolKind, file: string, configDir: strin
   return [...present.filter((entry) => entry !== 'roles'), ...roles].sort();
 }
 
-/** The command that applies the stage's file with the team's content present (see teamContent), and which of its exit codes mean success. */
-export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string, content: readonly string[] = []): { argv: string[]; env: Record<string, string>; okCodes: number[] } {
+/**
+ * The command that applies the stage's file with the team's content present (see teamContent), and
+ * which of its exit codes mean success; `fixtures` where they are (lab validate: on the host).
+ */
+export function toolCommand(tool: ToolKind, file: string, machine: string, domain: string, content: readonly string[] = [], fixtures = SHELL_FIXTURES): { argv: string[]; env: Record<string, string>; okCodes: number[] } {
   const has = (entry: string) => content.includes(entry);
   if (tool === 'puppet') {
     // --detailed-exitcodes: 0 nothing changed, 2 changes, 4 failures, 6 changes and failures.
@@ -75,7 +78,7 @@ export function toolCommand(tool: ToolKind, file: string, machine: string, domai
   }
   return {
     // Roles and collections sit beside the playbook, where Ansible looks for them first; ansible.cfg is named.
-    argv: ['ansible-playbook', '-i', `${machine},`, '-c', 'local', '-e', `lab_machine=${machine}`, '-e', `lab_domain=${domain}`, '-e', `lab_fixtures=${SHELL_FIXTURES}`, file],
+    argv: ['ansible-playbook', '-i', `${machine},`, '-c', 'local', '-e', `lab_machine=${machine}`, '-e', `lab_domain=${domain}`, '-e', `lab_fixtures=${fixtures}`, file],
     env: has('ansible.cfg') ? { ANSIBLE_CONFIG: `${WORK_DIR}/ansible.cfg` } : {},
     okCodes: [0],
   };

@@ -180,7 +180,7 @@ describe('lab up --dry-run', () => {
 
   it('and lab up stops a machine the config no longer names and removes its root', async () => {
     await up(fake.lab);
-    const without = (machines: { name: string }[]) => machines.filter((m) => m.name !== 'web');
+    const without = <T extends { name: string }>(machines: T[]) => machines.filter((m) => m.name !== 'web');
     fake.lab.config = { ...fake.lab.config, machines: without(fake.lab.config.machines) };
     fake.lab.loaded = { ...fake.lab.loaded, machines: without(fake.lab.loaded.machines) } as typeof fake.lab.loaded;
     expect(dryRun(fake.lab, {}).removed).toEqual(['web']);
@@ -441,7 +441,7 @@ describe('writable binds', () => {
     await up(fake.lab);
     await destroy(fake.lab);
     expect(mounted()).toEqual([]);
-  });
+  }, 30_000); // seven lab commands on the fakes: seconds on a busy machine
 });
 
 // Last in this file: lab's interruption is for the rest of the process (lab exits after it), and
