@@ -236,7 +236,14 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
   process.env[ENV_NAME] = lab.config.name;
   const collector = new ResultCollector(scenariosDir);
   const { createVitest } = await import('vitest/node');
-  const listening = { SIGINT: process.listeners('SIGINT'), SIGTERM: process.listeners('SIGTERM') };
+  // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger listens as vitest is made,
+  // its pool as it starts): lab's own handler (cli/main.ts) must end the commands and run the
+  // cleanups (a bisect's put-back) first, so each listener vitest adds is taken off as soon as it is
+  // added, while it is made and runs; an interrupt cancels the run before the cleanups.
+  const refuseSignalListeners = (event: string | symbol, listener: (...args: unknown[]) => void) => {
+    if (event === 'SIGINT' || event === 'SIGTERM') queueMicrotask(() => process.off(event, listener));
+  };
+  process.on('newListener', refuseSignalListeners);
   const exclusive = (file: string) => path.relative(scenariosDir, file).startsWith(`${EXCLUSIVE_DIR}/`);
   const group = (name: 'parallel' | 'exclusive', order: number, parallel: boolean) => ({
     test: {
@@ -252,36 +259,36 @@ export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: 
       hookTimeout: options.pauseDir ? PAUSE_LIMIT_MS : SCENARIO_TIMEOUT_MS * 2,
     },
   });
-  const vitest = await createVitest(
-    'test',
-    {
-      config: false,
-      root: scenariosDir,
-      watch: false,
-      passWithNoTests: false,
-      reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
-      // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
-      maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
-      outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
-      projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) => files.some((f) => (g.test.name === 'exclusive') === exclusive(f))),
-    },
-    // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
-    { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
-    // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
-    options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
-  );
-  // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger listens as vitest is made):
-  // lab's own handler (cli/main.ts) must end the commands and run the cleanups (a bisect's put-back)
-  // first, so vitest's listeners are taken off, and an interrupt cancels the run before the cleanups.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) for (const listener of process.listeners(signal)) if (!listening[signal].includes(listener)) process.off(signal, listener);
-  const unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
   try {
-    await vitest.start(files);
-  } catch (error) {
-    throw new InfraError(`vitest could not run the scenarios: ${(error as Error).message}`);
+    const vitest = await createVitest(
+      'test',
+      {
+        config: false,
+        root: scenariosDir,
+        watch: false,
+        passWithNoTests: false,
+        reporters: [collector, ...(options.renderer === 'silent' ? [] : [options.verbose ? 'verbose' : 'default']), ...(options.junitFile ? ['junit'] : [])],
+        // Scenarios mostly wait on commands inside machines: more workers than cores pays (vitest's default is cores - 1).
+        maxWorkers: options.serial ? 1 : PARALLEL_WORKERS,
+        outputFile: options.junitFile ? { junit: options.junitFile } : undefined,
+        projects: [group('parallel', 0, !options.serial), group('exclusive', 1, false)].filter((g) => files.some((f) => (g.test.name === 'exclusive') === exclusive(f))),
+      },
+      // Vite's cache in the lab's state, not node_modules/.vite in the team's scenarios directory.
+      { server: { fs: { strict: false } }, cacheDir: path.join(lab.dirs.state, 'vite-cache') },
+      // With --json, stdout is the report alone: vitest's own lines (such as the JUnit notice) go nowhere.
+      options.renderer === 'silent' ? { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }) } : {},
+    );
+    const unregister = onInterrupt(() => vitest.cancelCurrentRun('keyboard-input'));
+    try {
+      await vitest.start(files);
+    } catch (error) {
+      throw new InfraError(`vitest could not run the scenarios: ${(error as Error).message}`);
+    } finally {
+      unregister();
+      await vitest.close();
+    }
   } finally {
-    unregister();
-    await vitest.close();
+    process.off('newListener', refuseSignalListeners);
   }
 
   return collector;

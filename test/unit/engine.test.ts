@@ -359,7 +359,7 @@ describe("a bisect's way back", () => {
     expect(listCheckpoints(fake.lab)).toEqual([]);
     expect(fake.events.of('start', mark)).toContain('gw');
     expect(Object.keys(fake.marks(root('gw')))).toEqual(['dns']);
-  });
+  }, 30_000); // a checkpoint, two restores: seconds on a busy machine
 });
 
 describe('lab checkpoint, when it cannot finish', () => {
