@@ -80,13 +80,22 @@ export function formatBytes(bytes: number): string {
 
 /** A stream's output without the lines that match: complete lines are passed on, the rest held until its end comes. */
 class LineFilter {
-  private rest = Buffer.alloc(0);
+  private rest: Buffer = Buffer.alloc(0);
+  /** The same pattern over a whole chunk: most chunks have no such line, and pass as they came. */
+  private readonly anywhere: RegExp;
 
-  constructor(private readonly drop: RegExp) {}
+  constructor(private readonly drop: RegExp) {
+    this.anywhere = new RegExp(drop.source, drop.flags.includes('m') ? drop.flags : `${drop.flags}m`);
+  }
 
   push(chunk: Buffer): Buffer {
-    const all = Buffer.concat([this.rest, chunk]);
+    const all = this.rest.length ? Buffer.concat([this.rest, chunk]) : chunk;
     const end = all.lastIndexOf(0x0a) + 1;
+    // A line this long is no notice: passed on rather than held (memory stays bounded).
+    if (all.length - end > LONGEST_HELD_LINE) {
+      this.rest = Buffer.alloc(0);
+      return this.kept(all);
+    }
     this.rest = all.subarray(end);
     return this.kept(all.subarray(0, end));
   }
@@ -101,9 +110,12 @@ class LineFilter {
   private kept(lines: Buffer): Buffer {
     if (lines.length === 0) return lines;
     const text = lines.toString('utf8');
+    if (!this.anywhere.test(text)) return lines;
     return Buffer.from(text.split(/(?<=\n)/).filter((line) => !this.drop.test(line)).join(''), 'utf8');
   }
 }
+
+const LONGEST_HELD_LINE = 64 * 1024;
 
 /** The last `limit` bytes of a stream, held in the chunks they came in: memory stays bounded whatever the command prints. */
 class OutputTail {

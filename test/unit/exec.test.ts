@@ -116,3 +116,13 @@ describe('spawnDetachedWithServers: a process handed sockets it could not make',
     }
   });
 });
+
+describe('run: lines left out of a long output', () => {
+  it('cost little: 200 MiB of short lines pass in seconds, a line longer than lab holds is passed on', async () => {
+    const started = Date.now();
+    const result = await run(['sh', '-c', 'yes | head -c 200M; head -c 200000 /dev/zero | tr "\\0" x'], { dropLines: /^noise: /, timeout: 60_000 });
+    expect(result.cutBytes).toBe(200 * 1024 * 1024 + 200000 - result.stdout.length);
+    expect(result.stdout.endsWith('x'.repeat(1000))).toBe(true);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+});
