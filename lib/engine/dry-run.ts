@@ -1,9 +1,8 @@
 import { existsSync, readdirSync } from 'node:fs';
-import path from 'node:path';
 import type { Plan, PlanOptions } from '../plan/plan.js';
 import { isAlive } from '../state/process.js';
-import { readState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import { type LabState, readState } from '../state/state.js';
+import type { BareLab, Lab } from './lab.js';
 import { planFor } from './planning.js';
 
 /** What `lab up` would do to one machine, and why. */
@@ -73,8 +72,7 @@ export function forecast(plan: Plan, present: Present, options: PlanOptions, con
 export function dryRun(lab: Lab, options: PlanOptions): Forecast {
   const plan = planFor(lab, options);
   const state = readState(lab.dirs.stateFile);
-  const snapshots = (machine: string) => path.dirname(lab.dirs.snapshot(machine, 'x', 'y'));
-  const roots = existsSync(lab.dirs.machinesDir) ? readdirSync(lab.dirs.machinesDir).filter((d) => !d.includes('.')) : [];
+  const snapshots = (machine: string) => lab.dirs.snapshotsOf(machine);
   const present: Present = {
     running: new Set(Object.entries(state.machines).filter(([, m]) => isAlive(m.process)).map(([name]) => name)),
     rootKeys: new Map(Object.entries(state.machines).map(([name, m]) => [name, m.rootKey])),
@@ -84,7 +82,13 @@ export function dryRun(lab: Lab, options: PlanOptions): Forecast {
             .filter((entry) => entry.startsWith(`${stage}@`) && !entry.includes('.'))
             .map((entry) => entry.slice(stage.length + 1))
         : [],
-    known: [...new Set([...roots, ...Object.keys(state.machines)])].sort(),
+    known: knownMachines(lab, state),
   };
   return forecast(plan, present, options, lab.config.machines.map((m) => m.name));
+}
+
+/** The machines this lab has something of: a root in the pool, or an entry in the state (lab up removes those the config no longer names). */
+export function knownMachines(lab: BareLab, state: LabState): string[] {
+  const roots = existsSync(lab.dirs.machinesDir) ? readdirSync(lab.dirs.machinesDir).filter((entry) => !entry.includes('.')) : [];
+  return [...new Set([...roots, ...Object.keys(state.machines)])].sort();
 }

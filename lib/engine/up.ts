@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { isContainer } from '../config/topology.js';
 import { disklessOn } from '../config/diskless.js';
 import { currentBase, ensureBaseImage, imagePaths } from '../image/base.js';
@@ -9,6 +9,7 @@ import { type LabState, writeState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { type MachineReport, runMachineJobs } from './machine-job.js';
 import { stopMachine } from './machines.js';
+import { knownMachines } from './dry-run.js';
 import { pruneImages } from './image.js';
 import { planFor } from './planning.js';
 import { type ControllerStageReport, prepareControllerKey, runControllerStages } from './controller.js';
@@ -83,8 +84,7 @@ export async function up(lab: Lab, options: UpOptions = {}): Promise<UpReport> {
  */
 async function removeUnconfigured(lab: Lab, state: LabState): Promise<string[]> {
   const configured = new Set(lab.config.machines.map((m) => m.name));
-  const roots = existsSync(lab.dirs.machinesDir) ? readdirSync(lab.dirs.machinesDir).filter((entry) => !entry.includes('.')) : [];
-  const gone = [...new Set([...Object.keys(state.machines), ...roots])].filter((name) => !configured.has(name)).sort();
+  const gone = knownMachines(lab, state).filter((name) => !configured.has(name));
   for (const name of gone) {
     await stopMachine(lab, state, name, { hard: true });
     await lab.storage.remove(lab.dirs.machineRoot(name));
