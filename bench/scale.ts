@@ -1,15 +1,14 @@
 /**
- * Benchmark of scale and CLI speed (npm run bench), measured side by side in one run:
+ * Benchmark of scale (npm run bench), measured side by side in one run (the CLI's own cost: bench/cli.ts):
  * - `lab up` of N machines (gw with DNS/DHCP plus N-1 machines with the built-in stage only,
  *   base image cached) for N = 10, 25, 50, 3 runs each: wall time (median), machines running and
  *   degraded, memory per machine (PSS, from lab status --json). Target: 50 in at most 30 s, none
  *   degraded, at most 40 MB each.
- * - `lab exec web -- true` and `lab status` against `node -e 0` (hyperfine, same run). Target: 2x.
  * - `lab restore web@haproxy` and `lab restore system` on the default lab, CLI start to running,
  *   median of 10. Targets: 0.8 s and 1.0 s.
- * Results: reports/bench-scale.{json,md}. Needs hyperfine (apt-get install hyperfine).
+ * Results: reports/bench-scale.{json,md}.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../lib/paths.js';
 import { benchRun, median, writeBenchReport } from './report.js';
@@ -38,16 +37,10 @@ const defaultConfig = path.join(work, 'default.json');
 writeFileSync(defaultConfig, JSON.stringify({ name: 'bchdef' }));
 const labArgv = (config: string, ...args: string[]) => [process.execPath, lab, '--config', config, ...args];
 const cli = (config: string, ...args: string[]) => benchRun(labArgv(config, ...args));
-let cliRows: { command: string; medianMs: number; ratio: number }[] = [];
 const restores: Record<string, number> = {};
 try {
   // The default lab first, on a quiet host; then the big labs.
   await cli(defaultConfig, 'up');
-  const export_ = path.join(work, 'hyperfine.json');
-  await benchRun(['hyperfine', '-N', '-w', '3', '-r', '20', '--export-json', export_, 'node -e 0', labArgv(defaultConfig, 'exec', 'web', '--', 'true').join(' '), labArgv(defaultConfig, 'status').join(' ')]);
-  const results = (JSON.parse(readFileSync(export_, 'utf8')) as { results: { command: string; median: number }[] }).results;
-  const baseline = results[0]!.median;
-  cliRows = results.map((r) => ({ command: r.command.replace(`${process.execPath} ${lab} --config ${defaultConfig} `, 'lab '), medianMs: round(r.median * 1000, 1), ratio: round(r.median / baseline) }));
 
   for (const ref of ['web@haproxy', 'system']) {
     const times: number[] = [];
@@ -90,12 +83,8 @@ const markdown = [
   '|---|---|---|---|---|---|',
   ...scale.map((r) => `| ${r.machines} | ${r.wallSecondsMedian} | ${(r.wallSeconds as number[]).join(', ')} | ${r.running} | ${r.degradedWorstRun} | ${r.memoryMbMean} / ${r.memoryMbMax} |`),
   '',
-  '| command | median (ms) | × node -e 0 |',
-  '|---|---|---|',
-  ...cliRows.map((r) => `| \`${r.command}\` | ${r.medianMs} | ${r.ratio} |`),
-  '',
   '| restore, CLI start to running | median of 10 (s) |',
   '|---|---|',
   ...Object.entries(restores).map(([ref, s]) => `| \`lab restore ${ref}\` | ${s} |`),
 ].join('\n');
-writeBenchReport('scale', { scale, cli: cliRows, restores }, markdown);
+writeBenchReport('scale', { scale, restores }, markdown);

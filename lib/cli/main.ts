@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
 import type { GlobalOptions, HelpLine, Verb } from './verb.js';
+import { splitCommandLine } from './args.js';
 import { parseDuration } from '../wait.js';
 
 /**
@@ -71,43 +71,8 @@ function helpLines(lines: HelpLine[], { nested }: { nested: boolean }): string[]
 }
 
 function parse(argv: string[]) {
-  const dashDash = argv.indexOf('--');
-  const own = dashDash >= 0 ? argv.slice(0, dashDash) : argv;
-  const passthrough = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
   try {
-    const { values, positionals } = parseArgs({
-      args: own,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: 'string' },
-        name: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-        'no-cache': { type: 'boolean', default: false },
-        from: { type: 'string' },
-        until: { type: 'string' },
-        wait: { type: 'boolean', default: false },
-        timeout: { type: 'string' },
-        scenarios: { type: 'string' },
-        runtime: { type: 'string' },
-        reports: { type: 'string' },
-        serial: { type: 'boolean', default: false },
-        verbose: { type: 'boolean', default: false },
-        capture: { type: 'boolean', default: false },
-        watch: { type: 'boolean', default: false },
-        debug: { type: 'boolean', default: false },
-        lab: { type: 'boolean', default: false },
-        'dry-run': { type: 'boolean', default: false },
-        shard: { type: 'string' },
-        'shard-durations': { type: 'string' },
-        output: { type: 'string', short: 'o' },
-        file: { type: 'string', multiple: true },
-        idempotence: { type: 'boolean', default: false },
-        format: { type: 'string' },
-      },
-    });
-    return { values, positionals, passthrough };
+    return splitCommandLine(argv);
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0], 'see lab --help');
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LAB_RUN_DIR } from '../paths.js';
+import { LAB_RUN_DIR, packageRoot } from '../paths.js';
 import type { LabConfig } from './schema.js';
 
 /**
@@ -33,6 +33,8 @@ export function cacheFile(file: string | undefined, overrides: { name?: string; 
   if (file && !/\.(ya?ml|json)$/.test(file)) return undefined;
   const here = fileURLToPath(import.meta.url);
   const extension = path.extname(here);
+  // In the CLI's bundle (dist/bundle/) this code is a chunk built from dist/lib/config: those files are its identity.
+  const codeDir = existsSync(path.join(path.dirname(here), `load${extension}`)) ? path.dirname(here) : path.join(packageRoot, 'dist', 'lib', 'config');
   const dir = file ? path.dirname(file) : undefined;
   const identity = {
     file: file ?? null,
@@ -41,7 +43,7 @@ export function cacheFile(file: string | undefined, overrides: { name?: string; 
     beside: dir ? BESIDE.map((name) => existsSync(path.join(dir, name))) : null,
     name: overrides.name ?? null,
     runtime: overrides.runtime ?? null,
-    code: OWN_MODULES.map((m) => digestOf(path.join(path.dirname(here), `${m}${extension}`))),
+    code: OWN_MODULES.map((m) => digestOf(path.join(codeDir, `${m}${extension}`))),
   };
   return path.join(CACHE_DIR, `${createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 32)}.json`);
 }

@@ -82,7 +82,8 @@ const QUERY_SLICE_MS = 15_000;
 
 /**
  * Waits until the machine's systemd finishes booting (`is-system-running --wait`, retried while
- * its bus is not up: 'offline'), then lists the failed units. One deadline holds whatever systemd
+ * its bus is not up: 'offline'), then lists the failed units when it says 'degraded' ('running'
+ * means none failed: a restore waits for no query it does not need). One deadline holds whatever systemd
  * does: every query is bounded (and ended whole in the machine when it is not), and on expiry the
  * error names the jobs still running and the console's tail. `alive` ends the wait early with the
  * error it returns when the machine died meanwhile.
@@ -106,7 +107,7 @@ export async function awaitBoot(
     if (state === 'maintenance' || state === 'stopping') throw new InfraError(`${machine} booted into state '${state}'\n${consoleTail()}`);
     return state === 'running' || state === 'degraded';
   }, { within: timeoutMs, every: NORMAL, onTimeout: () => bootTimeout(machine, query, state, timeoutMs, consoleTail) });
-  const failed = await queryOrUndefined(query, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], 10_000);
+  const failed = state === 'degraded' ? await queryOrUndefined(query, ['systemctl', 'list-units', '--failed', '--plain', '--no-legend', '--no-pager'], 10_000) : undefined;
   return {
     state: state as Readiness['state'],
     failedUnits: (failed?.stdout ?? '').split('\n').map((line) => line.trim().split(/\s+/)[0]).filter(Boolean),

@@ -14,6 +14,7 @@ import { apt, detectPackageManager, pacman } from '../../lib/image/packages.js';
 import { AssertionFailure } from '../../lib/errors.js';
 import { Machine } from '../../lib/machine.js';
 import { bindOptions, stopNspawn } from '../../lib/runtime/nspawn-process.js';
+import { awaitBoot } from '../../lib/runtime/runtime.js';
 
 const config = (overrides: object) => validateConfig({ ...defaultLab, ...overrides });
 
@@ -107,6 +108,24 @@ describe('opening a lab is pure', () => {
     } finally {
       process.env.PATH = saved;
     }
+  });
+});
+
+describe('waiting for a boot', () => {
+  const answering = (state: string, asked: string[]) => async (argv: readonly string[]): Promise<RunResult> => {
+    asked.push(argv.slice(0, 2).join(' '));
+    const stdout = argv[1] === 'is-system-running' ? `${state}\n` : 'nginx.service loaded failed failed nginx\n';
+    return { argv, exitCode: 0, stdout, stderr: '', durationMs: 1 };
+  };
+  const alive = () => undefined;
+
+  it("asks for failed units only when systemd says 'degraded': 'running' means there are none", async () => {
+    const asked: string[] = [];
+    expect((await awaitBoot('web', answering('running', asked), alive, 5000, () => '')).failedUnits).toEqual([]);
+    expect(asked).toEqual(['systemctl is-system-running']);
+    asked.length = 0;
+    expect((await awaitBoot('web', answering('degraded', asked), alive, 5000, () => '')).failedUnits).toEqual(['nginx.service']);
+    expect(asked).toEqual(['systemctl is-system-running', 'systemctl list-units']);
   });
 });
 

@@ -1,0 +1,58 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+/**
+ * The command line's own options (before `--`), for every verb. Imports nothing of lab's: bin/lab.js
+ * reads the command with it before it picks which build of the CLI to load.
+ */
+const OPTIONS = {
+  config: { type: 'string' },
+  name: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  'no-cache': { type: 'boolean', default: false },
+  from: { type: 'string' },
+  until: { type: 'string' },
+  wait: { type: 'boolean', default: false },
+  timeout: { type: 'string' },
+  scenarios: { type: 'string' },
+  runtime: { type: 'string' },
+  reports: { type: 'string' },
+  serial: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
+  capture: { type: 'boolean', default: false },
+  watch: { type: 'boolean', default: false },
+  debug: { type: 'boolean', default: false },
+  lab: { type: 'boolean', default: false },
+  'dry-run': { type: 'boolean', default: false },
+  shard: { type: 'string' },
+  'shard-durations': { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  file: { type: 'string', multiple: true },
+  idempotence: { type: 'boolean', default: false },
+  format: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+/** The command line split: its options and positionals, and what follows `--`. Throws node's own error on an unknown option. */
+export function splitCommandLine(argv: readonly string[]) {
+  const dashDash = argv.indexOf('--');
+  const own = dashDash >= 0 ? argv.slice(0, dashDash) : [...argv];
+  const passthrough = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
+  const { values, positionals } = parseArgs({ args: own, allowPositionals: true, strict: true, options: OPTIONS });
+  return { values, positionals, passthrough };
+}
+
+/**
+ * The verbs that run from the CLI's bundle (dist/bundle/, made by npm run build): the ones typed all
+ * day that load no stage module. A stage module imports lab's modules from dist/, so a verb that
+ * loads stages keeps to dist/ (one copy of each module, its errors among them).
+ */
+export const BUNDLED_VERBS: ReadonlySet<string> = new Set(['exec', 'shell', 'cp']);
+
+/** The verb a command line asks for, when it parses. */
+export function commandOf(argv: readonly string[]): string | undefined {
+  try {
+    return splitCommandLine(argv).positionals[0];
+  } catch {
+    return undefined; // main says what is wrong with it
+  }
+}

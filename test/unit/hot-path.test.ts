@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BUNDLED_VERBS, commandOf } from '../../lib/cli/args.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '..', '..');
+const work = mkdtempSync(path.join(tmpdir(), 'lab-hot-path-'));
+const hook = pathToFileURL(path.join(import.meta.dirname, 'hooks', 'record-modules.mjs')).href;
+// A lab of its own, its state in the test's directory: nothing of it runs, so exec and status read an empty state.
+const config = path.join(work, 'lab.config.json');
+writeFileSync(config, JSON.stringify({ name: 'hotpath', stateDir: path.join(work, 'state') }));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+/** The files lab loads for a command, relative to the repository (packages as node_modules/<name>). */
+function modulesOf(...args: string[]): string[] {
+  const out = path.join(work, `${args[0]}.modules`);
+  writeFileSync(out, '');
+  const register = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(hook)});`;
+  try {
+    execFileSync(process.execPath, ['--import', register, path.join(repoRoot, 'bin', 'lab.js'), '--config', config, ...args], { env: { ...process.env, LAB_MODULES_OUT: out }, stdio: 'pipe', timeout: 60_000 });
+  } catch {
+    // exec: 'machine gw is not running', exit 2; the modules are what is looked at
+  }
+  const files = readFileSync(out, 'utf8').split('\n').filter(Boolean).map((url) => path.relative(repoRoot, new URL(url).pathname));
+  return [...new Set(files.map((f) => f.replace(/^(node_modules\/(@[^/]+\/)?[^/]+)\/.*$/, '$1')))];
+}
+
+const NOT_FOR_THE_HOT_PATH = ['zod', 'yaml', 'listr2', 'vitest', 'tsx', 'typescript', 'tap-parser'].map((p) => `node_modules/${p}`);
+
+describe("the CLI's hot path", () => {
+  it('reads the verb past the global options, and no verb from a command line that does not parse', () => {
+    expect(commandOf(['--name', 'x', '--config', 'exec', 'exec', 'gw', '--', 'true'])).toBe('exec');
+    expect(commandOf(['--bogus', 'exec'])).toBeUndefined();
+    expect(BUNDLED_VERBS.has('exec') && !BUNDLED_VERBS.has('status') && !BUNDLED_VERBS.has('up')).toBe(true);
+  });
+
+  // The validated config is kept for root only (config/cache.ts): without it, every command validates.
+  it.runIf(process.getuid?.() === 0)('lab exec runs from the bundle: its chunks, and no package of the config, the progress display or the tests', () => {
+    modulesOf('exec', 'gw', '--', 'true'); // validates the config (zod) and keeps its validated form
+    const modules = modulesOf('exec', 'gw', '--', 'true');
+    expect(modules).toContain('dist/bundle/main.js');
+    expect(modules.filter((m) => !m.startsWith('dist/bundle/'))).toEqual(['bin/lab.js', 'dist/lib/cli/args.js']);
+  });
+
+  it.runIf(process.getuid?.() === 0)('lab status loads no package of the config (cached), the progress display or the tests', () => {
+    modulesOf('status');
+    const modules = modulesOf('status');
+    expect(modules).toContain('dist/lib/cli/verbs/status.js');
+    expect(modules.filter((m) => NOT_FOR_THE_HOT_PATH.includes(m))).toEqual([]);
+  });
+});
