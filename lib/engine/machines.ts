@@ -4,7 +4,7 @@ import { InfraError, unknownName, UsageError } from '../errors.js';
 import { tail } from '../exec.js';
 import { Machine, type MachineExecutor } from '../machine.js';
 import { type Readiness, StartRace } from '../runtime/runtime.js';
-import { delay, SLOW } from '../wait.js';
+import { delay, holdsWithin, NORMAL, SLOW } from '../wait.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { BareLab, Lab } from './lab.js';
@@ -71,17 +71,35 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
     }
   }
   if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
-  const online = await lab.runtime.exec(
-    { name, process },
-    ['/lib/systemd/systemd-networkd-wait-online', ...interfaceNames(lab, name).map((i) => `--interface=${i}`), `--timeout=${timeoutS}`],
-    { allowFailure: true, timeout: (timeoutS + 5) * 1000 },
-  );
-  if (online.exitCode !== 0) {
-    // The command's own words: "no address" and "could not ask" (too many open files, say) are different stories.
-    const said = tail(`${online.stdout}${online.stderr}`, 10);
-    throw new InfraError(`${name} booted but its interfaces (${interfaceNames(lab, name).join(', ')}) were not all configured within ${timeoutS} s (systemd-networkd-wait-online exit ${online.exitCode})${said ? `:\n${said}` : ''}`);
-  }
+  await interfacesConfigured(lab, { name, process }, timeoutS * 1000);
   return recordBoot(lab, state, name, started, readiness);
+}
+
+/**
+ * Until every interface of the machine is configured (its address, static or leased, and its
+ * default route where it has one), seen from the host in the machine's routing table: no command
+ * in a machine that is still busy booting. On expiry, networkd's own account of its links.
+ */
+async function interfacesConfigured(lab: BareLab, handle: { name: string; process: ProcessRef }, timeoutMs: number): Promise<void> {
+  const { name } = handle;
+  const expected = lab.topology.machines.find((m) => m.name === name)!.interfaces.map((iface) => ({
+    name: iface.name,
+    defaultRoute: iface.defaultRoute && Boolean(lab.topology.networks.find((n) => n.name === iface.network)?.gateway),
+  }));
+  let missing = expected.map((i) => i.name);
+  const configured = await holdsWithin(
+    async () => {
+      const unconfigured = await lab.runtime.unconfiguredInterfaces(handle, expected);
+      if (!unconfigured) throw new InfraError(`${name} stopped while its interfaces were being configured`);
+      missing = unconfigured;
+      return missing.length === 0;
+    },
+    { within: timeoutMs, every: NORMAL },
+  );
+  if (configured) return;
+  const links = await lab.runtime.exec(handle, ['networkctl', '--no-pager', 'list'], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
+  const said = links ? tail(`${links.stdout}${links.stderr}`, 10) : '';
+  throw new InfraError(`${name} booted but its interfaces (${missing.join(', ')}) were not configured (an address, and the default route where it has one) within ${timeoutMs / 1000} s${said ? `:\n${said}` : ''}`);
 }
 
 /** A vm is up once qemu runs with its console open: what it boots is for its console to tell (waitForConsoleText). */
@@ -90,10 +108,6 @@ async function startVm(lab: BareLab, state: LabState, name: string): Promise<Rea
   machineState(state, name).process = await lab.vms.start(name);
   writeState(lab.dirs.stateFile, state);
   return recordBoot(lab, state, name, started, { state: 'running', failedUnits: [], bootMs: 0 });
-}
-
-function interfaceNames(lab: BareLab, machine: string): string[] {
-  return lab.topology.machines.find((m) => m.name === machine)!.interfaces.map((i) => i.name);
 }
 
 function recordBoot(lab: BareLab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {

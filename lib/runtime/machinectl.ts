@@ -9,6 +9,7 @@ import type { LabState, ProcessRef } from '../state/state.js';
 import { holdsWithin, NORMAL, poll } from '../wait.js';
 import { type Bind, bindSpec } from './nspawn-process.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime } from './runtime.js';
+import { type ExpectedInterface, unconfiguredOf } from './routes.js';
 
 const STOP_WITHIN_MS = 30_000;
 
@@ -145,6 +146,11 @@ export class MachinectlRuntime implements Runtime {
 
   leaderPid(handle: MachineHandle): Promise<number | undefined> {
     return this.leader(this.options.nspawnName(handle.name));
+  }
+
+  /** Read from the host, in the machine's routing table: no command in a machine still booting. */
+  async unconfiguredInterfaces(handle: MachineHandle, expected: readonly ExpectedInterface[]): Promise<string[] | undefined> {
+    return unconfiguredOf(await this.leaderPid(handle), expected);
   }
 
   async shell(handle: MachineHandle): Promise<number> {

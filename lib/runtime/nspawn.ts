@@ -10,6 +10,7 @@ import type { LabState, ProcessRef } from '../state/state.js';
 import { FAST, holdsWithin, NORMAL, poll } from '../wait.js';
 import { type Bind, bindOptions, type DisklessBoot, disklessInit, disklessOptions, NSPAWN_TOOLS, nspawnArgv, nspawnLeader, stopNspawn } from './nspawn-process.js';
 import { awaitBoot, execTag, MACHINE_PATH, type MachineHandle, type Readiness, type Runtime, StartRace, SUPERVISOR } from './runtime.js';
+import { type ExpectedInterface, unconfiguredOf } from './routes.js';
 
 /** How long what is left in the lab's cgroups, once its machines are stopped, is given to die of SIGKILL. */
 const LEFTOVER_KILL_MS = 1250;
@@ -179,6 +180,11 @@ export class NspawnRuntime implements Runtime {
 
   async leaderPid({ process }: MachineHandle): Promise<number | undefined> {
     return nspawnLeader(process);
+  }
+
+  /** Read from the host, in the machine's routing table: no command in a machine still booting. */
+  async unconfiguredInterfaces(handle: MachineHandle, expected: readonly ExpectedInterface[]): Promise<string[] | undefined> {
+    return unconfiguredOf(await this.leaderPid(handle), expected);
   }
 
   async shell(handle: MachineHandle): Promise<number> {

@@ -5,6 +5,7 @@ import { CommandError, type RunOptions, type RunResult } from '../exec.js';
 import { NORMAL, poll } from '../wait.js';
 import type { LabState, ProcessRef } from '../state/state.js';
 import type { DisklessBoot } from './nspawn-process.js';
+import type { ExpectedInterface } from './routes.js';
 
 /**
  * A start that failed on something the kernel is still tearing down: the veth of the machine's
@@ -42,6 +43,8 @@ export interface Runtime extends HostDriver {
   stopUnrecorded(state: LabState): Promise<string[]>;
   /** The machine's init (PID 1 inside), as a host pid, while it runs. */
   leaderPid(handle: MachineHandle): Promise<number | undefined>;
+  /** Which of `expected` are not configured yet (no address, or no default route where one is due); undefined when it does not run. */
+  unconfiguredInterfaces(handle: MachineHandle, expected: readonly ExpectedInterface[]): Promise<string[] | undefined>;
   /** Orderly shutdown; `hard` kills at once (enough when the root is about to be discarded). */
   stop(handle: MachineHandle, options: { hard: boolean }): Promise<void>;
 }

@@ -32,9 +32,16 @@ export function readState(file: string): LabState {
   return JSON.parse(readFileSync(file, 'utf8')) as LabState;
 }
 
+/** The state directories made by this process: a lab of hundreds of machines writes its state thousands of times. */
+const madeDirs = new Set<string>();
+
 /** Written to a temporary file and renamed: a reader never sees half a state. */
 export function writeState(file: string, state: LabState): void {
-  mkdirSync(path.dirname(file), { recursive: true });
+  const dir = path.dirname(file);
+  if (!madeDirs.has(dir)) {
+    mkdirSync(dir, { recursive: true });
+    madeDirs.add(dir);
+  }
   const partial = `${file}.${process.pid}.tmp`;
   writeFileSync(partial, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(partial, file);

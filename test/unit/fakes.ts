@@ -243,10 +243,6 @@ export class FakeRuntime implements Runtime {
 
   private answer(handle: MachineHandle, argv: readonly string[]): RunResult {
     if (!isAlive(handle.process)) return result(argv, 1, '', `fake runtime: ${handle.name} is not running`);
-    if (argv[0]?.endsWith('/systemd-networkd-wait-online')) {
-      this.events.push(`online ${handle.name}`);
-      return result(argv);
-    }
     this.events.push(`exec ${handle.name} ${argv.join(' ')}`);
     if (argv[0] === 'systemctl' && argv[1] === 'is-system-running') return result(argv, 0, 'running\n');
     return result(argv);
@@ -262,6 +258,12 @@ export class FakeRuntime implements Runtime {
 
   async leaderPid(handle: MachineHandle): Promise<number | undefined> {
     return isAlive(handle.process) ? handle.process.pid : undefined;
+  }
+
+  async unconfiguredInterfaces(handle: MachineHandle): Promise<string[] | undefined> {
+    if (!isAlive(handle.process)) return undefined;
+    this.events.push(`online ${handle.name}`);
+    return [];
   }
 
   async stop(handle: MachineHandle, options: { hard: boolean }): Promise<void> {
