@@ -84,10 +84,9 @@ export function disklessBoot(lab: Lab, name: string): { directory: string; boot:
   const files = identityOf(lab, name);
   const dir = lab.dirs.identityDir(name);
   rmSync(dir, { recursive: true, force: true });
-  for (const file of files.filter((f) => f.path !== MACHINE_ID)) {
-    mkdirSync(path.join(dir, path.dirname(file.path)), { recursive: true });
-    writeFileSync(path.join(dir, file.path), file.content);
-  }
+  const written = files.filter((f) => f.path !== MACHINE_ID);
+  for (const parent of new Set(written.map((f) => path.dirname(f.path)))) mkdirSync(path.join(dir, parent), { recursive: true });
+  for (const file of written) writeFileSync(path.join(dir, file.path), file.content);
   const identity: Bind[] = identityTargets(files).map((target) => ({ source: path.join(dir, target), target, readonly: true }));
   const machineId = files.find((f) => f.path === MACHINE_ID)!.content.trim();
   return { directory, boot: { machineId, identity, tmpfs: tmpfsOf(machine) } };

@@ -147,7 +147,8 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   // Without qemu-img, each disk is looked at when its vm starts.
   if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
-  assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
+  const count = (kind: string) => lab.config.machines.filter((m) => (m.kind ?? 'container') === kind).length;
+  assertMemory({ containers: count('container'), diskless: count('diskless'), vmMib: lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0) });
 }
 
 /** Host mode publishes on the host's own addresses: a port something already listens on there is refused (exit 2). */
@@ -160,18 +161,28 @@ function assertPortsFree(lab: BareLab): void {
   if (taken) throw new UsageError(`machine ${taken.machine} publishes TCP port ${taken.hostPort}, and something on the host already listens on it`, `free the port, or publish another hostPort`);
 }
 
-/** What a booted machine takes at the most, measured at about 23 MB (PSS) idle: room to boot and work. */
-const MEMORY_PER_MACHINE_MIB = 64;
+/**
+ * What a booted machine takes at the most: room to boot and work. A container was measured at
+ * about 23 MB (PSS) idle; a diskless one at about 9 MB, since its root's pages are shared with
+ * every other machine on that root.
+ */
+const MEMORY_MIB = { container: 64, diskless: 24 };
 
 /** A lab too big for the host's memory is refused before it boots (exit 3), with the figures. */
-export function assertMemory(machines: number, vmMib = 0, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
+export function assertMemory(lab: { containers: number; diskless?: number; vmMib?: number }, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
   const availableKib = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
   if (Number.isNaN(availableKib)) return;
-  const needMib = machines * MEMORY_PER_MACHINE_MIB + vmMib;
+  const { containers, diskless = 0, vmMib = 0 } = lab;
+  const needMib = containers * MEMORY_MIB.container + diskless * MEMORY_MIB.diskless + vmMib;
   const availableMib = Math.floor(availableKib / 1024);
   if (availableMib < needMib) {
+    const parts = [
+      containers ? `${containers} machines (${MEMORY_MIB.container} MiB each)` : '',
+      diskless ? `${diskless} diskless machines (${MEMORY_MIB.diskless} MiB each)` : '',
+      vmMib ? `its vms (${vmMib} MiB)` : '',
+    ].filter(Boolean);
     throw new HostError(
-      `the lab needs about ${needMib} MiB of memory for ${machines} machines (${MEMORY_PER_MACHINE_MIB} MiB each)${vmMib ? ` and its vms (${vmMib} MiB)` : ''}, and the host has ${availableMib} MiB available`,
+      `the lab needs about ${needMib} MiB of memory for ${parts.join(' and ')}, and the host has ${availableMib} MiB available`,
       'stop other labs (lab down), or run fewer machines',
     );
   }

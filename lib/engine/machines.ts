@@ -6,7 +6,7 @@ import { Machine, type MachineExecutor } from '../machine.js';
 import { type Readiness, StartRace } from '../runtime/runtime.js';
 import { delay, holdsWithin, NORMAL, SLOW } from '../wait.js';
 import { isAlive } from '../state/process.js';
-import { type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
+import { flushStates, type LabState, type MachineState, type ProcessRef, writeState, writeStateLater } from '../state/state.js';
 import type { BareLab, Lab } from './lab.js';
 import { disklessOn } from '../config/diskless.js';
 
@@ -47,6 +47,19 @@ export function machineApi(lab: BareLab, state: LabState, name: string): Machine
  * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
  */
 export async function startMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
+  // Boots that overlap record themselves in one write: the last to end writes what all recorded.
+  booting++;
+  try {
+    return await bootMachine(lab, state, name, options);
+  } finally {
+    if (--booting === 0) flushStates();
+  }
+}
+
+/** Machines booting in this process (startMachine). */
+let booting = 0;
+
+async function bootMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   if (lab.vms.has(name)) return startVm(lab, state, name);
   // A diskless machine boots a directory of its root machine's root.
   const rootOwner = lab.config.machines.find((m) => m.name === name)?.root?.machine ?? name;
@@ -62,7 +75,7 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
   let process!: ProcessRef;
   for (let attempt = 1; !readiness; attempt++) {
     process = ms.process = await lab.runtime.start(name, diskless?.directory ?? root, diskless?.boot);
-    writeState(lab.dirs.stateFile, state);
+    writeStateLater(lab.dirs.stateFile, state);
     try {
       readiness = await lab.runtime.waitReady({ name, process }, timeoutS * 1000);
     } catch (error) {
@@ -113,7 +126,7 @@ async function startVm(lab: BareLab, state: LabState, name: string): Promise<Rea
 function recordBoot(lab: BareLab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {
   const ms = machineState(state, name);
   ms.bootMs = Date.now() - started;
-  writeState(lab.dirs.stateFile, state);
+  writeStateLater(lab.dirs.stateFile, state);
   return { ...readiness, bootMs: ms.bootMs };
 }
 

@@ -7,13 +7,17 @@ import { FAST, poll } from '../wait.js';
  * Mount points of the cgroup hierarchies a machine's systemd manages: the unified (v2) one, and on
  * a hybrid host the v1 `name=systemd` one.
  */
-export function systemdHierarchies(mounts = readFileSync('/proc/self/mounts', 'utf8')): string[] {
+export function systemdHierarchies(mounts?: string): string[] {
+  if (mounts === undefined) return (hostHierarchies ??= systemdHierarchies(readFileSync('/proc/self/mounts', 'utf8')));
   return mounts
     .split('\n')
     .map((line) => line.split(' '))
     .filter(([, , type, options]) => type === 'cgroup2' || (type === 'cgroup' && (options ?? '').split(',').includes('name=systemd')))
     .map(([, mountPoint]) => mountPoint!);
 }
+
+/** The host's, read once: its mount table grows with every machine's mounts, and the hierarchies do not move. */
+let hostHierarchies: string[] | undefined;
 
 /**
  * A cgroup of the lab's own in every hierarchy, one per machine (or build step). Without it, every

@@ -28,6 +28,7 @@ export interface LabState {
 }
 
 export function readState(file: string): LabState {
+  flushState(file);
   if (!existsSync(file)) return { machines: {} };
   return JSON.parse(readFileSync(file, 'utf8')) as LabState;
 }
@@ -37,6 +38,43 @@ const madeDirs = new Set<string>();
 
 /** Written to a temporary file and renamed: a reader never sees half a state. */
 export function writeState(file: string, state: LabState): void {
+  cancelDeferred(file);
+  writeNow(file, state);
+}
+
+/**
+ * Writes deferred by writeStateLater, by file. On ext4 each rename over a state file flushes its
+ * data, about 8 ms on a busy host: a room of hundreds of machines booting at once would spend
+ * seconds recording boots one by one.
+ */
+const deferred = new Map<string, LabState>();
+
+/**
+ * A write that may be merged with the ones after it: done by the next writeState, readState or
+ * flushStates of this process, or when it exits. A command killed meanwhile leaves machines it
+ * started unrecorded, which the next command stops (stopUnrecorded).
+ */
+export function writeStateLater(file: string, state: LabState): void {
+  if (deferred.size === 0) process.once('exit', flushStates);
+  deferred.set(file, state);
+}
+
+export function flushStates(): void {
+  for (const file of [...deferred.keys()]) flushState(file);
+}
+
+function flushState(file: string): void {
+  const state = deferred.get(file);
+  if (state === undefined) return;
+  cancelDeferred(file);
+  writeNow(file, state);
+}
+
+function cancelDeferred(file: string): void {
+  if (deferred.delete(file) && deferred.size === 0) process.removeListener('exit', flushStates);
+}
+
+function writeNow(file: string, state: LabState): void {
   const dir = path.dirname(file);
   if (!madeDirs.has(dir)) {
     mkdirSync(dir, { recursive: true });

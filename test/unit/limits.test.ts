@@ -63,8 +63,11 @@ describe('durations', () => {
 describe('memory for the lab', () => {
   it('refuses a lab the host cannot hold, with the figures, and lets one it can', () => {
     const meminfo = 'MemTotal:       24000000 kB\nMemAvailable:    2097152 kB\n';
-    expect(() => assertMemory(50, 0, meminfo)).toThrow('the lab needs about 3200 MiB of memory for 50 machines (64 MiB each), and the host has 2048 MiB available');
-    expect(() => assertMemory(20, 0, meminfo)).not.toThrow();
-    expect(() => assertMemory(20, 1024, meminfo)).toThrow('for 20 machines (64 MiB each) and its vms (1024 MiB)');
+    expect(() => assertMemory({ containers: 50 }, meminfo)).toThrow('the lab needs about 3200 MiB of memory for 50 machines (64 MiB each), and the host has 2048 MiB available');
+    expect(() => assertMemory({ containers: 20 }, meminfo)).not.toThrow();
+    expect(() => assertMemory({ containers: 20, vmMib: 1024 }, meminfo)).toThrow('for 20 machines (64 MiB each) and its vms (1024 MiB)');
+    // Diskless machines share their root's pages: 80 of them fit where 80 containers would not.
+    expect(() => assertMemory({ containers: 2, diskless: 78 }, meminfo)).not.toThrow();
+    expect(() => assertMemory({ containers: 2, diskless: 90 }, meminfo)).toThrow('for 2 machines (64 MiB each) and 90 diskless machines (24 MiB each)');
   });
 });
