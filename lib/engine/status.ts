@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { localAddresses, memoryByPidNamespace } from '../host/procs.js';
+import { localAddresses, memoryOfMachines } from '../host/procs.js';
 import { isAlive } from '../state/process.js';
 import { acquireLock, type Lock } from '../state/lock.js';
 import { readState } from '../state/state.js';
@@ -50,7 +50,7 @@ export async function status(lab: Lab): Promise<LabStatus> {
     const leader = isAlive(process) ? await lab.runtime.leaderPid({ name: machine.name, process }) : undefined;
     if (leader) leaders.set(machine.name, leader);
   }
-  const memory = memoryByPidNamespace([...leaders.values()]);
+  const memory = memoryOfMachines([...leaders.values()]);
   const machines = await Promise.all(
     plan.machines.map(async (machinePlan): Promise<MachineStatus> => {
       const ms = state.machines[machinePlan.name];

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
 
@@ -68,32 +68,45 @@ export function killByEnvironment(entry: string, rounds = 5): number {
 }
 
 /**
- * Memory of the processes in each PID namespace of `pids` (machines' inits), in one pass over
- * /proc: the sum of their proportional set sizes, so pages shared between machines (the same
- * binaries) are split among them.
+ * Memory of each machine's processes, by its init (a host pid): the sum of their proportional set
+ * sizes, so pages shared between machines (the same binaries) are split among them. A machine's
+ * processes are its init's descendants (its init reaps its orphans), walked from there: no scan
+ * of every process on the host, which grows with every other lab's machines.
  */
-export function memoryByPidNamespace(pids: readonly number[]): Map<number, number> {
-  const owner = new Map<string, number>();
-  for (const pid of pids) {
+export function memoryOfMachines(inits: readonly number[]): Map<number, number> {
+  return new Map(inits.map((init) => [init, descendantsOf(init).reduce((sum, pid) => sum + pssBytes(pid), 0)]));
+}
+
+/** `pid` and every process under it, from each of its threads' children. */
+export function descendantsOf(pid: number): number[] {
+  const found: number[] = [];
+  const pending = [pid];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    let threads: string[];
     try {
-      owner.set(readlinkSync(`/proc/${pid}/ns/pid`), pid);
+      threads = readdirSync(`/proc/${next}/task`);
     } catch {
-      // not running any more
+      continue; // exited meanwhile
+    }
+    found.push(next);
+    for (const thread of threads) {
+      try {
+        pending.push(...readFileSync(`/proc/${next}/task/${thread}/children`, 'utf8').split(' ').filter((p) => p.trim()).map(Number));
+      } catch {
+        // exited meanwhile
+      }
     }
   }
-  const totals = new Map<number, number>([...owner.values()].map((pid) => [pid, 0]));
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const pid = owner.get(readlinkSync(`/proc/${entry}/ns/pid`));
-      if (pid === undefined) continue;
-      const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'))?.[1];
-      totals.set(pid, totals.get(pid)! + Number(pss ?? 0) * 1024);
-    } catch {
-      // exited meanwhile
-    }
+  return found;
+}
+
+function pssBytes(pid: number): number {
+  try {
+    return Number(/^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0) * 1024;
+  } catch {
+    return 0; // exited meanwhile
   }
-  return totals;
 }
 
 /** The IPv4 addresses (not loopback) of the network namespace `pid` is in, read from the kernel's FIB: no command run. */
