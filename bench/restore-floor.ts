@@ -7,8 +7,9 @@
  *   nspawn command line lab ran started again in the same network namespace and cgroup, until its
  *   systemd says running (`systemctl is-system-running --wait` through nsenter).
  * - LXC (with BENCH_LXC=1 and Debian's lxc installed): a container made from the same snapshot on
- *   the same btrfs pool, on a bridge of a network namespace of the bench, restored by `lxc-stop -k`,
- *   `lxc-snapshot -r` and `lxc-start`, until its systemd says running (through lxc-attach).
+ *   the same btrfs pool, on web's bridge in the lab's network namespace (lab's web stopped for it),
+ *   restored by `lxc-stop -k`, `lxc-snapshot -r` and `lxc-start`, until its systemd says running
+ *   (through lxc-attach).
  * Targets: lab within 1.05x the floor, and no slower than LXC.
  * Results: reports/bench-restore-floor.{json,md}.
  */
@@ -75,65 +76,61 @@ async function floorRestore(snapshot: string, argv: string[], cgroups: string[])
   return { ms: performance.now() - started, process };
 }
 
-/** An LXC container on web's restored root, in a netns of the bench with a bridge of its own. */
+/**
+ * An LXC container on web@haproxy's root, in the lab's own network namespace on web's bridge with
+ * web's MAC (lab's web stopped meanwhile), so that it boots as lab's web does. The device rules of
+ * LXC's common config are cleared: this host's devices cgroup does not grant them.
+ */
 class LxcMachine {
   readonly lxcPath = path.join(pool, 'bench-lxc');
-  readonly netns = `lab-bench-lxc-${process.pid.toString(36)}`;
   private readonly dir = path.join(this.lxcPath, 'web');
 
-  async make(snapshot: string, mac: string): Promise<void> {
+  async make(snapshot: string, bridge: string, mac: string): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     await benchRun(['btrfs', 'subvolume', 'snapshot', snapshot, path.join(this.dir, 'rootfs')]);
-    await benchRun(['ip', 'netns', 'add', this.netns]);
-    await benchRun(['ip', '-n', this.netns, 'link', 'add', 'br0', 'type', 'bridge']);
-    await benchRun(['ip', '-n', this.netns, 'link', 'set', 'br0', 'up']);
     writeFileSync(
       path.join(this.dir, 'config'),
       [
         'lxc.include = /usr/share/lxc/config/common.conf',
+        'lxc.cgroup.devices.deny =',
+        'lxc.cgroup.devices.allow =',
         'lxc.uts.name = web',
         `lxc.rootfs.path = btrfs:${path.join(this.dir, 'rootfs')}`,
         'lxc.net.0.type = veth',
-        'lxc.net.0.link = br0',
+        `lxc.net.0.link = ${bridge}`,
         'lxc.net.0.flags = up',
         'lxc.net.0.name = host0',
         `lxc.net.0.hwaddr = ${mac}`,
         'lxc.apparmor.profile = unconfined',
         'lxc.mount.auto = cgroup:mixed proc:mixed sys:mixed',
         'lxc.autodev = 1',
-        `lxc.console.logfile = ${path.join(work, 'lxc-console.log')}`,
         '',
       ].join('\n'),
     );
-    await this.lxc('lxc-snapshot');
-    await this.start();
+    await this.lxc('lxc-snapshot'); // snap0, of the stopped container: a btrfs snapshot
   }
 
   private lxc(command: string, ...args: string[]) {
-    return benchRun(['ip', 'netns', 'exec', this.netns, command, '-P', this.lxcPath, '-n', 'web', ...args], { timeout: BOOT_TIMEOUT_MS });
+    return benchRun(['ip', 'netns', 'exec', `lab-${name}`, command, '-P', this.lxcPath, '-n', 'web', ...args], { timeout: BOOT_TIMEOUT_MS });
   }
 
-  private async start(): Promise<void> {
-    await this.lxc('lxc-start');
-    await this.lxc('lxc-attach', '--', 'systemctl', 'is-system-running', '--wait').catch(async (error) => {
-      if (!/running|degraded/.test(String((error as { result?: { stdout: string } }).result?.stdout))) throw error;
-    });
-  }
-
+  /** lxc-stop -k, lxc-snapshot -r, lxc-start, until running; then stopped again, untimed. */
   async restore(): Promise<number> {
-    return wallMs(async () => {
-      await this.lxc('lxc-stop', '-k');
+    const ms = await wallMs(async () => {
+      await this.lxc('lxc-stop', '-k').catch(() => undefined); // stopped already after make()
       await this.lxc('lxc-snapshot', '-r', 'snap0');
-      await this.start();
+      await this.lxc('lxc-start');
+      const init = Number((await this.lxc('lxc-info', '-p', '-H')).stdout.trim());
+      await bootedFromHost(() => init, () => ['ip', 'netns', 'exec', `lab-${name}`, 'lxc-attach', '-P', this.lxcPath, '-n', 'web', '--', 'systemctl', 'is-system-running', '--wait']);
     });
+    await this.lxc('lxc-stop', '-k');
+    return ms;
   }
 
   async remove(): Promise<void> {
-    if (existsSync(this.dir)) {
-      await this.lxc('lxc-stop', '-k').catch(() => undefined);
-      await this.lxc('lxc-destroy', '-s').catch(() => undefined);
-    }
-    await benchRun(['ip', 'netns', 'delete', this.netns], { allowFailure: true });
+    if (!existsSync(this.dir)) return;
+    await this.lxc('lxc-stop', '-k').catch(() => undefined);
+    await this.lxc('lxc-destroy', '-s').catch(() => undefined);
   }
 }
 
@@ -148,7 +145,11 @@ try {
   // Lab's own command line and cgroups for web, as its last boot ran them.
   const argv = readFileSync(`/proc/${webProcess().pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   const cgroups = labCgroups(name, 'web');
-  if (lxc) await lxc.make(snapshot, /MACAddress=(\S+)/.exec(readdirSync(path.join(webRoot, 'etc/systemd/network')).map((f) => readFileSync(path.join(webRoot, 'etc/systemd/network', f), 'utf8')).join('\n'))![1]!);
+  if (lxc) {
+    const networkd = path.join(webRoot, 'etc/systemd/network');
+    const mac = /MACAddress=(\S+)/.exec(readdirSync(networkd).map((f) => readFileSync(path.join(networkd, f), 'utf8')).join('\n'))![1]!;
+    await lxc.make(snapshot, argv.find((a) => a.startsWith('--network-bridge='))!.split('=')[1]!, mac);
+  }
   for (let i = 0; i < runs; i++) {
     labMs.push(await wallMs(() => cli('restore', 'web@haproxy')));
     const floor = await floorRestore(snapshot, argv, cgroups);
@@ -156,7 +157,12 @@ try {
     // Lab's web back, recorded, for its next sample: the floor's machine ended first.
     await stopNspawn(floor.process, { hard: true });
     await cli('restore', 'web@haproxy');
-    if (lxc) lxcMs.push(await lxc.restore());
+    if (lxc) {
+      // Lab's web down for LXC's sample (they share the address), then back, untimed.
+      await stopNspawn(webProcess(), { hard: true });
+      lxcMs.push(await lxc.restore());
+      await cli('restore', 'web@haproxy');
+    }
   }
 } finally {
   await lxc?.remove();
