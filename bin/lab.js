@@ -8,13 +8,10 @@ if (!existsSync(cli)) {
   process.stderr.write(`lab: not built yet: run 'npm run build' in ${new URL('..', import.meta.url).pathname} (npm ci does it)\n`);
   process.exit(3);
 }
-const argv = process.argv.slice(2);
-// The verbs typed all day load the CLI's bundle when the build made one (see lib/cli/args.ts).
-const { BUNDLED_VERBS, commandOf } = await import(new URL('lib/cli/args.js', dist).href);
+// The CLI's bundle when the build made one (scripts/build.mjs): a few chunks load faster than dist/'s modules.
 const bundle = new URL('bundle/main.js', dist);
-const entry = BUNDLED_VERBS.has(commandOf(argv)) && existsSync(bundle) ? bundle : cli;
-const { main, reportError } = await import(entry.href);
-main(argv).then(
+const { main, reportError } = await import((existsSync(bundle) ? bundle : cli).href);
+main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },

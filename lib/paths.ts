@@ -14,6 +14,18 @@ function findPackageRoot(): string {
 }
 
 export const packageRoot = findPackageRoot();
+
+/**
+ * The directory of lab's own modules of `area` (say 'lib/stages'), for a module of it given its
+ * import.meta.url and a sibling file it has: that module's own directory when it runs from dist/ or
+ * from the sources, dist/<area> when it runs from the CLI's bundle (dist/bundle/ holds chunks).
+ */
+export function ownModuleDir(moduleUrl: string, area: string, sibling: string): { dir: string; extension: string } {
+  const here = fileURLToPath(moduleUrl);
+  const extension = path.extname(here);
+  if (existsSync(path.join(path.dirname(here), `${sibling}${extension}`))) return { dir: path.dirname(here), extension };
+  return { dir: path.join(packageRoot, 'dist', area), extension: '.js' };
+}
 /** On npm, `lab` is another project (hapi's test runner): this one installs as sadm-lab, its command is still `lab`. */
 export const PACKAGE_NAME = 'sadm-lab';
 export const builtinStagesDir = path.join(packageRoot, 'dist', 'stages');

@@ -1,8 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /**
- * The command line's own options (before `--`), for every verb. Imports nothing of lab's: bin/lab.js
- * reads the command with it before it picks which build of the CLI to load.
+ * The command line's own options (before `--`), for every verb.
  */
 const OPTIONS = {
   config: { type: 'string' },
@@ -39,20 +38,4 @@ export function splitCommandLine(argv: readonly string[]) {
   const passthrough = dashDash >= 0 ? argv.slice(dashDash + 1) : [];
   const { values, positionals } = parseArgs({ args: own, allowPositionals: true, strict: true, options: OPTIONS });
   return { values, positionals, passthrough };
-}
-
-/**
- * The verbs that run from the CLI's bundle (dist/bundle/, made by npm run build): the ones typed all
- * day that load no stage module. A stage module imports lab's modules from dist/, so a verb that
- * loads stages keeps to dist/ (one copy of each module, its errors among them).
- */
-export const BUNDLED_VERBS: ReadonlySet<string> = new Set(['exec', 'shell', 'cp']);
-
-/** The verb a command line asks for, when it parses. */
-export function commandOf(argv: readonly string[]): string | undefined {
-  try {
-    return splitCommandLine(argv).positionals[0];
-  } catch {
-    return undefined; // main says what is wrong with it
-  }
 }

@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LAB_RUN_DIR, packageRoot } from '../paths.js';
+import { LAB_RUN_DIR, ownModuleDir } from '../paths.js';
 import type { LabConfig } from './schema.js';
 
 /**
@@ -31,10 +30,8 @@ function digestOf(file: string): string | null {
 export function cacheFile(file: string | undefined, overrides: { name?: string; runtime?: string }): string | undefined {
   if (process.getuid?.() !== 0) return undefined;
   if (file && !/\.(ya?ml|json)$/.test(file)) return undefined;
-  const here = fileURLToPath(import.meta.url);
-  const extension = path.extname(here);
-  // In the CLI's bundle (dist/bundle/) this code is a chunk built from dist/lib/config: those files are its identity.
-  const codeDir = existsSync(path.join(path.dirname(here), `load${extension}`)) ? path.dirname(here) : path.join(packageRoot, 'dist', 'lib', 'config');
+  // In the CLI's bundle this code is a chunk built from dist/lib/config: those files are its identity.
+  const { dir: codeDir, extension } = ownModuleDir(import.meta.url, 'lib/config', 'load');
   const dir = file ? path.dirname(file) : undefined;
   const identity = {
     file: file ?? null,

@@ -1,11 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { importModule } from '../config/load.js';
 import type { LabConfig, MachineConfig } from '../config/schema.js';
 import { hasStages, machineDependencies, type Topology, type TopologyMachine, topologyOf } from '../config/topology.js';
 import { UsageError } from '../errors.js';
-import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../paths.js';
+import { builtinFixturesDir, builtinStagesDir, ownModuleDir, packageRoot } from '../paths.js';
 import { hashOf } from '../plan/key.js';
 import type { MachineSpec, StageSpec } from '../plan/plan.js';
 import type { LabView, StageDefinition } from './define.js';
@@ -20,8 +19,11 @@ import { bindTargetProblem } from '../config/binds.js';
 
 export const SYSTEM_STAGE = 'system';
 export const SSH_STAGE = 'ssh';
-/** A built-in stage's own file (system.js once built, system.ts when run from sources): its source is part of its key. */
-const builtinStageFile = (name: string) => fileURLToPath(new URL(`./${name}${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
+/** A built-in stage's own file (system.js once built, system.ts when run from sources, also from the CLI's bundle): its source is part of its key. */
+const builtinStageFile = (name: string) => {
+  const { dir, extension } = ownModuleDir(import.meta.url, 'lib/stages', 'load');
+  return path.join(dir, `${name}${extension}`);
+};
 /** The built-in system and ssh stages are lab's own modules, not stage files of a lab's. */
 export const isLabModule = (file: string) => [SYSTEM_STAGE, SSH_STAGE].some((name) => file === builtinStageFile(name));
 /** Every kind of stage file, by its extension, and how its definition is made. */

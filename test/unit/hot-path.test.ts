@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BUNDLED_VERBS, commandOf } from '../../lib/cli/args.js';
 
 const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 const work = mkdtempSync(path.join(tmpdir(), 'lab-hot-path-'));
@@ -31,24 +30,20 @@ function modulesOf(...args: string[]): string[] {
 const NOT_FOR_THE_HOT_PATH = ['zod', 'yaml', 'listr2', 'vitest', 'tsx', 'typescript', 'tap-parser'].map((p) => `node_modules/${p}`);
 
 describe("the CLI's hot path", () => {
-  it('reads the verb past the global options, and no verb from a command line that does not parse', () => {
-    expect(commandOf(['--name', 'x', '--config', 'exec', 'exec', 'gw', '--', 'true'])).toBe('exec');
-    expect(commandOf(['--bogus', 'exec'])).toBeUndefined();
-    expect(BUNDLED_VERBS.has('exec') && !BUNDLED_VERBS.has('status') && !BUNDLED_VERBS.has('up')).toBe(true);
-  });
-
   // The validated config is kept for root only (config/cache.ts): without it, every command validates.
   it.runIf(process.getuid?.() === 0)('lab exec runs from the bundle: its chunks, and no package of the config, the progress display or the tests', () => {
     modulesOf('exec', 'gw', '--', 'true'); // validates the config (zod) and keeps its validated form
     const modules = modulesOf('exec', 'gw', '--', 'true');
     expect(modules).toContain('dist/bundle/main.js');
-    expect(modules.filter((m) => !m.startsWith('dist/bundle/'))).toEqual(['bin/lab.js', 'dist/lib/cli/args.js']);
+    expect(modules.filter((m) => !m.startsWith('dist/bundle/'))).toEqual(['bin/lab.js']);
   });
 
-  it.runIf(process.getuid?.() === 0)('lab status loads no package of the config (cached), the progress display or the tests', () => {
+  it.runIf(process.getuid?.() === 0)('lab status runs from the bundle too, with the stages of the default lab, and loads no package of the config (cached), the progress display or the tests', () => {
     modulesOf('status');
     const modules = modulesOf('status');
-    expect(modules).toContain('dist/lib/cli/verbs/status.js');
+    expect(modules).toContain('dist/bundle/main.js');
+    // Of dist/ itself, only the built-in stages (and the identity function they import).
+    expect(modules.filter((m) => m.startsWith('dist/') && !m.startsWith('dist/bundle/') && !m.startsWith('dist/stages/'))).toEqual(['dist/lib/stages/define.js']);
     expect(modules.filter((m) => NOT_FOR_THE_HOT_PATH.includes(m))).toEqual([]);
   });
 });
