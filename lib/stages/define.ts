@@ -55,6 +55,12 @@ export interface StageDefinition {
   run?(ctx: StageContext): Promise<void>;
   /** Runs once the machine is booted with its stages applied; throws (AssertionFailure) when the stage did not work. */
   check?(machine: Machine, lab: LabView): Promise<void>;
+  /**
+   * Waits, after every boot of the machine (built or cached), until what the stage set up serves
+   * (a unit active, a port open), each wait within `timeoutMs` (the config's boot.timeoutSeconds);
+   * the machines that depend on it wait for it. Throws when it does not in time.
+   */
+  ready?(machine: Machine, lab: LabView, timeoutMs: number): Promise<void>;
 }
 
 /** Identity function that gives a stage module its types. */

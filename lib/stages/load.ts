@@ -34,7 +34,7 @@ export const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
 /** `configDir`: where the team's content for tools sits (roles/, modules/, ...), beside the config file; none for the default lab. */
 const defineStageOf = (file: string, stage: string, config: LabConfig, configDir?: string) =>
   STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config, configDir);
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check']);
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check', 'ready']);
 const MAX_TIMEOUT_S = 7 * 86400;
 
 export interface LoadedStage extends StageSpec {

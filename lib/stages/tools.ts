@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 import { run } from '../exec.js';
 import { treeHash } from './content.js';
 import type { StageContext, StageDefinition } from './define.js';
-import { parseStageHeader, SHELL_FIXTURES } from './shell.js';
+import { headerDefinition, parseStageHeader, SHELL_FIXTURES } from './shell.js';
 
 /**
  * Stages written for a configuration tool, applied inside their machine by the tool itself:
@@ -106,11 +106,8 @@ export async function toolStage(file: string, stage: string, image: { source: st
   const content = await teamContent(tool, file, configDir, `stage ${file}`);
   const contentHashes = Object.fromEntries(content.map((entry) => [entry, treeHash(path.join(configDir!, entry))]));
   return {
+    ...headerDefinition(header),
     packages: [...toolPackages(tool, image, file), ...header.packages],
-    fixtures: header.fixtures,
-    binds: header.binds,
-    online: header.online,
-    timeoutSeconds: header.timeoutSeconds,
     inputs: () => ({ teamContent: contentHashes }),
     async run(ctx) {
       const { argv, env, okCodes } = toolCommand(tool, target, ctx.lab.machine.name, ctx.lab.topology.domain, content);

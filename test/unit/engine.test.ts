@@ -137,6 +137,23 @@ describe('lab up', () => {
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
   });
 
+  it("waits for a stage's readiness after every boot of its machine, before the machines that depend on it start", async () => {
+    await fake.writeStage('web-silicon', 'nginx', '#!/bin/sh\n# lab: ready=unit:nginx\n# lab: ready=cmd:test -e /run/nginx.pid\necho nginx\n');
+    await up(fake.lab);
+    const { events } = fake;
+    const unit = 'exec web-silicon systemctl is-active nginx';
+    const command = 'exec web-silicon /bin/sh -c test -e /run/nginx.pid';
+    expect(events.at(unit)).toBeGreaterThan(events.at('online web-silicon'));
+    expect(events.at(command)).toBeGreaterThan(events.at(unit));
+    expect(events.at('start web')).toBeGreaterThan(events.at(command));
+    // Cached and booted again (its dependency rebooted): ready again before web.
+    await fake.writeStage('gw', 'dns', '#!/bin/sh\necho gw dns, changed\n');
+    const mark = events.mark();
+    await up(fake.lab);
+    expect(events.since(mark)).toContain(unit);
+    expect(events.since(mark).indexOf('start web')).toBeGreaterThan(events.since(mark).indexOf(command));
+  });
+
   it("gives a stage's commands its header's timeout, else the config's, and its log the config's limit", async () => {
     await fake.cleanup();
     fake = await fakeLab({ stageLimits: { timeoutSeconds: 60, logMiB: 8 } });
