@@ -105,6 +105,8 @@ function parse(argv: string[]) {
         file: { type: 'string', multiple: true },
         idempotence: { type: 'boolean', default: false },
         format: { type: 'string' },
+        good: { type: 'string' },
+        bad: { type: 'string' },
       },
     });
     return { values, positionals, passthrough };
@@ -148,6 +150,8 @@ export async function main(argv: string[]): Promise<number> {
     idempotence: values.idempotence,
     runtime: values.runtime,
     format: values.format,
+    good: values.good,
+    bad: values.bad,
   };
   if ('opensLab' in verb) return verb.run(args, options);
   const where = { file: options.config, name: options.name, runtime: options.runtime, checkPaths: !verb.toleratesMissingPaths };
