@@ -230,10 +230,20 @@ export interface ScenarioRunOptions {
   pauseDir?: string;
 }
 
+/**
+ * The environment that turns vitest's colours off when its output goes to no terminal (a file, a
+ * pipe): its colour library asks no isatty. A user's NO_COLOR or FORCE_COLOR is left to decide.
+ */
+export function colourEnv(env: NodeJS.ProcessEnv, renderer: Renderer): Record<string, string> {
+  return renderer === 'default' || 'NO_COLOR' in env || 'FORCE_COLOR' in env ? {} : { NO_COLOR: '1' };
+}
+
 /** Runs scenario files with vitest against the lab as it is now (nothing is brought up), and returns what they did. */
 export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: string, options: ScenarioRunOptions): Promise<ResultCollector> {
   process.env[ENV_CONFIG] = lab.configFile ?? '';
   process.env[ENV_NAME] = lab.config.name;
+  // Before vitest is loaded: its colours are decided as it loads, in lab's process and its workers.
+  Object.assign(process.env, colourEnv(process.env, options.renderer));
   const collector = new ResultCollector(scenariosDir);
   const { createVitest } = await import('vitest/node');
   // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger listens as vitest is made,
