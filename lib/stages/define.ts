@@ -15,6 +15,8 @@ export interface LabView {
   topology: Topology;
   /** This machine's interfaces. */
   self: TopologyMachine;
+  /** The directory of the lab's config file, where the team's content sits (modules/, roles/, ...); none for the default lab. */
+  configDir?: string;
 }
 
 /** Offline helpers for a stage's `run`: the machine is stopped, its root is being built. */

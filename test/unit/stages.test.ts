@@ -14,7 +14,8 @@ import { offlineContext } from '../../lib/stages/context.js';
 import type { BuildSteps } from '../../lib/runtime/build-steps.js';
 import { stageFailure } from '../../lib/engine/stage-failure.js';
 import { CommandError, run } from '../../lib/exec.js';
-import { teamContent, toolCommand, WORK_DIR } from '../../lib/stages/tools.js';
+import { PUPPET_SERVER_CONTENT, puppetServerInputs, servePuppetContent, teamContent, toolCommand, WORK_DIR } from '../../lib/stages/tools.js';
+import type { LabView, StageContext } from '../../lib/stages/define.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
@@ -298,5 +299,51 @@ describe('readiness in a stage header', () => {
     await waitReady(machine, [{ unit: 'haproxy' }, { port: 80, address: '127.0.0.1' }], 1000);
     expect(seen).toEqual(['systemctl is-active haproxy', 'bash -c exec 3<>/dev/tcp/127.0.0.1/80']);
     await expect(waitReady(machine, [{ unit: 'nginx' }], 1000)).rejects.toThrow('web: unit nginx is failed');
+  });
+});
+
+describe("the Puppet server with the team's content", () => {
+  const team = () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-puppet-server-'));
+    const files: Record<string, string> = {
+      'modules/motd/manifests/init.pp': "class motd { file { '/etc/motd': content => lookup('motd') } }\n",
+      'hiera.yaml': "version: 5\nhierarchy: [{ name: common, path: common.yaml }]\n",
+      'data/common.yaml': "motd: from hiera\n",
+    };
+    for (const [file, content] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), content);
+    }
+    return dir;
+  };
+  const viewOf = (configDir?: string) => ({ configDir }) as LabView;
+
+  it("keys the server by modules/, hiera.yaml and data/ beside the config", () => {
+    const dir = team();
+    const before = puppetServerInputs(viewOf(dir));
+    expect(Object.keys(before)).toEqual(['modules', 'hiera.yaml', 'data']);
+    writeFileSync(path.join(dir, 'data/common.yaml'), 'motd: changed\n');
+    expect(puppetServerInputs(viewOf(dir))).toEqual({ ...before, data: expect.not.stringMatching(before.data!) });
+    expect(puppetServerInputs(viewOf())).toEqual({});
+    rmSync(dir, { recursive: true });
+  });
+
+  it('copies them into the server and points its basemodulepath and hiera_config at them', async () => {
+    const dir = team();
+    const execs: { argv: readonly string[]; input?: string }[] = [];
+    const ctx = { lab: viewOf(dir), exec: async (argv: readonly string[], options?: { input?: string }) => (execs.push({ argv, input: options?.input }), { argv, exitCode: 0, stdout: '', stderr: '', durationMs: 1 }) } as unknown as StageContext;
+    await servePuppetContent(ctx);
+    expect(execs.map((e) => e.argv.join(' '))).toEqual([
+      `sh -c rm -rf ${PUPPET_SERVER_CONTENT} && mkdir -p ${PUPPET_SERVER_CONTENT} && base64 -d | tar -xzf - -C ${PUPPET_SERVER_CONTENT} --no-same-owner`,
+      `puppet config set --section server basemodulepath ${PUPPET_SERVER_CONTENT}/modules:$codedir/modules:/usr/share/puppet/modules`,
+      `puppet config set --section server hiera_config ${PUPPET_SERVER_CONTENT}/hiera.yaml`,
+    ]);
+    const archive = path.join(dir, 'content.tgz');
+    writeFileSync(archive, Buffer.from(execs[0]!.input!, 'base64'));
+    expect((await run(['tar', '-tzf', archive])).stdout.split('\n').filter((f) => f && !f.endsWith('/')).sort()).toEqual(['data/common.yaml', 'hiera.yaml', 'modules/motd/manifests/init.pp']);
+    execs.length = 0;
+    await servePuppetContent({ ...ctx, lab: viewOf() } as StageContext);
+    expect(execs).toEqual([]);
+    rmSync(dir, { recursive: true });
   });
 });
