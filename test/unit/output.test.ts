@@ -11,6 +11,7 @@ import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import type { BareLab } from '../../lib/engine/lab.js';
 import { colourEnv } from '../../lib/engine/test.js';
+import { printRestore } from '../../lib/cli/format.js';
 import { packageRoot } from '../../lib/paths.js';
 
 const options = (output: string): GlobalOptions => ({ output, json: false, noCache: false, wait: false, serial: false, verbose: false, capture: false, watch: false, debug: false, wholeLab: false, dryRun: false, idempotence: false });
@@ -51,5 +52,19 @@ describe("lab test's output to a file or a pipe", () => {
       spawnSync(process.execPath, ['--input-type=module', '-e', "const { default: c } = await import('tinyrainbow'); process.stdout.write(c.red('x'))"], { env: { PATH: process.env.PATH!, ...env }, cwd: packageRoot, encoding: 'utf8' }).stdout;
     expect(red({})).toBe('\u001b[31mx\u001b[39m');
     expect(red(colourEnv({}, 'simple'))).toBe('x');
+  });
+});
+
+describe("restore's summary", () => {
+  const report = { restored: [{ machine: 'web-silicon', stage: 'nginx', key: 'k', current: true, bootMs: 900 }], rebooted: ['web'], leftAlone: ['gw', 'web'], leftStopped: [], durationMs: 2000 };
+
+  it('names a machine once: rebooted, or left alone', () => {
+    const text = printRestore(report);
+    expect(text).toContain('rebooted (they depend on a restored machine): web\n');
+    expect(text).toContain('left alone (the stage is not theirs): gw\n');
+  });
+
+  it('after a checkpoint, says the machines left alone were not in it', () => {
+    expect(printRestore({ ...report, checkpoint: 'before', rebooted: [], leftAlone: ['pc'] })).toContain('left alone (not in the checkpoint): pc\n');
   });
 });
