@@ -16,6 +16,7 @@ import { destroy, down, power } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
+import { status } from '../../lib/engine/status.js';
 import { refOf } from '../../lib/state/process.js';
 import { up } from '../../lib/engine/up.js';
 import { dryRun } from '../../lib/engine/dry-run.js';
@@ -248,6 +249,16 @@ describe('lab restore', () => {
     expect(fake.state().machines.gw).toMatchObject({ rootStage: 'dns', rootKey: fake.keyOf('gw', 'dns') });
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
     expect(fake.events.of('step', mark)).toEqual([]);
+  });
+
+  it("<machine>@<stage>: lab status counts the stages after it as pending, not done, until lab up brings them back", async () => {
+    await up(fake.lab);
+    await restore(fake.lab, 'web-silicon@nginx');
+    const restored = (await status(fake.lab)).machines.find((m) => m.name === 'web-silicon')!;
+    expect([restored.rootStage, restored.stagesDone, restored.stagesPending]).toEqual(['nginx', ['system', 'nginx'], ['site']]);
+    await up(fake.lab);
+    const back = (await status(fake.lab)).machines.find((m) => m.name === 'web-silicon')!;
+    expect([back.stagesDone, back.stagesPending]).toEqual([['system', 'nginx', 'site'], []]);
   });
 
   it('<machine>@<stage>: that machine alone goes back, and the next up brings its later stages back from their snapshots', async () => {
