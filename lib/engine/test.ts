@@ -94,17 +94,19 @@ function stageTimeline(report: UpReport): TimelineEntry[] {
   );
 }
 
-async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
+/** Each machine's failed units and journal tail, for a failing run's report; a vm's is its console's, running or not (how it went down). */
+export async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
   const state = readState(lab.dirs.stateFile);
   const out: MachineDiagnostics[] = [];
   for (const machine of lab.config.machines) {
     const process = state.machines[machine.name]?.process;
-    if (!isAlive(process)) {
-      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
+    if (lab.vms.has(machine.name)) {
+      const units = isAlive(process) ? '(a vm: no units lab can read)' : '(not running)';
+      out.push({ machine: machine.name, failedUnits: units, journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
       continue;
     }
-    if (lab.vms.has(machine.name)) {
-      out.push({ machine: machine.name, failedUnits: '(a vm: no units lab can read)', journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
+    if (!isAlive(process)) {
+      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
       continue;
     }
     const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);

@@ -17,6 +17,7 @@ import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
 import { status } from '../../lib/engine/status.js';
+import { diagnostics } from '../../lib/engine/test.js';
 import { refOf } from '../../lib/state/process.js';
 import { up } from '../../lib/engine/up.js';
 import { dryRun } from '../../lib/engine/dry-run.js';
@@ -173,6 +174,15 @@ describe('lab up', () => {
     await expect(up(fake.lab)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining(`machines.3.vm.disk: ${disk}: not a disk image`) });
     expect(fake.events.all).toEqual([]);
     rmSync(disk);
+  });
+
+  it("a failing run's report has a vm's console as its journal, also once the vm is down", async () => {
+    await fake.cleanup();
+    fake = await fakeLab({ machines: [...defaultLab.machines, { name: 'pc', kind: 'vm', vm: { boot: 'network' } }] });
+    mkdirSync(path.dirname(fake.lab.dirs.consoleLog('pc')), { recursive: true });
+    writeFileSync(fake.lab.dirs.consoleLog('pc'), 'iPXE 1.21\r\n\u001b[0mKernel panic - not syncing\n');
+    const pc = (await diagnostics(fake.lab)).find((m) => m.machine === 'pc')!;
+    expect(pc).toEqual({ machine: 'pc', failedUnits: '(not running)', journal: 'iPXE 1.21\nKernel panic - not syncing' });
   });
 
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
