@@ -5,7 +5,7 @@
 import type { LabConfigInput as LabConfig } from './config/schema.js';
 
 export { defineStage } from './stages/define.js';
-export { puppetAgent } from './stages/tools.js';
+export { puppetAgent, puppetServerInputs, servePuppetContent } from './stages/tools.js';
 export type { LabView, StageContext, StageDefinition } from './stages/define.js';
 /** What a `lab.config.ts` exports: the config as written, before lab's defaults fill it in (the JSON Schema in schema/ says the same for YAML and JSON). */
 export type { LabConfig };

@@ -29,6 +29,8 @@ const OPTIONS = {
   file: { type: 'string', multiple: true },
   idempotence: { type: 'boolean', default: false },
   format: { type: 'string' },
+  good: { type: 'string' },
+  bad: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 /** The command line split: its options and positionals, and what follows `--`. Throws node's own error on an unknown option. */

@@ -69,7 +69,9 @@ export function printRestore(report: RestoreReport): string {
     return `${r.machine}: restored to ${what}, ${r.bootMs === undefined ? 'stopped (as it was then)' : `running in ${seconds(r.bootMs)}`}`;
   });
   if (report.rebooted.length) lines.push(`rebooted (they depend on a restored machine): ${report.rebooted.join(', ')}`);
-  if (report.leftAlone.length) lines.push(`left alone (the stage is not theirs): ${report.leftAlone.join(', ')}`);
+  // A machine rebooted for a restored one was not left alone; a checkpoint has no stage to be theirs.
+  const leftAlone = report.leftAlone.filter((machine) => !report.rebooted.includes(machine));
+  if (leftAlone.length) lines.push(`left alone (${report.checkpoint ? 'not in the checkpoint' : 'the stage is not theirs'}): ${leftAlone.join(', ')}`);
   // One line per reason: a room's machines share theirs.
   const why = new Map<string, string[]>();
   for (const { machine, why: reason } of report.leftStopped) why.set(reason, [...(why.get(reason) ?? []), machine]);

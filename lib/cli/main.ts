@@ -113,6 +113,8 @@ export async function main(argv: string[]): Promise<number> {
     idempotence: values.idempotence,
     runtime: values.runtime,
     format: values.format,
+    good: values.good,
+    bad: values.bad,
   };
   if ('opensLab' in verb) return verb.run(args, options);
   const where = { file: options.config, name: options.name, runtime: options.runtime, checkPaths: !verb.toleratesMissingPaths };

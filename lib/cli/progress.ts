@@ -38,6 +38,16 @@ export async function upProgress(renderer: Renderer): Promise<UpProgress | undef
   return (event) => screen.show(event);
 }
 
+/**
+ * What a failed line says: the error's first line, without the command that failed (its argv runs
+ * to hundreds of characters): the error itself is printed whole once the command ends.
+ */
+export function failureLine(error: unknown): string {
+  const first = (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+  const command = first.indexOf(': command failed (');
+  return command < 0 ? first : `${first.slice(0, command)}: ${first.slice(command + 2, first.indexOf('):', command) + 1)}`;
+}
+
 type TaskWrapper = Parameters<ListrTask['task']>[1];
 
 /** A line on screen, fed by events: what is said of it before listr2 starts it is applied, in order, when it does. */
@@ -68,7 +78,7 @@ class ShownTask {
   }
 
   end(error: unknown): void {
-    this.finish(error);
+    this.finish(error === undefined ? undefined : new Error(failureLine(error)));
   }
 
   private change(apply: (wrapper: TaskWrapper) => void): void {

@@ -36,6 +36,9 @@ export interface GlobalOptions {
   timeout?: number;
   /** lab inventory --format. */
   format?: string;
+  /** lab bisect --good and --bad: the ends of the search. */
+  good?: string;
+  bad?: string;
 }
 
 /**

@@ -46,6 +46,8 @@ export interface TopologyMachine {
   interfaces: TopologyInterface[];
   /** Routes at least one network: it forwards between its networks. */
   router: boolean;
+  /** Its ports published on the host side of the lab (`publish`), when it has any. */
+  published?: { port: number; hostPort: number; protocol: 'tcp' | 'udp' }[];
 }
 
 export interface Topology {
@@ -128,6 +130,7 @@ export function topologyOf(config: LabConfig): Topology {
       kind: machine.kind,
       ...(machine.root ? { root: machine.root } : {}),
       router: topologyNetworks.some((n) => n.router === machine.name),
+      ...(machine.publish.length ? { published: machine.publish.map((p) => ({ port: p.port, hostPort: p.hostPort ?? p.port, protocol: p.protocol })) } : {}),
       interfaces: configured.map((i, index) => ({
         network: i.network,
         name: i.name ?? `host${index}`,

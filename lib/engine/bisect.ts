@@ -3,7 +3,7 @@ import { HostError, Interrupted, UsageError } from '../errors.js';
 import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
-import { INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, saveCheckpoint } from './checkpoints.js';
+import { type Checkpoint, INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, readCheckpoint, saveCheckpoint } from './checkpoints.js';
 import type { Lab } from './lab.js';
 import { assertMachine } from './machines.js';
 import { restoreCheckpointExactly, restoreStages } from './restore.js';
@@ -34,21 +34,59 @@ export function bisectChain(own: readonly { name: string; stages: readonly strin
   }));
 }
 
+/** The ends of a bisect, given as `--good` and `--bad`: indexes into its points. */
+export interface BisectEnds {
+  first: number;
+  last: number;
+}
+
 /**
- * Binary search for where a result changes along `count` points, assuming it changes once: both
- * ends first (the last is usually the lab as it is), then halves. Returns each point evaluated and,
- * when the ends differ, the first point with the last point's result.
+ * The index of a point named as bisect knows them: a point's label (`web@proxy`, or a stage name
+ * over the whole lab), a machine's stage by its name alone (`proxy` when bisecting web) or with its
+ * machine (`web@proxy` over the whole lab), or a checkpoint whose machines are at that point's stages.
+ * An unknown one, or a checkpoint at no point of the build, exits 2 naming `field`.
  */
-export async function bisectSearch(count: number, evaluate: (index: number) => Promise<boolean>): Promise<{ results: Map<number, boolean>; boundary?: number }> {
+export function bisectPoint(steps: readonly BisectStep[], point: string, field: string, checkpoint: (name: string) => Checkpoint | undefined): number {
+  const [machine, stage] = point.split('@', 2) as [string, string | undefined];
+  const named = (step: BisectStep) =>
+    step.label === point ||
+    // bisecting one machine: its stage by name alone
+    (stage === undefined && step.stages.size === 1 && step.label === `${[...step.stages.keys()][0]}@${point}`) ||
+    // the whole lab: a stage with its machine
+    (stage !== undefined && step.label === stage && step.stages.get(machine) === stage);
+  const byName = steps.findIndex(named);
+  if (byName >= 0) return byName;
+  const saved = checkpoint(point);
+  if (!saved) throw new UsageError(`${field}: '${point}' is no stage or checkpoint of this bisect (its points: ${steps.map((s) => s.label).join(', ')})`);
+  const at = (name: string) => saved.machines.find((m) => m.name === name)?.rootStage;
+  const byCheckpoint = steps.findIndex((step) => [...step.stages].every(([name, stageName]) => at(name) === stageName));
+  if (byCheckpoint < 0) throw new UsageError(`${field}: checkpoint '${point}' is at no point of this bisect (its machines: ${saved.machines.map((m) => `${m.name}@${m.rootStage ?? '?'}`).join(' ')})`, 'save the checkpoint on a lab built up to a stage (lab up, or lab restore <stage>)');
+  return byCheckpoint;
+}
+
+/** `--good` and `--bad` as the ends of the search, the first before the second (exit 2 otherwise); the whole chain without them. */
+export function bisectEnds(steps: readonly BisectStep[], points: { good?: string; bad?: string }, checkpoint: (name: string) => Checkpoint | undefined): BisectEnds {
+  const first = points.good === undefined ? 0 : bisectPoint(steps, points.good, '--good', checkpoint);
+  const last = points.bad === undefined ? steps.length - 1 : bisectPoint(steps, points.bad, '--bad', checkpoint);
+  if (first >= last) throw new UsageError(`--good ${steps[first]!.label} must come before --bad ${steps[last]!.label} in the build (points in order: ${steps.map((s) => s.label).join(', ')})`);
+  return { first, last };
+}
+
+/**
+ * Binary search for where a result changes between two points (all `count` without `ends`),
+ * assuming it changes once: both ends first (the last is usually the lab as it is), then halves.
+ * Returns each point evaluated and, when the ends differ, the first point with the last point's result.
+ */
+export async function bisectSearch(count: number, evaluate: (index: number) => Promise<boolean>, ends: BisectEnds = { first: 0, last: count - 1 }): Promise<{ results: Map<number, boolean>; boundary?: number }> {
   const results = new Map<number, boolean>();
   const at = async (index: number) => {
     if (!results.has(index)) results.set(index, await evaluate(index));
     return results.get(index)!;
   };
-  const last = await at(count - 1);
-  if (count === 1 || (await at(0)) === last) return { results };
-  let low = 0;
-  let high = count - 1;
+  const last = await at(ends.last);
+  if (ends.first === ends.last || (await at(ends.first)) === last) return { results };
+  let low = ends.first;
+  let high = ends.last;
   while (high - low > 1) {
     const middle = Math.floor((low + high) / 2);
     if ((await at(middle)) === last) high = middle;
@@ -71,15 +109,16 @@ export interface BisectReport {
 }
 
 /**
- * `lab bisect <scenario> [machine]`: runs the scenario against the lab restored to points of its
- * build, as few as a binary search needs, and reports where its result changes. The lab is put back
- * as it was at the end (a checkpoint of lab's own), also when the bisect fails or is interrupted.
+ * `lab bisect <scenario> [machine] [--good <point>] [--bad <point>]`: runs the scenario against the
+ * lab restored to points of its build between the two (the whole chain by default), as few as a
+ * binary search needs, and reports where its result changes. The lab is put back as it was at the
+ * end (a checkpoint of lab's own), also when the bisect fails or is interrupted.
  */
 export async function bisect(
   lab: Lab,
   scenario: string,
   machine: string | undefined,
-  options: { scenariosDir?: string; progress?: (line: string) => void } = {},
+  options: { scenariosDir?: string; progress?: (line: string) => void; good?: string; bad?: string } = {},
 ): Promise<BisectReport> {
   const started = Date.now();
   const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
@@ -91,6 +130,7 @@ export async function bisect(
     machine,
     lab.loaded.controller.map((s) => s.name),
   );
+  const ends = bisectEnds(steps, options, (name) => readCheckpoint(lab, name));
   return holdingLock(lab.dirs.lockFile, `bisect ${scenario}`, async () => {
     const wayBack = `${BISECT_CHECKPOINT_PREFIX}${process.pid}`;
     await saveCheckpoint(lab, wayBack, { internal: true });
@@ -129,7 +169,7 @@ export async function bisect(
         timings.set(index, timing);
         options.progress?.(`${steps[index]!.label}: ${collector.failed ? 'failed' : 'passed'} (restore ${timing.restoreMs} ms, scenario ${timing.scenarioMs} ms)`);
         return !collector.failed;
-      });
+      }, ends);
     } finally {
       // Interrupted, the cleanup registered puts the lab back, after every command is ended.
       if (!interrupted()) {

@@ -174,6 +174,7 @@ class MachineJob {
       const failed = readiness.failedUnits.length ? ` (failed units: ${readiness.failedUnits.join(', ')})` : '';
       progress(`${summary}, ${readiness.state} in ${(readiness.bootMs / 1000).toFixed(1)}s${failed}`);
     }
+    await this.stagesReady(this.plan.stages, (stage) => progress(`${summary}, waiting for ${stage} to be ready`));
     for (const stage of built.filter((s) => this.loadedStage(s).definition.check)) await this.checkStage(stage, built);
   }
 
@@ -302,6 +303,7 @@ class MachineJob {
   private async runOnline(stage: PlannedStage, loaded: LoadedStage, target: OfflineTarget, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
     await this.dependenciesUp(ready, (dependency) => progress(`building ${stage.name}: waiting for ${dependency}`));
     await this.boot(bootSlots, () => progress(`building ${stage.name}: booting for it`));
+    await this.stagesReady(this.plan.stages.slice(0, this.plan.stages.indexOf(stage)), (earlier) => progress(`building ${stage.name}: waiting for ${earlier} to be ready`));
     const process = machineState(this.state, this.name).process!;
     progress(`building ${stage.name} in the running machine`);
     try {
@@ -312,6 +314,21 @@ class MachineJob {
       throw new OnlineStageFailed(String(error), { cause: error });
     }
     await stopMachine(this.lab, this.state, this.name, { hard: false });
+  }
+
+  /** The booted machine's stages' readiness, in order: what they serve is up, for the machines (and online stages) after them. */
+  private async stagesReady(stages: readonly PlannedStage[], waiting: (stage: string) => void): Promise<void> {
+    const machine = machineApi(this.lab, this.state, this.name);
+    for (const stage of stages) {
+      const { ready } = this.loadedStage(stage).definition;
+      if (!ready) continue;
+      waiting(stage.name);
+      try {
+        await ready(machine, this.loaded.view, this.lab.config.boot.timeoutSeconds * 1000);
+      } catch (error) {
+        throw stageFailure({ machine: this.name, stage: stage.name, step: 'ready', error });
+      }
+    }
   }
 
   /** A failed check invalidates its stage and those after it: the last good snapshot is the one before. */

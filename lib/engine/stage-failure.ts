@@ -5,7 +5,7 @@ export interface StageFailure {
   machine: string;
   stage: string;
   /** An offline run leaves the machine stopped; an online run or a check fails with it running, and leaves it so. */
-  step: 'run' | 'online run' | 'check';
+  step: 'run' | 'online run' | 'check' | 'ready';
   error: unknown;
   /** The stage's log, when it has one. */
   log?: string;
@@ -19,7 +19,7 @@ const TIMEOUT_HINT = "a stage's commands end at its timeout: '# lab: timeout=30m
 export function stageFailure({ machine, stage, step, error, log, kept }: StageFailure): StageError {
   const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
   const hints = [
-    ...(error instanceof CommandError && error.timedOut && step !== 'check' ? [TIMEOUT_HINT] : []),
+    ...(error instanceof CommandError && error.timedOut && step !== 'check' && step !== 'ready' ? [TIMEOUT_HINT] : []),
     ...(step === 'run' ? [] : [`the machine is still running: look inside with 'lab shell ${machine}'`]),
     ...(log ? [`full log: ${log}`] : []),
     ...(kept ? [`its root at the failure is kept: lab restore ${kept}`] : []),

@@ -63,14 +63,17 @@ export async function status(lab: Lab): Promise<LabStatus> {
       // A diskless machine has no root, stage or snapshot of its own: its root is a directory of another machine's.
       const { bootsFrom } = machinePlan;
       const stages = bootsFrom ? [] : [...machinePlan.stages, ...plan.controller];
+      const rootAt = stages.findIndex((s) => s.name === ms?.rootStage && s.key === ms?.rootKey);
+      const inRoot = (index: number) => rootAt < 0 || index <= rootAt;
       return {
         name: machinePlan.name,
         state: running ? 'running' : existsSync(lab.dirs.machineRoot(bootsFrom?.machine ?? machinePlan.name)) ? 'stopped' : 'not built',
         pid: running ? ms!.process!.pid : undefined,
         address,
-        // A machine's own stages, then the lab's controller stages (each one of its snapshots).
-        stagesDone: stages.filter((s) => s.action === 'cached').map((s) => s.name),
-        stagesPending: stages.filter((s) => s.action === 'build').map((s) => s.name),
+        // A machine's own stages, then the lab's controller stages (each one of its snapshots); those
+        // after the stage its root is from (restored to an earlier one) are lab up's to bring back.
+        stagesDone: stages.filter((s, index) => s.action === 'cached' && inRoot(index)).map((s) => s.name),
+        stagesPending: stages.filter((s, index) => s.action === 'build' || !inRoot(index)).map((s) => s.name),
         rootStage: bootsFrom ? `${bootsFrom.machine}:${bootsFrom.path}` : ms?.rootStage,
         memoryBytes,
         snapshots: bootsFrom ? [] : listSnapshots(lab, machinePlan.name, new Set(stages.map((s) => s.key))),

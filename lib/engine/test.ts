@@ -94,17 +94,19 @@ function stageTimeline(report: UpReport): TimelineEntry[] {
   );
 }
 
-async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
+/** Each machine's failed units and journal tail, for a failing run's report; a vm's is its console's, running or not (how it went down). */
+export async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
   const state = readState(lab.dirs.stateFile);
   const out: MachineDiagnostics[] = [];
   for (const machine of lab.config.machines) {
     const process = state.machines[machine.name]?.process;
-    if (!isAlive(process)) {
-      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
+    if (lab.vms.has(machine.name)) {
+      const units = isAlive(process) ? '(a vm: no units lab can read)' : '(not running)';
+      out.push({ machine: machine.name, failedUnits: units, journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
       continue;
     }
-    if (lab.vms.has(machine.name)) {
-      out.push({ machine: machine.name, failedUnits: '(a vm: no units lab can read)', journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
+    if (!isAlive(process)) {
+      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
       continue;
     }
     const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
@@ -230,10 +232,20 @@ export interface ScenarioRunOptions {
   pauseDir?: string;
 }
 
+/**
+ * The environment that turns vitest's colours off when its output goes to no terminal (a file, a
+ * pipe): its colour library asks no isatty. A user's NO_COLOR or FORCE_COLOR is left to decide.
+ */
+export function colourEnv(env: NodeJS.ProcessEnv, renderer: Renderer): Record<string, string> {
+  return renderer === 'default' || 'NO_COLOR' in env || 'FORCE_COLOR' in env ? {} : { NO_COLOR: '1' };
+}
+
 /** Runs scenario files with vitest against the lab as it is now (nothing is brought up), and returns what they did. */
 export async function runScenarioFiles(lab: Lab, files: string[], scenariosDir: string, options: ScenarioRunOptions): Promise<ResultCollector> {
   process.env[ENV_CONFIG] = lab.configFile ?? '';
   process.env[ENV_NAME] = lab.config.name;
+  // Before vitest is loaded: its colours are decided as it loads, in lab's process and its workers.
+  Object.assign(process.env, colourEnv(process.env, options.renderer));
   const collector = new ResultCollector(scenariosDir);
   const { createVitest } = await import('vitest/node');
   // vitest answers SIGINT and SIGTERM by exiting 1 ms later (its logger listens as vitest is made,

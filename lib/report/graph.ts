@@ -8,12 +8,14 @@ import type { Topology, TopologyMachine, TopologyNetwork } from '../config/topol
 const escapeXml = (text: string) => text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 const id = (prefix: string, name: string) => `${prefix}_${name.replace(/[^A-Za-z0-9_]/g, '_')}`;
 
-/** What a machine does for the lab, as short labels: vm, diskless, DNS/DHCP, router. */
+/** What a machine does for the lab, as short labels: vm, diskless, DNS/DHCP, router, published ports. */
 export function rolesOf(topology: Topology, machine: TopologyMachine): string[] {
   const roles: string[] = machine.kind === 'vm' ? ['vm (qemu)'] : machine.root ? [`diskless (${machine.root.machine}:${machine.root.path})`] : [];
   if (topology.dnsMachine === machine.name) roles.push('DNS/DHCP');
   const routed = topology.networks.filter((n) => n.router === machine.name).map((n) => n.name);
   if (routed.length > 0) roles.push(`routes ${routed.join(', ')}`);
+  const published = (machine.published ?? []).map((p) => `${p.port}${p.protocol === 'udp' ? '/udp' : ''}${p.hostPort === p.port ? '' : ` as ${p.hostPort}`}`);
+  if (published.length > 0) roles.push(`publishes ${published.join(', ')}`);
   return roles;
 }
 
@@ -60,7 +62,7 @@ export function toSvg(topology: Topology): string {
   const x = new Map(machines.map((m, index) => [m.name, LEFT + index * COLUMN]));
   const busY = new Map(topology.networks.map((n, index) => [n.name, TOP + boxHeight + 70 + index * BUS_GAP]));
   const color = new Map(topology.networks.map((n, index) => [n.name, COLORS[index % COLORS.length]!]));
-  const width = LEFT + machines.length * COLUMN + 20;
+  const width = LEFT + machines.length * COLUMN + 60; // room for the last machine's interface labels
   const height = TOP + boxHeight + 70 + topology.networks.length * BUS_GAP + 10;
   const parts: string[] = [];
   for (const network of topology.networks) {
@@ -76,13 +78,15 @@ export function toSvg(topology: Topology): string {
     const left = x.get(machine.name)!;
     const center = left + BOX_W / 2;
     const roles = rolesOf(topology, machine);
+    const lineX = (index: number) => center + (index - (machine.interfaces.length - 1) / 2) * 14;
+    // Every label right of the machine's last line: a multi-homed machine's other lines cross none.
+    const labelX = lineX(machine.interfaces.length - 1) + 7;
     machine.interfaces.forEach((i, index) => {
       const y = busY.get(i.network)!;
-      const lineX = center + (index - (machine.interfaces.length - 1) / 2) * 14;
       parts.push(
-        `<line x1="${lineX}" y1="${TOP + boxHeight}" x2="${lineX}" y2="${y}" stroke="${color.get(i.network)}" stroke-width="2"/>`,
-        `<circle cx="${lineX}" cy="${y}" r="5" fill="${color.get(i.network)}"/>`,
-        `<text x="${lineX + 7}" y="${y - 7}" class="small">${escapeXml(`${i.name} ${addressText(i.address)}`)}${i.defaultRoute ? ' ↑' : ''}</text>`,
+        `<line x1="${lineX(index)}" y1="${TOP + boxHeight}" x2="${lineX(index)}" y2="${y}" stroke="${color.get(i.network)}" stroke-width="2"/>`,
+        `<circle cx="${lineX(index)}" cy="${y}" r="5" fill="${color.get(i.network)}"/>`,
+        `<text x="${labelX}" y="${y - 7}" class="small">${escapeXml(`${i.name} ${addressText(i.address)}`)}${i.defaultRoute ? ' ↑' : ''}</text>`,
       );
     });
     const lines = roles.length ? roles : [`${machine.interfaces.length} interface${machine.interfaces.length > 1 ? 's' : ''}`];

@@ -15,6 +15,8 @@ export interface LabView {
   topology: Topology;
   /** This machine's interfaces. */
   self: TopologyMachine;
+  /** The directory of the lab's config file, where the team's content sits (modules/, roles/, ...); none for the default lab. */
+  configDir?: string;
 }
 
 /** Offline helpers for a stage's `run`: the machine is stopped, its root is being built. */
@@ -55,6 +57,12 @@ export interface StageDefinition {
   run?(ctx: StageContext): Promise<void>;
   /** Runs once the machine is booted with its stages applied; throws (AssertionFailure) when the stage did not work. */
   check?(machine: Machine, lab: LabView): Promise<void>;
+  /**
+   * Waits, after every boot of the machine (built or cached), until what the stage set up serves
+   * (a unit active, a port open), each wait within `timeoutMs` (the config's boot.timeoutSeconds);
+   * the machines that depend on it wait for it. Throws when it does not in time.
+   */
+  ready?(machine: Machine, lab: LabView, timeoutMs: number): Promise<void>;
 }
 
 /** Identity function that gives a stage module its types. */

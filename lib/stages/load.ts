@@ -36,7 +36,7 @@ export const STAGE_EXTENSIONS = STAGE_KINDS.flatMap((kind) => kind.extensions);
 /** `configDir`: where the team's content for tools sits (roles/, modules/, ...), beside the config file; none for the default lab. */
 const defineStageOf = (file: string, stage: string, config: LabConfig, configDir?: string) =>
   STAGE_KINDS.find((kind) => kind.extensions.includes(path.extname(file)))!.define(file, stage, config, configDir);
-const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check']);
+const DEFINITION_KEYS = new Set(['packages', 'fixtures', 'binds', 'online', 'timeoutSeconds', 'inputs', 'run', 'check', 'ready']);
 const MAX_TIMEOUT_S = 7 * 86400;
 
 export interface LoadedStage extends StageSpec {
@@ -59,9 +59,9 @@ export interface LoadedLab {
   controller: LoadedControllerStage[];
 }
 
-export function labView(config: LabConfig, machine: MachineConfig, topology: Topology = topologyOf(config)): LabView {
+export function labView(config: LabConfig, machine: MachineConfig, topology: Topology = topologyOf(config), configDir?: string): LabView {
   const self = topology.machines.find((m) => m.name === machine.name)!;
-  return { config, machine, dnsAddress: dnsAddressFor(topology, self), prefixLength: topology.networks[0]!.prefixLength, topology, self };
+  return { config, machine, dnsAddress: dnsAddressFor(topology, self), prefixLength: topology.networks[0]!.prefixLength, topology, self, ...(configDir ? { configDir } : {}) };
 }
 
 /** The DNS server's static address on a network this machine is on, else its first static address (reached through routing). */
@@ -83,8 +83,9 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
   const stagesDir = config.stagesDir ?? builtinStagesDir;
   const fixturesDir = config.fixturesDir ?? builtinFixturesDir;
   const machines: LoadedMachine[] = [];
+  const configDir = configFile && path.dirname(configFile);
   for (const [index, machine] of config.machines.entries()) {
-    const view = labView(config, machine, topology);
+    const view = labView(config, machine, topology, configDir);
     const stages: LoadedStage[] = [];
     // A vm or a diskless machine has no root of lab's to build: no stage at all, not even system.
     if (hasStages(machine)) stages.push(describeStage(machine.name, SYSTEM_STAGE, builtinStageFile(SYSTEM_STAGE), systemStage, view, fixturesDir));
@@ -96,7 +97,7 @@ export async function loadLab(config: LabConfig, topology: Topology = topologyOf
         const own = findStageFile(stagesDir, machine.name, name);
         const builtin = own ? undefined : findStageFile(builtinStagesDir, machine.name, name);
         const file = own ?? builtin ?? unknownStage(stagesDir, machine.name, name, `machines.${index}.stages`);
-        const definition = await defineStageOf(file, name, config, configFile && path.dirname(configFile));
+        const definition = await defineStageOf(file, name, config, configDir);
         return describeStage(machine.name, name, file, definition, view, builtin ? builtinFixturesDir : fixturesDir);
       });
       if (stage) stages.push(stage);

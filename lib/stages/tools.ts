@@ -4,8 +4,8 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { run } from '../exec.js';
 import { treeHash } from './content.js';
-import type { StageContext, StageDefinition } from './define.js';
-import { parseStageHeader, SHELL_FIXTURES } from './shell.js';
+import type { LabView, StageContext, StageDefinition } from './define.js';
+import { headerDefinition, parseStageHeader, SHELL_FIXTURES } from './shell.js';
 
 /**
  * Stages written for a configuration tool, applied inside their machine by the tool itself:
@@ -56,12 +56,48 @@ export function toolPackages(tool: ToolKind, image: { source: string; distributi
  */
 export async function teamContent(tool: ToolKind, file: string, configDir: string | undefined, what: string): Promise<string[]> {
   if (!configDir) return [];
-  const present = TEAM_CONTENT[tool].filter((entry) => existsSync(path.join(configDir, entry)));
+  const present = presentContent(tool, configDir);
   if (tool !== 'ansible' || !present.includes('roles')) return present;
   // The YAML parser, only for a lab whose playbooks have roles to find.
   const { playbookReads } = await import('../controller/playbook.js');
   const roles = playbookReads(file, what, path.join(configDir, 'roles')).roles.map((dir) => path.relative(configDir, dir));
   return [...present.filter((entry) => entry !== 'roles'), ...roles].sort();
+}
+
+const presentContent = (tool: ToolKind, configDir: string) => TEAM_CONTENT[tool].filter((entry) => existsSync(path.join(configDir, entry)));
+const contentHashes = (configDir: string, entries: readonly string[]) => Object.fromEntries(entries.map((entry) => [entry, treeHash(path.join(configDir, entry))]));
+
+/** Unpacks the team's content into `dir` of the machine, replacing what was there (through the machine: tar in it). */
+async function unpackContent(ctx: StageContext, configDir: string, entries: readonly string[], dir: string): Promise<void> {
+  const unpack = `rm -rf ${dir} && mkdir -p ${dir} && base64 -d | tar -xzf - -C ${dir} --no-same-owner`;
+  await ctx.exec(['sh', '-c', unpack], { input: await contentArchive(configDir, entries) });
+}
+
+/** Where a Puppet server stage puts the team's modules/, hiera.yaml and data/: its code directory may be a read-only bind. */
+export const PUPPET_SERVER_CONTENT = '/etc/puppet/team';
+
+/**
+ * The team's Puppet content beside the config (modules/, hiera.yaml, data/), each entry's tree
+ * hash: what a Puppet server stage returns from `inputs`, so that an edited module rebuilds it.
+ */
+export function puppetServerInputs(lab: LabView): Record<string, string> {
+  return lab.configDir ? contentHashes(lab.configDir, presentContent('puppet', lab.configDir)) : {};
+}
+
+/**
+ * Serves the team's Puppet content from a Puppet server (in its stage's `run`, after its
+ * puppet.conf is written): copied under PUPPET_SERVER_CONTENT, its modules first in the server's
+ * basemodulepath (an environment's own modules/ still comes before), its hiera.yaml the global
+ * hierarchy (its datadir relative to it: data/). Nothing beside the config, nothing done.
+ */
+export async function servePuppetContent(ctx: StageContext): Promise<void> {
+  const configDir = ctx.lab.configDir;
+  const entries = configDir ? presentContent('puppet', configDir) : [];
+  if (!configDir || entries.length === 0) return;
+  await unpackContent(ctx, configDir, entries, PUPPET_SERVER_CONTENT);
+  const set = (setting: string, value: string) => ctx.exec(['puppet', 'config', 'set', '--section', 'server', setting, value]);
+  if (entries.includes('modules')) await set('basemodulepath', `${PUPPET_SERVER_CONTENT}/modules:$codedir/modules:/usr/share/puppet/modules`);
+  if (entries.includes('hiera.yaml')) await set('hiera_config', `${PUPPET_SERVER_CONTENT}/hiera.yaml`);
 }
 
 /**
@@ -104,19 +140,15 @@ export async function toolStage(file: string, stage: string, image: { source: st
   const header = parseStageHeader(text, file, { onlineByDefault: true });
   const target = `${WORK_DIR}/${stage}${path.extname(file)}`;
   const content = await teamContent(tool, file, configDir, `stage ${file}`);
-  const contentHashes = Object.fromEntries(content.map((entry) => [entry, treeHash(path.join(configDir!, entry))]));
+  const hashes = configDir ? contentHashes(configDir, content) : {};
   return {
+    ...headerDefinition(header),
     packages: [...toolPackages(tool, image, file), ...header.packages],
-    fixtures: header.fixtures,
-    binds: header.binds,
-    online: header.online,
-    timeoutSeconds: header.timeoutSeconds,
-    inputs: () => ({ teamContent: contentHashes }),
+    inputs: () => ({ teamContent: hashes }),
     async run(ctx) {
       const { argv, env, okCodes } = toolCommand(tool, target, ctx.lab.machine.name, ctx.lab.topology.domain, content);
-      // Through the machine (tar in it), as an online stage's root is the running machine's.
-      const unpack = `rm -rf ${WORK_DIR} && mkdir -p ${WORK_DIR} && base64 -d | tar -xzf - -C ${WORK_DIR} --no-same-owner`;
-      if (content.length) await ctx.exec(['sh', '-c', unpack], { input: await contentArchive(configDir!, content) });
+      // Through the machine, as an online stage's root is the running machine's.
+      if (content.length) await unpackContent(ctx, configDir!, content, WORK_DIR);
       await ctx.writeFile(target, text);
       // The tool's own exit codes decide; its whole output goes to the stage's log.
       const script = [

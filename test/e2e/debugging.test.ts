@@ -101,6 +101,20 @@ describe('lab bisect', () => {
     expect(report.steps.some((s) => s.outcome === 'not run')).toBe(true);
   });
 
+  it('between --good and --bad (a stage and a checkpoint) runs only those points, each with its progress line; refuses ends out of order', async () => {
+    await run('checkpoint', 'save', 'built');
+    const result = await lab(['--config', config, 'bisect', 'proxy', 'web', '--good', 'haproxy', '--bad', 'built']);
+    expect(result.exitCode).toBe(0);
+    expect(result.stderr).toContain('bisect: web@haproxy: failed');
+    expect(result.stderr).toContain('bisect: web@proxy: passed');
+    expect(result.stdout).toMatch(/web@system\s+not run/);
+    expect(result.stdout).toContain('proxy: fails up to web@haproxy, passes from web@proxy on');
+    const reversed = await lab(['--config', config, 'bisect', 'proxy', 'web', '--good', 'built', '--bad', 'web@system']);
+    expect(reversed.exitCode).toBe(2);
+    expect(reversed.stderr).toContain('--good web@proxy must come before --bad web@system');
+    await run('checkpoint', 'delete', 'built');
+  });
+
   it('refuses an unknown scenario or machine, naming the valid ones', async () => {
     const scenario = await lab(['--config', config, 'bisect', 'nosuch']);
     expect(scenario.exitCode).toBe(2);

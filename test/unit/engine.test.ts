@@ -16,6 +16,8 @@ import { destroy, down, power } from '../../lib/engine/lifecycle.js';
 import { isRunning, stopMachine } from '../../lib/engine/machines.js';
 import type { UpEvent } from '../../lib/engine/progress.js';
 import { restore } from '../../lib/engine/restore.js';
+import { status } from '../../lib/engine/status.js';
+import { diagnostics } from '../../lib/engine/test.js';
 import { refOf } from '../../lib/state/process.js';
 import { up } from '../../lib/engine/up.js';
 import { dryRun } from '../../lib/engine/dry-run.js';
@@ -137,6 +139,23 @@ describe('lab up', () => {
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
   });
 
+  it("waits for a stage's readiness after every boot of its machine, before the machines that depend on it start", async () => {
+    await fake.writeStage('web-silicon', 'nginx', '#!/bin/sh\n# lab: ready=unit:nginx\n# lab: ready=cmd:test -e /run/nginx.pid\necho nginx\n');
+    await up(fake.lab);
+    const { events } = fake;
+    const unit = 'exec web-silicon systemctl is-active nginx';
+    const command = 'exec web-silicon /bin/sh -c test -e /run/nginx.pid';
+    expect(events.at(unit)).toBeGreaterThan(events.at('online web-silicon'));
+    expect(events.at(command)).toBeGreaterThan(events.at(unit));
+    expect(events.at('start web')).toBeGreaterThan(events.at(command));
+    // Cached and booted again (its dependency rebooted): ready again before web.
+    await fake.writeStage('gw', 'dns', '#!/bin/sh\necho gw dns, changed\n');
+    const mark = events.mark();
+    await up(fake.lab);
+    expect(events.since(mark)).toContain(unit);
+    expect(events.since(mark).indexOf('start web')).toBeGreaterThan(events.since(mark).indexOf(command));
+  });
+
   it("gives a stage's commands its header's timeout, else the config's, and its log the config's limit", async () => {
     await fake.cleanup();
     fake = await fakeLab({ stageLimits: { timeoutSeconds: 60, logMiB: 8 } });
@@ -155,6 +174,15 @@ describe('lab up', () => {
     await expect(up(fake.lab)).rejects.toMatchObject({ exitCode: 2, message: expect.stringContaining(`machines.3.vm.disk: ${disk}: not a disk image`) });
     expect(fake.events.all).toEqual([]);
     rmSync(disk);
+  });
+
+  it("a failing run's report has a vm's console as its journal, also once the vm is down", async () => {
+    await fake.cleanup();
+    fake = await fakeLab({ machines: [...defaultLab.machines, { name: 'pc', kind: 'vm', vm: { boot: 'network' } }] });
+    mkdirSync(path.dirname(fake.lab.dirs.consoleLog('pc')), { recursive: true });
+    writeFileSync(fake.lab.dirs.consoleLog('pc'), 'iPXE 1.21\r\n\u001b[0mKernel panic - not syncing\n');
+    const pc = (await diagnostics(fake.lab)).find((m) => m.machine === 'pc')!;
+    expect(pc).toEqual({ machine: 'pc', failedUnits: '(not running)', journal: 'iPXE 1.21\nKernel panic - not syncing' });
   });
 
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
@@ -231,6 +259,16 @@ describe('lab restore', () => {
     expect(fake.state().machines.gw).toMatchObject({ rootStage: 'dns', rootKey: fake.keyOf('gw', 'dns') });
     for (const machine of MACHINES) expect(running(machine)).toBe(true);
     expect(fake.events.of('step', mark)).toEqual([]);
+  });
+
+  it("<machine>@<stage>: lab status counts the stages after it as pending, not done, until lab up brings them back", async () => {
+    await up(fake.lab);
+    await restore(fake.lab, 'web-silicon@nginx');
+    const restored = (await status(fake.lab)).machines.find((m) => m.name === 'web-silicon')!;
+    expect([restored.rootStage, restored.stagesDone, restored.stagesPending]).toEqual(['nginx', ['system', 'nginx'], ['site']]);
+    await up(fake.lab);
+    const back = (await status(fake.lab)).machines.find((m) => m.name === 'web-silicon')!;
+    expect([back.stagesDone, back.stagesPending]).toEqual([['system', 'nginx', 'site'], []]);
   });
 
   it('<machine>@<stage>: that machine alone goes back, and the next up brings its later stages back from their snapshots', async () => {

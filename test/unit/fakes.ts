@@ -208,7 +208,7 @@ export class FakeStorage implements Storage {
 /**
  * Machines as real processes (`sleep`) that this runtime starts and kills itself: the engine tells a
  * running machine by its pid and start time in /proc. Its systemd answers `running` at once, and its
- * interfaces are configured as soon as asked.
+ * interfaces are configured as soon as asked, and every unit is active.
  */
 export class FakeRuntime implements Runtime {
   private readonly children = new Map<number, ChildProcess>();
@@ -245,6 +245,7 @@ export class FakeRuntime implements Runtime {
     if (!isAlive(handle.process)) return result(argv, 1, '', `fake runtime: ${handle.name} is not running`);
     this.events.push(`exec ${handle.name} ${argv.join(' ')}`);
     if (argv[0] === 'systemctl' && argv[1] === 'is-system-running') return result(argv, 0, 'running\n');
+    if (argv[0] === 'systemctl' && argv[1] === 'is-active') return result(argv, 0, 'active\n');
     return result(argv);
   }
 

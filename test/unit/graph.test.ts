@@ -49,3 +49,34 @@ describe('topology graph', () => {
     expect(svg).not.toMatch(/<text[^>]*>[^<]*[<>&][^<]*<\/text>/);
   });
 });
+
+describe('topology graph, published ports and a multi-homed machine', () => {
+  const published = topologyOf(
+    validateConfig({
+      name: 'g',
+      zone: { domain: 'prolo', dnsMachine: 'gw' },
+      networks: [
+        { name: 'uplink', subnet: '10.9.0.0/24', nat: true },
+        { name: 'users', subnet: '192.168.0.0/24', router: 'gw' },
+        { name: 'staff', subnet: '192.168.1.0/24', router: 'gw' },
+      ],
+      machines: [
+        { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }, { network: 'staff', address: '192.168.1.254', name: 'staff' }] },
+        { name: 'web', interfaces: [{ network: 'uplink', address: '10.9.0.10' }], publish: [{ port: 80 }, { port: 443, hostPort: 8443 }, { port: 53, protocol: 'udp' }] },
+      ],
+    }),
+  );
+
+  it("names a machine's published ports, in Mermaid and in the SVG", () => {
+    expect(rolesOf(published, published.machines[1]!)).toEqual(['publishes 80, 443 as 8443, 53/udp']);
+    expect(toMermaid(published)).toContain('m_web["web<br/><i>publishes 80, 443 as 8443, 53/udp</i>"]');
+    expect(toSvg(published)).toContain('>publishes 80, 443 as 8443, 53/udp</text>');
+  });
+
+  it("puts a multi-homed machine's interface labels right of all its lines, so none crosses a label", () => {
+    const svg = toSvg(published);
+    const gwLines = [...svg.matchAll(/<line x1="([\d.]+)" y1="\d+" x2="[\d.]+" y2="\d+" stroke="[^"]+" stroke-width="2"\/>/g)].map((m) => Number(m[1])).slice(0, 3);
+    const labels = ['host0 10.9.0.254 ↑', 'users 192.168.0.254', 'staff 192.168.1.254'].map((text) => Number(new RegExp(`<text x="([\\d.]+)" y="\\d+" class="small">${text}</text>`).exec(svg)![1]));
+    for (const x of labels) expect(x).toBeGreaterThan(Math.max(...gwLines));
+  });
+});

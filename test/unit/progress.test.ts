@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { titleOf } from '../../lib/cli/progress.js';
+import { describe, expect, it, vi } from 'vitest';
+import { failureLine, titleOf, upProgress } from '../../lib/cli/progress.js';
+import { stageFailure } from '../../lib/engine/stage-failure.js';
+import { CommandError } from '../../lib/exec.js';
 
 describe("lab up's progress on screen", () => {
   it('titles the base image task with its source and log, then with where the image came from', () => {
@@ -21,5 +23,26 @@ describe("lab up's progress on screen", () => {
     expect(titleOf({ kind: 'controller', line: 'site: snapshotting every machine at rest' })).toBe('controller: site: snapshotting every machine at rest');
     expect(titleOf({ kind: 'controller-end', stages: ['site', 'db'] })).toBe('controller: ran site, db');
     expect(titleOf({ kind: 'controller-end', stages: ['site'], error: new Error('play failed') })).toBeUndefined();
+  });
+});
+
+describe("a failed machine's line", () => {
+  it('names the failure without its command, which the error printed after the run shows once', async () => {
+    const error = stageFailure({ machine: 'web', stage: 'site', step: 'run', error: new CommandError({ argv: ['systemd-nspawn', '--quiet', '--directory=/pool/machines/web', '/bin/sh', '/run/lab-stage/stage.sh'], exitCode: 1, stdout: '', stderr: 'nginx: not found\n', durationMs: 1 }, 'exit code 1') });
+    expect(failureLine(error)).toBe('stage web@site failed (run): command failed (exit code 1)');
+    expect(failureLine(new Error('web not started: gw failed\nmore'))).toBe('web not started: gw failed');
+    const written: string[] = [];
+    const writes = [process.stdout, process.stderr].map((stream) => vi.spyOn(stream, 'write').mockImplementation((chunk) => (written.push(String(chunk)), true)));
+    try {
+      const show = (await upProgress('simple'))!;
+      show({ kind: 'machines-start', machines: ['web'] });
+      show({ kind: 'machine', machine: 'web', line: 'building site (1/1)' });
+      show({ kind: 'machine-end', machine: 'web', error });
+      await show({ kind: 'machines-end' });
+    } finally {
+      for (const write of writes) write.mockRestore();
+    }
+    expect(written.join('')).toContain('stage web@site failed (run)');
+    expect(written.join('')).not.toContain('systemd-nspawn');
   });
 });

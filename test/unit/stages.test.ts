@@ -7,12 +7,15 @@ import { validateConfig } from '../../lib/config/validate.js';
 import { loadLab } from '../../lib/stages/load.js';
 import { planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { parseStageHeader } from '../../lib/stages/shell.js';
+import { waitReady } from '../../lib/stages/ready.js';
+import { Machine } from '../../lib/machine.js';
 import { treeEntries } from '../../lib/stages/content.js';
 import { offlineContext } from '../../lib/stages/context.js';
 import type { BuildSteps } from '../../lib/runtime/build-steps.js';
 import { stageFailure } from '../../lib/engine/stage-failure.js';
 import { CommandError, run } from '../../lib/exec.js';
-import { teamContent, toolCommand, WORK_DIR } from '../../lib/stages/tools.js';
+import { PUPPET_SERVER_CONTENT, puppetServerInputs, servePuppetContent, teamContent, toolCommand, WORK_DIR } from '../../lib/stages/tools.js';
+import type { LabView, StageContext } from '../../lib/stages/define.js';
 
 describe('shell stage headers', () => {
   it('reads packages, fixtures, binds and online, exactly in the # lab: form', () => {
@@ -20,12 +23,12 @@ describe('shell stage headers', () => {
       ['#!/bin/sh', '# lab: packages=nginx curl', '# lab: fixtures=web/site.conf web/index.html', '#lab: online', '# a comment', '# lab: binds=/root/sadm', 'set -e', '# lab: packages=not-a-header-any-more'].join('\n'),
       'site.sh',
     );
-    expect(header).toEqual({ packages: ['nginx', 'curl'], fixtures: ['web/site.conf', 'web/index.html'], binds: ['/root/sadm'], online: true });
-    expect(parseStageHeader('#!/bin/sh\nset -e\n', 'x.sh')).toEqual({ packages: [], fixtures: [], binds: [], online: false });
+    expect(header).toEqual({ packages: ['nginx', 'curl'], fixtures: ['web/site.conf', 'web/index.html'], binds: ['/root/sadm'], online: true, ready: [] });
+    expect(parseStageHeader('#!/bin/sh\nset -e\n', 'x.sh')).toEqual({ packages: [], fixtures: [], binds: [], online: false, ready: [] });
   });
 
   it('refuses an unknown key, a value for online, and a key without value, naming the line', () => {
-    expect(() => parseStageHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout)");
+    expect(() => parseStageHeader('#!/bin/sh\n# lab: pakages=nginx\n', 'site.sh')).toThrow("stage site.sh:2: unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout, ready)");
     expect(() => parseStageHeader('# lab: online=yes\n', 'x.sh')).toThrow("stage x.sh:1: 'online' takes no value");
     expect(() => parseStageHeader('# lab: packages=\n', 'x.sh')).toThrow("stage x.sh:1: 'packages' needs a value");
   });
@@ -265,5 +268,82 @@ describe("a team's content for Ansible and Puppet stages", () => {
     expect(listed).toEqual(['ansible.cfg', 'collections/ansible_collections/team/util/plugins/filter/shout.py', 'roles/base/tasks/main.yml', 'roles/web/meta/main.yml', 'roles/web/tasks/main.yml', 'roles/web/templates/site.j2']);
     expect(readFileSync(path.join(root, WORK_DIR, 'play.yml'), 'utf8')).toBe(playbook);
     expect(apply!.input).toContain(`cd ${WORK_DIR}\n'ansible-playbook' '-i' 'box,'`);
+  });
+});
+
+describe('readiness in a stage header', () => {
+  it('reads unit, port and cmd checks, a line each, the command being the rest of the line', () => {
+    const header = parseStageHeader(['#!/bin/sh', '# lab: ready=unit:haproxy.service', '# lab: ready=port:80', '# lab: ready=port:10.0.0.2:8140', '# lab: ready=cmd:curl -fs http://localhost/ | grep -q ok'].join('\n'), 'x.sh');
+    expect(header.ready).toEqual([{ unit: 'haproxy.service' }, { port: 80, address: '127.0.0.1' }, { port: 8140, address: '10.0.0.2' }, { command: 'curl -fs http://localhost/ | grep -q ok' }]);
+    expect(parseStageHeader('# lab: packages=x\n', 'x.pp').ready).toEqual([]);
+  });
+
+  it('refuses a bad check, exit 2 naming the file, its line and the field', () => {
+    const refused = (value: string) => () => parseStageHeader(`#!/bin/sh\n# lab: ready=${value}\n`, 'web/site.sh');
+    expect(refused('socket:/run/x')).toThrow("stage web/site.sh:2: ready: 'socket:/run/x' is not a check lab knows");
+    expect(refused('port:http')).toThrow("stage web/site.sh:2: ready: 'port:http' has no TCP port from 1 to 65535");
+    expect(refused('port:70000')).toThrow(expect.objectContaining({ exitCode: 2 }));
+    expect(refused('port:web:80')).toThrow("ready: 'port:web:80' has 'web', not an IPv4 address");
+    expect(refused('unit:two units')).toThrow("ready: 'unit:two units' is not one systemd unit name");
+    expect(refused('cmd: ')).toThrow("ready: 'cmd:' names no command");
+    expect(() => parseStageHeader('# lab: ready\n', 'x.yml')).toThrow("stage x.yml:1: 'ready' needs a value (# lab: ready=unit:<unit>, port:[<address>:]<port> or cmd:<command>)");
+  });
+
+  it('waits for each check in the booted machine, and fails saying which did not hold', async () => {
+    const seen: string[] = [];
+    const machine = new Machine('web', async (argv) => {
+      seen.push(argv.join(' '));
+      const active = argv[1] === 'is-active' && argv[2] === 'haproxy';
+      return { argv, exitCode: argv[0] === 'bash' || active ? 0 : 3, stdout: argv[1] === 'is-active' ? (active ? 'active\n' : 'failed\n') : '', stderr: '', durationMs: 1 };
+    });
+    await waitReady(machine, [{ unit: 'haproxy' }, { port: 80, address: '127.0.0.1' }], 1000);
+    expect(seen).toEqual(['systemctl is-active haproxy', 'bash -c exec 3<>/dev/tcp/127.0.0.1/80']);
+    await expect(waitReady(machine, [{ unit: 'nginx' }], 1000)).rejects.toThrow('web: unit nginx is failed');
+  });
+});
+
+describe("the Puppet server with the team's content", () => {
+  const team = () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-puppet-server-'));
+    const files: Record<string, string> = {
+      'modules/motd/manifests/init.pp': "class motd { file { '/etc/motd': content => lookup('motd') } }\n",
+      'hiera.yaml': "version: 5\nhierarchy: [{ name: common, path: common.yaml }]\n",
+      'data/common.yaml': "motd: from hiera\n",
+    };
+    for (const [file, content] of Object.entries(files)) {
+      mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+      writeFileSync(path.join(dir, file), content);
+    }
+    return dir;
+  };
+  const viewOf = (configDir?: string) => ({ configDir }) as LabView;
+
+  it("keys the server by modules/, hiera.yaml and data/ beside the config", () => {
+    const dir = team();
+    const before = puppetServerInputs(viewOf(dir));
+    expect(Object.keys(before)).toEqual(['modules', 'hiera.yaml', 'data']);
+    writeFileSync(path.join(dir, 'data/common.yaml'), 'motd: changed\n');
+    expect(puppetServerInputs(viewOf(dir))).toEqual({ ...before, data: expect.not.stringMatching(before.data!) });
+    expect(puppetServerInputs(viewOf())).toEqual({});
+    rmSync(dir, { recursive: true });
+  });
+
+  it('copies them into the server and points its basemodulepath and hiera_config at them', async () => {
+    const dir = team();
+    const execs: { argv: readonly string[]; input?: string }[] = [];
+    const ctx = { lab: viewOf(dir), exec: async (argv: readonly string[], options?: { input?: string }) => (execs.push({ argv, input: options?.input }), { argv, exitCode: 0, stdout: '', stderr: '', durationMs: 1 }) } as unknown as StageContext;
+    await servePuppetContent(ctx);
+    expect(execs.map((e) => e.argv.join(' '))).toEqual([
+      `sh -c rm -rf ${PUPPET_SERVER_CONTENT} && mkdir -p ${PUPPET_SERVER_CONTENT} && base64 -d | tar -xzf - -C ${PUPPET_SERVER_CONTENT} --no-same-owner`,
+      `puppet config set --section server basemodulepath ${PUPPET_SERVER_CONTENT}/modules:$codedir/modules:/usr/share/puppet/modules`,
+      `puppet config set --section server hiera_config ${PUPPET_SERVER_CONTENT}/hiera.yaml`,
+    ]);
+    const archive = path.join(dir, 'content.tgz');
+    writeFileSync(archive, Buffer.from(execs[0]!.input!, 'base64'));
+    expect((await run(['tar', '-tzf', archive])).stdout.split('\n').filter((f) => f && !f.endsWith('/')).sort()).toEqual(['data/common.yaml', 'hiera.yaml', 'modules/motd/manifests/init.pp']);
+    execs.length = 0;
+    await servePuppetContent({ ...ctx, lab: viewOf() } as StageContext);
+    expect(execs).toEqual([]);
+    rmSync(dir, { recursive: true });
   });
 });

@@ -20,6 +20,10 @@ describe('the Puppet server and its agents', () => {
     expect(await lab.machine(machine).succeed('cat /puppet-test')).toBe('Hello. Hallo.\n');
   });
 
+  it("applied the team's module with its hiera data, served by the server from beside the config", async () => {
+    for (const machine of ['web', 'web-silicon']) expect(await lab.machine(machine).succeed('cat /etc/motd')).toBe("Seed 000, configured by Puppet with the team's module and hiera data\n");
+  });
+
   it('provisioned web-silicon by Puppet and web-prologin by Ansible', async () => {
     expect(await lab.machine('web-silicon').succeed('cat /var/www/html/index.html')).toContain('provisioned by Puppet');
     expect(await lab.machine('web-prologin').succeed('cat /var/www/html/index.html')).toContain('provisioned by Ansible');

@@ -5,6 +5,9 @@ file { '/puppet-test':
   content => "Hello. Hallo.\n",
 }
 
+# Every agent: the team's module (modules/motd beside the lab's config), its banner from hiera (data/).
+include motd
+
 # web-<name>: nginx serving https://<name>.<domain>/ with a certificate made for it.
 node /^web-/ {
   $site = "${regsubst($facts['networking']['hostname'], '^web-', '')}.${facts['networking']['domain']}"
