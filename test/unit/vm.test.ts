@@ -29,12 +29,12 @@ const spec: VmSpec = {
 };
 
 describe('qemu argv', () => {
-  it('boots from the network with KVM, the console on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp', () => {
+  it("boots from the network with KVM, the console (the firmware's and iPXE's too) on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp", () => {
     expect(qemuArgv(spec)).toEqual([
       expect.stringMatching(/\/setpriv$/), '--inh-caps=-all,+net_admin,+dac_read_search', '--bounding-set=-all,+net_admin,+dac_read_search', '--no-new-privs', '--',
       'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc',
       '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
-      '-nodefaults', '-display', 'none', '-no-user-config',
+      '-nodefaults', '-display', 'none', '-no-user-config', '-machine', 'graphics=off',
       '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256', '-smp', '2',
       '-chardev', 'socket,id=console,path=/var/lib/lab/lab/vm/pc.console,server=on,wait=off,logfile=/var/lib/lab/lab/logs/pc/console.log,logappend=off',
       '-serial', 'chardev:console',
