@@ -7,6 +7,8 @@ import type { RunResult } from '../exec.js';
 export interface LabView {
   config: LabConfig;
   machine: MachineConfig;
+  /** The lab's DNS domain (`zone.domain`): every machine is `<name>.<domain>`. */
+  domain: string;
   /** The DNS/DHCP server's address as this machine reaches it (on a network they share, if any). */
   dnsAddress?: string;
   /** Prefix length of the first network's subnet. */

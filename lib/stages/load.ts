@@ -61,7 +61,7 @@ export interface LoadedLab {
 
 export function labView(config: LabConfig, machine: MachineConfig, topology: Topology = topologyOf(config), configDir?: string): LabView {
   const self = topology.machines.find((m) => m.name === machine.name)!;
-  return { config, machine, dnsAddress: dnsAddressFor(topology, self), prefixLength: topology.networks[0]!.prefixLength, topology, self, ...(configDir ? { configDir } : {}) };
+  return { config, machine, domain: topology.domain, dnsAddress: dnsAddressFor(topology, self), prefixLength: topology.networks[0]!.prefixLength, topology, self, ...(configDir ? { configDir } : {}) };
 }
 
 /** The DNS server's static address on a network this machine is on, else its first static address (reached through routing). */

@@ -39,8 +39,8 @@ export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,
 
 /**
  * qemu's argv for a vm: no default devices, no display; the serial console on a socket and logged
- * from the start of each boot; an e1000 card per interface on a tap lab made (iPXE is its boot
- * ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
+ * from the start of each boot, the firmware's and iPXE's output included; an e1000 card per
+ * interface on a tap lab made (iPXE is its boot ROM in Debian's ipxe-qemu); a disk used copy-on-write (snapshot=on: the image is never written).
  * It runs with net_admin (attaching to a tap it does not own) and dac_read_search (a disk image under
  * a user's home directory) alone of root's capabilities, under its seccomp sandbox.
  */
@@ -50,6 +50,8 @@ export function qemuArgv(spec: VmSpec): string[] {
     '-name', `guest=${spec.guestName},process=${spec.guestName}`,
     '-sandbox', QEMU_SANDBOX,
     '-nodefaults', '-display', 'none', '-no-user-config',
+    // No graphics: SeaBIOS then writes its screen to the serial port, and iPXE's lines with it (else on VGA alone).
+    '-machine', 'graphics=off',
     // The host's CPU, without IA32_ARCH_CAPABILITIES: nested KVM (this machine's, among others) refuses that MSR.
     ...(spec.accelerator === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host,-arch-capabilities'] : ['-accel', 'tcg', '-cpu', 'max']),
     '-m', String(spec.memoryMiB),

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultLab } from '../../lib/config/default.js';
 import { validateConfig } from '../../lib/config/validate.js';
+import { interfaceMac } from '../../lib/config/topology.js';
 import { loadLab } from '../../lib/stages/load.js';
 import { planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { parseStageHeader } from '../../lib/stages/shell.js';
@@ -65,6 +66,34 @@ describe('stage timeouts', () => {
       const named = validateConfig({ ...defaultLab, stagesDir: dir, zone: { dnsMachine: null }, machines: [{ name: `box${i}`, address: '10.224.0.5', stages: ['site'] }] });
       await expect(loadLab(named)).rejects.toThrow(expect.objectContaining({ exitCode: 2, message: expect.stringContaining(`site.mjs: timeoutSeconds: ${bad === "'30m'" ? '"30m"' : bad === '1e9' ? '1000000000' : bad} is not a number of seconds`) }));
     }
+  });
+});
+
+describe("the stage context's view of the lab (ctx.lab)", () => {
+  it("gives a stage the domain, and every machine's MACs and addresses, its own and the others'", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'lab-stages-'));
+    mkdirSync(path.join(dir, 'box'));
+    // What the stage saw, written into its root as a team's stage would write a config file.
+    writeFileSync(
+      path.join(dir, 'box', 'seen.mjs'),
+      "export default { run: (ctx) => ctx.writeFile('/seen', JSON.stringify({ domain: ctx.lab.domain, machines: ctx.lab.topology.machines.map((m) => [m.name, m.interfaces.map((i) => [i.mac, i.address])]) })) };\n",
+    );
+    const config = validateConfig({
+      ...defaultLab,
+      stagesDir: dir,
+      zone: { domain: 'prolo', dnsMachine: 'box' },
+      machines: [{ name: 'box', address: '10.224.0.5', stages: ['seen'] }, { name: 'pc', kind: 'vm', address: 'dhcp' }],
+    });
+    const loaded = await loadLab(config);
+    const box = loaded.machines[0]!;
+    const root = path.join(dir, 'root');
+    const target = { runner: {} as BuildSteps, root, nspawnName: 'box', fixturesDir: dir, logFile: path.join(dir, 'seen.log'), binds: [], logLimitBytes: 1024 * 1024, timeoutMs: 60_000 };
+    await box.stages.find((s) => s.name === 'seen')!.definition.run!(offlineContext(target, box.view, []));
+    expect(JSON.parse(readFileSync(path.join(root, 'seen'), 'utf8'))).toEqual({
+      domain: 'prolo',
+      machines: [['box', [[interfaceMac('box', config.zone.name, 'container'), '10.224.0.5']]], ['pc', [[interfaceMac('pc', config.zone.name, 'vm'), 'dhcp']]]],
+    });
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

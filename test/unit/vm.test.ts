@@ -12,7 +12,10 @@ import { QemuVms, qemuArgv, type VmSpec } from '../../lib/vm/qemu.js';
 import { diskImageProblem } from '../../lib/vm/disk.js';
 import { run } from '../../lib/exec.js';
 import { findCommand } from '../../lib/host/prereq.js';
-import { netbootDnsmasq } from '../../examples/sadm/stages/gw/netboot.js';
+import { netbootDnsmasq } from '../../stages/gw/netboot.js';
+import { dnsmasqSettings } from '../../stages/gw/dns.js';
+import { labView, loadLab } from '../../lib/stages/load.js';
+import { builtinFixturesDir, builtinStagesDir, packageRoot } from '../../lib/paths.js';
 
 const spec: VmSpec = {
   guestName: 'lab-pc',
@@ -26,12 +29,12 @@ const spec: VmSpec = {
 };
 
 describe('qemu argv', () => {
-  it('boots from the network with KVM, the console on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp', () => {
+  it("boots from the network with KVM, the console (the firmware's and iPXE's too) on a socket and in the log, a card per tap; net_admin and dac_read_search alone, under seccomp", () => {
     expect(qemuArgv(spec)).toEqual([
       expect.stringMatching(/\/setpriv$/), '--inh-caps=-all,+net_admin,+dac_read_search', '--bounding-set=-all,+net_admin,+dac_read_search', '--no-new-privs', '--',
       'qemu-system-x86_64', '-name', 'guest=lab-pc,process=lab-pc',
       '-sandbox', 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
-      '-nodefaults', '-display', 'none', '-no-user-config',
+      '-nodefaults', '-display', 'none', '-no-user-config', '-machine', 'graphics=off',
       '-accel', 'kvm', '-cpu', 'host,-arch-capabilities', '-m', '256', '-smp', '2',
       '-chardev', 'socket,id=console,path=/var/lib/lab/lab/vm/pc.console,server=on,wait=off,logfile=/var/lib/lab/lab/logs/pc/console.log,logappend=off',
       '-serial', 'chardev:console',
@@ -149,7 +152,7 @@ describe('a vm disk that is not a disk image', () => {
 });
 
 describe("gw's netboot settings", () => {
-  it('serve iPXE over TFTP to PXE ROMs, the script over HTTP to iPXE, and name each vm by its MAC', () => {
+  it('serve iPXE over TFTP to PXE ROMs, and the script over HTTP to iPXE', () => {
     const topology = topologyOf(validateConfig(sadmLike));
     expect(netbootDnsmasq(topology, 'gw').split('\n')).toEqual([
       '# Managed by lab: netboot (PXE, TFTP, iPXE over HTTP) for the machines gw leases addresses to.',
@@ -160,8 +163,31 @@ describe("gw's netboot settings", () => {
       'dhcp-boot=tag:uplink,tag:ipxe,http://10.9.0.254/boot.ipxe',
       'dhcp-boot=tag:users,tag:!ipxe,undionly.kpxe,gw,192.168.0.254',
       'dhcp-boot=tag:users,tag:ipxe,http://192.168.0.254/boot.ipxe',
-      `dhcp-host=${interfaceMac('pc', 'users', 'vm')},pc`,
       '',
     ]);
+  });
+
+  it("are lab's own stage, found by name with lab's fixtures by a lab that has stages of its own (examples/sadm)", async () => {
+    const { config, file } = await loadConfig({ file: path.join(packageRoot, 'examples', 'sadm', 'lab.config.yaml') });
+    const gw = (await loadLab(config, undefined, file)).machines.find((m) => m.name === 'gw')!;
+    const netboot = gw.stages.find((s) => s.name === 'netboot')!;
+    expect([netboot.file, netboot.fixturesDir]).toEqual([path.join(builtinStagesDir, 'gw', 'netboot.js'), builtinFixturesDir]);
+    expect(gw.stages.find((s) => s.name === 'firewall')!.file).toBe(path.join(packageRoot, 'examples', 'sadm', 'stages', 'gw', 'firewall.ts'));
+  });
+});
+
+describe("gw's dns stage", () => {
+  it('names each vm by its MAC (a container names itself in its DHCP request), and answers for the static addresses', () => {
+    const config = validateConfig({
+      ...sadmLike,
+      machines: [
+        ...sadmLike.machines,
+        { name: 'pc2', kind: 'vm', interfaces: [{ network: 'users' }] },
+        { name: 'box', interfaces: [{ network: 'users' }] },
+      ],
+    });
+    const { values, hosts } = dnsmasqSettings(labView(config, config.machines[0]!));
+    expect(values.vms!.split('\n')).toEqual([`dhcp-host=${interfaceMac('pc', 'users', 'vm')},pc`, `dhcp-host=${interfaceMac('pc2', 'users', 'vm')},pc2`]);
+    expect(hosts).toBe(`10.9.0.254 gw.${config.zone.domain} gw\n192.168.0.254 gw.${config.zone.domain} gw\n`);
   });
 });

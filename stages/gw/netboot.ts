@@ -1,11 +1,11 @@
-import type { Topology } from '../../../../lib/config/topology.js';
-import { defineStage } from '../../../../lib/stages/define.js';
-import { SHELL_FIXTURES } from '../../../../lib/stages/shell.js';
+import type { Topology } from '../../lib/config/topology.js';
+import { defineStage } from '../../lib/stages/define.js';
+import { SHELL_FIXTURES } from '../../lib/stages/shell.js';
 
 /**
  * dnsmasq's netboot settings for gw, on every network it serves DHCP on: TFTP with iPXE for
- * legacy PXE ROMs, the iPXE script over HTTP for iPXE (qemu's ROM, or the chained undionly.kpxe),
- * and each vm's name by its MAC (the name the netbooted machine registers with).
+ * legacy PXE ROMs, the iPXE script over HTTP for iPXE (qemu's ROM, or the chained undionly.kpxe).
+ * Each vm's name by its MAC (the name it registers with) is the dns stage's.
  */
 export function netbootDnsmasq(topology: Topology, gw: string): string {
   const own = topology.machines.find((m) => m.name === gw)!.interfaces.filter((i) => i.address !== 'dhcp');
@@ -19,13 +19,14 @@ export function netbootDnsmasq(topology: Topology, gw: string): string {
   for (const iface of own) {
     lines.push(`dhcp-boot=tag:${iface.network},tag:!ipxe,undionly.kpxe,gw,${iface.address}`, `dhcp-boot=tag:${iface.network},tag:ipxe,http://${iface.address}/boot.ipxe`);
   }
-  for (const vm of topology.machines.filter((m) => m.kind === 'vm')) {
-    for (const iface of vm.interfaces) if (own.some((i) => i.network === iface.network)) lines.push(`dhcp-host=${iface.mac},${vm.name}`);
-  }
   return `${lines.join('\n')}\n`;
 }
 
-/** gw netboots SADM's contestant machines: DHCP options, TFTP, and an HTTP service with the kernel, initramfs and registration. */
+/**
+ * gw netboots the lab's vms (SADM's contestant machines): PXE and TFTP from dnsmasq (the dns stage's,
+ * before this one), and an HTTP service with the iPXE script, a Debian kernel and an initramfs of
+ * busybox that leases, registers (POST /register) and says so on the serial console.
+ */
 export default defineStage({
   packages: ['python3', 'ipxe'],
   fixtures: ['gw/netboot/build.sh', 'gw/netboot/init', 'gw/netboot/udhcpc.script', 'gw/netboot/server.py', 'gw/netboot/netboot-http.service'],
