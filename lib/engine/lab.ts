@@ -53,7 +53,7 @@ export interface Lab {
   /** The machines of kind vm (qemu), whatever the runtime of the containers. */
   vms: QemuVms;
   /** Build steps on stopped roots, whatever the runtime. */
-  builds: BuildSteps;
+  buildSteps: BuildSteps;
   /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
   faults: LinkFaults;
   /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
@@ -106,7 +106,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
+    buildSteps: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
     faults: new LinkFaults(
       { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
       new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
@@ -127,7 +127,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
 
 /** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link faults (and relays) and the package proxy before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.packageProxy, lab.network, lab.storage];
+  return [lab.buildSteps, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.packageProxy, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { assertBindSourceUnchanged } from '../config/binds.js';
 import { InfraError, unknownName, UsageError } from '../errors.js';
 import { tail } from '../exec.js';
-import { Machine, type MachineExecutor } from '../machine.js';
+import { Machine, type MachineExecutor } from '../machine-verbs.js';
 import { type Readiness, StartRace } from '../runtime/runtime.js';
 import { delay, SLOW } from '../wait.js';
 import { isAlive } from '../state/process.js';

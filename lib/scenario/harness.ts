@@ -19,7 +19,7 @@ import type { IdempotenceReport } from '../engine/idempotence.js';
 import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { checkImpairment, hostSideLinks, type Impairment, type LinkFaults } from '../network/faults.js';
-import { Machine } from '../machine.js';
+import { Machine } from '../machine-verbs.js';
 import { readState } from '../state/state.js';
 import { delay, SLOW } from '../wait.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';

@@ -311,7 +311,7 @@ export const STEP_MARKS = 'var/lib/lab-steps';
  * ended the way lab's interruption ends a running command (lab is told first, then the command
  * fails as interrupted), once the condition given with it holds.
  */
-export class FakeBuilds extends BuildSteps {
+export class FakeBuildSteps extends BuildSteps {
   readonly failing = new Set<string>();
   /** What a step (`<machine>@<stage>`) does to its root besides its mark, when it ends well. */
   readonly effects = new Map<string, (root: string) => void>();
@@ -531,7 +531,7 @@ export interface FakeLab {
   events: Events;
   runtime: FakeRuntime;
   storage: FakeStorage;
-  builds: FakeBuilds;
+  buildSteps: FakeBuildSteps;
   mountTable: FakeMountTable;
   /** Writes a stage's file and loads the lab's stages again, as the next lab command would. */
   writeStage(machine: string, stage: string, script: string): Promise<void>;
@@ -571,7 +571,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
   const topology = topologyOf(config);
   const runtime = new FakeRuntime(events);
   const storage = new FakeStorage(dirs.pool, events);
-  const builds = new FakeBuilds(dirs.machinesDir, config.name, events);
+  const buildSteps = new FakeBuildSteps(dirs.machinesDir, config.name, events);
   const mountTable = new FakeMountTable(events);
   const load = async () => withRecordedSystemStage(await loadLab(config, topology), events);
   const lab: Lab = {
@@ -594,7 +594,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds,
+    buildSteps,
     // No bridge to clear: the fakes' network is no namespace of its own.
     faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
     nosuidBinds: new NosuidBinds(dirs.state, { registry: path.join(dir, 'nosuid-binds.json'), host: mountTable }),
@@ -609,7 +609,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
     events,
     runtime,
     storage,
-    builds,
+    buildSteps,
     mountTable,
     async writeStage(machine, stage, script) {
       writeStageFile(machine, stage, script);
