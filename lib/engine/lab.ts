@@ -7,6 +7,7 @@ import type { LabConfig } from '../config/schema.js';
 import { CONTROLLER_TOOLS } from '../controller/ssh.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
+import { type MachineBackend, backendsOf } from './backends.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
@@ -52,6 +53,8 @@ export interface Lab {
   runtime: Runtime;
   /** The machines of kind vm (qemu), whatever the runtime of the containers. */
   vms: QemuVms;
+  /** What lab does with a machine of its kind: start, stop, commands, console (engine/backends.ts). */
+  backendOf(name: string): MachineBackend;
   /** Build steps on stopped roots, whatever the runtime. */
   buildSteps: BuildSteps;
   /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
@@ -106,6 +109,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
+    backendOf: backendsOf(config),
     buildSteps: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
     faults: new LinkFaults(
       { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
@@ -147,7 +151,8 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   // Without qemu-img, each disk is looked at when its vm starts.
   if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
-  assertMemory(lab.config.machines.filter((m) => m.kind !== 'vm').length, lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0));
+  const ownMemory = lab.config.machines.map((m) => lab.backendOf(m.name).memoryMiB?.(m));
+  assertMemory(ownMemory.filter((mib) => mib === undefined).length, ownMemory.reduce<number>((sum, mib) => sum + (mib ?? 0), 0));
 }
 
 /** Host mode publishes on the host's own addresses: a port something already listens on there is refused (exit 2). */

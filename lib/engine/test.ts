@@ -1,5 +1,4 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { InfraError, unknownName, UsageError } from '../errors.js';
@@ -21,7 +20,7 @@ import { up, type UpReport } from './up.js';
 
 const SCENARIO_FILE = /\.test\.[cm]?[jt]s$/;
 const SCENARIO_TIMEOUT_MS = 120_000;
-const JOURNAL_LINES = '200';
+const JOURNAL_LINES = 200;
 const PARALLEL_WORKERS = 4;
 
 export interface TestOptions {
@@ -103,16 +102,7 @@ async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
       out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
       continue;
     }
-    if (lab.vms.has(machine.name)) {
-      out.push({ machine: machine.name, failedUnits: '(a vm: no units lab can read)', journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
-      continue;
-    }
-    const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
-    out.push({
-      machine: machine.name,
-      failedUnits: await exec(['systemctl', 'list-units', '--failed', '--no-pager', '--plain']),
-      journal: await exec(['journalctl', '--no-pager', '-n', JOURNAL_LINES]),
-    });
+    out.push({ machine: machine.name, ...(await lab.backendOf(machine.name).diagnostics(lab, { name: machine.name, process }, JOURNAL_LINES)) });
   }
   return out;
 }

@@ -15,6 +15,7 @@ import { defaultLab } from '../../lib/config/default.js';
 import type { LabConfigInput } from '../../lib/config/schema.js';
 import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
+import { backendsOf } from '../../lib/engine/backends.js';
 import type { Lab } from '../../lib/engine/lab.js';
 import { planFor } from '../../lib/engine/planning.js';
 import { InfraError, Interrupted } from '../../lib/errors.js';
@@ -594,6 +595,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
+    backendOf: backendsOf(config),
     buildSteps,
     // No bridge to clear: the fakes' network is no namespace of its own.
     faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
