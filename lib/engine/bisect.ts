@@ -124,7 +124,7 @@ export async function bisect(
   const scenariosDir = path.resolve(options.scenariosDir ?? defaultScenariosDir(lab));
   const [file] = selectScenarios(listScenarios(scenariosDir), [scenario]); // unknown: exit 2, naming the valid ones
   if (machine) assertMachine(lab, machine);
-  if (machine && lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: it has no stages to bisect`);
+  if (machine && lab.loaded.machines.find((m) => m.name === machine)!.stages.length === 0) throw new UsageError(`${machine} is ${lab.backendOf(machine).what}: it has no stages to bisect`);
   const steps = bisectChain(
     lab.loaded.machines.filter((m) => m.stages.length > 0).map((m) => ({ name: m.name, stages: m.stages.map((s) => s.name) })),
     machine,

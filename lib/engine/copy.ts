@@ -29,9 +29,10 @@ export interface CopyArguments {
  */
 async function machineFiles(lab: BareLab, machine: string, argument: string): Promise<string> {
   assertMachine(lab, machine);
-  if (lab.vms.has(machine)) throw new UsageError(`${argument}: ${machine} is a vm: lab has no way into its files`);
+  const backend = lab.backendOf(machine);
+  if (!backend.leaderPid) throw new UsageError(`${argument}: ${machine} is ${backend.what}: lab has no way into its files`);
   const process = readState(lab.dirs.stateFile).machines[machine]?.process;
-  const leader = isAlive(process) ? await lab.runtime.leaderPid({ name: machine, process }) : undefined;
+  const leader = isAlive(process) ? await backend.leaderPid(lab, { name: machine, process }) : undefined;
   if (leader) return `/proc/${leader}/root`;
   const root = lab.dirs.machineRoot(machine);
   if (!existsSync(root)) throw new InfraError(`machine ${machine} has no root yet (build it with: lab up)`);

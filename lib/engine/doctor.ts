@@ -70,8 +70,9 @@ export async function doctor(lab: BareLab): Promise<DoctorReport> {
 async function frozenMachines(lab: BareLab, state: LabState): Promise<string[]> {
   const frozen: string[] = [];
   for (const [name, machine] of Object.entries(state.machines)) {
-    if (lab.vms.has(name) || !isAlive(machine.process)) continue;
-    const leader = await lab.runtime.leaderPid({ name, process: machine.process }).catch(() => undefined);
+    const { leaderPid } = lab.backendOf(name);
+    if (!leaderPid || !isAlive(machine.process)) continue;
+    const leader = await leaderPid(lab, { name, process: machine.process }).catch(() => undefined);
     const cgroup = leader === undefined ? undefined : containerCgroup(leader);
     if (cgroup && readFileSync(path.join(cgroup, 'cgroup.freeze'), 'utf8').trim() === '1') frozen.push(name);
   }

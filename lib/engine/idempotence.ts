@@ -81,8 +81,8 @@ export async function checkIdempotence(lab: Lab, options: { machines?: readonly 
       const wasRunning = isRunning(state, machine.name);
       // Its root's copies stop them: they boot again on its root once it is put back.
       const disklessRunning = disklessOn(lab.config, machine.name).filter((name) => isRunning(state, name));
-      // A vm netboots from its DHCP server and knows nothing of it coming back: as a restore does, it goes down first and boots again once the server is back.
-      const vmsRunning = dependentsOf(lab, new Set([machine.name])).filter((name) => lab.vms.has(name) && isRunning(state, name));
+      // As a restore does, a vm goes down first and boots again once its server is back (downWhileItsServerIs).
+      const vmsRunning = dependentsOf(lab, new Set([machine.name])).filter((name) => lab.backendOf(name).downWhileItsServerIs && isRunning(state, name));
       await Promise.all(vmsRunning.map((name) => stopMachine(lab, state, name, { hard: false })));
       const stages: IdempotenceReport['machines'][number]['stages'] = [];
       try {

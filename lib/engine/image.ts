@@ -71,7 +71,7 @@ export async function upgradeImage(lab: Lab): Promise<UpgradeReport> {
       const sources = lab.image.upgradeSources?.();
       if (sources) writeFileSync(path.join(partial, 'etc/apt/sources.list'), sources);
       const target = { root: partial, nspawnName: `${lab.config.name}-image-upgrade`, logFile: log, packageCache: lab.packageCache };
-      await withPackageCache(lab.builds, pm, target, [pm.refresh(), pm.upgrade()]);
+      await withPackageCache(lab.buildSteps, pm, target, [pm.refresh(), pm.upgrade()]);
       const after = installedDigest(partial, pm.database);
       if (after === before) {
         await lab.storage.remove(partial);

@@ -7,6 +7,7 @@ import type { LabConfig } from '../config/schema.js';
 import { CONTROLLER_TOOLS } from '../controller/ssh.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
+import { type MachineBackend, backendsOf } from './backends.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
@@ -52,8 +53,10 @@ export interface Lab {
   runtime: Runtime;
   /** The machines of kind vm (qemu), whatever the runtime of the containers. */
   vms: QemuVms;
+  /** What lab does with a machine of its kind: start, stop, commands, console (engine/backends.ts). */
+  backendOf(name: string): MachineBackend;
   /** Build steps on stopped roots, whatever the runtime. */
-  builds: BuildSteps;
+  buildSteps: BuildSteps;
   /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
   faults: LinkFaults;
   /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
@@ -106,7 +109,8 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
+    backendOf: backendsOf(config),
+    buildSteps: new BuildSteps([dirs.machinesDir, path.join(dirs.pool, 'images')], config.name),
     faults: new LinkFaults(
       { dir: path.join(dirs.state, 'faults'), netnsPrefix: network.netnsPrefix, nftTable: names.nftTable, bridges: topology.networks.map((n) => n.bridge) },
       new LinkRelays({ labName: config.name, netnsPrefix: network.netnsPrefix, dir: path.join(dirs.state, 'relays') }),
@@ -127,7 +131,7 @@ export async function openBareLab(options: LoadOptions): Promise<BareLab> {
 
 /** The drivers that make things on the host, in the order `lab destroy` removes them: build steps and machines (then their cgroups) before the nosuid binds they used, link faults (and relays) and the package proxy before the network they sit on, the pool last. */
 export function hostDrivers(lab: BareLab): HostDriver[] {
-  return [lab.builds, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.packageProxy, lab.network, lab.storage];
+  return [lab.buildSteps, lab.runtime, lab.vms, lab.nosuidBinds, lab.faults, lab.packageProxy, lab.network, lab.storage];
 }
 
 /** Every host tool the lab needs, each with the driver's reason. */
@@ -147,8 +151,10 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   // Without qemu-img, each disk is looked at when its vm starts.
   if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
-  const count = (kind: string) => lab.config.machines.filter((m) => (m.kind ?? 'container') === kind).length;
-  assertMemory({ containers: count('container'), diskless: count('diskless'), vmMib: lab.config.machines.reduce((sum, m) => sum + (m.kind === 'vm' ? (m.vm?.memoryMiB ?? 256) : 0), 0) });
+  // Each machine's own memory (a vm's) or a share of the host's, by kind: diskless machines share their root's pages.
+  const ownMemory = lab.config.machines.map((m) => lab.backendOf(m.name).memoryMiB?.(m));
+  const count = (kind: string) => lab.config.machines.filter((m, i) => ownMemory[i] === undefined && m.kind === kind).length;
+  assertMemory({ containers: count('container'), diskless: count('diskless'), vmMib: ownMemory.reduce<number>((sum, mib) => sum + (mib ?? 0), 0) });
 }
 
 /** Host mode publishes on the host's own addresses: a port something already listens on there is refused (exit 2). */

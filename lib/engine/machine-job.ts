@@ -265,7 +265,7 @@ class MachineJob {
     const pm = this.lab.image.packageManager(root);
     await prepareBinds(this.lab, this.name);
     const target: OfflineTarget = {
-      runner: this.lab.builds,
+      runner: this.lab.buildSteps,
       root,
       nspawnName: this.lab.names.nspawnName(this.name),
       fixturesDir: loaded.fixturesDir,
@@ -278,7 +278,7 @@ class MachineJob {
       if (stage.packages.length > 0) {
         // Always offline, also for an online stage: downloads go through the host's network, never the lab's.
         if (!pm) throw new BuildFailure(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`);
-        await installPackages(this.lab.builds, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
+        await installPackages(this.lab.buildSteps, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
       }
       if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);
       else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));

@@ -1,17 +1,11 @@
-import { existsSync } from 'node:fs';
 import { assertBindSourceUnchanged } from '../config/binds.js';
 import { InfraError, unknownName, UsageError } from '../errors.js';
-import { tail } from '../exec.js';
-import { Machine, type MachineExecutor } from '../machine.js';
-import { type Readiness, StartRace } from '../runtime/runtime.js';
-import { delay, holdsWithin, NORMAL, SLOW } from '../wait.js';
+import { Machine, type MachineExecutor } from '../machine-verbs.js';
+import type { Readiness } from '../runtime/runtime.js';
 import { isAlive } from '../state/process.js';
-import { flushStates, type LabState, type MachineState, type ProcessRef, writeState, writeStateLater } from '../state/state.js';
+import { flushStates, type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
 import type { BareLab, Lab } from './lab.js';
 import { disklessOn } from '../config/diskless.js';
-
-/** Starts tried, SLOW apart (about 2 s in all), when the previous boot's veth is still being torn down by the kernel. */
-const START_ATTEMPTS = 20;
 
 export function machineState(state: LabState, name: string): MachineState {
   return (state.machines[name] ??= {});
@@ -26,13 +20,14 @@ export function assertMachine(lab: BareLab, name: string): void {
   if (!names.includes(name)) throw unknownName('machine', name, names);
 }
 
-/** Runs commands in a machine through the lab's runtime, wherever its current process is read from. */
+/** Runs commands in a machine through its backend, wherever its current process is read from. */
 export function machineExecutor(lab: BareLab, name: string, currentProcess: () => ProcessRef | undefined): MachineExecutor {
   return (argv, options) => {
     const process = currentProcess();
     if (!isAlive(process)) throw new InfraError(`machine ${name} is not running (start it with: lab up)`);
-    if (lab.vms.has(name)) throw new UsageError(`${name} is a vm: lab runs no command in it; use its console (waitForConsoleText, sendConsole, lab console ${name})`);
-    return lab.runtime.exec({ name, process }, argv, { ...options, allowFailure: true });
+    const backend = lab.backendOf(name);
+    if (!backend.exec) throw new UsageError(`${name} is ${backend.what}: lab runs no command in it; use its console (waitForConsoleText, sendConsole, lab console ${name})`);
+    return backend.exec(lab, { name, process }, argv, { ...options, allowFailure: true });
   };
 }
 
@@ -42,15 +37,15 @@ export function machineApi(lab: BareLab, state: LabState, name: string): Machine
 }
 
 /**
- * Boots the machine from its root and waits until systemd reports it up; with `waitForNetwork`,
- * also until its zone interface is configured (address assigned, DHCP lease taken). `lab up`
- * asks for that; a restore does not, since a restored lab may have no DHCP server yet.
+ * Boots the machine (see its backend) until it is up; with `waitForNetwork`, also until its
+ * interfaces are configured. `lab up` asks for that; a restore does not, since a restored lab may
+ * have no DHCP server yet.
  */
 export async function startMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
   // Boots that overlap record themselves in one write: the last to end writes what all recorded.
   booting++;
   try {
-    return await bootMachine(lab, state, name, options);
+    return await lab.backendOf(name).start(lab, state, name, options);
   } finally {
     if (--booting === 0) flushStates();
   }
@@ -59,82 +54,10 @@ export async function startMachine(lab: Lab, state: LabState, name: string, opti
 /** Machines booting in this process (startMachine). */
 let booting = 0;
 
-async function bootMachine(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness> {
-  if (lab.vms.has(name)) return startVm(lab, state, name);
-  // A diskless machine boots a directory of its root machine's root.
-  const rootOwner = lab.config.machines.find((m) => m.name === name)?.root?.machine ?? name;
-  const root = lab.dirs.machineRoot(rootOwner);
-  if (!existsSync(root)) throw new InfraError(`machine ${rootOwner} has no root yet (build it with: lab up)`);
-  // Loaded only for a diskless machine: lab exec never pays for it.
-  const diskless = rootOwner === name ? undefined : (await import('./diskless.js')).disklessBoot(lab, name);
-  await prepareBinds(lab, name);
-  const ms = machineState(state, name);
-  const started = Date.now();
-  const timeoutS = lab.config.boot.timeoutSeconds;
-  let readiness: Readiness | undefined;
-  let process!: ProcessRef;
-  for (let attempt = 1; !readiness; attempt++) {
-    process = ms.process = await lab.runtime.start(name, diskless?.directory ?? root, diskless?.boot);
-    writeStateLater(lab.dirs.stateFile, state);
-    try {
-      readiness = await lab.runtime.waitReady({ name, process }, timeoutS * 1000);
-    } catch (error) {
-      if (!(error instanceof StartRace) || attempt >= START_ATTEMPTS) throw error;
-      await delay(SLOW);
-    }
-  }
-  if (!options.waitForNetwork) return recordBoot(lab, state, name, started, readiness);
-  await interfacesConfigured(lab, { name, process }, timeoutS * 1000);
-  return recordBoot(lab, state, name, started, readiness);
-}
-
-/**
- * Until every interface of the machine is configured (its address, static or leased, and its
- * default route where it has one), seen from the host in the machine's routing table: no command
- * in a machine that is still busy booting. On expiry, networkd's own account of its links.
- */
-async function interfacesConfigured(lab: BareLab, handle: { name: string; process: ProcessRef }, timeoutMs: number): Promise<void> {
-  const { name } = handle;
-  const expected = lab.topology.machines.find((m) => m.name === name)!.interfaces.map((iface) => ({
-    name: iface.name,
-    defaultRoute: iface.defaultRoute && Boolean(lab.topology.networks.find((n) => n.name === iface.network)?.gateway),
-  }));
-  let missing = expected.map((i) => i.name);
-  const configured = await holdsWithin(
-    async () => {
-      const unconfigured = await lab.runtime.unconfiguredInterfaces(handle, expected);
-      if (!unconfigured) throw new InfraError(`${name} stopped while its interfaces were being configured`);
-      missing = unconfigured;
-      return missing.length === 0;
-    },
-    { within: timeoutMs, every: NORMAL },
-  );
-  if (configured) return;
-  const links = await lab.runtime.exec(handle, ['networkctl', '--no-pager', 'list'], { allowFailure: true, timeout: 5000 }).catch(() => undefined);
-  const said = links ? tail(`${links.stdout}${links.stderr}`, 10) : '';
-  throw new InfraError(`${name} booted but its interfaces (${missing.join(', ')}) were not configured (an address, and the default route where it has one) within ${timeoutMs / 1000} s${said ? `:\n${said}` : ''}`);
-}
-
-/** A vm is up once qemu runs with its console open: what it boots is for its console to tell (waitForConsoleText). */
-async function startVm(lab: BareLab, state: LabState, name: string): Promise<Readiness> {
-  const started = Date.now();
-  machineState(state, name).process = await lab.vms.start(name);
-  writeState(lab.dirs.stateFile, state);
-  return recordBoot(lab, state, name, started, { state: 'running', failedUnits: [], bootMs: 0 });
-}
-
-function recordBoot(lab: BareLab, state: LabState, name: string, started: number, readiness: Readiness): Readiness {
-  const ms = machineState(state, name);
-  ms.bootMs = Date.now() - started;
-  writeStateLater(lab.dirs.stateFile, state);
-  return { ...readiness, bootMs: ms.bootMs };
-}
-
 export async function stopMachine(lab: BareLab, state: LabState, name: string, options: { hard: boolean }): Promise<boolean> {
   const ms = state.machines[name];
   if (!isAlive(ms?.process)) return false;
-  if (lab.vms.has(name)) await lab.vms.stop(name, ms.process);
-  else await lab.runtime.stop({ name, process: ms.process }, options);
+  await lab.backendOf(name).stop(lab, { name, process: ms.process }, options);
   delete ms.process;
   // Its writable binds stay held: a restore or reboot starts it again in the same command, and
   // letting go would walk the whole source to disarm it each time. The command's end lets go (releaseIdleBinds).

@@ -39,18 +39,20 @@ export function interfaceAddresses(ipOutput: string): { interface: string; addre
 /** Reads the machine's services, ports, addresses and the files asked for, in a few commands. */
 export async function recordMachine(lab: BareLab, machine: string, files: readonly string[]): Promise<MachineRecord> {
   assertMachine(lab, machine);
-  if (lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: lab runs no command in it to record what it is`);
+  const backend = lab.backendOf(machine);
+  if (!backend.exec) throw new UsageError(`${machine} is ${backend.what}: lab runs no command in it to record what it is`);
   for (const file of files) if (!path.isAbsolute(file)) throw new UsageError(`--file ${file}: give the path inside the machine, absolute`);
   const state = readState(lab.dirs.stateFile);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');
   const handle = { name: machine, process: state.machines[machine]!.process! };
-  const exec = async (argv: string[]) => (await lab.runtime.exec(handle, argv, { timeout: 30_000 })).stdout;
+  const execIn = backend.exec;
+  const exec = async (argv: string[]) => (await execIn(lab, handle, argv, { timeout: 30_000 })).stdout;
   const units = (text: string) => text.split('\n').map((line) => line.trim().split(/\s+/)[0]!).filter((unit) => unit.endsWith('.service') && !unit.includes('@'));
   const enabled = new Set(units(await exec(['systemctl', 'list-unit-files', '--type=service', '--state=enabled', '--no-legend', '--no-pager'])));
   const active = units(await exec(['systemctl', 'list-units', '--type=service', '--state=active', '--no-legend', '--no-pager', '--plain']));
   let sums = '';
   if (files.length) {
-    const summed = await lab.runtime.exec(handle, ['sha256sum', '--', ...files], { timeout: 30_000, allowFailure: true });
+    const summed = await execIn(lab, handle, ['sha256sum', '--', ...files], { timeout: 30_000, allowFailure: true });
     if (summed.exitCode !== 0) throw new UsageError(`--file: ${summed.stderr.trim() || `sha256sum exit code ${summed.exitCode}`} (in ${machine})`);
     sums = summed.stdout;
   }
@@ -82,7 +84,7 @@ export async function recordLab(lab: BareLab, files: readonly string[]): Promise
   const records: MachineRecord[] = [];
   const notRecorded: string[] = [];
   for (const name of names) {
-    if (lab.vms.has(name)) notRecorded.push(`${name} (a vm)`);
+    if (!lab.backendOf(name).exec) notRecorded.push(`${name} (${lab.backendOf(name).what})`);
     else if (!isRunning(state, name)) notRecorded.push(`${name} (not running)`);
     else records.push(await recordMachine(lab, name, filesOf.get(name) ?? []));
   }

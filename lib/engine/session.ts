@@ -41,7 +41,7 @@ export async function withSession<T>(lab: BareLab, label: string, options: Sessi
   try {
     ensureDirs(lab);
     const state = readState(lab.dirs.stateFile);
-    await lab.builds.destroy();
+    await lab.buildSteps.destroy();
     await lab.runtime.stopUnrecorded(state);
     await lab.storage.open();
     const recovered = [...(await repairInterrupted(lab)), ...(await lab.faults.clearAbandoned())];

@@ -80,8 +80,8 @@ export async function status(lab: Lab): Promise<LabStatus> {
       };
     }),
   );
-  // A vm: qemu's resident memory; its address is its DHCP server's to tell (it has no agent), so its MAC is shown.
-  for (const vm of lab.topology.machines.filter((m) => m.kind === 'vm')) {
+  // The machines the plan has not (vms): qemu's resident memory; the address is the DHCP server's to tell (no agent), so the MAC is shown.
+  for (const vm of lab.topology.machines.filter((m) => !plan.machines.some((p) => p.name === m.name))) {
     const process = state.machines[vm.name]?.process;
     const running = isAlive(process);
     machines.push({

@@ -1,5 +1,4 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { consoleTail } from '../vm/console.js';
 import { Writable } from 'node:stream';
 import path from 'node:path';
 import { InfraError, unknownName, UsageError } from '../errors.js';
@@ -21,7 +20,7 @@ import { up, type UpReport } from './up.js';
 
 const SCENARIO_FILE = /\.test\.[cm]?[jt]s$/;
 const SCENARIO_TIMEOUT_MS = 120_000;
-const JOURNAL_LINES = '200';
+const JOURNAL_LINES = 200;
 const PARALLEL_WORKERS = 4;
 
 export interface TestOptions {
@@ -100,21 +99,12 @@ export async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
   const out: MachineDiagnostics[] = [];
   for (const machine of lab.config.machines) {
     const process = state.machines[machine.name]?.process;
-    if (lab.vms.has(machine.name)) {
-      const units = isAlive(process) ? '(a vm: no units lab can read)' : '(not running)';
-      out.push({ machine: machine.name, failedUnits: units, journal: consoleTail(lab.dirs.consoleLog(machine.name), Number(JOURNAL_LINES)) });
-      continue;
-    }
-    if (!isAlive(process)) {
+    const backend = lab.backendOf(machine.name);
+    if (!isAlive(process) && !backend.diagnosesStopped) {
       out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
       continue;
     }
-    const exec = (argv: string[]) => lab.runtime.exec({ name: machine.name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
-    out.push({
-      machine: machine.name,
-      failedUnits: await exec(['systemctl', 'list-units', '--failed', '--no-pager', '--plain']),
-      journal: await exec(['journalctl', '--no-pager', '-n', JOURNAL_LINES]),
-    });
+    out.push({ machine: machine.name, ...(await backend.diagnostics(lab, { name: machine.name, process: process! }, JOURNAL_LINES)) });
   }
   return out;
 }

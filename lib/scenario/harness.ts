@@ -19,7 +19,7 @@ import type { IdempotenceReport } from '../engine/idempotence.js';
 import { inNetns } from '../network/network.js';
 import { consoleTail, sendConsole, waitForConsoleText } from '../vm/console.js';
 import { checkImpairment, hostSideLinks, type Impairment, type LinkFaults } from '../network/faults.js';
-import { Machine } from '../machine.js';
+import { Machine } from '../machine-verbs.js';
 import { readState } from '../state/state.js';
 import { delay, SLOW } from '../wait.js';
 import { captureDirOf, ScenarioCapture } from './capture.js';
@@ -199,7 +199,8 @@ export class LabMachine extends Machine {
 
   /** A container's journal tail; a vm's console tail (it has no journal lab can read). */
   async journal(lines = JOURNAL_LINES): Promise<string> {
-    if (this.lab.vms.has(this.name)) return consoleTail(this.lab.dirs.consoleLog(this.name), lines);
+    const console = this.lab.backendOf(this.name).console?.(this.lab, this.name);
+    if (console) return consoleTail(console.log, lines);
     return (await this.execute(['journalctl', '--no-pager', '-n', String(lines)])).stdout;
   }
 
@@ -209,10 +210,10 @@ export class LabMachine extends Machine {
    * the console's tail, and the vm is left running to look at (lab console).
    */
   async waitForConsoleText(pattern: RegExp | string, timeoutMs = 60_000): Promise<string> {
-    this.assertVm('waitForConsoleText');
+    const { log } = this.console('waitForConsoleText');
     usedByTest.add(this.name);
     try {
-      return await waitForConsoleText(this.lab.dirs.consoleLog(this.name), pattern, timeoutMs, this.name);
+      return await waitForConsoleText(log, pattern, timeoutMs, this.name);
     } catch (error) {
       // The text not coming in time is the test's verdict, not a broken lab.
       if (error instanceof TimeoutError) throw new AssertionFailure(error.message);
@@ -222,13 +223,17 @@ export class LabMachine extends Machine {
 
   /** A vm: types `text` on its serial console (add '\n' to press Enter). */
   async sendConsole(text: string): Promise<void> {
-    this.assertVm('sendConsole');
+    const { socket } = this.console('sendConsole');
     usedByTest.add(this.name);
-    await sendConsole(this.lab.vms.consoleSocket(this.name), text);
+    await sendConsole(socket, text);
   }
 
-  private assertVm(verb: string): void {
-    if (!this.lab.vms.has(this.name)) throw new UsageError(`${verb}: ${this.name} is a container (use execute, succeed)`);
+  /** The machine's serial console, which `verb` needs: a container has none. */
+  private console(verb: string): { socket: string; log: string } {
+    const backend = this.lab.backendOf(this.name);
+    const console = backend.console?.(this.lab, this.name);
+    if (!console) throw new UsageError(`${verb}: ${this.name} is ${backend.what} (use execute, succeed)`);
+    return console;
   }
 }
 

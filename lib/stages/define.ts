@@ -1,6 +1,6 @@
 import type { LabConfig, MachineConfig } from '../config/schema.js';
 import type { Topology, TopologyMachine } from '../config/topology.js';
-import type { Machine } from '../machine.js';
+import type { Machine } from '../machine-verbs.js';
 import type { RunResult } from '../exec.js';
 
 /** What a stage sees of the lab: its config plus the addresses everything ends up at. */

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { UsageError } from '../errors.js';
-import type { Machine } from '../machine.js';
+import type { Machine } from '../machine-verbs.js';
 
 /**
  * What tells that a stage's service is up once its machine has booted, declared in a stage file's

@@ -12,7 +12,7 @@ import { createImage } from '../../lib/image/create.js';
 import { chooseMirror, type HostDistribution, parseOsRelease } from '../../lib/image/mirror.js';
 import { apt, detectPackageManager, pacman } from '../../lib/image/packages.js';
 import { AssertionFailure } from '../../lib/errors.js';
-import { Machine } from '../../lib/machine.js';
+import { Machine } from '../../lib/machine-verbs.js';
 import { bindOptions, stopNspawn } from '../../lib/runtime/nspawn-process.js';
 import { awaitBoot } from '../../lib/runtime/runtime.js';
 

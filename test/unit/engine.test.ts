@@ -113,7 +113,7 @@ describe('lab up', () => {
   });
 
   it('on a failing stage, keeps the last good snapshot and the failed root apart, exits 1, and boots nothing that depends on the machine', async () => {
-    fake.builds.failing.add('web-silicon@nginx');
+    fake.buildSteps.failing.add('web-silicon@nginx');
     const error = await up(fake.lab).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StageError);
     expect(error).toMatchObject({ exitCode: 1, machine: 'web-silicon', stage: 'nginx' });
@@ -131,7 +131,7 @@ describe('lab up', () => {
     expect([running('gw'), running('web-silicon'), running('web')]).toEqual([true, false, false]);
 
     // Fixed, the next up resumes from the failed stage.
-    fake.builds.failing.clear();
+    fake.buildSteps.failing.clear();
     const mark = fake.events.mark();
     await up(fake.lab);
     expect(fake.events.of('step', mark)).toEqual(['web-silicon@nginx', 'web-silicon@site']);
@@ -161,8 +161,8 @@ describe('lab up', () => {
     fake = await fakeLab({ stageLimits: { timeoutSeconds: 60, logMiB: 8 } });
     await fake.writeStage('web', 'proxy', '#!/bin/sh\n# lab: timeout=30m\necho proxy\n');
     await up(fake.lab);
-    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 1_800_000, logLimitBytes: 8 * 1024 * 1024 });
-    expect(fake.builds.options.get('web@haproxy')).toMatchObject({ timeout: 60_000, logLimitBytes: 8 * 1024 * 1024 });
+    expect(fake.buildSteps.options.get('web@proxy')).toMatchObject({ timeout: 1_800_000, logLimitBytes: 8 * 1024 * 1024 });
+    expect(fake.buildSteps.options.get('web@haproxy')).toMatchObject({ timeout: 60_000, logLimitBytes: 8 * 1024 * 1024 });
   });
 
   it.skipIf(!findCommand('qemu-img'))('refuses a vm whose disk is not a disk image, exit 2 naming the field, before anything is made', async () => {
@@ -187,7 +187,7 @@ describe('lab up', () => {
 
   it("a stage's commands have 15 minutes by default, and its log 64 MiB", async () => {
     await up(fake.lab);
-    expect(fake.builds.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
+    expect(fake.buildSteps.options.get('web@proxy')).toMatchObject({ timeout: 900_000, logLimitBytes: 64 * 1024 * 1024 });
   });
 });
 
@@ -333,7 +333,7 @@ describe('lab up --idempotence', () => {
     const mark = fake.events.mark();
     await checkIdempotence(fake.lab, { machines: ['gw'] });
     expect(fake.events.of('step', mark)).toContain('gw@dns');
-    expect(fake.builds.options.get('gw@dns')?.logFile).toBe(fake.lab.dirs.stageLog('gw', 'dns.again'));
+    expect(fake.buildSteps.options.get('gw@dns')?.logFile).toBe(fake.lab.dirs.stageLog('gw', 'dns.again'));
     expect(readFileSync(buildLog, 'utf8')).toBe('what the build printed\n');
   });
 });
@@ -463,7 +463,7 @@ describe('writable binds', () => {
 
     // A failed build: gw does not run, and what its build steps held is let go of when lab up ends.
     await fake.writeStage('gw', 'dns', '#!/bin/sh\necho dns, changed\n');
-    fake.builds.failing.add('gw@dns');
+    fake.buildSteps.failing.add('gw@dns');
     mark = events.mark();
     await expect(up(fake.lab)).rejects.toBeInstanceOf(StageError);
     expect(events.of('host', mark)).toEqual([`umount --lazy ${source}`]); // bound still from the up before, through the build
@@ -471,7 +471,7 @@ describe('writable binds', () => {
     expect(failedUp).toEqual(['step gw@dns', `disarm ${source}`, `host umount --lazy ${source}`]);
     expect(mounted()).toEqual([]);
 
-    fake.builds.failing.clear();
+    fake.buildSteps.failing.clear();
     await up(fake.lab);
     expect(mounted()).toHaveLength(1);
     await down(fake.lab);
@@ -489,7 +489,7 @@ describe('an interrupted lab up', () => {
     // web@proxy is interrupted once gw and web-silicon are through (up), so that what they do is known.
     const ended = new Set<string>();
     let othersEnded!: () => void;
-    fake.builds.interruptAt('web@proxy', new Promise<void>((resolve) => (othersEnded = resolve)));
+    fake.buildSteps.interruptAt('web@proxy', new Promise<void>((resolve) => (othersEnded = resolve)));
     const onProgress = (event: UpEvent) => {
       if (event.kind !== 'machine-end') return;
       ended.add(event.machine);
@@ -534,7 +534,7 @@ describe('diskless machines', () => {
       ],
       rooms: [{ machines: 3, root: { machine: 'rhfs', path: `/${NFSROOT}` } }],
     });
-    fake.builds.effects.set('rhfs@nfsroot', nfsroot());
+    fake.buildSteps.effects.set('rhfs@nfsroot', nfsroot());
   });
 
   const startsOf = (mark = 0) => fake.events.of('start', mark);
@@ -622,14 +622,14 @@ describe('diskless machines', () => {
   });
 
   it('refuse to boot, naming the field, a root without a mount point, or whose path leaves rhfs through a symlink: rhfs does not boot either', async () => {
-    fake.builds.effects.set('rhfs@nfsroot', nfsroot('var/lib/isolate'));
+    fake.buildSteps.effects.set('rhfs@nfsroot', nfsroot('var/lib/isolate'));
     const missing = await up(fake.lab).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(UsageError);
     expect((missing as UsageError).message).toBe(`rooms.0.tmpfs.4: rhfs's /${NFSROOT} has no directory /var/lib/isolate: a read-only root needs its mount points (make it in the stage that builds /${NFSROOT})`);
     expect(startsOf()).toEqual(['gw']);
 
     await fake.writeStage('rhfs', 'nfsroot', '#!/bin/sh\necho a link out\n');
-    fake.builds.effects.set('rhfs@nfsroot', (rhfsRoot) => {
+    fake.buildSteps.effects.set('rhfs@nfsroot', (rhfsRoot) => {
       mkdirSync(path.join(rhfsRoot, 'export'), { recursive: true });
       symlinkSync(fake.dir, path.join(rhfsRoot, NFSROOT));
     });

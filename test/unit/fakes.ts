@@ -15,6 +15,7 @@ import { defaultLab } from '../../lib/config/default.js';
 import type { LabConfigInput } from '../../lib/config/schema.js';
 import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
+import { backendsOf } from '../../lib/engine/backends.js';
 import type { Lab } from '../../lib/engine/lab.js';
 import { planFor } from '../../lib/engine/planning.js';
 import { InfraError, Interrupted } from '../../lib/errors.js';
@@ -314,7 +315,7 @@ export const STEP_MARKS = 'var/lib/lab-steps';
  * ended the way lab's interruption ends a running command (lab is told first, then the command
  * fails as interrupted), once the condition given with it holds.
  */
-export class FakeBuilds extends BuildSteps {
+export class FakeBuildSteps extends BuildSteps {
   readonly failing = new Set<string>();
   /** What a step (`<machine>@<stage>`) does to its root besides its mark, when it ends well. */
   readonly effects = new Map<string, (root: string) => void>();
@@ -534,7 +535,7 @@ export interface FakeLab {
   events: Events;
   runtime: FakeRuntime;
   storage: FakeStorage;
-  builds: FakeBuilds;
+  buildSteps: FakeBuildSteps;
   mountTable: FakeMountTable;
   /** Writes a stage's file and loads the lab's stages again, as the next lab command would. */
   writeStage(machine: string, stage: string, script: string): Promise<void>;
@@ -574,7 +575,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
   const topology = topologyOf(config);
   const runtime = new FakeRuntime(events);
   const storage = new FakeStorage(dirs.pool, events);
-  const builds = new FakeBuilds(dirs.machinesDir, config.name, events);
+  const buildSteps = new FakeBuildSteps(dirs.machinesDir, config.name, events);
   const mountTable = new FakeMountTable(events);
   const load = async () => withRecordedSystemStage(await loadLab(config, topology), events);
   const lab: Lab = {
@@ -597,7 +598,8 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
       consoleLog: dirs.consoleLog,
       nspawnName: names.nspawnName,
     }),
-    builds,
+    backendOf: backendsOf(config),
+    buildSteps,
     // No bridge to clear: the fakes' network is no namespace of its own.
     faults: new LinkFaults({ dir: path.join(dirs.state, 'faults'), netnsPrefix: [], nftTable: names.nftTable, bridges: [] }, new LinkRelays({ labName: config.name, netnsPrefix: [], dir: path.join(dirs.state, 'relays') })),
     nosuidBinds: new NosuidBinds(dirs.state, { registry: path.join(dir, 'nosuid-binds.json'), host: mountTable }),
@@ -612,7 +614,7 @@ export async function fakeLab(overrides: Partial<LabConfigInput> = {}): Promise<
     events,
     runtime,
     storage,
-    builds,
+    buildSteps,
     mountTable,
     async writeStage(machine, stage, script) {
       writeStageFile(machine, stage, script);

@@ -9,7 +9,7 @@ import { loadLab } from '../../lib/stages/load.js';
 import { planLab, type StageSpec } from '../../lib/plan/plan.js';
 import { parseStageHeader } from '../../lib/stages/shell.js';
 import { waitReady } from '../../lib/stages/ready.js';
-import { Machine } from '../../lib/machine.js';
+import { Machine } from '../../lib/machine-verbs.js';
 import { treeEntries } from '../../lib/stages/content.js';
 import { offlineContext } from '../../lib/stages/context.js';
 import type { BuildSteps } from '../../lib/runtime/build-steps.js';

@@ -10,7 +10,7 @@ import { copyFromMachine, copyToMachine } from '../../lib/engine/copy.js';
 import type { Lab } from '../../lib/engine/lab.js';
 import { AssertionFailure, UsageError } from '../../lib/errors.js';
 import type { RunResult } from '../../lib/exec.js';
-import { Machine } from '../../lib/machine.js';
+import { Machine } from '../../lib/machine-verbs.js';
 import { ScenarioLab } from '../../lib/scenario/harness.js';
 import { type FakeLab, fakeLab } from './fakes.js';
 

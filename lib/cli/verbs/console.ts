@@ -10,10 +10,12 @@ export default {
     if (!machine || extra.length > 0) throw new UsageError('usage: lab console <vm>');
     const [{ assertMachine, isRunning }, { readState }] = await Promise.all([import('../../engine/machines.js'), import('../../state/state.js')]);
     assertMachine(lab, machine);
-    if (!lab.vms.has(machine)) throw new UsageError(`${machine} is a container: it has no serial console of lab's`, `use lab shell ${machine}`);
+    const backend = lab.backendOf(machine);
+    const console = backend.console?.(lab, machine);
+    if (!console) throw new UsageError(`${machine} is ${backend.what}: it has no serial console of lab's`, `use lab shell ${machine}`);
     if (!isRunning(readState(lab.dirs.stateFile), machine)) throw new UsageError(`vm ${machine} is not running`, 'start the lab with: lab up');
     const { attachConsole } = await import('../../vm/console.js');
-    await attachConsole(lab.vms.consoleSocket(machine), process.stdin, process.stdout);
+    await attachConsole(console.socket, process.stdin, process.stdout);
     return 0;
   },
 } satisfies Verb;

@@ -40,7 +40,8 @@ export async function runInMachine(lab: BareLab, machine: string, body: (handle:
   const [{ assertMachine, isRunning }, { readState }] = await Promise.all([import('../../engine/machines.js'), import('../../state/state.js')]);
   assertMachine(lab, machine);
   const state = readState(lab.dirs.stateFile);
-  if (lab.vms.has(machine)) throw new UsageError(`${machine} is a vm: lab runs no command in it`, `attach to its serial console with: lab console ${machine}`);
+  const backend = lab.backendOf(machine);
+  if (!backend.exec) throw new UsageError(`${machine} is ${backend.what}: lab runs no command in it`, `attach to its serial console with: lab console ${machine}`);
   if (!isRunning(state, machine)) throw new UsageError(`machine ${machine} is not running`, 'start the lab with: lab up');
   return body({ name: machine, process: state.machines[machine]!.process! });
 }
