@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { run } from '../exec.js';
+import { holdsWithin, NORMAL } from '../wait.js';
 import type { Tool } from '../host/prereq.js';
 import { poolSpace, type Storage } from './storage.js';
 
@@ -46,6 +47,9 @@ const isMountPoint = (dir: string) => mountsUnder(dir).includes(dir);
  * sparse image formatted btrfs and loop-mounted (like machined's old /var/lib/machines.raw);
  * the loop device is attached by mount and detached by umount (autoclear).
  */
+/** How long destroy waits for the pool's loop device to be released once the pool is unmounted. */
+const LOOP_RELEASE_MS = 20_000;
+
 export class BtrfsStorage implements Storage {
   readonly kind = 'btrfs' as const;
 
@@ -220,6 +224,12 @@ export class BtrfsStorage implements Storage {
   async destroy(): Promise<void> {
     if (this.image) {
       for (const mount of mountsUnder(this.root)) await run(['umount', mount], { timeout: 60_000 });
+      // The loop device goes with the file system's last mount. A machine of another lab started while
+      // this pool was mounted holds a copy of the mount in its namespace (the host's mounts do not
+      // propagate), and the device stays until that machine stops: waited for a while, then listed
+      // by lab doctor (leftovers).
+      const image = this.image.file;
+      await holdsWithin(() => loopDevicesOf(image).length === 0, { within: LOOP_RELEASE_MS, every: NORMAL });
     } else if (existsSync(this.root)) {
       await this.removeSubvolumesIn(this.root, 3);
     }

@@ -91,7 +91,7 @@ describe('a team lab with lab as a dev dependency', () => {
     write('stages/web/site.sh', `#!/bin/sh\n# lab: pakages=nginx\n`);
     const up = await npx(['up']);
     expect(up.exitCode).toBe(2);
-    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout)");
+    expect(up.stderr).toContain("unknown header key 'pakages' (known: packages, fixtures, binds, online, offline, timeout, ready)");
     write('stages/web/site.sh', siteStage('v2'));
     await npx(['destroy']);
     expect(hostTraces(name)).toEqual([]);
