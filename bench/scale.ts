@@ -15,7 +15,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { inCgroups, labCgroups, removeCgroupTree } from '../lib/host/cgroups.js';
+import { inCgroups, labCgroupRoots, labCgroups, removeCgroupTree } from '../lib/host/cgroups.js';
 import { bootConcurrency } from '../lib/host/limits.js';
 import { spawnDetached } from '../lib/exec.js';
 import { packageRoot } from '../lib/paths.js';
@@ -125,6 +125,7 @@ async function bareBoots(base: string, machines: number): Promise<number> {
   } finally {
     await Promise.all(started.map((s) => stopNspawn(s.process, { hard: true })));
     for (const s of started) for (const dir of s.cgroups) removeCgroupTree(dir);
+    for (const dir of labCgroupRoots(`bench-bare-${tag}`)) removeCgroupTree(dir); // the floor's own parent cgroups
     for (let i = 0; i < machines; i++) if (existsSync(path.join(roots, `b${i}`))) await benchRun(['btrfs', 'subvolume', 'delete', path.join(roots, `b${i}`)]);
   }
 }
