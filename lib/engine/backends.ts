@@ -30,10 +30,8 @@ export interface MachineBackend {
   leaderPid?(lab: BareLab, handle: MachineHandle): Promise<number | undefined>;
   /** Its serial console: the socket to attach to and the log of its boot; none for a container (lab shell is its way in). */
   console?(lab: BareLab, name: string): { socket: string; log: string };
-  /** What a failed run shows of it: its failed units and the last `lines` it said. */
-  diagnostics(lab: BareLab, handle: MachineHandle, lines: number): Promise<{ failedUnits: string; journal: string }>;
-  /** Whether diagnostics tell something of it while it does not run (a vm's console log); otherwise that is '(not running)'. */
-  readonly diagnosesStopped?: boolean;
+  /** What a failed run shows of it, running or not (`process` undefined or gone): its failed units and the last `lines` it said. */
+  diagnostics(lab: BareLab, name: string, process: ProcessRef | undefined, lines: number): Promise<{ failedUnits: string; journal: string }>;
   /** The memory it is given of its own (a vm's); a container shares the host's. */
   memoryMiB?(machine: MachineConfig): number;
   /**
@@ -58,8 +56,9 @@ const container: MachineBackend = {
   stop: (lab, handle, options) => lab.runtime.stop(handle, options),
   exec: (lab, handle, argv, options) => lab.runtime.exec(handle, argv, options),
   leaderPid: (lab, handle) => lab.runtime.leaderPid(handle),
-  async diagnostics(lab, handle, lines) {
-    const exec = (argv: string[]) => lab.runtime.exec(handle, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
+  async diagnostics(lab, name, process, lines) {
+    if (!isAlive(process)) return { failedUnits: '(not running)', journal: '' };
+    const exec = (argv: string[]) => lab.runtime.exec({ name, process }, argv, { allowFailure: true, timeout: 20_000 }).then((r) => r.stdout);
     return {
       failedUnits: await exec(['systemctl', 'list-units', '--failed', '--no-pager', '--plain']),
       journal: await exec(['journalctl', '--no-pager', '-n', String(lines)]),
@@ -92,9 +91,8 @@ const vm: MachineBackend = {
   },
   stop: (lab, handle) => lab.vms.stop(handle.name, handle.process),
   console: (lab, name) => ({ socket: lab.vms.consoleSocket(name), log: lab.dirs.consoleLog(name) }),
-  // Running or not, its console log is what it said.
-  diagnosesStopped: true,
-  diagnostics: async (lab, handle, lines) => ({ failedUnits: isAlive(handle.process) ? '(a vm: no units lab can read)' : '(not running)', journal: consoleTail(lab.dirs.consoleLog(handle.name), lines) }),
+  // Running or not, its console log is what it said (down, how it went down).
+  diagnostics: async (lab, name, process, lines) => ({ failedUnits: isAlive(process) ? '(a vm: no units lab can read)' : '(not running)', journal: consoleTail(lab.dirs.consoleLog(name), lines) }),
   memoryMiB: (machine) => machine.vm?.memoryMiB ?? VM_MEMORY_MIB,
   downWhileItsServerIs: true,
 };

@@ -12,7 +12,6 @@ import { ENV_CAPTURE_DIR, ENV_CONFIG, ENV_DEBUG_DIR, ENV_GROUP, ENV_NAME, ENV_SC
 import { PAUSE_LIMIT_MS, PauseDesk } from '../scenario/pause.js';
 import { onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
-import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import type { Renderer, UpProgress } from './progress.js';
@@ -99,12 +98,7 @@ export async function diagnostics(lab: Lab): Promise<MachineDiagnostics[]> {
   const out: MachineDiagnostics[] = [];
   for (const machine of lab.config.machines) {
     const process = state.machines[machine.name]?.process;
-    const backend = lab.backendOf(machine.name);
-    if (!isAlive(process) && !backend.diagnosesStopped) {
-      out.push({ machine: machine.name, failedUnits: '(not running)', journal: '' });
-      continue;
-    }
-    out.push({ machine: machine.name, ...(await backend.diagnostics(lab, { name: machine.name, process: process! }, JOURNAL_LINES)) });
+    out.push({ machine: machine.name, ...(await lab.backendOf(machine.name).diagnostics(lab, machine.name, process, JOURNAL_LINES)) });
   }
   return out;
 }

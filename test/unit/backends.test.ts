@@ -65,7 +65,7 @@ describe('machine backends', () => {
     mkdirSync(path.dirname(fake.lab.dirs.consoleLog('pc')), { recursive: true });
     writeFileSync(fake.lab.dirs.consoleLog('pc'), 'iPXE\r\n\x1b[1mbooting\x1b[0m\r\nlogin:\n');
     const handle = { name: 'pc', process: refOf(process.pid)! };
-    expect(await fake.lab.backendOf('pc').diagnostics(fake.lab, handle, 2)).toEqual({ failedUnits: '(a vm: no units lab can read)', journal: 'booting\nlogin:' });
+    expect(await fake.lab.backendOf('pc').diagnostics(fake.lab, 'pc', handle.process, 2)).toEqual({ failedUnits: '(a vm: no units lab can read)', journal: 'booting\nlogin:' });
   });
 
   it('refuse to bisect a machine without stages (a vm, a diskless machine), exit 2', async () => {

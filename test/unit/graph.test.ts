@@ -3,19 +3,23 @@ import { validateConfig } from '../../lib/config/validate.js';
 import { topologyOf } from '../../lib/config/topology.js';
 import { rolesOf, toMermaid, toSvg } from '../../lib/report/graph.js';
 
-const topology = topologyOf(
-  validateConfig({
-    name: 'g',
-    zone: { domain: 'prolo', dnsMachine: 'gw' },
-    networks: [
-      { name: 'uplink', subnet: '10.9.0.0/24', nat: true },
-      { name: 'users', subnet: '192.168.0.0/24', router: 'gw' },
-    ],
-    machines: [
-      { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }] },
-      { name: 'pc', interfaces: [{ network: 'users' }] },
-    ],
-  }),
+/** gw, DNS for the zone, on a NAT'ed uplink and routing users (and `more` networks). */
+const labOf = (more: object[], machines: object[]) =>
+  topologyOf(
+    validateConfig({
+      name: 'g',
+      zone: { domain: 'prolo', dnsMachine: 'gw' },
+      networks: [{ name: 'uplink', subnet: '10.9.0.0/24', nat: true }, { name: 'users', subnet: '192.168.0.0/24', router: 'gw' }, ...more],
+      machines,
+    }),
+  );
+
+const topology = labOf(
+  [],
+  [
+    { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }] },
+    { name: 'pc', interfaces: [{ network: 'users' }] },
+  ],
 );
 
 describe('topology graph', () => {
@@ -51,20 +55,12 @@ describe('topology graph', () => {
 });
 
 describe('topology graph, published ports and a multi-homed machine', () => {
-  const published = topologyOf(
-    validateConfig({
-      name: 'g',
-      zone: { domain: 'prolo', dnsMachine: 'gw' },
-      networks: [
-        { name: 'uplink', subnet: '10.9.0.0/24', nat: true },
-        { name: 'users', subnet: '192.168.0.0/24', router: 'gw' },
-        { name: 'staff', subnet: '192.168.1.0/24', router: 'gw' },
-      ],
-      machines: [
-        { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }, { network: 'staff', address: '192.168.1.254', name: 'staff' }] },
-        { name: 'web', interfaces: [{ network: 'uplink', address: '10.9.0.10' }], publish: [{ port: 80 }, { port: 443, hostPort: 8443 }, { port: 53, protocol: 'udp' }] },
-      ],
-    }),
+  const published = labOf(
+    [{ name: 'staff', subnet: '192.168.1.0/24', router: 'gw' }],
+    [
+      { name: 'gw', interfaces: [{ network: 'uplink', address: '10.9.0.254' }, { network: 'users', address: '192.168.0.254', name: 'users' }, { network: 'staff', address: '192.168.1.254', name: 'staff' }] },
+      { name: 'web', interfaces: [{ network: 'uplink', address: '10.9.0.10' }], publish: [{ port: 80 }, { port: 443, hostPort: 8443 }, { port: 53, protocol: 'udp' }] },
+    ],
   );
 
   it("names a machine's published ports, in Mermaid and in the SVG", () => {
