@@ -74,13 +74,15 @@ describe('a room of 20 diskless machines on one rhfs root', () => {
     console.log(`lab up: ${up.durationMs} ms; rhfs@nfsroot (a copy of rhfs's root, reflinked): ${nfsrootStage.durationMs} ms`);
     before = treeState(nfsroot(opened.dirs.snapshot('rhfs', 'nfsroot', nfsrootStage.key)));
 
-    const seen = await Promise.all(room.map(async (m) => (await machine(m).succeed('hostname; cat /etc/machine-id; ip -4 -o address show dev host0; systemctl is-system-running')).split('\n')));
-    const [names, ids, addresses, states] = [0, 1, 2, 3].map((i) => seen.map((lines) => lines[i]));
+    const seen = await Promise.all(room.map(async (m) => (await machine(m).succeed('hostname; cat /etc/machine-id; ip -4 -o address show dev host0; systemctl is-system-running; du -sk /run/log/journal | cut -f1')).split('\n')));
+    const [names, ids, addresses, states, journalKiB] = [0, 1, 2, 3, 4].map((i) => seen.map((lines) => lines[i]));
     expect(names).toEqual(room);
     expect(new Set(ids).size).toBe(20);
     const leases = addresses.map((line) => /inet (10\.224\.0\.\d+)\//.exec(line!)?.[1]);
     expect(new Set(leases).size).toBe(20);
     expect(states).toEqual(room.map(() => 'running'));
+    // Each journal in memory is lab's 1 MiB, not journald's 8 MiB (a contestant's host memory).
+    for (const kib of journalKiB) expect(Number(kib)).toBeLessThanOrEqual(1024 + 8);
     // gw names each from its lease.
     const resolved = await machine('gw').succeed(room.map((m) => `getent ahostsv4 ${m}.prolo | head -1 | cut -d' ' -f1`).join('; '));
     expect(resolved.trim().split('\n')).toEqual(leases);
