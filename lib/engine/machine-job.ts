@@ -285,7 +285,7 @@ class MachineJob {
     } catch (error) {
       invalidateRoot(this.lab, this.state, this.name); // the root holds half a stage
       const full = poolFull(this.lab);
-      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
+      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, { machine: this.name, stage: stage.name, logFile, hint: `${POOL_FULL_HINT}; full log: ${logFile}` });
       const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
       if (error instanceof OnlineStageFailed) throw stageFailure({ machine: this.name, stage: stage.name, step: 'online run', error: error.cause, log: logFile, kept });
       throw stageFailure({ machine: this.name, stage: stage.name, step: 'run', error, log: logFile, kept });
