@@ -26,6 +26,14 @@ export class LabError extends Error {
     super(message);
     this.name = new.target.name;
   }
+
+  /**
+   * The failure in one line, for a progress line: the message's first line, but a failed command
+   * said without its argv (hundreds of characters), which the whole message shows.
+   */
+  get summary(): string {
+    return this.message.split('\n')[0]!;
+  }
 }
 
 export class UsageError extends LabError {
@@ -41,14 +49,22 @@ export class HostError extends LabError {
 }
 
 export class StageError extends LabError {
-  constructor(
-    message: string,
-    readonly machine: string,
-    readonly stage: string,
-    readonly logFile?: string,
-    hint?: string,
-  ) {
-    super(message, EXIT.FAILED, hint);
+  readonly machine: string;
+  readonly stage: string;
+  readonly logFile?: string;
+  private readonly oneLine?: string;
+
+  /** `summary`: the failure in one line when the message's first line quotes a command (see LabError.summary). */
+  constructor(message: string, where: { machine: string; stage: string; logFile?: string; hint?: string; summary?: string }) {
+    super(message, EXIT.FAILED, where.hint);
+    this.machine = where.machine;
+    this.stage = where.stage;
+    this.logFile = where.logFile;
+    this.oneLine = where.summary;
+  }
+
+  override get summary(): string {
+    return this.oneLine ?? super.summary;
   }
 }
 

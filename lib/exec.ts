@@ -64,6 +64,11 @@ export class CommandError extends LabError {
     const cut = result.cutBytes ? `[${formatBytes(result.cutBytes)} of output before this not kept]\n` : '';
     super(`command failed (${reason}): ${formatArgv(result.argv)}\n${cut}${tail(result.stdout + result.stderr, TAIL_LINES)}`, EXIT.FAILED);
   }
+
+  /** Why it failed, without the argv (in `result`). */
+  override get summary(): string {
+    return `command failed (${this.reason})`;
+  }
 }
 
 export function formatArgv(argv: readonly string[]): string {

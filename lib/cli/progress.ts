@@ -1,4 +1,5 @@
 import type { ListrTask } from 'listr2';
+import { LabError } from '../errors.js';
 import type { Renderer, UpEvent, UpProgress } from '../engine/progress.js';
 
 /** How a command's progress is shown: nothing with --json (stdout is the report alone), live lines on a terminal, plain lines otherwise. */
@@ -39,13 +40,11 @@ export async function upProgress(renderer: Renderer): Promise<UpProgress | undef
 }
 
 /**
- * What a failed line says: the error's first line, without the command that failed (its argv runs
- * to hundreds of characters): the error itself is printed whole once the command ends.
+ * What a failed line says: the error's summary, without the command that failed (its argv runs to
+ * hundreds of characters): the error itself is printed whole once the command ends.
  */
 export function failureLine(error: unknown): string {
-  const first = (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
-  const command = first.indexOf(': command failed (');
-  return command < 0 ? first : `${first.slice(0, command)}: ${first.slice(command + 2, first.indexOf('):', command) + 1)}`;
+  return error instanceof LabError ? error.summary : (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
 }
 
 type TaskWrapper = Parameters<ListrTask['task']>[1];

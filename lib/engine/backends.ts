@@ -32,8 +32,10 @@ export interface MachineBackend {
   console?(lab: BareLab, name: string): { socket: string; log: string };
   /** What a failed run shows of it, running or not (`process` undefined or gone): its failed units and the last `lines` it said. */
   diagnostics(lab: BareLab, name: string, process: ProcessRef | undefined, lines: number): Promise<{ failedUnits: string; journal: string }>;
-  /** The memory it is given of its own (a vm's); a container shares the host's. */
-  memoryMiB?(machine: MachineConfig): number;
+  /** What it takes of the host's memory at the most, for the check before a lab boots: room to boot and work, or a vm's own. */
+  memoryMiB(machine: MachineConfig): number;
+  /** How a refusal for memory names `count` such machines taking `mib` in all: `3 machines (64 MiB each)`. */
+  memoryShare(count: number, mib: number): string;
   /**
    * Goes down while a machine it depends on has its stages applied again, and boots once that is
    * back: a vm netboots from its DHCP server and knows nothing of it coming back.
@@ -45,6 +47,10 @@ export interface MachineBackend {
 const START_ATTEMPTS = 20;
 
 const VM_MEMORY_MIB = 256;
+/** A container was measured at about 23 MB (PSS) idle. */
+const CONTAINER_MEMORY_MIB = 64;
+/** A diskless machine at about 9 MB: its root's pages are shared with every other machine on that root. */
+const DISKLESS_MEMORY_MIB = 24;
 
 const container: MachineBackend = {
   what: 'a container',
@@ -64,6 +70,8 @@ const container: MachineBackend = {
       journal: await exec(['journalctl', '--no-pager', '-n', String(lines)]),
     };
   },
+  memoryMiB: () => CONTAINER_MEMORY_MIB,
+  memoryShare: (count) => `${count} machines (${CONTAINER_MEMORY_MIB} MiB each)`,
   downWhileItsServerIs: false,
 };
 
@@ -78,6 +86,8 @@ const diskless: MachineBackend = {
     const { directory, boot } = (await import('./diskless.js')).disklessBoot(lab, name);
     return bootContainer(lab, state, name, directory, boot, options);
   },
+  memoryMiB: () => DISKLESS_MEMORY_MIB,
+  memoryShare: (count) => `${count} diskless machines (${DISKLESS_MEMORY_MIB} MiB each)`,
 };
 
 /** A vm is up once qemu runs with its console open: what it boots is for its console to tell (waitForConsoleText). */
@@ -94,6 +104,7 @@ const vm: MachineBackend = {
   // Running or not, its console log is what it said (down, how it went down).
   diagnostics: async (lab, name, process, lines) => ({ failedUnits: isAlive(process) ? '(a vm: no units lab can read)' : '(not running)', journal: consoleTail(lab.dirs.consoleLog(name), lines) }),
   memoryMiB: (machine) => machine.vm?.memoryMiB ?? VM_MEMORY_MIB,
+  memoryShare: (_, mib) => `its vms (${mib} MiB)`,
   downWhileItsServerIs: true,
 };
 
@@ -103,6 +114,15 @@ const BACKENDS: Record<MachineConfig['kind'], MachineBackend> = { container, dis
 export function backendsOf(config: Pick<LabConfig, 'machines'>): (name: string) => MachineBackend {
   const chosen = new Map(config.machines.map((m) => [m.name, BACKENDS[m.kind]]));
   return (name) => chosen.get(name) ?? container;
+}
+
+/** The host's memory the machines take at the most, a share per backend (in the table's order): its total, and how a refusal says it. */
+export function memoryShares(machines: readonly MachineConfig[], backendOf: (name: string) => MachineBackend): { mib: number; said: string }[] {
+  return Object.values(BACKENDS).flatMap((backend) => {
+    const its = machines.filter((m) => backendOf(m.name) === backend);
+    const mib = its.reduce((sum, m) => sum + backend.memoryMiB(m), 0);
+    return its.length > 0 ? [{ mib, said: backend.memoryShare(its.length, mib) }] : [];
+  });
 }
 
 /**

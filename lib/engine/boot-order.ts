@@ -1,4 +1,3 @@
-import { topologicalOrder } from '../plan/graph.js';
 import type { LabState } from '../state/state.js';
 import type { Lab } from './lab.js';
 import { startMachine } from './machines.js';
@@ -20,19 +19,35 @@ export function dependentsOf(lab: Lab, names: ReadonlySet<string>): string[] {
   return [...found];
 }
 
-/** Boots the machines, each once the ones it depends on (among them) are up; independent ones in parallel. */
+/** A machine's job's end, as the jobs of the machines that depend on it wait for it: true when the job booted it; rejected when the job failed. */
+export type After = (dependency: string) => Promise<boolean> | undefined;
+
+/**
+ * One job per machine, all at once, each waiting where it needs to (its boot, an online stage) for
+ * the machines it depends on: `after(dependency)`, undefined for a machine that is not among
+ * `names`. The one dependency-order scheduler of every boot: lab up's machine jobs, the reboots of
+ * restore, the controller and the idempotence check. Settles once every job has: nothing still
+ * boots when a command ends, a failure included. Cycles are refused by the config's validation.
+ */
+export async function inDependencyOrder(names: readonly string[], job: (name: string, after: After) => Promise<boolean>): Promise<PromiseSettledResult<boolean>[]> {
+  const ends = new Map<string, Promise<boolean>>();
+  const after: After = (dependency) => ends.get(dependency);
+  // Each job starts on the next tick: `after` knows every machine's end by then.
+  for (const name of names) ends.set(name, Promise.resolve().then(() => job(name, after)));
+  return Promise.allSettled(ends.values());
+}
+
+/** Boots the machines, each once the ones it depends on (among them) are up; independent ones in parallel. The first failure is thrown once every boot has ended. */
 export async function bootInOrder(lab: Lab, state: LabState, names: readonly string[], options: { waitForNetwork: boolean }): Promise<void> {
   const chosen = lab.loaded.machines.filter((m) => names.includes(m.name));
-  const booted = new Map<string, Promise<void>>();
-  for (const name of topologicalOrder(chosen.map((m) => ({ name: m.name, dependsOn: m.dependsOn.filter((d) => names.includes(d)) })))) {
-    const machine = chosen.find((m) => m.name === name)!;
-    const waitFor = machine.dependsOn.map((d) => booted.get(d)).filter((p): p is Promise<void> => p !== undefined);
-    booted.set(
-      name,
-      Promise.all(waitFor).then(async () => {
-        await startMachine(lab, state, name, options);
-      }),
-    );
-  }
-  await Promise.all(booted.values());
+  const ended = await inDependencyOrder(
+    chosen.map((m) => m.name),
+    async (name, after) => {
+      await Promise.all(chosen.find((m) => m.name === name)!.dependsOn.map(after));
+      await startMachine(lab, state, name, options);
+      return true;
+    },
+  );
+  const failed = ended.find((end) => end.status === 'rejected');
+  if (failed) throw failed.reason;
 }

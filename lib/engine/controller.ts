@@ -213,11 +213,10 @@ async function failControllerStage(
   const kept = (await Promise.all(names.map((name) => keepFailedState(lab, name, planned.name, planned.key)))).filter(Boolean);
   const why = timedOut ? `timed out after ${stage.config.timeoutSeconds} s` : `exit ${result.exitCode}`;
   const failures = describeFailures(outcome) || (result.stdout + result.stderr).trimEnd().split('\n').slice(-10).join('\n');
-  throw new StageError(
-    `controller stage ${planned.name} failed (${why}):\n${failures}`,
-    'controller',
-    planned.name,
+  throw new StageError(`controller stage ${planned.name} failed (${why}):\n${failures}`, {
+    machine: 'controller',
+    stage: planned.name,
     logFile,
-    `the machines are still running: look inside with 'lab shell <machine>'; full log: ${logFile}${kept.length ? `; every root at the failure is kept: lab restore ${planned.name}.failed` : ''}`,
-  );
+    hint: `the machines are still running: look inside with 'lab shell <machine>'; full log: ${logFile}${kept.length ? `; every root at the failure is kept: lab restore ${planned.name}.failed` : ''}`,
+  });
 }

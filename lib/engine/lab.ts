@@ -7,7 +7,7 @@ import type { LabConfig } from '../config/schema.js';
 import { CONTROLLER_TOOLS } from '../controller/ssh.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
-import { type MachineBackend, backendsOf } from './backends.js';
+import { backendsOf, type MachineBackend, memoryShares } from './backends.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
 import { type HostProfile, hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
@@ -151,10 +151,7 @@ export async function assertUsable(lab: BareLab, action: string, options: { imag
   // Without qemu-img, each disk is looked at when its vm starts.
   if (canInspectDisks()) for (const vm of lab.vms.names) await lab.vms.assertDisk(vm);
   assertHostReady(labTools(lab, options), action);
-  // Each machine's own memory (a vm's) or a share of the host's, by kind: diskless machines share their root's pages.
-  const ownMemory = lab.config.machines.map((m) => lab.backendOf(m.name).memoryMiB?.(m));
-  const count = (kind: string) => lab.config.machines.filter((m, i) => ownMemory[i] === undefined && m.kind === kind).length;
-  assertMemory({ containers: count('container'), diskless: count('diskless'), vmMib: ownMemory.reduce<number>((sum, mib) => sum + (mib ?? 0), 0) });
+  assertMemory(memoryShares(lab.config.machines, lab.backendOf));
 }
 
 /** Host mode publishes on the host's own addresses: a port something already listens on there is refused (exit 2). */
@@ -167,28 +164,15 @@ function assertPortsFree(lab: BareLab): void {
   if (taken) throw new UsageError(`machine ${taken.machine} publishes TCP port ${taken.hostPort}, and something on the host already listens on it`, `free the port, or publish another hostPort`);
 }
 
-/**
- * What a booted machine takes at the most: room to boot and work. A container was measured at
- * about 23 MB (PSS) idle; a diskless one at about 9 MB, since its root's pages are shared with
- * every other machine on that root.
- */
-const MEMORY_MIB = { container: 64, diskless: 24 };
-
-/** A lab too big for the host's memory is refused before it boots (exit 3), with the figures. */
-export function assertMemory(lab: { containers: number; diskless?: number; vmMib?: number }, meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
+/** A lab too big for the host's memory is refused before it boots (exit 3), with the figures: `shares` by backend (memoryShares). */
+export function assertMemory(shares: readonly { mib: number; said: string }[], meminfo = readFileSync('/proc/meminfo', 'utf8')): void {
   const availableKib = Number(/^MemAvailable:\s+(\d+) kB/m.exec(meminfo)?.[1] ?? NaN);
   if (Number.isNaN(availableKib)) return;
-  const { containers, diskless = 0, vmMib = 0 } = lab;
-  const needMib = containers * MEMORY_MIB.container + diskless * MEMORY_MIB.diskless + vmMib;
+  const needMib = shares.reduce((sum, share) => sum + share.mib, 0);
   const availableMib = Math.floor(availableKib / 1024);
   if (availableMib < needMib) {
-    const parts = [
-      containers ? `${containers} machines (${MEMORY_MIB.container} MiB each)` : '',
-      diskless ? `${diskless} diskless machines (${MEMORY_MIB.diskless} MiB each)` : '',
-      vmMib ? `its vms (${vmMib} MiB)` : '',
-    ].filter(Boolean);
     throw new HostError(
-      `the lab needs about ${needMib} MiB of memory for ${parts.join(' and ')}, and the host has ${availableMib} MiB available`,
+      `the lab needs about ${needMib} MiB of memory for ${shares.map((share) => share.said).join(' and ')}, and the host has ${availableMib} MiB available`,
       'stop other labs (lab down), or run fewer machines',
     );
   }

@@ -18,6 +18,7 @@ import type { UpProgress } from './progress.js';
 import { POOL_FULL_HINT, poolFull } from './space.js';
 import { keepFailedState, removeSnapshot, takeSnapshot } from './snapshots.js';
 import { stageFailure } from './stage-failure.js';
+import { type After, inDependencyOrder } from './boot-order.js';
 import { disklessDirectory } from './diskless.js';
 import { disklessOn } from '../config/diskless.js';
 
@@ -30,33 +31,19 @@ export interface MachineReport {
   failedUnits: string[];
 }
 
-interface Deferred {
-  promise: Promise<boolean>;
-  resolve(booted: boolean): void;
-  reject(error: Error): void;
-}
-
-function deferred(): Deferred {
-  let resolve!: (booted: boolean) => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<boolean>((res, rej) => ((resolve = res), (reject = rej)));
-  promise.catch(() => undefined); // observed by dependents; an unawaited rejection is not a crash
-  return { promise, resolve, reject };
-}
-
 /** How long a running machine's systemd may take to say its state. */
 const SYSTEM_STATE_TIMEOUT_MS = 5000;
 
 /** Every machine of the plan at once, each told as it goes (where it is, then its end). */
 export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, basePath: string, progress: UpProgress): Promise<MachineReport[]> {
-  const ready = new Map(plan.machines.map((m) => [m.name, deferred()]));
   const bootSlots = new Semaphore(bootConcurrency(availableParallelism(), plan.machines.length, lab.config.boot.concurrency));
   const reports: MachineReport[] = [];
   const failures: Error[] = [];
   progress({ kind: 'machines-start', machines: plan.machines.map((m) => m.name) });
-  await Promise.all(
-    plan.machines.map(async (machinePlan) => {
-      const machine = machinePlan.name;
+  await inDependencyOrder(
+    plan.machines.map((m) => m.name),
+    async (machine, after) => {
+      const machinePlan = plan.machines.find((m) => m.name === machine)!;
       const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
       const report: MachineReport = {
         name: machine,
@@ -67,13 +54,15 @@ export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, base
       reports.push(report);
       const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
       try {
-        await job.run(ready, bootSlots, (line) => progress({ kind: 'machine', machine, line }));
+        await job.run(after, bootSlots, (line) => progress({ kind: 'machine', machine, line }));
         progress({ kind: 'machine-end', machine });
+        return report.booted;
       } catch (error) {
         failures.push(error as Error);
         progress({ kind: 'machine-end', machine, error });
+        throw error; // the machines waiting for this one fail too
       }
-    }),
+    },
   );
   await progress({ kind: 'machines-end' });
   if (failures.length > 0) throw firstCause(failures);
@@ -124,18 +113,7 @@ class MachineJob {
    * slots), runs the checks of what was built, and tells the machines waiting for it. `progress`
    * gets one short line at each step: the machine's single line on screen.
    */
-  async run(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
-    const entry = ready.get(this.name)!;
-    try {
-      await this.steps(ready, bootSlots, progress);
-      entry.resolve(this.report.booted);
-    } catch (error) {
-      entry.reject(error as Error); // the machines waiting for this one fail too
-      throw error;
-    }
-  }
-
-  private async steps(ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+  async run(after: After, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
     const { stages } = this.plan;
     const firstBuild = stages.findIndex((s) => s.action === 'build');
     const built = firstBuild >= 0 ? stages.slice(firstBuild) : [];
@@ -150,7 +128,7 @@ class MachineJob {
         rootChanged = true;
       }
       const startedAt = Date.now();
-      await this.buildStage(stage, ready, bootSlots, progress);
+      await this.buildStage(stage, after, bootSlots, progress);
       Object.assign(this.report.stages[index], { startedAt, durationMs: Date.now() - startedAt });
     }
     const { bootsFrom } = this.plan;
@@ -161,7 +139,7 @@ class MachineJob {
       if (!rootChanged) rootChanged = await this.putRootBack();
       this.checkDisklessRoots();
     }
-    const dependencyRebooted = await this.dependenciesUp(ready, (dependency) => progress(`${summary}, waiting for ${dependency}`));
+    const dependencyRebooted = await this.dependenciesUp(after, (dependency) => progress(`${summary}, waiting for ${dependency}`));
     if ((await this.isUp()) && !rootChanged && !dependencyRebooted) {
       progress(`${summary}, already running`);
     } else {
@@ -221,14 +199,14 @@ class MachineJob {
   }
 
   /** Waits for the machines this one depends on (those in this run); true when one of them was rebooted. */
-  private async dependenciesUp(ready: Map<string, Deferred>, waiting: (dependency: string) => void): Promise<boolean> {
+  private async dependenciesUp(after: After, waiting: (dependency: string) => void): Promise<boolean> {
     let rebooted = false;
     for (const dependency of this.plan.dependsOn) {
-      const dependencyReady = ready.get(dependency);
+      const dependencyReady = after(dependency);
       if (!dependencyReady) continue; // not part of this run (`lab up <machine>` of something else): left as it is
       waiting(dependency);
       try {
-        rebooted = (await dependencyReady.promise) || rebooted; // awaited for every dependency, not short-circuited
+        rebooted = (await dependencyReady) || rebooted; // awaited for every dependency, not short-circuited
       } catch {
         throw new DependencyFailed(`${this.name} not started: ${dependency} failed`, 1);
       }
@@ -248,15 +226,15 @@ class MachineJob {
   }
 
   /** The idempotence check: the stage applied again on a root made from its own snapshot, which is left as it is. */
-  async reapply(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore): Promise<void> {
+  async reapply(stage: PlannedStage, after: After, bootSlots: Semaphore): Promise<void> {
     await stopMachine(this.lab, this.state, this.name, { hard: true });
     // A root that is no stage's result: its key matches no plan, so an interrupted check is rebuilt by lab up.
     await resetRoot(this.lab, this.state, this.name, this.snapshotPath(stage), { stage: `${stage.name} (applied again)`, key: `${stage.key}.again` });
     // Its own log: the build's stays as the build wrote it.
-    await this.buildStage(stage, ready, bootSlots, () => undefined, { snapshot: false, log: `${stage.name}.again` });
+    await this.buildStage(stage, after, bootSlots, () => undefined, { snapshot: false, log: `${stage.name}.again` });
   }
 
-  private async buildStage(stage: PlannedStage, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void, options: { snapshot: boolean; log?: string } = { snapshot: true }): Promise<void> {
+  private async buildStage(stage: PlannedStage, after: After, bootSlots: Semaphore, progress: (line: string) => void, options: { snapshot: boolean; log?: string } = { snapshot: true }): Promise<void> {
     const loaded = this.loadedStage(stage);
     const logFile = this.lab.dirs.stageLog(this.name, options.log ?? stage.name);
     mkdirSync(path.dirname(logFile), { recursive: true });
@@ -280,12 +258,12 @@ class MachineJob {
         if (!pm) throw new BuildFailure(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`);
         await installPackages(this.lab.buildSteps, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
       }
-      if (loaded.definition.online) await this.runOnline(stage, loaded, target, ready, bootSlots, progress);
+      if (loaded.definition.online) await this.runOnline(stage, loaded, target, after, bootSlots, progress);
       else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
     } catch (error) {
       invalidateRoot(this.lab, this.state, this.name); // the root holds half a stage
       const full = poolFull(this.lab);
-      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, this.name, stage.name, logFile, `${POOL_FULL_HINT}; full log: ${logFile}`);
+      if (full) throw new StageError(`stage ${this.name}@${stage.name} failed: ${full}`, { machine: this.name, stage: stage.name, logFile, hint: `${POOL_FULL_HINT}; full log: ${logFile}` });
       const kept = await keepFailedState(this.lab, this.name, stage.name, stage.key);
       if (error instanceof OnlineStageFailed) throw stageFailure({ machine: this.name, stage: stage.name, step: 'online run', error: error.cause, log: logFile, kept });
       throw stageFailure({ machine: this.name, stage: stage.name, step: 'run', error, log: logFile, kept });
@@ -300,8 +278,8 @@ class MachineJob {
    * the stage run in it, then a clean stop, so that its snapshot is a root at rest. A failure leaves
    * the machine running, to look inside.
    */
-  private async runOnline(stage: PlannedStage, loaded: LoadedStage, target: OfflineTarget, ready: Map<string, Deferred>, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
-    await this.dependenciesUp(ready, (dependency) => progress(`building ${stage.name}: waiting for ${dependency}`));
+  private async runOnline(stage: PlannedStage, loaded: LoadedStage, target: OfflineTarget, after: After, bootSlots: Semaphore, progress: (line: string) => void): Promise<void> {
+    await this.dependenciesUp(after, (dependency) => progress(`building ${stage.name}: waiting for ${dependency}`));
     await this.boot(bootSlots, () => progress(`building ${stage.name}: booting for it`));
     await this.stagesReady(this.plan.stages.slice(0, this.plan.stages.indexOf(stage)), (earlier) => progress(`building ${stage.name}: waiting for ${earlier} to be ready`));
     const process = machineState(this.state, this.name).process!;
@@ -354,15 +332,8 @@ export async function reapplyStage(lab: Lab, state: LabState, machine: string, s
   const stage = plan.stages.find((s) => s.name === stageName)!;
   const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
   const report: MachineReport = { name: machine, stages: [], booted: false, failedUnits: [] };
-  const ready = new Map(plan.dependsOn.map((dependency) => [dependency, upAlready()]));
-  await new MachineJob(lab, state, plan, loaded, '', report).reapply(stage, ready, new Semaphore(1));
-}
-
-/** A dependency that runs already (the lab is up): nothing to wait for, and not rebooted. */
-function upAlready(): Deferred {
-  const entry = deferred();
-  entry.resolve(false);
-  return entry;
+  // Every dependency runs already (the lab is up): nothing to wait for, and not rebooted.
+  await new MachineJob(lab, state, plan, loaded, '', report).reapply(stage, () => Promise.resolve(false), new Semaphore(1));
 }
 
 function origin(stage: PlannedStage): RootOrigin {

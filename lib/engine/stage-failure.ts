@@ -17,12 +17,13 @@ const TIMEOUT_HINT = "a stage's commands end at its timeout: '# lab: timeout=30m
 
 /** A stage's failure as the user reads it: what failed, then where to look (inside the machine, its log, its kept root). */
 export function stageFailure({ machine, stage, step, error, log, kept }: StageFailure): StageError {
-  const detail = error instanceof CommandError || error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
+  const detail = error instanceof LabError ? error.message : String((error as Error)?.stack ?? error);
   const hints = [
     ...(error instanceof CommandError && error.timedOut && step !== 'check' && step !== 'ready' ? [TIMEOUT_HINT] : []),
     ...(step === 'run' ? [] : [`the machine is still running: look inside with 'lab shell ${machine}'`]),
     ...(log ? [`full log: ${log}`] : []),
     ...(kept ? [`its root at the failure is kept: lab restore ${kept}`] : []),
   ];
-  return new StageError(`stage ${machine}@${stage} failed (${step}): ${detail}`, machine, stage, log, hints.join('; '));
+  const headline = `stage ${machine}@${stage} failed (${step})`;
+  return new StageError(`${headline}: ${detail}`, { machine, stage, logFile: log, hint: hints.join('; '), summary: `${headline}: ${error instanceof LabError ? error.summary : detail.split('\n')[0]}` });
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { systemdHierarchies, labCgroups } from '../../lib/host/cgroups.js';
 import { bootConcurrency, requiredLimits } from '../../lib/host/limits.js';
 import { parseDuration, Semaphore } from '../../lib/wait.js';
+import type { MachineConfig } from '../../lib/config/schema.js';
+import { backendsOf, memoryShares } from '../../lib/engine/backends.js';
 import { assertMemory } from '../../lib/engine/lab.js';
 
 describe('host limits for many machines', () => {
@@ -61,13 +63,21 @@ describe('durations', () => {
 });
 
 describe('memory for the lab', () => {
+  /** `count` machines of a kind, as the config has them, and a vm's own memory. */
+  const machines = (kind: MachineConfig['kind'], count: number, vm?: { memoryMiB: number }) =>
+    Array.from({ length: count }, (_, i) => ({ name: `${kind}${i}`, kind, ...(vm ? { vm } : {}) }) as MachineConfig);
+  /** The lab's memory checked, each machine's need said by its backend. */
+  const check = (lab: MachineConfig[], meminfo: string) => () => assertMemory(memoryShares(lab, backendsOf({ machines: lab })), meminfo);
+
   it('refuses a lab the host cannot hold, with the figures, and lets one it can', () => {
     const meminfo = 'MemTotal:       24000000 kB\nMemAvailable:    2097152 kB\n';
-    expect(() => assertMemory({ containers: 50 }, meminfo)).toThrow('the lab needs about 3200 MiB of memory for 50 machines (64 MiB each), and the host has 2048 MiB available');
-    expect(() => assertMemory({ containers: 20 }, meminfo)).not.toThrow();
-    expect(() => assertMemory({ containers: 20, vmMib: 1024 }, meminfo)).toThrow('for 20 machines (64 MiB each) and its vms (1024 MiB)');
+    expect(check(machines('container', 50), meminfo)).toThrow('the lab needs about 3200 MiB of memory for 50 machines (64 MiB each), and the host has 2048 MiB available');
+    expect(check(machines('container', 20), meminfo)).not.toThrow();
+    // A vm's memory is its own, as its config gives it (256 MiB unless said).
+    expect(check([...machines('vm', 2, { memoryMiB: 512 }), ...machines('container', 20)], meminfo)).toThrow('about 2304 MiB of memory for 20 machines (64 MiB each) and its vms (1024 MiB)');
+    expect(check([...machines('container', 21), ...machines('vm', 3)], meminfo)).toThrow('about 2112 MiB of memory for 21 machines (64 MiB each) and its vms (768 MiB)');
     // Diskless machines share their root's pages: 80 of them fit where 80 containers would not.
-    expect(() => assertMemory({ containers: 2, diskless: 78 }, meminfo)).not.toThrow();
-    expect(() => assertMemory({ containers: 2, diskless: 90 }, meminfo)).toThrow('for 2 machines (64 MiB each) and 90 diskless machines (24 MiB each)');
+    expect(check([...machines('container', 2), ...machines('diskless', 78)], meminfo)).not.toThrow();
+    expect(check([...machines('diskless', 90), ...machines('container', 2)], meminfo)).toThrow('for 2 machines (64 MiB each) and 90 diskless machines (24 MiB each)');
   });
 });

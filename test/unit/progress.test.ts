@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { failureLine, titleOf, upProgress } from '../../lib/cli/progress.js';
 import { stageFailure } from '../../lib/engine/stage-failure.js';
+import { AssertionFailure } from '../../lib/errors.js';
 import { CommandError } from '../../lib/exec.js';
 
 describe("lab up's progress on screen", () => {
@@ -31,6 +32,21 @@ describe("a failed machine's line", () => {
     const error = stageFailure({ machine: 'web', stage: 'site', step: 'run', error: new CommandError({ argv: ['systemd-nspawn', '--quiet', '--directory=/pool/machines/web', '/bin/sh', '/run/lab-stage/stage.sh'], exitCode: 1, stdout: '', stderr: 'nginx: not found\n', durationMs: 1 }, 'exit code 1') });
     expect(failureLine(error)).toBe('stage web@site failed (run): command failed (exit code 1)');
     expect(failureLine(new Error('web not started: gw failed\nmore'))).toBe('web not started: gw failed');
+  });
+
+  it('says a failed command from its fields, not from its message: the reason without the argv, which the error keeps', () => {
+    const result = { argv: ['nsenter', '--target=1', '--all', '/bin/sh', '-c', 'echo "x: command failed (exit code 9): y"'], exitCode: 3, stdout: '', stderr: '', durationMs: 1 };
+    const failed = new CommandError(result, 'exit code 3');
+    expect(failureLine(failed)).toBe('command failed (exit code 3)');
+    expect(failed.result.argv).toEqual(result.argv);
+    expect(failed.message).toContain("'echo \"x: command failed (exit code 9): y\"'"); // printed whole after the run
+    const stage = stageFailure({ machine: 'web', stage: 'site', step: 'online run', error: failed });
+    expect(failureLine(stage)).toBe('stage web@site failed (online run): command failed (exit code 3)');
+    expect(failureLine(stageFailure({ machine: 'web', stage: 'site', step: 'check', error: new AssertionFailure('web: no page\n$ curl') }))).toBe('stage web@site failed (check): web: no page');
+  });
+
+  it('shows a failed line on screen without its command', async () => {
+    const error = stageFailure({ machine: 'web', stage: 'site', step: 'run', error: new CommandError({ argv: ['systemd-nspawn', '--quiet', '--directory=/pool/machines/web', '/bin/sh', '/run/lab-stage/stage.sh'], exitCode: 1, stdout: '', stderr: 'nginx: not found\n', durationMs: 1 }, 'exit code 1') });
     const written: string[] = [];
     const writes = [process.stdout, process.stderr].map((stream) => vi.spyOn(stream, 'write').mockImplementation((chunk) => (written.push(String(chunk)), true)));
     try {
