@@ -556,12 +556,14 @@ describe('diskless machines', () => {
         `r01p01 ${path.join(root('rhfs'), NFSROOT)} --read-only`,
         ...['/home', '/var/log', '/var/tmp', '/var/spool/mail', '/var/lib/isolate', '/var/lib/lightdm'].map((dir) => `--tmpfs=${dir}`),
         `--uuid=${machineId}`,
-        ...['/etc/hostname', '/etc/hosts', '/etc/systemd/network', '/etc/resolv.conf'].map((target) => `--bind-ro=${identity}${target}:${target}:norbind`),
+        ...['/etc/hostname', '/etc/hosts', '/etc/systemd/network', '/etc/resolv.conf', '/run/systemd/journald.conf.d/lab-diskless.conf'].map((target) => `--bind-ro=${identity}${target}:${target}:norbind`),
       ].join(' '),
     );
     expect(readFileSync(path.join(identity, 'etc', 'hostname'), 'utf8')).toBe('r01p01\n');
     expect(readdirSync(path.join(identity, 'etc', 'systemd', 'network'))).toEqual(['10-lab-host0.network']);
     expect(readdirSync(path.join(identity, 'etc')).sort()).toEqual(['hostname', 'hosts', 'resolv.conf', 'systemd']);
+    // Its journal, in memory, limited (journald's own first file there takes 8 MiB).
+    expect(readFileSync(path.join(identity, 'run/systemd/journald.conf.d/lab-diskless.conf'), 'utf8')).toContain('RuntimeMaxFileSize=1M');
     // Nothing of theirs in the root they share.
     expect(readFileSync(path.join(root('rhfs'), NFSROOT, 'etc', 'hostname'), 'utf8')).toBe('');
     expect(report.machines.filter((m) => ROOM.includes(m.name)).map((m) => [m.name, m.booted, m.stages])).toEqual(ROOM.map((m) => [m, true, []]));
