@@ -41,3 +41,21 @@ export function splitCommandLine(argv: readonly string[]) {
   const { values, positionals } = parseArgs({ args: own, allowPositionals: true, strict: true, options: OPTIONS });
   return { values, positionals, passthrough };
 }
+
+/**
+ * How many positionals a verb's usages take at most (its help lines that start with its name):
+ * each `<x>` or `[x]` is one, a `...` any number; undefined when a usage names a subcommand (a
+ * plain word: `cache push <dir>`), which the verb checks itself. What follows `--` is not counted.
+ */
+export function maxPositionals(name: string, usages: readonly string[]): number | undefined {
+  let most = 0;
+  for (const usage of usages) {
+    const words = usage.split(/\s+/);
+    if (words[0] !== name) continue;
+    const before = words.slice(1, words.includes('--') ? words.indexOf('--') : undefined).filter((w) => !w.startsWith('-'));
+    if (before.some((w) => !/^[<[]/.test(w))) return undefined;
+    if (before.some((w) => w.includes('...'))) return Infinity;
+    most = Math.max(most, before.length);
+  }
+  return most;
+}

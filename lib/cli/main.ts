@@ -1,7 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { EXIT, LabError, UsageError, unknownName } from '../errors.js';
 import type { GlobalOptions, HelpLine, Verb } from './verb.js';
-import { splitCommandLine } from './args.js';
+import { maxPositionals, splitCommandLine } from './args.js';
 import { parseDuration } from '../wait.js';
 
 /**
@@ -88,6 +88,11 @@ export async function main(argv: string[]): Promise<number> {
   if (!Object.hasOwn(VERBS, command)) throw unknownName('command', command, COMMANDS);
   handleInterruptions();
   const [{ default: verb }, { openBareLab, openLab }] = await Promise.all([VERBS[command]!(), import('../engine/lab.js')]);
+  // `lab down web` would stop every machine: an argument a verb has no place for is refused.
+  const most = maxPositionals(verb.name, verb.help.map(([usage]) => usage));
+  if (most !== undefined && args.length > most) {
+    throw new UsageError(`lab ${command} takes ${most === 0 ? 'no argument' : `at most ${most} argument${most > 1 ? 's' : ''}`} (given: ${args.join(' ')})`, `usage: lab ${verb.help[0]![0]}`);
+  }
   const options: GlobalOptions = {
     config: values.config,
     name: values.name ?? process.env.LAB_NAME,

@@ -150,6 +150,14 @@ describe('lab up: the default lab, for real, in sandbox mode', () => {
     expect(result.exitCode).toBe(7);
   });
 
+  it('refuses an argument a verb has no place for (lab down web), and stops nothing', async () => {
+    const result = await lab(['down', '--name', name, 'web']);
+    expect(result.exitCode, result.stderr).toBe(2);
+    expect(result.stderr).toContain('lab down takes no argument (given: web)');
+    const status = JSON.parse(await labOk(['status', '--name', name, '--json'])) as { machines: { state: string }[] };
+    expect(status.machines.map((m) => m.state)).toEqual(['running', 'running', 'running']);
+  });
+
   it('keeps one read-only snapshot per stage', async () => {
     const snapshots = path.join(STATE_ROOT, name, 'pool', 'snapshots');
     const found: string[] = [];

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { maxPositionals } from '../../lib/cli/args.js';
 import { machineVariables, runRepl } from '../../lib/cli/repl.js';
 import { parseCopyRequest } from '../../lib/cli/verbs/cp.js';
 import { copyFromMachine, copyToMachine } from '../../lib/engine/copy.js';
@@ -249,5 +250,19 @@ describe('waiting verbs', () => {
     await answering([1, 1, 0], files).waitForFile('/run/ready');
     expect(files).toEqual(Array(3).fill(['test', '-e', '/run/ready']));
     await expect(answering([1]).waitForFile('/run/never', 200)).rejects.toThrow(/^web: \/run\/never did not appear within 200 ms/);
+  });
+});
+
+describe("a verb's arguments", () => {
+  it('are counted from its usages: none, some, any number after a ..., or the verb checks them (subcommands)', async () => {
+    const { readdirSync } = await import('node:fs');
+    const dir = path.join(import.meta.dirname, '..', '..', 'lib', 'cli', 'verbs');
+    const most: Record<string, number | undefined> = {};
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      const verb = ((await import(path.join(dir, file))) as { default: { name: string; help: [string][] } }).default;
+      most[verb.name] = maxPositionals(verb.name, verb.help.map(([usage]) => usage));
+    }
+    expect(most).toMatchObject({ down: 0, destroy: 0, status: 0, doctor: 0, snapshots: 0, validate: 0, restore: 1, exec: 1, shell: 1, init: 1, cp: 2, bisect: 2, up: Infinity, test: Infinity, cache: undefined, checkpoint: undefined });
+    expect(maxPositionals('exec', ['exec <machine> -- <cmd...>', '--timeout <duration>'])).toBe(1);
   });
 });
