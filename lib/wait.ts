@@ -52,21 +52,26 @@ async function tryUntil<T>(probe: () => T | Promise<T>, { within, every }: PollO
   }
 }
 
-/** At most `slots` holders at a time; the others queue in order. */
+/** At most `slots` holders at a time; the others queue by priority (lower first), then in order. */
 export class Semaphore {
-  private readonly queue: (() => void)[] = [];
+  private readonly queue: { priority: number; resume: () => void }[] = [];
 
   constructor(private slots: number) {}
 
-  async acquire(): Promise<() => void> {
+  async acquire(priority = 0): Promise<() => void> {
     if (this.slots > 0) this.slots--;
-    else await new Promise<void>((resolve) => this.queue.push(resolve));
+    else {
+      await new Promise<void>((resume) => {
+        const at = this.queue.findIndex((waiting) => waiting.priority > priority);
+        this.queue.splice(at < 0 ? this.queue.length : at, 0, { priority, resume });
+      });
+    }
     let released = false;
     return () => {
       if (released) return;
       released = true;
       const next = this.queue.shift();
-      if (next) next();
+      if (next) next.resume();
       else this.slots++;
     };
   }

@@ -6,7 +6,7 @@ import { MiB } from '../exec.js';
 import { installPackages } from '../image/packages.js';
 import type { MachinePlan, Plan, PlannedStage } from '../plan/plan.js';
 import type { Readiness } from '../runtime/runtime.js';
-import { bootConcurrency } from '../host/limits.js';
+import { bootConcurrency, buildConcurrency } from '../host/limits.js';
 import { Semaphore } from '../wait.js';
 import type { LabState } from '../state/state.js';
 import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
@@ -37,6 +37,9 @@ const SYSTEM_STATE_TIMEOUT_MS = 5000;
 /** Every machine of the plan at once, each told as it goes (where it is, then its end). */
 export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, basePath: string, progress: UpProgress): Promise<MachineReport[]> {
   const bootSlots = new Semaphore(bootConcurrency(availableParallelism(), plan.machines.length, lab.config.boot.concurrency));
+  // What other machines wait for builds first: gw's stages before the room's.
+  const awaited = new Set(plan.machines.flatMap((m) => m.dependsOn));
+  const buildSlots = new Semaphore(buildConcurrency(availableParallelism()));
   const reports: MachineReport[] = [];
   const failures: Error[] = [];
   progress({ kind: 'machines-start', machines: plan.machines.map((m) => m.name) });
@@ -52,7 +55,7 @@ export async function runMachineJobs(lab: Lab, state: LabState, plan: Plan, base
         failedUnits: [],
       };
       reports.push(report);
-      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report);
+      const job = new MachineJob(lab, state, machinePlan, loaded, basePath, report, { slots: buildSlots, priority: awaited.has(machine) ? 0 : 1 });
       try {
         await job.run(after, bootSlots, (line) => progress({ kind: 'machine', machine, line }));
         progress({ kind: 'machine-end', machine });
@@ -80,6 +83,12 @@ class DependencyFailed extends LabError {}
 /** An online stage failed with its machine running: it is left so. */
 class OnlineStageFailed extends Error {}
 
+/** The build slots (see buildConcurrency) and this machine's place in their queue. */
+interface BuildSlots {
+  slots: Semaphore;
+  priority: number;
+}
+
 /** One machine of a lab up: its stages built from the first changed one, then its boot and the checks of what was built. */
 class MachineJob {
   /** Each stage's definition, by name: the plan keeps only what its keys are made of. */
@@ -92,6 +101,7 @@ class MachineJob {
     private readonly loaded: LoadedMachine,
     private readonly basePath: string,
     private readonly report: MachineReport,
+    private readonly build: BuildSlots,
   ) {
     this.definitions = new Map(loaded.stages.map((s) => [s.name, s]));
   }
@@ -256,10 +266,11 @@ class MachineJob {
       if (stage.packages.length > 0) {
         // Always offline, also for an online stage: downloads go through the host's network, never the lab's.
         if (!pm) throw new BuildFailure(`the image has no package manager lab knows (apt, pacman) to install ${stage.packages.join(' ')}`);
-        await installPackages(this.lab.buildSteps, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages);
+        await this.inBuildSlot(() => installPackages(this.lab.buildSteps, pm, { ...target, packageCache: this.lab.packageCache }, stage.packages));
       }
+      // An online stage holds no build slot: it waits for other machines, which may need one.
       if (loaded.definition.online) await this.runOnline(stage, loaded, target, after, bootSlots, progress);
-      else await loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? []));
+      else await this.inBuildSlot(async () => loaded.definition.run?.(offlineContext(target, this.loaded.view, loaded.definition.fixtures ?? [])));
     } catch (error) {
       invalidateRoot(this.lab, this.state, this.name); // the root holds half a stage
       const full = poolFull(this.lab);
@@ -271,6 +282,15 @@ class MachineJob {
     if (!options.snapshot) return;
     await takeSnapshot(this.lab, this.name, stage.name, stage.key);
     recordRoot(this.lab, this.state, this.name, origin(stage));
+  }
+
+  private async inBuildSlot<T>(work: () => Promise<T>): Promise<T> {
+    const release = await this.build.slots.acquire(this.build.priority);
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   /**
@@ -333,7 +353,7 @@ export async function reapplyStage(lab: Lab, state: LabState, machine: string, s
   const loaded = lab.loaded.machines.find((m) => m.name === machine)!;
   const report: MachineReport = { name: machine, stages: [], booted: false, failedUnits: [] };
   // Every dependency runs already (the lab is up): nothing to wait for, and not rebooted.
-  await new MachineJob(lab, state, plan, loaded, '', report).reapply(stage, () => Promise.resolve(false), new Semaphore(1));
+  await new MachineJob(lab, state, plan, loaded, '', report, { slots: new Semaphore(1), priority: 0 }).reapply(stage, () => Promise.resolve(false), new Semaphore(1));
 }
 
 function origin(stage: PlannedStage): RootOrigin {

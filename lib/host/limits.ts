@@ -55,6 +55,15 @@ export function raiseLimits(machines: number): string[] {
   return changes;
 }
 
+/**
+ * How many stages build at once (offline: package installs, scripts in a stopped root, snapshots):
+ * two a core, so that one's disk waits overlap another's work. All at once, 199 system stages took
+ * 3.7 s each against 0.2 s for 25, and slowed the build of gw, which every DHCP machine waits for.
+ */
+export function buildConcurrency(cores: number): number {
+  return Math.max(2, cores * 2);
+}
+
 /** How many machines boot at once: enough to overlap their waits, few enough for the host's cores. */
 export function bootConcurrency(cores: number, machines: number, configured?: number): number {
   if (configured !== undefined) return Math.max(1, Math.min(configured, machines));

@@ -4,9 +4,10 @@
  * on the host but `sleep` processes standing for machines; the lab lives in a temporary directory.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { defaultLab } from '../../lib/config/default.js';
+import { buildConcurrency } from '../../lib/host/limits.js';
 import { findCommand } from '../../lib/host/prereq.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { listCheckpoints, saveCheckpoint } from '../../lib/engine/checkpoints.js';
@@ -639,5 +640,23 @@ describe('diskless machines', () => {
     expect(out).toBeInstanceOf(UsageError);
     expect((out as UsageError).message).toBe(`rooms.0.root.path: /${NFSROOT} leaves rhfs's root through a symlink (to ${realpathSync(fake.dir)} on the host)`);
     expect(startsOf()).toEqual(['gw']);
+  });
+});
+
+describe('build slots', () => {
+  it('build at most two stages a core at once', async () => {
+    const room = Array.from({ length: 9 }, (_, i) => ({ name: `pc${i}`, address: 'dhcp', stages: ['site'] }));
+    await fake.cleanup();
+    fake = await fakeLab({ machines: [{ name: 'gw', address: '10.224.0.254', stages: ['dns'] }, ...room] });
+    const slots = buildConcurrency(availableParallelism());
+    let release!: () => void;
+    fake.buildSteps.hold = new Promise<void>((resolve) => (release = resolve));
+    const upping = up(fake.lab);
+    await vi.waitFor(() => expect(fake.buildSteps.running).toBe(slots), { timeout: 5000 });
+    release();
+    await upping;
+    expect(fake.buildSteps.mostAtOnce).toBe(slots);
+    const steps = fake.events.of('step').filter((s) => !s.endsWith('@system'));
+    expect([...steps].sort()).toEqual(['gw@dns', ...room.map((m) => `${m.name}@site`)].sort());
   });
 });

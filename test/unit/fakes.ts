@@ -322,6 +322,10 @@ export class FakeBuildSteps extends BuildSteps {
   /** The options each step (`<machine>@<stage>`) was last run with: its deadline, its log. */
   readonly options = new Map<string, BuildStepOptions>();
   private readonly interruptions = new Map<string, Promise<unknown>>();
+  /** While set, every step waits for it (after its event): how many run at once shows. */
+  hold?: Promise<void>;
+  running = 0;
+  mostAtOnce = 0;
 
   constructor(
     machinesDir: string,
@@ -344,6 +348,13 @@ export class FakeBuildSteps extends BuildSteps {
     const step = `${env.get('LAB_MACHINE')}@${stage}`;
     this.events.push(`step ${step}`);
     this.options.set(step, options);
+    this.running++;
+    this.mostAtOnce = Math.max(this.mostAtOnce, this.running);
+    try {
+      await this.hold;
+    } finally {
+      this.running--;
+    }
     const mark = path.join(root, STEP_MARKS, stage);
     mkdirSync(path.dirname(mark), { recursive: true });
     writeFileSync(mark, 'started\n');

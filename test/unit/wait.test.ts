@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AssertionFailure, EXIT, InfraError, TimeoutError } from '../../lib/errors.js';
-import { holdsWithin, poll } from '../../lib/wait.js';
+import { holdsWithin, poll, Semaphore } from '../../lib/wait.js';
 
 describe('poll', () => {
   it("returns the probe's first truthy value, without waiting once it holds", async () => {
@@ -67,5 +67,21 @@ describe('exit codes', () => {
     expect(new AssertionFailure('x').exitCode).toBe(EXIT.FAILED);
     expect(new InfraError('x').exitCode).toBe(EXIT.INFRA);
     expect([EXIT.FAILED, EXIT.USAGE, EXIT.HOST, EXIT.INFRA]).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('Semaphore', () => {
+  it('gives freed slots to the waiting holder of lowest priority first, in order among equals', async () => {
+    const slots = new Semaphore(1);
+    const first = await slots.acquire();
+    const order: string[] = [];
+    const waiting = [
+      slots.acquire(1).then((release) => (order.push('room-1'), release())),
+      slots.acquire(1).then((release) => (order.push('room-2'), release())),
+      slots.acquire(0).then((release) => (order.push('gw'), release())),
+    ];
+    first();
+    await Promise.all(waiting);
+    expect(order).toEqual(['gw', 'room-1', 'room-2']);
   });
 });
