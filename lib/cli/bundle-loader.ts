@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import vm from 'node:vm';
+
+/**
+ * Runs the CLI's bundle (dist/bundle/lab.cjs, one CommonJS script: scripts/build.mjs) with a V8 code
+ * cache: a command compiles none of lab's JavaScript it ran before, where Node 20 compiles every ES
+ * module anew each time (lab exec's own JavaScript before its first command from ~80 ms to ~20).
+ * The cache is keyed by the bundle's content, node's version and the V8 flags, so a stale one is never
+ * used (V8 itself checks only the source's length); it is written once, when there was none or V8
+ * refused it, as a .partial file renamed into place. Root only, in a directory only root enters:
+ * cached code is code lab runs.
+ */
+
+/** What the bundle exports: the CLI's main and the package's entry (dist/bundle/index.js re-exports it). */
+export type BundleExports = Record<string, unknown>;
+
+/** Where the caches are kept until the host reboots. */
+export const CODE_CACHE_DIR = '/run/lab/code-cache';
+
+/** The cache file of this bundle's content, for this node and these V8 flags, and for one verb (`purpose`). */
+export function codeCacheFile(source: string | Buffer, dir: string, purpose: string, runtime = `${process.version} ${process.arch} ${process.execArgv.join(' ')}`): string {
+  const key = createHash('sha256').update(runtime).update('\0').update(source).digest('hex').slice(0, 32);
+  return path.join(dir, `${key}-${purpose}.bin`);
+}
+
+/** Global options that take a value (cli/args.ts): what comes after them is not the verb. */
+const VALUED_GLOBALS = new Set(['--config', '--name', '--runtime']);
+
+/**
+ * The verb of a command line, guessed before the CLI parses it, to pick a cache holding what that verb
+ * compiles (a cache is written once, by the first command of its kind). A wrong guess costs a compile,
+ * never correctness: the cache is keyed by the bundle's content either way.
+ */
+export function cachePurpose(argv: readonly string[]): string {
+  for (let i = 0; i < argv.length; i++) {
+    if (VALUED_GLOBALS.has(argv[i]!)) i++;
+    else if (!argv[i]!.startsWith('-')) return /^[a-z]{1,20}$/.test(argv[i]!) ? argv[i]! : 'other';
+  }
+  return 'help';
+}
+
+/** Writes `data` to `file` as a whole or not at all: another command never reads half a cache. */
+export function writeAtomically(file: string, data: Buffer): void {
+  const partial = `${file}.${process.pid}.partial`;
+  writeFileSync(partial, data, { mode: 0o600 });
+  renameSync(partial, file);
+}
+
+function readOrUndefined(file: string): Buffer | undefined {
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Compiles and runs the bundle `file` (with its cache in `cache.dir`, when given) and returns its exports.
+ * Its `import()`s of packages and of a lab's own modules (build.mjs names them `__labImport`) are made
+ * by `importModule`: a script compiled from a code cache has no import() of its own in Node 20.
+ */
+export function runBundle(file: string, importModule: (specifier: string) => Promise<unknown>, cache?: { dir: string; purpose: string }): BundleExports {
+  const source = readFileSync(file, 'utf8');
+  const cacheFile = cache && codeCacheFile(source, cache.dir, cache.purpose);
+  const cachedData = cacheFile === undefined ? undefined : readOrUndefined(cacheFile);
+  // The same wrapper as node's own for a CommonJS module, and one more parameter.
+  const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __labImport) {${source}\n})`, { filename: file, cachedData });
+  const module = { exports: {} as BundleExports };
+  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), importModule);
+  if (cacheFile && (!cachedData || script.cachedDataRejected)) {
+    // At exit: the cache then holds every function the command compiled, not only the bundle's top level.
+    process.once('exit', () => {
+      try {
+        mkdirSync(cache!.dir, { recursive: true, mode: 0o700 });
+        writeAtomically(cacheFile, script.createCachedData());
+      } catch {
+        // a cache: the next command compiles again
+      }
+    });
+  }
+  return module.exports;
+}
+
+const LOADED = Symbol.for('sadm-lab.bundle');
+
+/**
+ * The bundle beside dist/lib (dist/bundle/lab.cjs), run once per process: the CLI and the package's entry
+ * (what a team's stages import) share one copy of each of lab's modules.
+ */
+export function loadBundle(file: string): BundleExports {
+  const global = globalThis as { [LOADED]?: BundleExports };
+  const cache = process.getuid?.() === 0 ? { dir: CODE_CACHE_DIR, purpose: cachePurpose(process.argv.slice(2)) } : undefined;
+  return (global[LOADED] ??= runBundle(file, (specifier) => import(specifier), cache));
+}

@@ -1,0 +1,6 @@
+/**
+ * The CLI's bundle (scripts/build.mjs, run by cli/bundle-loader.ts): the CLI's main and the package's
+ * entry (what a team's stages import) in one script, so that a command holds one copy of lab's modules.
+ */
+export { main, reportError } from './main.js';
+export * from '../index.js';
