@@ -69,7 +69,17 @@ export function runBundle(file: string, importModule: (specifier: string) => Pro
   // The same wrapper as node's own for a CommonJS module, and one more parameter.
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __labImport) {${source}\n})`, { filename: file, cachedData });
   const module = { exports: {} as BundleExports };
-  script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file), importModule);
+  // A package the script imports statically becomes a require(): an ES-only one (vitest) is the one its
+  // import() already loaded (the module importing it is initialized after).
+  const imported = new Map<string, unknown>();
+  const importAndKeep = async (specifier: string) => {
+    const namespace = await importModule(specifier);
+    imported.set(specifier, namespace);
+    return namespace;
+  };
+  const nodeRequire = createRequire(file);
+  const requireOrImported = Object.assign((id: string) => (imported.has(id) ? imported.get(id) : nodeRequire(id)), nodeRequire);
+  script.runInThisContext()(module.exports, requireOrImported, module, file, path.dirname(file), importAndKeep);
   if (cacheFile && (!cachedData || script.cachedDataRejected)) {
     // At exit: the cache then holds every function the command compiled, not only the bundle's top level.
     process.once('exit', () => {

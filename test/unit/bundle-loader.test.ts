@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,16 +8,18 @@ import { cachePurpose, codeCacheFile, writeAtomically } from '../../lib/cli/bund
 
 const work = mkdtempSync(path.join(tmpdir(), 'lab-bundle-loader-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-const loader = pathToFileURL(path.resolve(import.meta.dirname, '..', '..', 'lib', 'cli', 'bundle-loader.ts')).href;
+const repoRoot = path.resolve(import.meta.dirname, '..', '..');
+const loader = pathToFileURL(path.join(repoRoot, 'lib', 'cli', 'bundle-loader.ts')).href;
+const tsx = pathToFileURL(path.join(repoRoot, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
 
-/** Runs `script` as a bundle, its cache in cacheDir, in a node of its own (the cache is written at exit): what it printed. */
+/** Runs `script` as a bundle (in the test's directory, its packages there), its cache in cacheDir, in a node of its own (the cache is written at exit): what it printed. */
 function runAsBundle(script: string, cacheDir: string): string {
   const file = path.join(work, 'bundle.cjs');
   writeFileSync(file, script);
   const driver = `import { runBundle } from ${JSON.stringify(loader)};
     const exports = runBundle(${JSON.stringify(file)}, (specifier) => import(specifier), { dir: ${JSON.stringify(cacheDir)}, purpose: 'exec' });
     console.log(await exports.answer());`;
-  return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', driver], { encoding: 'utf8', timeout: 60_000 }).trim();
+  return execFileSync(process.execPath, ['--import', tsx, '--input-type=module', '-e', driver], { cwd: work, encoding: 'utf8', timeout: 60_000 }).trim();
 }
 
 describe("the CLI bundle's code cache", () => {
@@ -55,6 +57,17 @@ describe("the CLI bundle's code cache", () => {
     expect(runAsBundle(bundle(2), cacheDir)).toBe('v/2');
     expect(readdirSync(cacheDir)).toHaveLength(2);
     expect(readdirSync(cacheDir).filter((f) => f.includes('partial'))).toEqual([]);
+  });
+
+  it('gives a static import of an ES-only package (a require in the script) the module its import() loaded', () => {
+    // As vitest: its require() entry throws.
+    const esOnly = path.join(work, 'node_modules', 'es-only');
+    mkdirSync(esOnly, { recursive: true });
+    writeFileSync(path.join(esOnly, 'package.json'), JSON.stringify({ name: 'es-only', exports: { import: './index.mjs', require: './index.cjs' } }));
+    writeFileSync(path.join(esOnly, 'index.mjs'), 'export const value = 42;');
+    writeFileSync(path.join(esOnly, 'index.cjs'), "throw new Error('es-only cannot be required');");
+    const bundle = "exports.answer = async () => { await __labImport('es-only'); return require('es-only').value; };";
+    expect(runAsBundle(bundle, path.join(work, 'cache-es-only'))).toBe('42');
   });
 
   it("picks the verb's cache from the command line, past the global options that take a value", () => {
