@@ -42,14 +42,26 @@ const bundle = await build({
 });
 mkdirSync(bundleDir, { recursive: true });
 writeFileSync(path.join(bundleDir, 'lab.cjs'), routeDynamicImports(bundle.outputFiles[0].text));
+// The loader too is CommonJS: required, not imported, it costs no import() and its node:crypto loads lazily
+// (an ES import of a built-in evaluates all of its exports: node:crypto's take ~5 ms).
+await build({
+  entryPoints: [path.join(root, 'dist', 'lib', 'cli', 'bundle-loader.js')],
+  outfile: path.join(bundleDir, 'loader.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
 const exported = Object.keys(await import(pathToFileURL(path.join(root, 'dist', 'lib', 'index.js')).href));
 writeFileSync(
   path.join(bundleDir, 'index.js'),
   [
     "// The package's entry: the exports of the CLI's bundle, loaded once per process (lib/cli/bundle-loader.ts).",
+    "import { createRequire } from 'node:module';",
     "import { fileURLToPath } from 'node:url';",
-    "import { loadBundle } from '../lib/cli/bundle-loader.js';",
-    `export const { ${exported.join(', ')} } = loadBundle(fileURLToPath(new URL('lab.cjs', import.meta.url)));`,
+    "const { loadBundle } = createRequire(import.meta.url)('./loader.cjs');",
+    `export const { ${exported.join(', ')} } = await loadBundle(fileURLToPath(new URL('lab.cjs', import.meta.url))).packageEntry();`,
     '',
   ].join('\n'),
 );

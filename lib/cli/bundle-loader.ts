@@ -14,7 +14,7 @@ import vm from 'node:vm';
  * cached code is code lab runs.
  */
 
-/** What the bundle exports: the CLI's main and the package's entry (dist/bundle/index.js re-exports it). */
+/** What the bundle exports: the CLI's main, and the package's entry when asked for (dist/bundle/index.js re-exports it). */
 export type BundleExports = Record<string, unknown>;
 
 /** Where the caches are kept until the host reboots. */
