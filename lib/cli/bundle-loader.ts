@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
@@ -20,10 +20,25 @@ export type BundleExports = Record<string, unknown>;
 /** Where the caches are kept until the host reboots. */
 export const CODE_CACHE_DIR = '/run/lab/code-cache';
 
-/** The cache file of this bundle's content, for this node and these V8 flags, and for one verb (`purpose`). */
-export function codeCacheFile(source: string | Buffer, dir: string, purpose: string, runtime = `${process.version} ${process.arch} ${process.execArgv.join(' ')}`): string {
-  const key = createHash('sha256').update(runtime).update('\0').update(source).digest('hex').slice(0, 32);
-  return path.join(dir, `${key}-${purpose}.bin`);
+const sha256 = (...parts: (string | Buffer)[]) => parts.reduce((hash, part) => hash.update(part).update('\0'), createHash('sha256')).digest('hex').slice(0, 32);
+
+/**
+ * The cache file of a bundle's content, for one verb (`purpose`), named `<where>-<verb>-<content>.bin`:
+ * `where` is the bundle's path and the runtime (node's version and flags: V8 refuses a cache of
+ * others), so that a rebuilt bundle's caches replace its old ones and another checkout's stay.
+ */
+export function codeCacheFile(source: string | Buffer, bundle: string, dir: string, purpose: string, runtime = `${process.version} ${process.arch} ${process.execArgv.join(' ')}`): string {
+  return path.join(dir, `${sha256(bundle, runtime)}-${purpose}-${sha256(source)}.bin`);
+}
+
+/** Writes the cache `file` as a whole, and removes the caches of the bundle's earlier contents (codeCacheFile). */
+export function replaceCodeCache(file: string, data: Buffer): void {
+  writeAtomically(file, data);
+  const name = path.basename(file);
+  const earlier = name.slice(0, name.lastIndexOf('-') + 1);
+  for (const other of readdirSync(path.dirname(file))) {
+    if (other.startsWith(earlier) && other !== name && other.endsWith('.bin')) rmSync(path.join(path.dirname(file), other), { force: true });
+  }
 }
 
 /** Global options that take a value (cli/args.ts): what comes after them is not the verb. */
@@ -64,7 +79,7 @@ function readOrUndefined(file: string): Buffer | undefined {
  */
 export function runBundle(file: string, importModule: (specifier: string) => Promise<unknown>, cache?: { dir: string; purpose: string }): BundleExports {
   const source = readFileSync(file, 'utf8');
-  const cacheFile = cache && codeCacheFile(source, cache.dir, cache.purpose);
+  const cacheFile = cache && codeCacheFile(source, file, cache.dir, cache.purpose);
   const cachedData = cacheFile === undefined ? undefined : readOrUndefined(cacheFile);
   // The same wrapper as node's own for a CommonJS module, and one more parameter.
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname, __labImport) {${source}\n})`, { filename: file, cachedData });
@@ -85,7 +100,7 @@ export function runBundle(file: string, importModule: (specifier: string) => Pro
     process.once('exit', () => {
       try {
         mkdirSync(cache!.dir, { recursive: true, mode: 0o700 });
-        writeAtomically(cacheFile, script.createCachedData());
+        replaceCodeCache(cacheFile, script.createCachedData());
       } catch {
         // a cache: the next command compiles again
       }

@@ -23,12 +23,13 @@ function runAsBundle(script: string, cacheDir: string): string {
 }
 
 describe("the CLI bundle's code cache", () => {
-  it('is keyed by the content, not only its length (V8 checks only that), and by the runtime and the verb', () => {
-    const a = codeCacheFile('module.exports = 1;', work, 'exec', 'v20 x64');
-    expect(codeCacheFile('module.exports = 1;', work, 'exec', 'v20 x64')).toBe(a);
-    expect(codeCacheFile('module.exports = 2;', work, 'exec', 'v20 x64')).not.toBe(a);
-    expect(codeCacheFile('module.exports = 1;', work, 'exec', 'v22 x64')).not.toBe(a);
-    expect(codeCacheFile('module.exports = 1;', work, 'status', 'v20 x64')).not.toBe(a);
+  it('is keyed by the content, not only its length (V8 checks only that), and by the bundle, the runtime and the verb', () => {
+    const a = codeCacheFile('module.exports = 1;', '/a/lab.cjs', work, 'exec', 'v20 x64');
+    expect(codeCacheFile('module.exports = 1;', '/a/lab.cjs', work, 'exec', 'v20 x64')).toBe(a);
+    expect(codeCacheFile('module.exports = 2;', '/a/lab.cjs', work, 'exec', 'v20 x64')).not.toBe(a);
+    expect(codeCacheFile('module.exports = 1;', '/b/lab.cjs', work, 'exec', 'v20 x64')).not.toBe(a);
+    expect(codeCacheFile('module.exports = 1;', '/a/lab.cjs', work, 'exec', 'v22 x64')).not.toBe(a);
+    expect(codeCacheFile('module.exports = 1;', '/a/lab.cjs', work, 'status', 'v20 x64')).not.toBe(a);
     expect(path.dirname(a)).toBe(work);
   });
 
@@ -43,19 +44,25 @@ describe("the CLI bundle's code cache", () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 
-  it('is made by the first run and used by the next; a bundle changed to the same length runs its new code, from a cache of its own', () => {
+  it("is made by the first run and used by the next; a bundle changed to the same length runs its new code, from a cache of its own that replaces the old one (another bundle's stays)", () => {
     const cacheDir = path.join(work, 'cache');
+    mkdirSync(cacheDir, { recursive: true });
+    const another = path.join(cacheDir, `${'0'.repeat(32)}-exec-${'1'.repeat(32)}.bin`);
+    writeFileSync(another, 'a cache of another checkout');
     // The bundle's import() is the loader's function (build.mjs renames it): a package, then a value from it.
     const bundle = (n: number) => `exports.answer = async () => (await __labImport('node:path')).join('v', '${n}');`;
+    const ours = () => readdirSync(cacheDir).filter((f) => f !== path.basename(another));
     expect(runAsBundle(bundle(1), cacheDir)).toBe('v/1');
-    const caches = readdirSync(cacheDir);
-    expect(caches).toHaveLength(1);
-    expect(caches[0]).toMatch(/-exec\.bin$/);
-    const made = statSync(path.join(cacheDir, caches[0]!)).mtimeMs;
+    const [first] = ours();
+    expect(ours()).toHaveLength(1);
+    expect(first).toMatch(/-exec-[0-9a-f]{32}\.bin$/);
+    const made = statSync(path.join(cacheDir, first!)).mtimeMs;
     expect(runAsBundle(bundle(1), cacheDir)).toBe('v/1');
-    expect(statSync(path.join(cacheDir, caches[0]!)).mtimeMs).toBe(made); // used, not written again
+    expect(statSync(path.join(cacheDir, first!)).mtimeMs).toBe(made); // used, not written again
     expect(runAsBundle(bundle(2), cacheDir)).toBe('v/2');
-    expect(readdirSync(cacheDir)).toHaveLength(2);
+    expect(ours()).toHaveLength(1);
+    expect(ours()[0]).not.toBe(first);
+    expect(readdirSync(cacheDir)).toContain(path.basename(another));
     expect(readdirSync(cacheDir).filter((f) => f.includes('partial'))).toEqual([]);
   });
 

@@ -40,8 +40,8 @@ describe("the CLI's hot path", () => {
     // The bundle itself is compiled by the loader (vm), not loaded as a module.
     expect(modules).toEqual(['bin/lab.js', 'dist/bundle/loader.cjs']);
     // The cache of this bundle for exec (made by the first run at the latest), for node as the test runs it.
-    const bundle = readFileSync(path.join(repoRoot, 'dist', 'bundle', 'lab.cjs'));
-    expect(existsSync(codeCacheFile(bundle, CODE_CACHE_DIR, 'exec', `${process.version} ${process.arch} --import ${register}`))).toBe(true);
+    const bundleFile = path.join(repoRoot, 'dist', 'bundle', 'lab.cjs');
+    expect(existsSync(codeCacheFile(readFileSync(bundleFile), bundleFile, CODE_CACHE_DIR, 'exec', `${process.version} ${process.arch} --import ${register}`))).toBe(true);
   });
 
   it.runIf(process.getuid?.() === 0)('lab status runs from the bundle too, with the stages of the default lab, and loads no package of the config (cached), the progress display or the tests', () => {
