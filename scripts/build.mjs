@@ -8,6 +8,7 @@ import { build } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
 
 const root = path.resolve(import.meta.dirname, '..');
 // What dist/ is made from: the sources tsc compiles, the shell stages, and how they are built.
@@ -29,26 +30,69 @@ const { CONFIG_JSON_SCHEMA, configJsonSchemaText } = await import(pathToFileURL(
 mkdirSync(path.dirname(path.join(root, CONFIG_JSON_SCHEMA)), { recursive: true });
 writeFileSync(path.join(root, CONFIG_JSON_SCHEMA), configJsonSchemaText());
 
-// The CLI and the package's entry (what a team's stages import) as one bundle split at the CLI's lazy
-// imports (dist/bundle/): a few chunks load faster than the ~90 modules of dist/ they hold (lab
-// restore's JavaScript before its first command ~150 ms rather than ~90; a single file, unsplit, was
-// slower). Both entries share their chunks, so a team's stage and the CLI hold one copy of each of
-// lab's modules (its error classes among them). Packages stay in node_modules.
+// The CLI and the package's entry (what a team's stages import) as one CommonJS script, dist/bundle/lab.cjs,
+// which cli/bundle-loader.ts runs with a V8 code cache: Node 20 keeps no compiled code of ES modules, and
+// compiling the ~20 chunks of an ES bundle was most of lab exec's own JavaScript. The package's entry,
+// dist/bundle/index.js, re-exports the same loaded script: a team's stage and the CLI hold one copy of each
+// of lab's modules (its error classes among them). Packages stay in node_modules.
+const bundleDir = path.join(root, 'dist', 'bundle');
 const bundle = await build({
-  entryPoints: { main: path.join(root, 'dist', 'lib', 'cli', 'main.js'), index: path.join(root, 'dist', 'lib', 'index.js') },
-  outdir: path.join(root, 'dist', 'bundle'),
+  entryPoints: [path.join(root, 'dist', 'lib', 'cli', 'bundle.js')],
+  outfile: path.join(bundleDir, 'lab.cjs'),
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   packages: 'external',
-  metafile: true,
+  // Each module's import.meta.url is the script's (paths.ts finds dist/<area> from it).
+  define: { 'import.meta.url': '__labModuleUrl' },
+  banner: { js: 'var __labModuleUrl = require("node:url").pathToFileURL(__filename).href;' },
+  write: false,
   logLevel: 'warning',
 });
-// What each chunk holds: the unit tests check that lab exec's loads no package it does not need.
-writeFileSync(path.join(root, 'dist', 'bundle', 'meta.json'), JSON.stringify(bundle.metafile));
+mkdirSync(bundleDir, { recursive: true });
+writeFileSync(path.join(bundleDir, 'lab.cjs'), routeDynamicImports(bundle.outputFiles[0].text));
+// The loader too is CommonJS: required, not imported, it costs no import() and its node:crypto loads lazily
+// (an ES import of a built-in evaluates all of its exports: node:crypto's take ~5 ms).
+await build({
+  entryPoints: [path.join(root, 'dist', 'lib', 'cli', 'bundle-loader.js')],
+  outfile: path.join(bundleDir, 'loader.cjs'),
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+});
+const exported = Object.keys(await import(pathToFileURL(path.join(root, 'dist', 'lib', 'index.js')).href));
+writeFileSync(
+  path.join(bundleDir, 'index.js'),
+  [
+    "// The package's entry: the exports of the CLI's bundle, loaded once per process (lib/cli/bundle-loader.ts).",
+    "import { createRequire } from 'node:module';",
+    "import { fileURLToPath } from 'node:url';",
+    "const { loadBundle } = createRequire(import.meta.url)('./loader.cjs');",
+    `export const { ${exported.join(', ')} } = await loadBundle(fileURLToPath(new URL('lab.cjs', import.meta.url))).packageEntry();`,
+    '',
+  ].join('\n'),
+);
 writeFileSync(keyFile, key);
+
+/**
+ * Each import() of the script (of a package, a stage, a config file: the bundle's own modules are in it)
+ * as a call of __labImport, which the loader passes in: a script compiled from a code cache has no
+ * import() of its own in Node 20. Found by TypeScript's parser, so no string or method named import is touched.
+ */
+function routeDynamicImports(code) {
+  const source = ts.createSourceFile('lab.cjs', code, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
+  const starts = [];
+  const visit = (node) => {
+    if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword) starts.push(node.expression.getStart(source));
+    ts.forEachChild(node, visit);
+  };
+  visit(source);
+  for (const start of starts.sort((a, b) => b - a)) code = `${code.slice(0, start)}__labImport${code.slice(start + 'import'.length)}`;
+  return code;
+}
 
 function sourcesKey() {
   const hash = createHash('sha256');

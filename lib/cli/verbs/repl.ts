@@ -21,7 +21,9 @@ export default {
     const stopped = names.filter((name) => !isRunning(state, name));
     if (stopped.length === names.length) throw new HostError(`lab ${lab.config.name} is not up: none of its machines runs`, 'bring it up with: lab up');
     // The REPL's machinery (node:repl, vitest's expect) is loaded by this verb alone.
-    const [{ ScenarioLab }, { expect }, { machineVariables, runRepl }] = await Promise.all([import('../../scenario/harness.js'), import('vitest'), import('../repl.js')]);
+    // vitest first: in the CLI's bundle, the harness's own import of it is the one made here (cli/bundle-loader.ts).
+    const { expect } = await import('vitest');
+    const [{ ScenarioLab }, { machineVariables, runRepl }] = await Promise.all([import('../../scenario/harness.js'), import('../repl.js')]);
     // Outside a test file: vitest's expect asks its worker for the test's path, and there is none.
     expect.setState({ testPath: undefined });
     // Its user is at the lab: restores, checkpoints and reboots are theirs to make.
