@@ -5,7 +5,7 @@ import { TreeWatcher } from '../host/watch.js';
 import { packageRoot } from '../paths.js';
 import { countTests } from '../report/write.js';
 import { holdingLock } from '../state/lock.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { defaultScenariosDir, listScenarios, runScenarioFiles, selectScenarios } from './test.js';
 import { up, type UpReport } from './up.js';
 
