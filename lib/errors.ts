@@ -52,14 +52,17 @@ export class StageError extends LabError {
   readonly machine: string;
   readonly stage: string;
   readonly logFile?: string;
+  /** How the stage's command ended when one failed it (`exit code 3`, `timed out after 600000 ms`). */
+  readonly commandEnd?: string;
   private readonly oneLine?: string;
 
   /** `summary`: the failure in one line when the message's first line quotes a command (see LabError.summary). */
-  constructor(message: string, where: { machine: string; stage: string; logFile?: string; hint?: string; summary?: string }) {
+  constructor(message: string, where: { machine: string; stage: string; logFile?: string; hint?: string; summary?: string; commandEnd?: string }) {
     super(message, EXIT.FAILED, where.hint);
     this.machine = where.machine;
     this.stage = where.stage;
     this.logFile = where.logFile;
+    this.commandEnd = where.commandEnd;
     this.oneLine = where.summary;
   }
 

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { BareLab, Lab } from '../engine/lab.js';
+import type { BareLab, Lab } from '../engine/lab-types.js';
 import { UsageError } from '../errors.js';
 
 /** What main.ts parsed from the command line, for every verb (each reads the options it has). */

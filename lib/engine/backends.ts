@@ -1,47 +1,15 @@
 import { existsSync } from 'node:fs';
 import type { LabConfig, MachineConfig } from '../config/schema.js';
 import { InfraError } from '../errors.js';
-import { type RunOptions, type RunResult, tail } from '../exec.js';
+import { tail } from '../exec.js';
 import { type MachineHandle, type Readiness, StartRace } from '../runtime/runtime.js';
 import type { DisklessBoot } from '../runtime/nspawn-process.js';
 import { type LabState, type ProcessRef, writeState, writeStateLater } from '../state/state.js';
 import { isAlive } from '../state/process.js';
 import { consoleTail } from '../vm/console.js';
 import { delay, holdsWithin, NORMAL, SLOW } from '../wait.js';
-import type { BareLab, Lab } from './lab.js';
+import type { BareLab, Lab, MachineBackend } from './lab-types.js';
 import { machineState, prepareBinds } from './machines.js';
-
-/**
- * What lab does with a machine, by its kind, chosen once per machine (`lab.backendOf`): engine and
- * CLI code ask the backend what the machine can do, never its kind. A container runs under the
- * lab's runtime (nspawn or machinectl) on its own root, a diskless machine the same on a directory
- * of its root machine's root; a vm is a qemu process with no agent in it: lab runs no command in
- * it and has no way into its files, and it has a serial console instead.
- */
-export interface MachineBackend {
-  /** What a message calls it: `web is a vm: ...`. */
-  readonly what: string;
-  /** Boots it, its process written into the state as soon as there is one, and waits until it is up; `bootMs` recorded. */
-  start(lab: Lab, state: LabState, name: string, options: { waitForNetwork: boolean }): Promise<Readiness>;
-  stop(lab: BareLab, handle: MachineHandle, options: { hard: boolean }): Promise<void>;
-  /** Runs a command in it while it runs (never throws for a non-zero exit with `allowFailure`); none where lab has no way in. */
-  exec?(lab: BareLab, handle: MachineHandle, argv: readonly string[], options: RunOptions): Promise<RunResult>;
-  /** Its init's pid on the host, by which its files and cgroup are found; none where lab has no way in. */
-  leaderPid?(lab: BareLab, handle: MachineHandle): Promise<number | undefined>;
-  /** Its serial console: the socket to attach to and the log of its boot; none for a container (lab shell is its way in). */
-  console?(lab: BareLab, name: string): { socket: string; log: string };
-  /** What a failed run shows of it, running or not (`process` undefined or gone): its failed units and the last `lines` it said. */
-  diagnostics(lab: BareLab, name: string, process: ProcessRef | undefined, lines: number): Promise<{ failedUnits: string; journal: string }>;
-  /** What it takes of the host's memory at the most, for the check before a lab boots: room to boot and work, or a vm's own. */
-  memoryMiB(machine: MachineConfig): number;
-  /** How a refusal for memory names `count` such machines taking `mib` in all: `3 machines (64 MiB each)`. */
-  memoryShare(count: number, mib: number): string;
-  /**
-   * Goes down while a machine it depends on has its stages applied again, and boots once that is
-   * back: a vm netboots from its DHCP server and knows nothing of it coming back.
-   */
-  readonly downWhileItsServerIs: boolean;
-}
 
 /** Starts tried, SLOW apart (about 2 s in all), when the previous boot's veth is still being torn down by the kernel. */
 const START_ATTEMPTS = 20;

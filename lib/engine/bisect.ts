@@ -4,7 +4,7 @@ import { interrupted, onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { isAlive } from '../state/process.js';
 import { type Checkpoint, INTERNAL_PREFIX, deleteCheckpoint, listCheckpoints, readCheckpoint, saveCheckpoint } from './checkpoints.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { assertMachine } from './machines.js';
 import { restoreCheckpointExactly, restoreStages } from './restore.js';
 import { defaultScenariosDir, listScenarios, runScenarioFiles, selectScenarios } from './test.js';

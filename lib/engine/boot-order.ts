@@ -1,5 +1,5 @@
 import type { LabState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { startMachine } from './machines.js';
 
 /** Machines that depend, directly or not, on any of `names`, and are not among them. */

@@ -21,7 +21,7 @@ import {
 import { InfraError } from '../errors.js';
 import { currentBase, poolBasePath } from '../image/base.js';
 import { privateDir } from '../paths.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { planFor } from './planning.js';
 import { withSession } from './session.js';
 import { markCreated } from './snapshots.js';

@@ -7,7 +7,7 @@ import { clearFrozen, recordFrozen } from '../state/frozen.js';
 import { acquireLock } from '../state/lock.js';
 import { refOf } from '../state/process.js';
 import type { ProcessRef } from '../state/state.js';
-import type { BareLab, Lab } from './lab.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { isRunning } from './machines.js';
 import { withSession } from './session.js';
 import { POOL_FULL_HINT, poolFull } from './space.js';

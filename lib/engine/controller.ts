@@ -15,7 +15,7 @@ import type { LabState } from '../state/state.js';
 import { isContainer } from '../config/topology.js';
 import { loadLab } from '../stages/load.js';
 import { bootInOrder } from './boot-order.js';
-import type { BareLab, Lab } from './lab.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { invalidateRoot, isRunning, recordRoot, stopMachine } from './machines.js';
 import { keepFailedState, takeSnapshot } from './snapshots.js';
 

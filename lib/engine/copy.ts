@@ -4,7 +4,7 @@ import { AssertionFailure, InfraError, UsageError } from '../errors.js';
 import { resolveInRoot } from '../root-path.js';
 import { isAlive } from '../state/process.js';
 import { readState } from '../state/state.js';
-import type { BareLab } from './lab.js';
+import type { BareLab } from './lab-types.js';
 import { assertMachine } from './machines.js';
 
 /** What a copy made at its destination. Special files (devices, sockets, fifos) are never copied: they are counted as skipped. */

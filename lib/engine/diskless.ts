@@ -7,7 +7,7 @@ import { UsageError } from '../errors.js';
 import type { Bind, DisklessBoot } from '../runtime/nspawn-process.js';
 import { pathInRoot } from '../root-path.js';
 import { identityFiles, NETWORKD_DIR } from '../stages/system.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 
 /**
  * A diskless machine's boot: the directory it shares, checked in its root machine's root, and its

@@ -8,7 +8,8 @@ import { readFrozen } from '../state/frozen.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, readState } from '../state/state.js';
 import { interruptedWork } from './recover.js';
-import { type BareLab, hostDrivers, labTools } from './lab.js';
+import { hostDrivers, labTools } from './lab.js';
+import type { BareLab } from './lab-types.js';
 
 export interface DoctorReport {
   ready: boolean;

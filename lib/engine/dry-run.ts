@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import type { Plan, PlanOptions } from '../plan/plan.js';
 import { isAlive } from '../state/process.js';
 import { type LabState, readState } from '../state/state.js';
-import type { BareLab, Lab } from './lab.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { planFor } from './planning.js';
 
 /** What `lab up` would do to one machine, and why. */

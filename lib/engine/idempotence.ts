@@ -2,7 +2,7 @@ import { StageError } from '../errors.js';
 import { diffTrees } from '../storage/treediff.js';
 import { holdingLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { isRunning, resetRoot, startMachine, stopMachine } from './machines.js';
 import { bootInOrder, dependentsOf } from './boot-order.js';
 import { disklessOn } from '../config/diskless.js';

@@ -7,7 +7,7 @@ import { withPackageCache } from '../image/packages.js';
 import { exportTarball } from '../storage/tar.js';
 import { parseStageRef, stageKey } from '../plan/plan.js';
 import { stageSnapshot } from './snapshots.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { withSession } from './session.js';
 
 /**

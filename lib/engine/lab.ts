@@ -2,20 +2,18 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { listeningTcpPorts, publishedPorts } from '../network/ports.js';
 import path from 'node:path';
 import { loadConfig, type LoadOptions } from '../config/load.js';
-import { type Topology, topologyOf } from '../config/topology.js';
-import type { LabConfig } from '../config/schema.js';
+import { topologyOf } from '../config/topology.js';
 import { CONTROLLER_TOOLS } from '../controller/ssh.js';
 import type { HostDriver } from '../driver.js';
 import { HostError, UsageError } from '../errors.js';
-import { backendsOf, type MachineBackend, memoryShares } from './backends.js';
+import { backendsOf, memoryShares } from './backends.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { assertHostReady, type Tool } from '../host/prereq.js';
-import { type HostProfile, hostProfile } from '../host/profile.js';
+import { hostProfile } from '../host/profile.js';
 import { createImage } from '../image/create.js';
 import { readHostDistribution } from '../image/mirror.js';
-import type { ImageDriver } from '../image/image.js';
-import { type LabDirs, labDirs, type LabNames, labNames } from '../layout.js';
+import { labDirs, labNames } from '../layout.js';
 import { createNetwork } from '../network/create.js';
-import type { Network } from '../network/network.js';
 import { LinkFaults } from '../network/faults.js';
 import { PackageProxy } from '../network/package-proxy.js';
 import { packageMirrors, packageProxyAddresses } from '../network/package-proxy-policy.js';
@@ -26,49 +24,8 @@ import { createRuntime } from '../runtime/create.js';
 import { BuildSteps } from '../runtime/build-steps.js';
 import { canInspectDisks } from '../vm/disk.js';
 import { QemuVms } from '../vm/qemu.js';
-import type { Runtime } from '../runtime/runtime.js';
-import type { LoadedLab } from '../stages/load.js';
 import { thawAbandoned } from '../state/frozen.js';
 import { createStorage } from '../storage/create.js';
-import type { Storage } from '../storage/storage.js';
-
-/**
- * Everything about one lab, resolved and validated. Opening it reads the config, the stages and
- * the host's files, and runs, creates and checks nothing on the host (but thaws machines a killed
- * command left frozen): the commands that touch the host check what they need (`assertUsable`),
- * so that doctor and destroy work on a broken host.
- */
-export interface Lab {
-  config: LabConfig;
-  configFile?: string;
-  names: LabNames;
-  dirs: LabDirs;
-  loaded: LoadedLab;
-  image: ImageDriver;
-  storage: Storage;
-  network: Network;
-  profile: HostProfile;
-  /** The lab's networks and every machine's interfaces. */
-  topology: Topology;
-  runtime: Runtime;
-  /** The machines of kind vm (qemu), whatever the runtime of the containers. */
-  vms: QemuVms;
-  /** What lab does with a machine of its kind: start, stop, commands, console (engine/backends.ts). */
-  backendOf(name: string): MachineBackend;
-  /** Build steps on stopped roots, whatever the runtime. */
-  buildSteps: BuildSteps;
-  /** Links that scenarios cut, delay or impair (with the relays that delay them on a kernel without netem). */
-  faults: LinkFaults;
-  /** Writable bind sources made nosuid,nodev on the host while a machine uses them. */
-  nosuidBinds: NosuidBinds;
-  /** Shared between labs: packages downloaded for stages, per distribution and suite. */
-  packageCache: string;
-  /** The package proxy of running machines' apt, forwarding to the image's mirrors only. */
-  packageProxy: PackageProxy;
-}
-
-/** A lab without its stages: what commands that run no stage (exec, shell, down, destroy, doctor) need. */
-export type BareLab = Omit<Lab, 'loaded'>;
 
 export async function openLab(options: LoadOptions): Promise<Lab> {
   const bare = await openBareLab(options);

@@ -1,7 +1,8 @@
 import { rmSync } from 'node:fs';
 import { acquireLock } from '../state/lock.js';
 import { readState, writeState } from '../state/state.js';
-import { type BareLab, hostDrivers, type Lab } from './lab.js';
+import { hostDrivers } from './lab.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { assertMachine, isRunning, releaseIdleBinds, startMachine, stopMachine } from './machines.js';
 import { withSession } from './session.js';
 

@@ -11,7 +11,7 @@ import { Semaphore } from '../wait.js';
 import type { LabState } from '../state/state.js';
 import { offlineContext, onlineContext, type OfflineTarget } from '../stages/context.js';
 import type { LoadedMachine, LoadedStage } from '../stages/load.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { invalidateRoot, isRunning, machineApi, machineState, prepareBinds, recordRoot, resetRoot, type RootOrigin, startMachine, stopMachine } from './machines.js';
 import { planFor } from './planning.js';
 import type { UpProgress } from './progress.js';

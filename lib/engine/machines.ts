@@ -4,7 +4,7 @@ import { Machine, type MachineExecutor } from '../machine-verbs.js';
 import type { Readiness } from '../runtime/runtime.js';
 import { isAlive } from '../state/process.js';
 import { flushStates, type LabState, type MachineState, type ProcessRef, writeState } from '../state/state.js';
-import type { BareLab, Lab } from './lab.js';
+import type { BareLab, Lab } from './lab-types.js';
 import { disklessOn } from '../config/diskless.js';
 
 export function machineState(state: LabState, name: string): MachineState {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.js';
 import { PACKAGE_NAME, packageRoot } from '../paths.js';
 import { readState } from '../state/state.js';
-import type { BareLab } from './lab.js';
+import type { BareLab } from './lab-types.js';
 import { assertMachine, isRunning } from './machines.js';
 
 /** What a machine is now, as `lab record` asserts it. */

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { BareLab } from './lab.js';
+import type { BareLab } from './lab-types.js';
 
 /** Something an interrupted command left in the pool, and how to finish or undo it. */
 export interface Interrupted {

@@ -3,7 +3,7 @@ import { InfraError, UsageError, unknownName } from '../errors.js';
 import { kickDhcpClients, servesDhcp, whenDhcpListens } from '../network/dhcp-kick.js';
 import { FAILED_SUFFIX, parseStageRef, type PlannedStage, type StageRef } from '../plan/plan.js';
 import type { LabState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { isRunning, recordRoot, startMachine, stopMachine } from './machines.js';
 import { type Checkpoint, checkpointNamed, CHECKPOINT_PREFIX, checkpointRoot, listCheckpoints, readCheckpoint, stageNames } from './checkpoints.js';
 import { withSession } from './session.js';

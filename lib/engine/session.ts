@@ -1,6 +1,7 @@
 import { acquireLock } from '../state/lock.js';
 import { type LabState, readState } from '../state/state.js';
-import { assertUsable, type BareLab, ensureDirs } from './lab.js';
+import { assertUsable, ensureDirs } from './lab.js';
+import type { BareLab } from './lab-types.js';
 import { releaseIdleBinds } from './machines.js';
 import { repairInterrupted } from './recover.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { FAILED_SUFFIX, type MachinePlan, type Plan } from '../plan/plan.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { planFor } from './planning.js';
 
 export interface SnapshotInfo {

@@ -1,5 +1,5 @@
 import { HostError } from '../errors.js';
-import type { BareLab } from './lab.js';
+import type { BareLab } from './lab-types.js';
 
 /** Below this, stages fail to write and machines boot degraded: lab up refuses instead. */
 export const MIN_FREE_BYTES = 256 * 1024 * 1024;

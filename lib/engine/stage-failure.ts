@@ -25,5 +25,5 @@ export function stageFailure({ machine, stage, step, error, log, kept }: StageFa
     ...(kept ? [`its root at the failure is kept: lab restore ${kept}`] : []),
   ];
   const headline = `stage ${machine}@${stage} failed (${step})`;
-  return new StageError(`${headline}: ${detail}`, { machine, stage, logFile: log, hint: hints.join('; '), summary: `${headline}: ${error instanceof LabError ? error.summary : detail.split('\n')[0]}` });
+  return new StageError(`${headline}: ${detail}`, { machine, stage, logFile: log, hint: hints.join('; '), summary: `${headline}: ${error instanceof LabError ? error.summary : detail.split('\n')[0]}`, commandEnd: error instanceof CommandError ? error.reason : undefined });
 }

@@ -4,7 +4,7 @@ import { isAlive } from '../state/process.js';
 import { acquireLock, type Lock } from '../state/lock.js';
 import { readState } from '../state/state.js';
 import { interruptedWork, repairInterrupted } from './recover.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { listSnapshots, type SnapshotInfo } from './snapshots.js';
 import { planFor } from './planning.js';
 

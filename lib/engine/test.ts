@@ -13,7 +13,7 @@ import { PAUSE_LIMIT_MS, PauseDesk } from '../scenario/pause.js';
 import { onInterrupt } from '../interrupt.js';
 import { holdingLock } from '../state/lock.js';
 import { readState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import type { Renderer, UpProgress } from './progress.js';
 import { up, type UpReport } from './up.js';
 

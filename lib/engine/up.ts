@@ -6,7 +6,7 @@ import type { ImageSourceKind } from '../image/image.js';
 import type { Plan, PlanOptions } from '../plan/plan.js';
 import { raiseLimits } from '../host/limits.js';
 import { type LabState, writeState } from '../state/state.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { type MachineReport, runMachineJobs } from './machine-job.js';
 import { stopMachine } from './machines.js';
 import { knownMachines } from './dry-run.js';

@@ -1,7 +1,7 @@
 import type { LabState } from '../state/state.js';
 import type { LoadedMachine } from '../stages/load.js';
 import { inDependencyOrder } from './boot-order.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import type { MachineReport } from './machine-job.js';
 import { isRunning, startMachine, stopMachine } from './machines.js';
 

@@ -5,7 +5,7 @@ import { TreeWatcher } from '../host/watch.js';
 import { packageRoot } from '../paths.js';
 import { countTests } from '../report/write.js';
 import { holdingLock } from '../state/lock.js';
-import type { Lab } from './lab.js';
+import type { Lab } from './lab-types.js';
 import { defaultScenariosDir, listScenarios, runScenarioFiles, selectScenarios } from './test.js';
 import { up, type UpReport } from './up.js';
 
@@ -187,9 +187,9 @@ export async function watchTests(opened: Lab, reopen: () => Promise<Lab>, option
 }
 
 /** A cycle that failed, said short: a stage with its exit code, the end of its log and where the rest is; anything else as lab says it. */
-function failureLine(error: LabError): string {
-  if (!(error instanceof StageError)) return `${error.message.split('\n')[0]}${error.hint ? ` (${error.hint})` : ''}`;
-  const exit = /exit code \d+|timed out[^:]*/.exec(error.message)?.[0];
+export function failureLine(error: LabError): string {
+  if (!(error instanceof StageError)) return `${error.summary}${error.hint ? ` (${error.hint})` : ''}`;
+  const exit = error.commandEnd;
   // The log's own lines (the command, its exit) left out: what the stage printed last.
   const printed = error.logFile && existsSync(error.logFile) ? readFileSync(error.logFile, 'utf8').split('\n').filter((l) => l.trim() && !l.startsWith('$ ') && !/^\[exit /.test(l)) : [];
   const tail = printed.slice(-LOG_TAIL_LINES);

@@ -1,6 +1,6 @@
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { BareLab } from '../engine/lab.js';
+import type { BareLab } from '../engine/lab-types.js';
 import { InfraError } from '../errors.js';
 import { REACH_ANY_PATH, run, withCapabilities } from '../exec.js';
 import { privateDir } from '../paths.js';

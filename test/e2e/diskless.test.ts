@@ -3,7 +3,8 @@ import { lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Lab, openLab } from '../../lib/engine/lab.js';
+import { openLab } from '../../lib/engine/lab.js';
+import type { Lab } from '../../lib/engine/lab-types.js';
 import { machineApi } from '../../lib/engine/machines.js';
 import { readState } from '../../lib/state/state.js';
 import { sha, treeEntries } from '../../lib/stages/content.js';

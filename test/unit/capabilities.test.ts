@@ -8,7 +8,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, st
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BareLab } from '../../lib/engine/lab.js';
+import type { BareLab } from '../../lib/engine/lab-types.js';
 import { run, withCapabilities } from '../../lib/exec.js';
 import { findCommand } from '../../lib/host/prereq.js';
 import { findProcesses } from '../../lib/host/procs.js';

@@ -16,7 +16,7 @@ import type { LabConfigInput } from '../../lib/config/schema.js';
 import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
 import { backendsOf } from '../../lib/engine/backends.js';
-import type { Lab } from '../../lib/engine/lab.js';
+import type { Lab } from '../../lib/engine/lab-types.js';
 import { planFor } from '../../lib/engine/planning.js';
 import { InfraError, Interrupted } from '../../lib/errors.js';
 import { CommandError, formatArgv, type RunOptions, type RunResult } from '../../lib/exec.js';

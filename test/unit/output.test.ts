@@ -9,7 +9,7 @@ import record from '../../lib/cli/verbs/record.js';
 import { defaultLab } from '../../lib/config/default.js';
 import { topologyOf } from '../../lib/config/topology.js';
 import { validateConfig } from '../../lib/config/validate.js';
-import type { BareLab } from '../../lib/engine/lab.js';
+import type { BareLab } from '../../lib/engine/lab-types.js';
 import { colourEnv } from '../../lib/engine/test.js';
 import { printRestore } from '../../lib/cli/format.js';
 import { packageRoot } from '../../lib/paths.js';

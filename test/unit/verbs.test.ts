@@ -8,7 +8,7 @@ import { maxPositionals } from '../../lib/cli/args.js';
 import { machineVariables, runRepl } from '../../lib/cli/repl.js';
 import { parseCopyRequest } from '../../lib/cli/verbs/cp.js';
 import { copyFromMachine, copyToMachine } from '../../lib/engine/copy.js';
-import type { Lab } from '../../lib/engine/lab.js';
+import type { Lab } from '../../lib/engine/lab-types.js';
 import { AssertionFailure, UsageError } from '../../lib/errors.js';
 import type { RunResult } from '../../lib/exec.js';
 import { Machine } from '../../lib/machine-verbs.js';

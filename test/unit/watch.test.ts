@@ -3,8 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { classifyChanges, compileBuiltinStage, isNoise, machinesNamedIn, scenariosToRun, touchedMachines } from '../../lib/engine/watch.js';
+import { classifyChanges, compileBuiltinStage, failureLine, isNoise, machinesNamedIn, scenariosToRun, touchedMachines } from '../../lib/engine/watch.js';
 import type { UpReport } from '../../lib/engine/up.js';
+import { stageFailure } from '../../lib/engine/stage-failure.js';
+import { UsageError } from '../../lib/errors.js';
+import { CommandError } from '../../lib/exec.js';
 import { TreeWatcher } from '../../lib/host/watch.js';
 import { packageRoot } from '../../lib/paths.js';
 import { FAST, poll } from '../../lib/wait.js';
@@ -109,4 +112,28 @@ describe("a built-in stage edited in lab's checkout", () => {
     }
     rmSync(root, { recursive: true, force: true });
   }, 60_000); // typescript itself takes seconds to load on a busy machine
+});
+
+describe('failureLine', () => {
+  const failed = (argv: string[], exitCode: number, output: string) => ({ argv, exitCode, stdout: output, stderr: '', durationMs: 1 });
+
+  it("says how the stage's command ended, from the error, not from its output", () => {
+    const error = stageFailure({ machine: 'box', stage: 'hello', step: 'run', error: new CommandError(failed(['sh', '-c', 'run'], 3, 'step one: exit code 7\n'), 'exit code 3') });
+    expect(failureLine(error)).toBe('stage box@hello failed (exit code 3)');
+  });
+
+  it('says a timeout as the command said it', () => {
+    const error = stageFailure({ machine: 'box', stage: 'hello', step: 'run', error: new CommandError(failed(['sleep', '9'], -1, ''), 'timed out after 5 ms', true) });
+    expect(failureLine(error)).toBe('stage box@hello failed (timed out after 5 ms)');
+  });
+
+  it('names no exit code for a stage that no command failed, whatever its message quotes', () => {
+    const error = stageFailure({ machine: 'box', stage: 'hello', step: 'check', error: new Error('the check expected exit code 0') });
+    expect(failureLine(error)).toBe('stage box@hello failed');
+  });
+
+  it("says any other error by its summary and hint, without a failed command's argv", () => {
+    expect(failureLine(new CommandError(failed(['btrfs', 'subvolume', 'snapshot', '/a', '/b'], 1, 'no space'), 'exit code 1'))).toBe('command failed (exit code 1)');
+    expect(failureLine(new UsageError('no scenario nope', 'lab test --list'))).toBe('no scenario nope (lab test --list)');
+  });
 });

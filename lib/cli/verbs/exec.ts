@@ -1,5 +1,5 @@
 import { UsageError } from '../../errors.js';
-import type { BareLab } from '../../engine/lab.js';
+import type { BareLab } from '../../engine/lab-types.js';
 import type { MachineHandle } from '../../runtime/runtime.js';
 import type { Verb } from '../verb.js';
 
