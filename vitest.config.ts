@@ -10,7 +10,8 @@ export default defineConfig({
     sequence: { sequencer: LongestFirst },
     projects: [
       // One group: the unit files fill a lane's gaps at the end rather than hold both lanes at the start.
-      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Beside a lab booting in the other lane: more than vitest's 5 s for a test that runs tsc or node.
+      { test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 30_000 } },
       {
         test: {
           name: 'e2e',
